@@ -1,0 +1,60 @@
+"""The ``voxkit`` command: one argparse tree, one module per sub-command.
+
+Each sub-command lives in ``voxkit/cli/<name>.py`` and exposes ``register(subparsers)``, which adds
+its parser and sets ``func``. Heavy imports (torch, models) happen inside ``func`` so that
+``voxkit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from voxkit.errors import VoxkitError
+
+# Order here is the order shown in ``voxkit --help``.
+SUBCOMMANDS: tuple[str, ...] = ("transcribe", "generate", "data", "eval", "train", "selfcheck")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxkit", description="Streaming speech models on one Mistral-style backbone.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"voxkit.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"voxkit.cli.{name}":
+                continue  # sub-command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from voxkit import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except VoxkitError as err:
+        print(f"voxkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

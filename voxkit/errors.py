@@ -1,0 +1,22 @@
+"""User-facing error types.
+
+Anything a user can cause (a bad file, a malformed checkpoint folder, a wrong flag value) raises a
+subclass of :class:`VoxkitError`; the CLI prints its message and exits with status 2 instead of a
+traceback. Programming errors keep raising the usual built-in exceptions.
+"""
+
+
+class VoxkitError(Exception):
+    """Base class for errors caused by user input rather than by a bug."""
+
+
+class CheckpointError(VoxkitError):
+    """A checkpoint folder is missing files, has unsafe files, or does not fit the model."""
+
+
+class AudioError(VoxkitError):
+    """Audio input is empty, undecodable, non-finite or otherwise unusable."""
+
+
+class DataError(VoxkitError):
+    """A manifest or corpus is malformed."""
