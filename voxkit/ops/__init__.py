@@ -1,0 +1,6 @@
+"""Numerical building blocks with one dispatch point each (fused kernel or PyTorch reference)."""
+
+from voxkit.ops.attention import attention
+from voxkit.ops.norm import rms_norm
+
+__all__ = ["attention", "rms_norm"]

@@ -1,0 +1,67 @@
+"""Grouped-query self-attention with RoPE, sliding window and the ring KV cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from voxkit.lm.args import TransformerArgs
+from voxkit.lm.cache import KVState, StepPlan, new_kv_state, write_kv
+from voxkit.lm.rope import apply_rotary
+from voxkit.ops import attention
+from voxkit.streaming import StreamingModule
+
+
+@dataclasses.dataclass
+class AttentionInputs:
+    """Everything attention needs besides x, computed once per forward for all layers."""
+
+    cos: torch.Tensor  # [1 or B, 1, T, hd/2]
+    sin: torch.Tensor  # [1 or B, 1, T, hd/2]
+    q_scale: torch.Tensor | None  # [1 or B, 1, T, 1] (Ministral-3) or None
+    # Offline: window -> [T, T] bool mask, or None for the built-in causal / no mask.
+    masks: dict[int | None, torch.Tensor | None]
+    plan: StepPlan | None  # streaming only
+
+
+class Attention(StreamingModule):
+    def __init__(self, args: TransformerArgs, layer: int) -> None:
+        super().__init__()
+        self.n_heads = args.n_heads
+        self.n_kv_heads = args.n_kv_heads
+        self.head_dim = args.head_dim
+        self.window = args.window_for_layer(layer)
+        self.causal = args.causal
+        self.capacity = 0  # set by the owning Transformer before streaming starts
+        bias = args.use_biases
+        hd = args.head_dim
+        self.wq = nn.Linear(args.dim, args.n_heads * hd, bias=bias)
+        self.wk = nn.Linear(args.dim, args.n_kv_heads * hd, bias=False)
+        self.wv = nn.Linear(args.dim, args.n_kv_heads * hd, bias=bias)
+        self.wo = nn.Linear(args.n_heads * hd, args.dim, bias=bias)
+
+    def _init_streaming_state(self, batch_size: int) -> KVState:
+        w = self.wk.weight
+        return new_kv_state(batch_size, self.n_kv_heads, self.capacity, self.head_dim, w.dtype, w.device)
+
+    def forward(self, x: torch.Tensor, inputs: AttentionInputs) -> torch.Tensor:
+        """x: [B, T, D] -> [B, T, D]."""
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
+        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+        q = apply_rotary(q, inputs.cos, inputs.sin)
+        k = apply_rotary(k, inputs.cos, inputs.sin)
+        if inputs.q_scale is not None:
+            q = q * inputs.q_scale.to(q.dtype)
+        state = self._streaming_state
+        if state is not None:
+            assert isinstance(state, KVState) and inputs.plan is not None
+            write_kv(state, inputs.plan.slots, k, v)
+            out = attention(q, state.k, state.v, mask=inputs.plan.masks[self.window])  # [B, H, T, hd]
+        else:
+            mask = inputs.masks.get(self.window)
+            out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]
+        return self.wo(out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))

@@ -1,0 +1,50 @@
+"""SwiGLU feed-forward and the Mixtral-style sparse mixture of experts."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxkit.lm.args import MoeArgs
+
+
+class FeedForward(nn.Module):
+    """``w2(silu(w1 x) * w3 x)``; only w2 carries a bias in the Voxtral bias pattern."""
+
+    def __init__(self, dim: int, hidden_dim: int, bias: bool = False) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden_dim, bias=False)
+        self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class MoeFeedForward(nn.Module):
+    """Top-k routing: softmax over the k best gate logits weights the chosen experts' outputs.
+
+    (Equal to transformers' softmax over all experts followed by top-k renormalisation.)
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, moe: MoeArgs, bias: bool = False) -> None:
+        super().__init__()
+        self.k = moe.num_experts_per_tok
+        self.gate = nn.Linear(dim, moe.num_experts, bias=False)
+        self.experts = nn.ModuleList(FeedForward(dim, hidden_dim, bias) for _ in range(moe.num_experts))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])  # [N, D]
+        logits = self.gate(flat)  # [N, E]
+        top_logits, top_experts = logits.topk(self.k, dim=-1)  # [N, k]
+        weights = torch.softmax(top_logits.float(), dim=-1).to(x.dtype)  # [N, k]
+        out = torch.zeros_like(flat)
+        # One pass per expert (E is small): gather its tokens, run it once, scatter back weighted.
+        for e, expert in enumerate(self.experts):
+            rows, slot = torch.nonzero(top_experts == e, as_tuple=True)  # [n_e], [n_e]
+            if rows.numel() == 0:
+                continue
+            out.index_add_(0, rows, expert(flat[rows]) * weights[rows, slot, None])
+        return out.view(shape)

@@ -1,0 +1,184 @@
+"""The Mistral-style transformer shared by every voxkit model.
+
+One class serves as a text decoder (``vocab_size > 0``: embeddings, final norm, output head), as
+the body of an audio encoder (``vocab_size == 0``: embeddings come from outside), and as the
+Voxtral Realtime decoder (Ada-RMSNorm delay conditioning). Offline calls see whole sequences;
+inside ``with model.streaming(B):`` the same forward consumes chunks and keeps a ring KV cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from voxkit.lm.args import TransformerArgs
+from voxkit.lm.attention import Attention, AttentionInputs
+from voxkit.lm.cache import RingState, commit_step, new_ring_state, plan_step
+from voxkit.lm.ffn import FeedForward, MoeFeedForward
+from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, delay_embedding
+from voxkit.lm.rope import RotaryEmbedding, llama4_query_scale
+from voxkit.streaming import StreamingModule
+
+DEFAULT_PREFILL_CHUNK = 256
+
+
+class TransformerBlock(nn.Module):
+    """``h = x + attn(attention_norm(x))``; ``out = h + ffn(ffn_norm(h) [* (1 + g)])``."""
+
+    def __init__(self, args: TransformerArgs, layer: int) -> None:
+        super().__init__()
+        self.attention = Attention(args, layer)
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+        if args.moe is not None:
+            self.feed_forward: nn.Module = MoeFeedForward(args.dim, args.hidden_dim, args.moe, args.use_biases)
+        else:
+            self.feed_forward = FeedForward(args.dim, args.hidden_dim, args.use_biases)
+        self.ada_rms_norm = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
+
+    def forward(self, x: torch.Tensor, inputs: AttentionInputs, t_cond: torch.Tensor | None) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), inputs)  # [B, T, D]
+        normed = self.ffn_norm(h)
+        if self.ada_rms_norm is not None:
+            assert t_cond is not None
+            normed = normed * self.ada_rms_norm(t_cond)
+        return h + self.feed_forward(normed)
+
+
+class Transformer(StreamingModule):
+    def __init__(self, args: TransformerArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim) if args.vocab_size > 0 else None
+        self.layers = nn.ModuleList(TransformerBlock(args, i) for i in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.output = (
+            nn.Linear(args.dim, args.vocab_size, bias=False) if args.vocab_size > 0 and not args.tied_embeddings else None
+        )
+        self.rope = RotaryEmbedding(args)
+        self.windows: set[int | None] = {args.window_for_layer(i) for i in range(args.n_layers)}
+        self.cache_capacity: int | None = None  # None: derived from the window (see below)
+
+    # ----------------------------------------------------------------------------- streaming
+
+    def default_capacity(self) -> int:
+        window = self.args.max_window
+        if window is not None:
+            return window + DEFAULT_PREFILL_CHUNK - 1
+        if self.args.max_seq_len:
+            return self.args.max_seq_len
+        raise ValueError("full-attention model without max_seq_len: set cache_capacity before streaming")
+
+    @property
+    def max_chunk(self) -> int:
+        """Largest chunk one streaming call may write without evicting keys it still needs."""
+        capacity = self.cache_capacity or self.default_capacity()
+        window = self.args.max_window
+        return capacity if window is None or window >= capacity else capacity - window + 1
+
+    def _init_streaming_state(self, batch_size: int) -> RingState:
+        capacity = self.cache_capacity or self.default_capacity()
+        for layer in self.layers:
+            layer.attention.capacity = capacity
+        return new_ring_state(batch_size, capacity, self.norm.weight.device)
+
+    # ----------------------------------------------------------------------------- forward
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.tok_embeddings is None:
+            raise ValueError("this transformer has no token embeddings (vocab_size == 0)")
+        return self.tok_embeddings(tokens)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final-norm hidden states [B, T, D] -> logits [B, T, V]."""
+        if self.output is not None:
+            return self.output(hidden)
+        assert self.tok_embeddings is not None
+        return hidden @ self.tok_embeddings.weight.t()
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        *,
+        lengths: torch.Tensor | None = None,
+        num_delay_tokens: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T, V]. See :meth:`forward_embeddings` for the options."""
+        hidden = self.forward_embeddings(self.embed(tokens), lengths=lengths, num_delay_tokens=num_delay_tokens)
+        return self.logits(hidden)
+
+    def forward_embeddings(
+        self,
+        x: torch.Tensor,
+        *,
+        lengths: torch.Tensor | None = None,
+        num_delay_tokens: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the stack on input embeddings x [B, T, D]; returns final-norm hidden states [B, T, D].
+
+        lengths [B]: in streaming mode, how many of the T inputs of each stream are real (the rest
+        is right padding that is neither cached nor counted). num_delay_tokens [B]: the delay that
+        conditions Ada-RMSNorm (required when the args enable it). positions [T]: offline only,
+        absolute positions (default ``arange(T)``).
+        """
+        t_cond = None
+        if self.args.ada_rms_norm_t_cond:
+            if num_delay_tokens is None:
+                raise ValueError("this model is delay-conditioned: pass num_delay_tokens")
+            t_cond = delay_embedding(num_delay_tokens.to(x.device), self.args.dim).to(x.dtype)  # [B, D]
+        state = self._streaming_state
+        if state is None:
+            return self._forward_offline(x, t_cond, positions)
+        assert isinstance(state, RingState)
+        T = x.shape[1]
+        if T <= self.max_chunk:
+            return self._forward_step(x, state, lengths, t_cond)
+        # Larger than the ring allows at once: consume it in chunks (prefill only, never per step).
+        outs = []
+        for start in range(0, T, self.max_chunk):
+            chunk = x[:, start : start + self.max_chunk]
+            chunk_len = None if lengths is None else (lengths - start).clamp(0, chunk.shape[1])
+            outs.append(self._forward_step(chunk, state, chunk_len, t_cond))
+        return torch.cat(outs, dim=1)
+
+    def _rotary_inputs(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        cos, sin = self.rope.cos_sin(positions, dtype)
+        q_scale = None
+        if self.args.llama_4_scaling is not None:
+            s = self.args.llama_4_scaling
+            q_scale = llama4_query_scale(positions, s.beta, s.original_max_position_embeddings)
+        return cos, sin, q_scale
+
+    def _forward_offline(self, x: torch.Tensor, t_cond: torch.Tensor | None, positions: torch.Tensor | None) -> torch.Tensor:
+        T = x.shape[1]
+        if positions is None:
+            positions = torch.arange(T, device=x.device)
+        cos, sin, q_scale = self._rotary_inputs(positions, x.dtype)
+        masks: dict[int | None, torch.Tensor | None] = {}
+        for w in self.windows:
+            masks[w] = None if w is None or w >= T else _band_mask(T, w, x.device, causal=self.args.causal)
+        inputs = AttentionInputs(cos=cos, sin=sin, q_scale=q_scale, masks=masks, plan=None)
+        for layer in self.layers:
+            x = layer(x, inputs, t_cond)
+        return self.norm(x)
+
+    def _forward_step(
+        self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, t_cond: torch.Tensor | None
+    ) -> torch.Tensor:
+        plan = plan_step(state, x.shape[1], self.windows)
+        cos, sin, q_scale = self._rotary_inputs(plan.positions, x.dtype)
+        inputs = AttentionInputs(cos=cos, sin=sin, q_scale=q_scale, masks={}, plan=plan)
+        for layer in self.layers:
+            x = layer(x, inputs, t_cond)
+        commit_step(state, plan, lengths)
+        return self.norm(x)
+
+
+def _band_mask(T: int, window: int, device: torch.device, causal: bool) -> torch.Tensor:
+    """[T, T] bool: query i may see key j when ``i - window < j <= i`` (or ``|i - j| < window``)."""
+    i = torch.arange(T, device=device)[:, None]
+    j = torch.arange(T, device=device)[None, :]
+    if causal:
+        return (j <= i) & (i - j < window)
+    return (i - j).abs() < window
