@@ -1,0 +1,162 @@
+"""Autoregressive generation on the backbone, kept apart from the model (moshi's LMGen pattern).
+
+:class:`Generator` owns nothing but a reference to a :class:`~voxkit.lm.transformer.Transformer`
+and a sampling recipe; it drives the model's own streaming forward. A batch of prompts of
+different lengths is right-padded and prefilled in one call with per-stream ``lengths`` (padding is
+neither cached nor counted), so every stream continues at its own position. Decoding then moves all
+streams in lock-step, one token each per step; a stream that hit a stop id keeps stepping (the batch
+shape never changes) but its outputs are masked out.
+
+The decode loop never concatenates, never loops over streams in Python and, in :meth:`generate`,
+only synchronises with the device every ``sync_every`` steps to check whether all streams are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from voxkit.lm.sampling import SamplingConfig, sample_next
+from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
+
+PAD_ID = 0  # value of the right padding of the prompt batch; never cached, never attended to
+
+
+@dataclasses.dataclass
+class _Step:
+    """One decode step, still on the device."""
+
+    index: int
+    tokens: torch.Tensor  # [B] long: the sampled token of every stream (garbage for dead streams)
+    emitted: torch.Tensor  # [B] bool: the token is real output (stream alive and not a stop id)
+    alive: torch.Tensor  # [B] bool: the stream may still emit after this step
+
+
+class Generator:
+    """Generates continuations of token prompts with a :class:`Transformer` decoder.
+
+    stop_ids end a stream; the stop token itself is not part of the output. prefill_chunk bounds
+    how many prompt tokens go through the model at once; with a sliding window it also sets the
+    ring capacity (``window + prefill_chunk - 1``), so it trades prefill speed against cache memory.
+    """
+
+    def __init__(
+        self,
+        model: Transformer,
+        sampling: SamplingConfig | None = None,
+        *,
+        stop_ids: Sequence[int] = (),
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        sync_every: int = 16,
+    ) -> None:
+        if model.tok_embeddings is None:
+            raise ValueError("generation needs a text decoder (vocab_size > 0)")
+        if prefill_chunk < 1 or sync_every < 1:
+            raise ValueError("prefill_chunk and sync_every must be >= 1")
+        self.model = model
+        self.sampling = sampling or SamplingConfig()
+        self.stop_ids = tuple(int(i) for i in stop_ids)
+        self.prefill_chunk = prefill_chunk
+        self.sync_every = sync_every
+
+    # ----------------------------------------------------------------------------- public API
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, seed: int | None = None
+    ) -> list[list[int]]:
+        """Continuations of every prompt, at most ``max_new_tokens`` each, stop ids excluded."""
+        device = self.model.norm.weight.device
+        B = len(prompts)
+        out = torch.zeros(B, max_new_tokens, dtype=torch.long, device=device)  # [B, N] preallocated
+        emitted = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)  # [B, N]
+        for step in self._steps(prompts, max_new_tokens, seed):
+            out[:, step.index] = step.tokens
+            emitted[:, step.index] = step.emitted
+            if (step.index + 1) % self.sync_every == 0 and not bool(step.alive.any()):
+                break
+        # A stream emits a prefix of the steps (alive only ever turns off), so its count is its length.
+        counts = emitted.sum(dim=1).tolist()  # one sync for the whole batch
+        rows = out.tolist()
+        return [row[:n] for row, n in zip(rows, counts)]
+
+    def stream(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, seed: int | None = None
+    ) -> Iterator[list[int | None]]:
+        """Yield, per decode step, the new token of every stream (None where a stream emitted none).
+
+        Ends when every stream has stopped or after ``max_new_tokens`` steps. Yielding tokens to the
+        host synchronises every step, which streaming output needs anyway.
+        """
+        for step in self._steps(prompts, max_new_tokens, seed):
+            tokens = step.tokens.tolist()
+            emitted = step.emitted.tolist()
+            yield [t if e else None for t, e in zip(tokens, emitted)]
+            if not any(emitted):
+                return
+
+    # ----------------------------------------------------------------------------- internals
+
+    def capacity_for(self, max_prompt_len: int, max_new_tokens: int) -> int:
+        """Ring capacity for a run: everything fits, or a sliding window plus one prefill chunk."""
+        needed = max_prompt_len + max_new_tokens
+        window = self.model.args.max_window
+        if window is None:
+            return needed  # full attention must keep every position
+        return min(needed, window + self.prefill_chunk - 1)
+
+    def _check(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+        if not prompts:
+            raise ValueError("no prompts given")
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        vocab = self.model.args.vocab_size
+        if any(not 0 <= t < vocab for p in prompts for t in p):
+            raise ValueError(f"prompt token ids must be in [0, {vocab})")
+
+    def _padded_batch(self, prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad the prompts: tokens [B, Tmax] and lengths [B], built on the host, moved once."""
+        lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)  # [B]
+        tokens = torch.full((len(prompts), int(lengths.max())), PAD_ID, dtype=torch.long)  # [B, Tmax]
+        for b, p in enumerate(prompts):  # prompt setup only, not the decode loop
+            tokens[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+        return tokens.to(device), lengths.to(device)
+
+    def _steps(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int | None) -> Iterator[_Step]:
+        """The decode loop shared by :meth:`generate` and :meth:`stream` (no host sync inside)."""
+        self._check(prompts, max_new_tokens)
+        model = self.model
+        device = model.norm.weight.device
+        tokens, lengths = self._padded_batch(prompts, device)
+        B = tokens.shape[0]
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+        stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
+        rows = torch.arange(B, device=device)  # [B]
+
+        saved_capacity = model.cache_capacity
+        model.cache_capacity = self.capacity_for(tokens.shape[1], max_new_tokens)
+        try:
+            # Grad mode is switched off per model call, not around the loop: a generator's context
+            # would otherwise leak into the caller's code between steps.
+            with model.streaming(B):
+                with torch.inference_mode():
+                    hidden = model.forward_embeddings(model.embed(tokens), lengths=lengths)  # [B, Tmax, D]
+                    # Only each stream's last real position needs the (large) output projection.
+                    logits = model.logits(hidden[rows, lengths - 1][:, None])[:, 0]  # [B, V]
+                alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
+                for index in range(max_new_tokens):
+                    next_tokens = sample_next(logits, self.sampling, generator)  # [B]
+                    emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
+                    alive = emitted
+                    yield _Step(index=index, tokens=next_tokens, emitted=emitted, alive=alive)
+                    if index + 1 < max_new_tokens:
+                        with torch.inference_mode():
+                            logits = model(next_tokens[:, None])[:, 0]  # [B, V]
+        finally:
+            model.cache_capacity = saved_capacity
