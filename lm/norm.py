@@ -32,19 +32,18 @@ def delay_embedding(num_delay_tokens: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat((angles.cos(), angles.sin()), dim=-1)  # [B, dim]
 
 
-class AdaRMSNormGain(nn.Module):
-    """Per-layer gain ``g = W2 GELU(W1 t_cond)``; the FFN norm output is scaled by ``1 + g``.
+class AdaRMSNormGain(nn.Sequential):
+    """Per-layer gain MLP ``g = W2 GELU(W1 t_cond)`` (dim -> cond_dim -> dim, no biases).
 
-    Any transformer stack can switch it on from its args (``ada_rms_norm_t_cond``); the published
-    Voxtral Realtime model uses it in the decoder only. Keys: ``ada_rms_norm_t_cond.{0,2}``.
+    The FFN norm output is scaled by ``1 + g``. Any transformer stack can switch it on from its
+    args (``ada_rms_norm_t_cond``); the published Voxtral Realtime model uses it in the decoder
+    only. A block stores it as ``ada_rms_norm_t_cond`` so the keys are the native
+    ``layers.{i}.ada_rms_norm_t_cond.{0,2}.weight``.
     """
 
     def __init__(self, dim: int, cond_dim: int) -> None:
-        super().__init__()
-        self.ada_rms_norm_t_cond = nn.Sequential(
-            nn.Linear(dim, cond_dim, bias=False), nn.GELU(), nn.Linear(cond_dim, dim, bias=False)
-        )
+        super().__init__(nn.Linear(dim, cond_dim, bias=False), nn.GELU(), nn.Linear(cond_dim, dim, bias=False))
 
-    def forward(self, t_cond: torch.Tensor) -> torch.Tensor:
-        """t_cond: [B, dim] -> 1 + g as [B, 1, dim] in t_cond's dtype."""
-        return 1 + self.ada_rms_norm_t_cond(t_cond)[:, None, :]
+    def scale(self, t_cond: torch.Tensor) -> torch.Tensor:
+        """t_cond: [B, dim] -> ``1 + g`` as [B, 1, dim]."""
+        return 1 + self(t_cond)[:, None, :]

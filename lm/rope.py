@@ -56,14 +56,22 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, args: TransformerArgs) -> None:
         super().__init__()
-        hd = args.head_dim
-        if args.yarn is not None:
-            inv_freq, self.cos_sin_scale = yarn_inv_freq(hd, args.theta, args.yarn)
-        else:
-            inv_freq = 1.0 / (args.theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # [hd/2]
-            self.cos_sin_scale = 1.0
-        # Not part of checkpoints: recomputed from args on every construction.
+        self.args = args
+        inv_freq, self.cos_sin_scale = self._frequencies(None)
+        # Not part of checkpoints: recomputed from args (see init_buffers for meta-device loads).
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def _frequencies(self, device: torch.device | None) -> tuple[torch.Tensor, float]:
+        hd, theta = self.args.head_dim, self.args.theta
+        if self.args.yarn is not None:
+            inv_freq, scale = yarn_inv_freq(hd, theta, self.args.yarn)
+        else:
+            inv_freq, scale = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)), 1.0  # [hd/2]
+        return (inv_freq if device is None else inv_freq.to(device)), scale
+
+    def init_buffers(self, device: torch.device) -> None:
+        """Recompute the non-persistent buffer after a model was built on the meta device."""
+        self.inv_freq = self._frequencies(device)[0]
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """positions: [T] or [B, T] integers -> cos, sin shaped [1 or B, 1, T, hd/2] for q/k."""

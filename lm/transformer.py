@@ -34,14 +34,14 @@ class TransformerBlock(nn.Module):
             self.feed_forward: nn.Module = MoeFeedForward(args.dim, args.hidden_dim, args.moe, args.use_biases)
         else:
             self.feed_forward = FeedForward(args.dim, args.hidden_dim, args.use_biases)
-        self.ada_rms_norm = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
+        self.ada_rms_norm_t_cond = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
 
     def forward(self, x: torch.Tensor, inputs: AttentionInputs, t_cond: torch.Tensor | None) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), inputs)  # [B, T, D]
         normed = self.ffn_norm(h)
-        if self.ada_rms_norm is not None:
+        if self.ada_rms_norm_t_cond is not None:
             assert t_cond is not None
-            normed = normed * self.ada_rms_norm(t_cond)
+            normed = normed * self.ada_rms_norm_t_cond.scale(t_cond)
         return h + self.feed_forward(normed)
 
 

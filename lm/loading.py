@@ -1,0 +1,65 @@
+"""Load and save backbone checkpoints in both published layouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from voxkit.checkpoint import (
+    Layout,
+    assign_state_dict,
+    detect_layout,
+    read_config,
+    read_tensors,
+    weight_files,
+    write_folder,
+)
+from voxkit.errors import CheckpointError
+from voxkit.lm.args import TransformerArgs
+from voxkit.lm.convert import args_to_hf_config, hf_config_to_args, hf_to_native_state, native_to_hf_state
+from voxkit.lm.transformer import Transformer
+
+
+def load_args(folder: str | os.PathLike[str]) -> tuple[TransformerArgs, Layout]:
+    layout = detect_layout(folder)
+    config = read_config(folder, layout)
+    if layout == "hf":
+        return hf_config_to_args(config), layout
+    try:
+        return TransformerArgs.from_dict(config), layout
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{Path(folder) / 'params.json'} is not a valid backbone config: {err}") from None
+
+
+def load_transformer(
+    folder: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> Transformer:
+    """Build a backbone from a native or HF folder (meta device, strict ``assign=True`` load).
+
+    dtype None keeps the checkpoint's dtype.
+    """
+    args, layout = load_args(folder)
+    device = torch.device(device)
+    state = read_tensors(weight_files(folder, layout))
+    if layout == "hf":
+        if args.tied_embeddings:
+            state.pop("lm_head.weight", None)  # transformers may store the tied copy
+        state = hf_to_native_state(state, args)
+    state = {k: v.to(device=device, dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype) for k, v in state.items()}
+    with torch.device("meta"):
+        model = Transformer(args)
+    assign_state_dict(model, state, device, where=str(folder))
+    return model.eval()
+
+
+def save_transformer(model: Transformer, folder: str | os.PathLike[str], layout: Layout = "native") -> Path:
+    """Write ``model`` as a native (params.json + consolidated.safetensors) or HF folder."""
+    state = {k: v for k, v in model.state_dict().items()}
+    if layout == "native":
+        return write_folder(folder, "native", model.args.to_dict(), state)
+    return write_folder(folder, "hf", args_to_hf_config(model.args), native_to_hf_state(state, model.args))

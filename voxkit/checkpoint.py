@@ -1,0 +1,208 @@
+"""Safetensors checkpoint folders: mistral-native and Hugging Face layouts.
+
+Native: ``params.json`` + ``consolidated.safetensors`` (or ``consolidated-*.safetensors`` shards).
+HF: ``config.json`` + ``model.safetensors`` or shards listed by ``model.safetensors.index.json``.
+Only safetensors are read: pickle files (``.bin``, ``.pt``, ...) can run code when loaded, so a
+folder that offers nothing else is refused with an explanation instead of being unpickled.
+Models are built on the meta device and receive the loaded tensors with ``assign=True``; every
+mismatch (missing, unexpected, mis-shaped key) is reported by name before anything is assigned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from voxkit.errors import CheckpointError
+
+Layout = Literal["native", "hf"]
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+NATIVE_PARAMS = "params.json"
+NATIVE_WEIGHTS = "consolidated.safetensors"
+HF_CONFIG = "config.json"
+HF_WEIGHTS = "model.safetensors"
+HF_INDEX = "model.safetensors.index.json"
+
+
+def detect_layout(folder: str | os.PathLike[str]) -> Layout:
+    """Which layout a folder holds; raises CheckpointError naming what is missing or unsafe."""
+    path = Path(folder)
+    if not path.exists():
+        raise CheckpointError(f"model folder {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise CheckpointError(f"{str(path)!r} is not a folder (expected params.json + consolidated.safetensors)")
+    names = {p.name for p in path.iterdir()}
+    has_st = any(n.endswith(".safetensors") for n in names)
+    if NATIVE_PARAMS in names and has_st:
+        return "native"
+    if HF_CONFIG in names and has_st:
+        return "hf"
+    pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+    if pickles and not has_st:
+        raise CheckpointError(
+            f"{str(path)!r} holds only pickle weights ({', '.join(pickles)}); voxkit never unpickles files "
+            "because that can execute code. Convert them to safetensors first."
+        )
+    if has_st:
+        raise CheckpointError(f"{str(path)!r} has safetensors weights but neither params.json nor config.json")
+    if NATIVE_PARAMS in names or HF_CONFIG in names:
+        raise CheckpointError(f"{str(path)!r} has a config but no .safetensors weights")
+    raise CheckpointError(f"{str(path)!r} is not a model folder: expected params.json + consolidated.safetensors")
+
+
+def read_config(folder: str | os.PathLike[str], layout: Layout) -> dict[str, Any]:
+    name = NATIVE_PARAMS if layout == "native" else HF_CONFIG
+    file = Path(folder) / name
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{file} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} must hold a JSON object")
+    return data
+
+
+def weight_files(folder: str | os.PathLike[str], layout: Layout) -> list[Path]:
+    path = Path(folder)
+    if layout == "hf" and (path / HF_INDEX).exists():
+        with open(path / HF_INDEX, encoding="utf-8") as fh:
+            index = json.load(fh)
+        files = sorted(set(index.get("weight_map", {}).values()))
+        missing = [f for f in files if not (path / f).exists()]
+        if missing:
+            raise CheckpointError(f"{path / HF_INDEX} lists shards that are missing: {', '.join(missing)}")
+        return [path / f for f in files]
+    if layout == "hf" and (path / HF_WEIGHTS).exists():
+        return [path / HF_WEIGHTS]
+    if layout == "native":
+        if (path / NATIVE_WEIGHTS).exists():
+            return [path / NATIVE_WEIGHTS]
+        shards = sorted(path.glob("consolidated*.safetensors"))
+        if shards:
+            return shards
+    found = sorted(p.name for p in path.glob("*.safetensors"))
+    if found:
+        return [path / n for n in found]
+    raise CheckpointError(f"no safetensors weights in {path}")
+
+
+def read_tensors(files: Iterable[Path], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            part = load_file(str(file), device=str(device))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"cannot read {file}: {err}") from None
+        overlap = tensors.keys() & part.keys()
+        if overlap:
+            raise CheckpointError(f"{file} repeats tensors already loaded: {sorted(overlap)[:5]}")
+        tensors.update(part)
+    return tensors
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+
+    _atomic_write(path, write)
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    # safetensors refuses shared or non-contiguous storage (tied weights, views): store copies.
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    _atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata or {"format": "pt"}))
+
+
+def write_folder(
+    folder: str | os.PathLike[str],
+    layout: Layout,
+    config: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    max_shard_bytes: int | None = None,
+) -> Path:
+    """Write a checkpoint folder in ``layout``; HF weights are sharded above ``max_shard_bytes``."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    if layout == "native":
+        write_safetensors(path / NATIVE_WEIGHTS, tensors)
+        write_json(path / NATIVE_PARAMS, config)
+        return path
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(tensors):
+        nbytes = tensors[key].numel() * tensors[key].element_size()
+        if max_shard_bytes and size and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensors[key]
+        size += nbytes
+    if len(shards) == 1:
+        write_safetensors(path / HF_WEIGHTS, shards[0])
+    else:
+        weight_map: dict[str, str] = {}
+        for i, shard in enumerate(shards):
+            name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            write_safetensors(path / name, shard)
+            weight_map.update({k: name for k in shard})
+        total = sum(t.numel() * t.element_size() for t in tensors.values())
+        write_json(path / HF_INDEX, {"metadata": {"total_size": total}, "weight_map": weight_map})
+    write_json(path / HF_CONFIG, config)
+    return path
+
+
+def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
+    """Raise CheckpointError listing every missing, unexpected and mis-shaped key."""
+    expected = module.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    misshaped = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected.keys() & state.keys()
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped)):
+        if items:
+            shown = ", ".join(items[:8]) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{where} does not fit the model: " + "; ".join(problems))
+
+
+def assign_state_dict(module: nn.Module, state: dict[str, torch.Tensor], device: torch.device, where: str) -> None:
+    """Strictly load into a (meta-device) module, then rebuild non-persistent buffers on ``device``."""
+    check_state_dict(module, state, where)
+    module.load_state_dict(state, strict=True, assign=True)
+    for sub in module.modules():
+        init = getattr(sub, "init_buffers", None)
+        if callable(init):
+            init(device)
