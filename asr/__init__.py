@@ -1,0 +1,1 @@
+"""Streaming speech recognition (voxkit.asr): Voxtral-Realtime-style delayed-streams recogniser."""

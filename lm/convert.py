@@ -27,6 +27,8 @@ _LAYER_KEYS: list[tuple[str, str]] = [
     ("feed_forward.w1.{p}", "mlp.gate_proj.{p}"),
     ("feed_forward.w2.{p}", "mlp.down_proj.{p}"),
     ("feed_forward.w3.{p}", "mlp.up_proj.{p}"),
+    ("ada_rms_norm_t_cond.0.weight", "ada_rms_norm.linear1.weight"),
+    ("ada_rms_norm_t_cond.2.weight", "ada_rms_norm.linear2.weight"),
     ("feed_forward.gate.weight", "block_sparse_moe.gate.weight"),
     ("feed_forward.experts.{e}.w1.weight", "block_sparse_moe.experts.{e}.w1.weight"),
     ("feed_forward.experts.{e}.w2.weight", "block_sparse_moe.experts.{e}.w2.weight"),

@@ -71,7 +71,9 @@ class RotaryEmbedding(nn.Module):
 
     def init_buffers(self, device: torch.device) -> None:
         """Recompute the non-persistent buffer after a model was built on the meta device."""
-        self.inv_freq = self._frequencies(device)[0]
+        with torch.device("cpu"):
+            inv_freq = self._frequencies(None)[0]
+        self.inv_freq = inv_freq.to(device)
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """positions: [T] or [B, T] integers -> cos, sin shaped [1 or B, 1, T, hd/2] for q/k."""

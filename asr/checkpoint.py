@@ -1,0 +1,174 @@
+"""Recogniser checkpoints: the published mistral-native layout, and transformers' layout.
+
+Native keys (``consolidated.safetensors``): the decoder at the top level (``layers.*``, ``norm``,
+``output`` when untied), and the audio side under ``mm_streams_embeddings.embedding_module.``:
+``whisper_encoder.*``, ``audio_language_projection.{0,2}``, ``tok_embeddings``. voxkit's module
+tree (``encoder``, ``adapter``, ``decoder``) differs only by these prefixes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from voxkit.asr.args import RealtimeArgs
+from voxkit.asr.model import RealtimeRecognizer
+from voxkit.checkpoint import assign_state_dict, detect_layout, read_config, read_tensors, weight_files, write_folder
+from voxkit.errors import CheckpointError
+from voxkit.lm import TransformerArgs
+from voxkit.lm.convert import hf_to_native_state, rope_rows_to_native
+
+AUDIO = "mm_streams_embeddings.embedding_module."
+_PREFIXES = [  # (native, voxkit module tree)
+    (AUDIO + "whisper_encoder.", "encoder."),
+    (AUDIO + "audio_language_projection.", "adapter."),
+    (AUDIO + "tok_embeddings.", "decoder.tok_embeddings."),
+]
+
+
+def native_to_module_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key == "tok_embeddings.weight" and AUDIO + "tok_embeddings.weight" in state:
+            continue  # some exports store the (identical) embedding twice
+        for native, ours in _PREFIXES:
+            if key.startswith(native):
+                out[ours + key[len(native) :]] = value
+                break
+        else:
+            out["decoder." + key] = value
+    return out
+
+
+def module_to_native_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for native, ours in _PREFIXES:
+            if key.startswith(ours):
+                out[native + key[len(ours) :]] = value
+                break
+        else:
+            if not key.startswith("decoder."):
+                raise CheckpointError(f"unexpected recogniser key {key}")
+            out[key[len("decoder.") :]] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ transformers
+
+_HF_ENCODER = [
+    (r"embedder\.conv1\.(weight|bias)", r"conv_layers.0.conv.\1"),
+    (r"embedder\.conv2\.(weight|bias)", r"conv_layers.1.conv.\1"),
+    (r"layers\.(\d+)\.self_attn\.q_proj\.(weight|bias)", r"transformer.layers.\1.attention.wq.\2"),
+    (r"layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)", r"transformer.layers.\1.attention.wk.\2"),
+    (r"layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)", r"transformer.layers.\1.attention.wv.\2"),
+    (r"layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", r"transformer.layers.\1.attention.wo.\2"),
+    (r"layers\.(\d+)\.self_attn_layer_norm\.weight", r"transformer.layers.\1.attention_norm.weight"),
+    (r"layers\.(\d+)\.final_layer_norm\.weight", r"transformer.layers.\1.ffn_norm.weight"),
+    (r"layers\.(\d+)\.mlp\.gate_proj\.(weight|bias)", r"transformer.layers.\1.feed_forward.w1.\2"),
+    (r"layers\.(\d+)\.mlp\.down_proj\.(weight|bias)", r"transformer.layers.\1.feed_forward.w2.\2"),
+    (r"layers\.(\d+)\.mlp\.up_proj\.(weight|bias)", r"transformer.layers.\1.feed_forward.w3.\2"),
+    (r"norm\.weight", r"transformer.norm.weight"),
+]
+
+
+def hf_to_module_state(state: dict[str, torch.Tensor], args: RealtimeArgs) -> dict[str, torch.Tensor]:
+    """transformers VoxtralRealtime keys (legacy or current prefixes) -> voxkit module keys."""
+    decoder: dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    enc = args.encoder
+    for key, value in state.items():
+        key = re.sub(r"^model\.", "", key)
+        if key.startswith("audio_tower."):
+            rest = key[len("audio_tower.") :]
+            for pattern, repl in _HF_ENCODER:
+                if re.fullmatch(pattern, rest):
+                    new = re.sub(pattern, repl, rest)
+                    break
+            else:
+                raise CheckpointError(f"unknown audio encoder key {key}")
+            if ".attention.wq." in new:
+                value = rope_rows_to_native(value, enc.n_heads, enc.head_dim)
+            elif ".attention.wk." in new:
+                value = rope_rows_to_native(value, enc.n_kv_heads, enc.head_dim)
+            out["encoder." + new] = value
+        elif key.startswith("multi_modal_projector."):
+            layer = {"linear_1": "0", "linear_2": "2"}[key.split(".")[1]]
+            out[f"adapter.{layer}.{key.split('.')[-1]}"] = value
+        elif key.startswith("language_model.model."):
+            decoder["model." + key[len("language_model.model.") :]] = value
+        elif key.startswith("language_model."):  # current in-memory prefix
+            decoder["model." + key[len("language_model.") :]] = value
+        elif key in ("lm_head.weight", "language_model.lm_head.weight"):
+            if not args.decoder.tied_embeddings:
+                decoder["lm_head.weight"] = value
+        else:
+            raise CheckpointError(f"unknown recogniser key {key}")
+    for key, value in hf_to_native_state(decoder, args.decoder).items():
+        out["decoder." + key] = value
+    return out
+
+
+def hf_config_to_args(config: dict[str, Any]) -> RealtimeArgs:
+    text, audio = config.get("text_config") or {}, config.get("audio_config") or {}
+
+    def rope_theta(c: dict[str, Any], default: float) -> float:
+        return float((c.get("rope_parameters") or {}).get("rope_theta", c.get("rope_theta", default)))
+
+    try:
+        heads = text["num_attention_heads"]
+        decoder = TransformerArgs(
+            dim=text["hidden_size"], n_layers=text["num_hidden_layers"], head_dim=text.get("head_dim") or text["hidden_size"] // heads,
+            hidden_dim=text["intermediate_size"], n_heads=heads, n_kv_heads=text.get("num_key_value_heads", heads),
+            norm_eps=text.get("rms_norm_eps", 1e-5), vocab_size=text["vocab_size"], rope_theta=rope_theta(text, 1e6),
+            sliding_window=text.get("sliding_window"), tied_embeddings=bool(config.get("tie_word_embeddings", True)),
+            ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32,
+        )
+        aheads = audio["num_attention_heads"]
+        encoder = TransformerArgs(
+            dim=audio["hidden_size"], n_layers=audio["num_hidden_layers"], head_dim=audio.get("head_dim") or audio["hidden_size"] // aheads,
+            hidden_dim=audio["intermediate_size"], n_heads=aheads, n_kv_heads=aheads, norm_eps=audio.get("rms_norm_eps", 1e-5),
+            vocab_size=0, rope_theta=rope_theta(audio, 1e4), sliding_window=audio.get("sliding_window"), use_biases=True,
+        )
+    except KeyError as err:
+        raise CheckpointError(f"config.json lacks {err} for a VoxtralRealtime model") from None
+    return RealtimeArgs(
+        decoder=decoder, encoder=encoder, downsample_factor=int(config.get("downsample_factor", 4)),
+        n_mels=int(audio.get("num_mel_bins", 128)), default_delay_tokens=int(config.get("default_num_delay_tokens", 6)),
+    )
+
+
+# ------------------------------------------------------------------------------ load / save
+
+
+def load_recognizer(
+    folder: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> RealtimeRecognizer:
+    """Load a recogniser from a native (published) or transformers folder."""
+    layout = detect_layout(folder)
+    config = read_config(folder, layout)
+    state = read_tensors(weight_files(folder, layout))
+    if layout == "native":
+        args = RealtimeArgs.from_params(config)
+        state = native_to_module_state(state)
+    else:
+        if config.get("model_type") != "voxtral_realtime":
+            raise CheckpointError(f"{folder}: config.json model_type {config.get('model_type')!r} is not voxtral_realtime")
+        args = hf_config_to_args(config)
+        state = hf_to_module_state(state, args)
+    device = torch.device(device)
+    state = {k: v.to(device=device, dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype) for k, v in state.items()}
+    with torch.device("meta"):
+        model = RealtimeRecognizer(args)
+    assign_state_dict(model, state, device, where=str(folder))
+    return model.eval()
+
+
+def save_recognizer(model: RealtimeRecognizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
+    """Write the published native layout (params.json + consolidated.safetensors)."""
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    return write_folder(folder, "native", model.args.to_params(), module_to_native_state(state))

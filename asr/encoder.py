@@ -1,0 +1,90 @@
+"""Causal audio encoder: causal conv stem (100 -> 50 Hz) + sliding-window causal transformer.
+
+Causal convolutions pad on the left only, so an output frame never sees later input; in streaming
+mode the module keeps the last ``left_pad`` input frames as state instead of padding with zeros,
+which makes chunked processing equal to the one-shot result. The transformer is the shared
+:class:`voxkit.lm.Transformer` with ``vocab_size = 0`` (its embeddings come from the stem).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxkit.lm import Transformer, TransformerArgs
+from voxkit.streaming import StreamingModule, StreamingState
+
+
+@dataclasses.dataclass
+class ConvTailState(StreamingState):
+    tail: torch.Tensor  # [B, C_in, left_pad] last input frames (zeros at stream start)
+
+
+class CausalConv1d(StreamingModule):
+    """Conv1d with left padding ``kernel - stride`` (the published stem: 2 for k3/s1, 1 for k3/s2).
+
+    Stored as ``conv`` so the native keys read ``conv_layers.{i}.conv.weight``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride)
+        self.left_pad = kernel_size - stride
+        self.stride = stride
+
+    def _init_streaming_state(self, batch_size: int) -> ConvTailState:
+        w = self.conv.weight
+        return ConvTailState(tail=torch.zeros(batch_size, w.shape[1], self.left_pad, dtype=w.dtype, device=w.device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, C_in, T] -> [B, C_out, T // stride] (streaming chunks: T a multiple of stride)."""
+        state = self._streaming_state
+        if state is None:
+            return self.conv(F.pad(x, (self.left_pad, 0)))
+        assert isinstance(state, ConvTailState)
+        if x.shape[-1] % self.stride:
+            raise ValueError(f"streaming chunks must hold a multiple of {self.stride} frames")
+        padded = torch.cat([state.tail, x], dim=-1)  # [B, C_in, left_pad + T]
+        state.tail.copy_(padded[..., padded.shape[-1] - self.left_pad :])
+        return self.conv(padded)
+
+
+class CausalAudioEncoder(StreamingModule):
+    """log-mel [B, n_mels, T] -> encoder states [B, T // 2, dim] at 50 Hz."""
+
+    def __init__(self, args: TransformerArgs, n_mels: int = 128) -> None:
+        super().__init__()
+        self.conv_layers = nn.ModuleList(
+            [CausalConv1d(n_mels, args.dim, 3, stride=1), CausalConv1d(args.dim, args.dim, 3, stride=2)]
+        )
+        # The encoder never embeds tokens: build the stack without vocabulary whatever params.json says.
+        self.transformer = Transformer(dataclasses.replace(args, vocab_size=0, tied_embeddings=False))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = mel
+        for conv in self.conv_layers:
+            x = F.gelu(conv(x))  # [B, dim, T'] exact (erf) GELU as published
+        return self.transformer.forward_embeddings(x.transpose(1, 2))  # [B, T // 2, dim]
+
+
+class AudioAdapter(nn.Sequential):
+    """Four consecutive 50 Hz frames, concatenated in time order -> one 12.5 Hz decoder input.
+
+    Keys ``audio_language_projection.{0,2}.weight``: Linear(4 d_enc, d) -> GELU -> Linear(d, d).
+    """
+
+    def __init__(self, encoder_dim: int, decoder_dim: int, factor: int = 4) -> None:
+        super().__init__(
+            nn.Linear(encoder_dim * factor, decoder_dim, bias=False), nn.GELU(), nn.Linear(decoder_dim, decoder_dim, bias=False)
+        )
+        self.factor = factor
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, T, d_enc] (T a multiple of 4) -> [B, T / 4, d]."""
+        B, T, D = frames.shape
+        if T % self.factor:
+            raise ValueError(f"the adapter needs a multiple of {self.factor} encoder frames, got {T}")
+        return super().forward(frames.reshape(B, T // self.factor, D * self.factor))
