@@ -1,0 +1,244 @@
+"""Live transcription of several streams in lock-step, one 80 ms step at a time.
+
+A :class:`StreamingSession` owns ``B`` slots. Audio is pushed into a slot whenever it arrives
+(any chunk size); :meth:`StreamingSession.step` advances every slot by one decoder step once each
+active slot holds 80 ms of audio, and reports the tokens as events. Each slot has its own delay
+and can be restarted alone (the model's per-stream reset), so a server can multiplex sessions.
+
+Audio framing matches training exactly: a stream starts with ``left_pad`` silent steps, step ``t``
+sees the 1520-sample window ``[1280 t - 200, 1280 t + 1320)`` of (silence + audio), and the end is
+flushed with ``delay + 1 + right_pad`` silent steps so that the last word comes out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP, STEP_WINDOW
+from voxkit.asr.layout import STEP_SECONDS
+from voxkit.asr.model import RealtimeRecognizer
+from voxkit.asr.transcript import Transcript, Word
+from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
+
+OVERLAP = STEP_WINDOW - SAMPLES_PER_STEP  # 240 samples shared by consecutive windows
+
+
+@dataclasses.dataclass
+class Event:
+    """``delta``: the word in progress grew (tentative); ``word``: a word is final; ``final``: stream done."""
+
+    kind: str
+    stream: int
+    text: str
+    start: float
+    end: float
+
+
+@dataclasses.dataclass
+class _Slot:
+    delay: int = 6
+    active: bool = False
+    finishing: bool = False
+    buffer: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    pos: int = 0
+    audio_samples: int = 0
+    words: list[Word] = dataclasses.field(default_factory=list)
+    pending: list[int] = dataclasses.field(default_factory=list)  # text tokens of the word in progress
+    pending_start: float = 0.0
+    has_word: bool = False
+
+    def available(self) -> int:
+        return self.buffer.shape[0] - self.pos
+
+    def take(self, n: int) -> np.ndarray:
+        out = self.buffer[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def push(self, samples: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer[self.pos :], samples.astype(np.float32, copy=False)])
+        self.pos = 0
+
+
+class StreamingSession:
+    def __init__(self, model: RealtimeRecognizer, tokenizer: Tokenizer, batch_size: int = 1, device: str | torch.device = "cpu") -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.B = batch_size
+        self.device = torch.device(device)
+        args = model.args
+        self.left_pad = args.n_left_pad_tokens
+        self.right_pad = args.right_pad_tokens
+        if self.left_pad < 1:
+            raise ValueError("the recogniser needs at least one left-pad step")
+        enc_window = args.encoder.max_window
+        dec_window = args.decoder.max_window
+        model.encoder.transformer.cache_capacity = (enc_window or 3000) + 3  # 4 frames per step
+        model.decoder.cache_capacity = dec_window or 8192
+        model.start_streaming(batch_size)
+        self.slots = [_Slot() for _ in range(batch_size)]
+        dtype = next(model.parameters()).dtype
+        self.window = torch.zeros(batch_size, STEP_WINDOW, device=self.device)  # [B, 1520] audio window
+        self.staging = np.zeros((batch_size, SAMPLES_PER_STEP), np.float32)  # [B, 1280] new samples
+        self.steps = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] steps taken
+        self.prompt = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] 1 + L + d
+        self.delays = torch.zeros(batch_size, dtype=dtype, device=self.device)  # [B]
+        self.prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=self.device)  # [B]
+        self.steps_host = [0] * batch_size
+        self.dtype = dtype
+
+    def close(self) -> None:
+        self.model.stop_streaming()
+
+    # ------------------------------------------------------------------------- stream control
+
+    def start(self, stream: int, delay: int) -> None:
+        """(Re)start slot ``stream`` with a delay in steps of 80 ms."""
+        if not 1 <= delay <= 60:
+            raise ValueError(f"delay must be 1..60 steps of 80 ms, got {delay}")
+        mask = torch.zeros(self.B, dtype=torch.bool, device=self.device)
+        mask[stream] = True
+        self.model.reset_streaming(mask)
+        self.window[stream].zero_()
+        self.steps[stream] = 0
+        self.prompt[stream] = 1 + self.left_pad + delay
+        self.delays[stream] = delay
+        self.steps_host[stream] = 0
+        slot = _Slot(delay=delay, active=True)
+        # Silence before the audio: the first window's overlap is zeros already (see module doc).
+        slot.push(np.zeros(self.left_pad * SAMPLES_PER_STEP - LOOKAHEAD, np.float32))
+        self.slots[stream] = slot
+
+    def push(self, stream: int, samples: np.ndarray | torch.Tensor) -> None:
+        """Append 16 kHz mono float samples to a started stream."""
+        slot = self.slots[stream]
+        if not slot.active or slot.finishing:
+            raise RuntimeError(f"stream {stream} is not accepting audio")
+        data = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+        slot.audio_samples += data.shape[0]
+        slot.push(data)
+
+    def finish(self, stream: int) -> None:
+        """No more audio: flush with silence so that the delayed text catches up."""
+        slot = self.slots[stream]
+        tail = -slot.audio_samples % SAMPLES_PER_STEP
+        slot.push(np.zeros(tail + (slot.delay + 1 + self.right_pad) * SAMPLES_PER_STEP + LOOKAHEAD, np.float32))
+        slot.finishing = True
+
+    def ready(self) -> bool:
+        """True when every active slot holds one more step of audio (and at least one is active)."""
+        active = [s for s in self.slots if s.active]
+        return bool(active) and all(s.available() >= SAMPLES_PER_STEP for s in active)
+
+    @property
+    def active(self) -> list[int]:
+        return [b for b, s in enumerate(self.slots) if s.active]
+
+    # ------------------------------------------------------------------------- stepping
+
+    @torch.inference_mode()
+    def step(self) -> list[Event]:
+        """Advance all slots by one 80 ms step; inactive slots run on silence and are ignored."""
+        if not self.ready():
+            raise RuntimeError("not every active stream has 80 ms of audio")
+        for b, slot in enumerate(self.slots):
+            if slot.active:
+                self.staging[b] = slot.take(SAMPLES_PER_STEP)
+            else:
+                self.staging[b] = 0.0
+        self.window[:, :OVERLAP] = self.window[:, SAMPLES_PER_STEP:].clone()
+        self.window[:, OVERLAP:].copy_(torch.from_numpy(self.staging))
+        mel = self.model.features.frames(self.window).to(self.dtype)  # [B, n_mels, 8]
+        # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
+        forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
+        tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
+        logits = self.model(mel, tokens[:, None], self.delays)  # [B, 1, V]
+        self.prev = logits[:, -1].argmax(-1)  # [B]
+        self.steps += 1
+        out = self.prev.tolist()
+        events: list[Event] = []
+        for b, slot in enumerate(self.slots):
+            if not slot.active:
+                continue
+            step = self.steps_host[b]
+            self.steps_host[b] = step + 1
+            index = step + 1  # token index of this output
+            first = 1 + self.left_pad + slot.delay
+            if index >= first:
+                events.extend(self._on_token(b, slot, out[b], index - first))
+            if slot.finishing and slot.available() < SAMPLES_PER_STEP:
+                events.extend(self._close_word(b, slot, None))
+                slot.active = False
+                events.append(Event("final", b, Transcript(slot.words, slot.audio_samples / 16000).text, 0.0, slot.audio_samples / 16000))
+        return events
+
+    def _on_token(self, b: int, slot: _Slot, token: int, generated_step: int) -> list[Event]:
+        if token == STREAMING_PAD_ID:
+            return []
+        if token == STREAMING_WORD_ID:
+            events = self._close_word(b, slot, generated_step * STEP_SECONDS)
+            slot.has_word, slot.pending, slot.pending_start = True, [], generated_step * STEP_SECONDS
+            return events
+        if not slot.has_word:  # text without a marker: start a word here
+            slot.has_word, slot.pending, slot.pending_start = True, [], generated_step * STEP_SECONDS
+        slot.pending.append(token)
+        text = self.tokenizer.decode(slot.pending)
+        return [Event("delta", b, text.replace("\ufffd", ""), slot.pending_start, slot.pending_start)]
+
+    def _close_word(self, b: int, slot: _Slot, next_start: float | None) -> list[Event]:
+        if not slot.has_word:
+            return []
+        text = self.tokenizer.decode(slot.pending).strip()
+        slot.has_word, slot.pending = False, []
+        if not text:
+            return []
+        duration = slot.audio_samples / 16000
+        guess = slot.pending_start + 0.25 + 0.06 * len(text)  # no end marker in the stream: estimate
+        end = min(x for x in (guess, next_start, duration) if x is not None)
+        word = Word(text, slot.pending_start, max(end, slot.pending_start))
+        slot.words.append(word)
+        return [Event("word", b, text, word.start, word.end)]
+
+    def transcript(self, stream: int) -> Transcript:
+        slot = self.slots[stream]
+        return Transcript(list(slot.words), slot.audio_samples / 16000)
+
+
+def transcribe_batch(
+    model: RealtimeRecognizer,
+    tokenizer: Tokenizer,
+    waves: Sequence[torch.Tensor | np.ndarray],
+    delay: int,
+    batch_size: int = 8,
+) -> list[Transcript]:
+    """Transcribe whole signals as fast as possible, ``batch_size`` streams at a time."""
+    results: list[Transcript | None] = [None] * len(waves)
+    if not waves:
+        return []
+    session = StreamingSession(model, tokenizer, min(batch_size, len(waves)), device=next(model.parameters()).device)
+    try:
+        queue = list(range(len(waves)))
+        owner: dict[int, int] = {}
+
+        def fill(slot: int) -> None:
+            if queue:
+                i = queue.pop(0)
+                owner[slot] = i
+                session.start(slot, delay)
+                session.push(slot, waves[i])
+                session.finish(slot)
+
+        for slot in range(session.B):
+            fill(slot)
+        while session.active:
+            for event in session.step():
+                if event.kind == "final":
+                    results[owner[event.stream]] = session.transcript(event.stream)
+                    fill(event.stream)
+    finally:
+        session.close()
+    return [r if r is not None else Transcript([], 0.0) for r in results]

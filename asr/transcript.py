@@ -1,0 +1,78 @@
+"""Transcripts: words with times, and the txt / srt / vtt / json renderings whisper users expect."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+@dataclasses.dataclass
+class Word:
+    text: str
+    start: float  # seconds from the start of the audio
+    end: float
+
+
+@dataclasses.dataclass
+class Transcript:
+    words: list[Word]
+    duration: float  # seconds of audio
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words if w.text)
+
+    def segments(self, max_seconds: float = 8.0, max_words: int = 14) -> list[dict[str, Any]]:
+        """Caption-sized groups of words, cut after sentence punctuation or when too long."""
+        segments: list[dict[str, Any]] = []
+        current: list[Word] = []
+        for w in self.words:
+            current.append(w)
+            long = current[-1].end - current[0].start >= max_seconds or len(current) >= max_words
+            if w.text.endswith((".", "!", "?", "。", "…")) or long:
+                segments.append(_segment(current))
+                current = []
+        if current:
+            segments.append(_segment(current))
+        return segments
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "duration": round(self.duration, 3),
+            "segments": self.segments(),
+            "words": [{"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3)} for w in self.words],
+        }
+
+
+def _segment(words: list[Word]) -> dict[str, Any]:
+    return {"start": round(words[0].start, 3), "end": round(words[-1].end, 3), "text": " ".join(w.text for w in words)}
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = int(round(max(0.0, seconds) * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def render(transcript: Transcript, fmt: str, word_timestamps: bool = False) -> str:
+    """Render as ``txt``, ``srt``, ``vtt`` or ``json`` (one word per cue with ``word_timestamps``)."""
+    if fmt == "txt":
+        return transcript.text + "\n"
+    if fmt == "json":
+        return json.dumps(transcript.to_json(), ensure_ascii=False) + "\n"
+    cues = (
+        [{"start": w.start, "end": w.end, "text": w.text} for w in transcript.words]
+        if word_timestamps
+        else transcript.segments()
+    )
+    if fmt == "srt":
+        blocks = [f"{i}\n{_timestamp(c['start'], ',')} --> {_timestamp(c['end'], ',')}\n{c['text']}\n" for i, c in enumerate(cues, 1)]
+        return "\n".join(blocks)
+    if fmt == "vtt":
+        blocks = [f"{_timestamp(c['start'], '.')} --> {_timestamp(c['end'], '.')}\n{c['text']}\n" for c in cues]
+        return "WEBVTT\n\n" + "\n".join(blocks)
+    raise ValueError(f"unknown format {fmt!r}")

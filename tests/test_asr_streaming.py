@@ -1,0 +1,126 @@
+"""Streaming recognition equals the offline full-sequence forward, token for token."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from asr_helpers import chirp, tiny_model
+from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
+from voxkit.asr.session import StreamingSession
+from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, ByteTokenizer
+
+TOK = ByteTokenizer()
+
+
+def run_stream(model, wav: torch.Tensor, delay: int, chunks: list[int] | None = None) -> tuple[list[int], StreamingSession]:
+    """All output tokens of one stream, pushing audio in the given chunk sizes."""
+    session = StreamingSession(model, TOK, 1)
+    session.start(0, delay)
+    outputs: list[int] = []
+    sizes = chunks or [wav.numel()]
+    pos = 0
+    for n in sizes:
+        session.push(0, wav[pos : pos + n])
+        pos += n
+        while session.ready():
+            session.step()
+            outputs.append(int(session.prev[0]))
+    session.finish(0)
+    while session.active:
+        session.step()
+        outputs.append(int(session.prev[0]))
+    session.close()
+    return outputs, session
+
+
+def offline_logits(model, wav: torch.Tensor, delay: int, outputs: list[int]) -> torch.Tensor:
+    """Teacher-forced offline forward over the same framing, fed with the streamed outputs."""
+    L = model.args.n_left_pad_tokens
+    steps = len(outputs)
+    audio = torch.zeros(steps * SAMPLES_PER_STEP + 40)
+    audio[L * SAMPLES_PER_STEP : L * SAMPLES_PER_STEP + wav.numel()] = wav
+    mel = LogMel()(audio[None])[..., : steps * 8]  # [1, 128, 8 P]
+    prompt = 1 + L + delay
+    tokens = [BOS_ID] + [STREAMING_PAD_ID] * (prompt - 1) + outputs[prompt - 1 : -1]
+    with torch.no_grad():
+        return model(mel, torch.tensor([tokens]), torch.tensor([float(delay)]))[0]  # [P, V]
+
+
+def test_streaming_equals_offline_token_for_token() -> None:
+    model = tiny_model()
+    wav = chirp(1.9)
+    outputs, _ = run_stream(model, wav, delay=3)
+    L = model.args.n_left_pad_tokens
+    assert len(outputs) == L + 24 + 3 + 1 + model.args.right_pad_tokens  # ceil(1.9 s / 80 ms) = 24 steps
+    logits = offline_logits(model, wav, 3, outputs)
+    first = L + 3  # outputs before this step are forced prompt positions
+    assert logits[first:].argmax(-1).tolist() == outputs[first:]
+    assert len(set(outputs[first:])) > 1  # the random model really emits several different tokens
+
+
+def test_random_chunk_sizes_give_the_same_tokens() -> None:
+    model = tiny_model()
+    wav = chirp(1.5, seed=1)
+    whole, _ = run_stream(model, wav, delay=2)
+    rng = np.random.default_rng(0)
+    sizes = list(rng.integers(1, 3000, size=40))
+    chunked, _ = run_stream(model, wav, delay=2, chunks=sizes)
+    step_sized, _ = run_stream(model, wav, delay=2, chunks=[SAMPLES_PER_STEP] * 20)
+    assert whole == chunked == step_sized
+
+
+def test_future_audio_never_changes_past_outputs() -> None:
+    model = tiny_model()
+    a = chirp(2.0, seed=2)
+    b = a.clone()
+    b[16000:] = chirp(1.0, seed=3)  # same first second, different second
+    out_a, _ = run_stream(model, a, delay=4)
+    out_b, _ = run_stream(model, b, delay=4)
+    L = model.args.n_left_pad_tokens
+    # Step t sees audio up to 1280 (t - L + 1) + 40 samples: the first 12 real steps are shared.
+    shared = L + 12 - 1
+    assert out_a[:shared] == out_b[:shared]
+    assert out_a != out_b
+
+
+def test_batched_streams_with_different_delays_match_each_alone() -> None:
+    model = tiny_model()
+    waves = [chirp(1.2, seed=4), chirp(2.1, seed=5), chirp(0.7, seed=6)]
+    delays = [2, 5, 1]
+    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays)]
+    session = StreamingSession(model, TOK, 3)
+    for b, (w, d) in enumerate(zip(waves, delays)):
+        session.start(b, d)
+        session.push(b, w)
+        session.finish(b)
+    batched: list[list[int]] = [[], [], []]
+    while session.active:
+        active = session.active
+        session.step()
+        for b in active:
+            batched[b].append(int(session.prev[b]))
+    session.close()
+    assert batched == alone
+
+
+def test_restarting_one_slot_leaves_others_untouched() -> None:
+    model = tiny_model()
+    w0, w1 = chirp(1.6, seed=7), chirp(1.0, seed=8)
+    session = StreamingSession(model, TOK, 2)
+    session.start(0, 3)
+    session.push(0, w0)
+    session.finish(0)
+    session.start(1, 3)
+    session.push(1, chirp(0.5, seed=9))  # a stream that is abandoned half-way
+    for _ in range(5):
+        session.step()
+    session.start(1, 3)  # restart slot 1 with new audio
+    session.push(1, w1)
+    session.finish(1)
+    out1: list[int] = []
+    while 1 in session.active:
+        session.step()
+        out1.append(int(session.prev[1]))
+    session.close()
+    assert out1 == run_stream(model, w1, 3)[0]
