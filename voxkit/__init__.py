@@ -10,7 +10,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Transcriber": "voxkit.api.Transcriber",
+    "TranscriptionStream": "voxkit.api.TranscriptionStream",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,64 @@
+"""A recogniser with its tokenizer: what transcription needs from a model folder.
+
+A folder holds the published layout (params.json + consolidated.safetensors) plus its tokenizer:
+``vocab_subset.json`` (a compact vocabulary over Tekken, voxkit's small models), ``tekken.json``
+(published models), or nothing (the Tekken file shipped with mistral-common).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+
+from voxkit.asr.checkpoint import load_recognizer, save_recognizer
+from voxkit.asr.model import RealtimeRecognizer
+from voxkit.errors import CheckpointError
+from voxkit.subset_tokenizer import SUBSET_FILE, SubsetTokenizer
+from voxkit.tokenizer import TekkenTokenizer, Tokenizer, load_tokenizer
+
+
+
+def default_model_dir() -> Path:
+    """The small recogniser that ships inside the package."""
+    from importlib.resources import files
+
+    return Path(str(files("voxkit") / "assets" / "realtime-tiny"))
+
+
+@dataclasses.dataclass
+class RecognizerBundle:
+    model: RealtimeRecognizer
+    tokenizer: Tokenizer
+    folder: Path
+
+
+def load_asr_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer:
+    folder = Path(folder)
+    if (folder / SUBSET_FILE).exists():
+        return SubsetTokenizer.load(folder, TekkenTokenizer.shipped())
+    return load_tokenizer(folder)
+
+
+def load_bundle(
+    folder: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = torch.float32
+) -> RecognizerBundle:
+    path = Path(folder) if folder is not None else default_model_dir()
+    if folder is None and not (path / "params.json").exists():
+        raise CheckpointError(f"the bundled recogniser is missing from {path}; reinstall voxkit or pass --model DIR")
+    model = load_recognizer(path, device=device, dtype=dtype)
+    tokenizer = load_asr_tokenizer(path)
+    if tokenizer.vocab_size != model.args.decoder.vocab_size:
+        raise CheckpointError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model {model.args.decoder.vocab_size}"
+        )
+    return RecognizerBundle(model, tokenizer, path)
+
+
+def save_bundle(model: RealtimeRecognizer, tokenizer: Tokenizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
+    path = save_recognizer(model, folder, dtype=dtype)
+    if isinstance(tokenizer, SubsetTokenizer):
+        tokenizer.save(path)
+    return path

@@ -1,0 +1,58 @@
+"""``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate models on a manifest")
+    sub = p.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    a = sub.add_parser("asr", help="word error rate of a recogniser, per language and delay")
+    a.add_argument("manifest", help="JSONL manifest with audio and text")
+    a.add_argument("--model", default=None, help="recogniser folder (default: the bundled model)")
+    a.add_argument("--delays", default="160,480,960,2400", help="comma-separated delays in ms (multiples of 80)")
+    a.add_argument("--languages", default=None, help="only these languages (comma-separated)")
+    a.add_argument("--max-utterances", type=int, default=None, help="evaluate a seeded random subset of this size")
+    a.add_argument("--batch-size", type=int, default=8, help="streams decoded in lock-step")
+    a.add_argument("--threads", type=int, default=None)
+    a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
+    a.set_defaults(func=run_asr)
+
+
+def run_asr(args: argparse.Namespace) -> int:
+    import torch
+
+    from voxkit.api import check_delay_ms
+    from voxkit.asr.bundle import load_bundle
+    from voxkit.asr.evaluate import evaluate_manifest, format_table
+    from voxkit.data.manifest import read_manifest
+    from voxkit.errors import VoxkitError
+
+    try:
+        delays = [int(d) for d in args.delays.split(",") if d.strip()]
+    except ValueError:
+        raise VoxkitError(f"--delays must be integers in ms, got {args.delays!r}") from None
+    for d in delays:
+        check_delay_ms(d)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = read_manifest(args.manifest)
+    if args.languages:
+        keep = set(args.languages.split(","))
+        rows = [r for r in rows if r.get("language") in keep]
+    if not rows:
+        raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
+    if args.max_utterances and len(rows) > args.max_utterances:
+        rows = random.Random(0).sample(rows, args.max_utterances)
+    bundle = load_bundle(args.model)
+    table = evaluate_manifest(bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    text = format_table(table)
+    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances)\n")
+    print(text)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    return 0

@@ -1,0 +1,173 @@
+"""``voxkit transcribe``: live transcription of files, stdin or a microphone (whisper's conventions).
+
+Words are printed as soon as the model commits them (one decoder step per 80 ms of audio, after
+the chosen delay). ``--realtime`` paces files at real time, as a live source would arrive;
+otherwise audio is fed as fast as the machine can go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from voxkit.errors import AudioError, VoxkitError
+
+FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("transcribe", help="live speech recognition of files, stdin or the microphone")
+    p.add_argument("inputs", nargs="*", help="audio files (wav/flac/ogg/mp3), or - for stdin")
+    p.add_argument("--model", default=None, help="recogniser folder (default: the bundled small model)")
+    p.add_argument("--mic", action="store_true", help="transcribe the default microphone until Ctrl-C")
+    p.add_argument("--realtime", action="store_true", help="pace file input at real time (like a live source)")
+    p.add_argument("--delay-ms", type=int, default=None, help="transcription delay, 80..2400 in steps of 80 (default: the model's, 480)")
+    p.add_argument("--language", default=None, help="expected language code (informational: the model detects it)")
+    p.add_argument("-f", "--output-format", choices=(*FORMATS, "all"), default=None, help="txt, srt, vtt, json, jsonl (event stream) or all")
+    p.add_argument("-o", "--output-dir", default=None, help="write <input>.<format> files here instead of stdout")
+    p.add_argument("--word-timestamps", action="store_true", help="one cue per word in srt/vtt; print word times live")
+    p.add_argument("--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"), help="stdin encoding (auto: WAV if it starts with RIFF, else s16le)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="sample rate of raw stdin audio (default 16000)")
+    p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")
+    p.add_argument("--stats", action="store_true", help="print real-time factor and latency to stderr")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=run)
+
+
+def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[np.ndarray], float | None]]:
+    """(name, chunks of 16 kHz mono float32, duration if known) for every input."""
+    from voxkit.audio.io import load_audio
+    from voxkit.audio.stream import read_stdin
+
+    if args.mic:
+        yield "microphone", args.microphone, None
+        return
+    for name in args.inputs:
+        if name == "-":
+            yield "stdin", read_stdin(args.raw_format, args.sample_rate, args.channels), None
+            continue
+        wav = load_audio(name, 16000).numpy()
+        chunk = 1280 if args.realtime else 16000 * 30
+        yield name, (wav[i : i + chunk] for i in range(0, len(wav), chunk)), len(wav) / 16000
+
+
+class LivePrinter:
+    """Prints committed words on one line as they come (with times when asked)."""
+
+    def __init__(self, out: TextIO, word_times: bool) -> None:
+        self.out, self.word_times, self.column = out, word_times, 0
+
+    def event(self, ev: Any) -> None:
+        if ev.kind == "word":
+            text = f"[{ev.start:6.2f}] {ev.text}\n" if self.word_times else ev.text + " "
+            self.out.write(text)
+            self.out.flush()
+        elif ev.kind == "final" and not self.word_times:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _event_json(ev: Any) -> str:
+    if ev.kind == "word":
+        data = {"type": "word", "word": ev.text, "start": round(ev.start, 3), "end": round(ev.end, 3)}
+    elif ev.kind == "delta":
+        data = {"type": "delta", "text": ev.text, "start": round(ev.start, 3)}
+    else:
+        data = {"type": "final", "text": ev.text, "duration": round(ev.end, 3)}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.inputs and not args.mic:
+        raise VoxkitError("give audio files, - for stdin, or --mic")
+    if args.mic and args.inputs:
+        raise VoxkitError("--mic takes no input files")
+    if args.inputs.count("-") > 1:
+        raise VoxkitError("stdin (-) can be read only once")
+    if args.output_dir and not args.output_format:
+        args.output_format = "all"
+    from voxkit.api import Transcriber, check_delay_ms
+    from voxkit.asr.transcript import render
+    from voxkit.audio.stream import read_microphone
+
+    args.microphone = read_microphone() if args.mic else None  # fails early without a device
+
+    if args.delay_ms is not None:
+        check_delay_ms(args.delay_ms)
+    asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads)
+    formats = list(FORMATS) if args.output_format == "all" else ([args.output_format] if args.output_format else [])
+    live_stdout = not args.output_dir and (not formats or formats == ["jsonl"])
+    failures = 0
+    for name, chunks, duration in _sources(args):
+        if len(args.inputs) > 1:
+            print(f"# {name}", file=sys.stderr)
+        stream = asr.stream()
+        printer = LivePrinter(sys.stdout, args.word_timestamps) if live_stdout and not formats else None
+        events_out: list[str] = []
+        compute, started, audio_seconds = 0.0, time.perf_counter(), 0.0
+        emitted_lag: list[float] = []
+
+        def handle(events: list[Any]) -> None:
+            now = time.perf_counter() - started
+            for ev in events:
+                if printer:
+                    printer.event(ev)
+                if "jsonl" in formats:
+                    line = _event_json(ev)
+                    events_out.append(line)
+                    if live_stdout:
+                        print(line, flush=True)
+                if ev.kind == "word":
+                    emitted_lag.append(now - ev.start)
+
+        try:
+            for chunk in chunks:
+                if args.realtime:  # a live source delivers audio no faster than it is spoken
+                    wait = audio_seconds - (time.perf_counter() - started)
+                    if wait > 0:
+                        time.sleep(wait)
+                audio_seconds += len(chunk) / 16000
+                t0 = time.perf_counter()
+                events = stream.push(chunk)
+                compute += time.perf_counter() - t0
+                handle(events)
+            t0 = time.perf_counter()
+            events = stream.finish()
+            compute += time.perf_counter() - t0
+            handle(events)
+        except KeyboardInterrupt:
+            handle(stream.finish())
+        except AudioError as err:
+            print(f"voxkit transcribe: error: {name}: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        transcript = stream.transcript
+        if audio_seconds == 0:
+            print(f"voxkit transcribe: warning: {name}: no audio received", file=sys.stderr)
+        for fmt in formats:
+            text = "\n".join(events_out) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
+            if args.output_dir:
+                out_dir = Path(args.output_dir)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                stem = Path(name).stem if name not in ("stdin", "microphone") else name
+                (out_dir / f"{stem}.{fmt}").write_text(text, encoding="utf-8")
+            elif fmt != "jsonl":
+                sys.stdout.write(text)
+        if args.stats:
+            steps = max(1, stream.steps)
+            rtf = compute / max(audio_seconds, 1e-9)
+            lag = f", word latency {np.mean(emitted_lag):.2f} s after word start" if args.realtime and emitted_lag else ""
+            print(
+                f"voxkit transcribe: {name}: {audio_seconds:.2f} s audio, compute {compute:.2f} s, RTF {rtf:.3f}, "
+                f"{1000 * compute / steps:.2f} ms per 80 ms step, delay {stream.delay * 80} ms{lag}",
+                file=sys.stderr,
+            )
+    return 1 if failures else 0
