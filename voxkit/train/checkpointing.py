@@ -1,0 +1,170 @@
+"""Atomic, resumable training checkpoints that never unpickle code.
+
+Layout of ``<out_dir>/checkpoints/step_00001000/``:
+
+- ``model.safetensors``: ``model.state_dict()`` (tied weights stored once, restored by name);
+- ``train_state.pt``: step, optimizer, scheduler, RNG states, task-mixture position and the
+  resolved recipe; only tensors and plain containers, read with ``torch.load(weights_only=True)``
+  so a checkpoint from elsewhere cannot run code;
+- ``config.json``: ``model.export_config()`` when the model has it, enough to rebuild the model;
+- ``recipe.json``: the resolved recipe, human-readable.
+
+A checkpoint is written into a hidden temporary folder next to the others, every file and the
+folder are fsynced, and only then is the folder renamed to its final name. A crash at any point
+leaves either the previous set of checkpoints or the new complete one, never a half-written
+``step_*`` folder; :func:`latest_checkpoint` therefore trusts any ``step_*`` folder it finds.
+Exporting to the published layouts (e.g. the realtime recogniser's native folder) is the model
+owner's job and starts from :func:`load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from voxkit.errors import CheckpointError
+
+CHECKPOINTS = "checkpoints"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "train_state.pt"
+CONFIG_FILE = "config.json"
+RECIPE_FILE = "recipe.json"
+_STEP_DIR = re.compile(r"step_(\d+)")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel and/or ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod  # type: ignore[assignment]
+        else:
+            return model
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(out_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of the run in ``out_dir``, or None."""
+    checkpoints = list_checkpoints(out_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if path.is_dir():
+            return  # some platforms (Windows) cannot open folders; the rename is still atomic
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    step: int,
+    model: nn.Module,
+    train_state: Mapping[str, Any],
+    recipe: Mapping[str, Any] | None = None,
+    keep_last: int = 3,
+) -> Path:
+    """Write checkpoint ``step`` atomically and delete all but the newest ``keep_last``.
+
+    ``train_state`` must hold only tensors, numbers, strings, None and lists/dicts of them.
+    Call on one process only (rank 0).
+    """
+    root = Path(out_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    try:
+        from safetensors.torch import save_model
+
+        plain = unwrap(model)
+        save_model(plain, str(tmp / MODEL_FILE), metadata={"format": "pt", "step": str(step)})
+        torch.save({**train_state, "step": step}, tmp / STATE_FILE)
+        if callable(getattr(plain, "export_config", None)):
+            (tmp / CONFIG_FILE).write_text(json.dumps(plain.export_config(), indent=2, sort_keys=True) + "\n")
+        if recipe is not None:
+            (tmp / RECIPE_FILE).write_text(json.dumps(dict(recipe), indent=2, sort_keys=True) + "\n")
+        for file in tmp.iterdir():
+            _fsync(file)
+        _fsync(tmp)
+        if final.exists():  # re-saving a step (e.g. resumed at the end): swap, then drop the old one
+            old = root / f".old-{name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        _fsync(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in list_checkpoints(out_dir)[:-keep_last]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+) -> dict[str, Any]:
+    """Load weights into ``model`` (and optimizer/scheduler state when given); return the train state.
+
+    ``path`` is a checkpoint folder, or a run folder (its latest checkpoint is used). Weights are
+    copied into the model's existing parameters, so they keep their device and dtype.
+    """
+    path = Path(path)
+    if not (path / MODEL_FILE).is_file():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f"no checkpoint in {path} (expected {MODEL_FILE} or {CHECKPOINTS}/step_*)")
+        path = latest
+    from safetensors.torch import load_model
+
+    try:
+        load_model(unwrap(model), str(path / MODEL_FILE), strict=True)
+    except (RuntimeError, OSError) as err:
+        raise CheckpointError(f"{path / MODEL_FILE} does not fit the model: {err}") from None
+    try:
+        state: dict[str, Any] = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} has no {STATE_FILE}") from None
+    except Exception as err:  # pickle errors come in many types; all mean "not a safe, valid state file"
+        raise CheckpointError(f"{path / STATE_FILE} is not a valid train state: {err}") from None
+    if optimizer is not None:
+        if "optimizer" not in state:
+            raise CheckpointError(f"{path / STATE_FILE} has no optimizer state")
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"optimizer state in {path} does not fit this model/optimizer: {err}") from None
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    state["path"] = str(path)
+    return state

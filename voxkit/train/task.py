@@ -1,0 +1,136 @@
+"""What the trainer needs from a task, and how it draws batches from a weighted mixture of tasks.
+
+The trainer knows nothing about speech, text or audio tokens: a task owns its data (one epoch of
+batches per rank), its loss and its held-out metrics. That keeps one trainer for the streaming
+recogniser today and the text/ASR/TTS/chat mixture later, all on one backbone instance.
+
+The mixture decides, for every micro-batch, which task supplies it. Every rank draws the same task
+sequence from the same seeded generator, so in DDP all ranks run the same task (the same sub-graph
+of the shared model) at the same micro-step; only the batches differ, because each task shards its
+data by ``rank``/``world_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A training objective with its own data.
+
+    ``train_batches`` should be deterministic in ``(epoch, rank, world_size)`` (shuffle with a
+    generator seeded from the epoch, not from the global RNG): resume replays the current epoch up
+    to the saved position, so a deterministic iterator makes resume exact.
+    """
+
+    name: str
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[Any]:
+        """One epoch of batches for this rank, on the CPU; the trainer moves them with :func:`move_to`."""
+        ...
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss (mean over the batch's target tokens) and metrics to log.
+
+        Metric values may be floats or 0-d tensors; tensors are averaged on the device and only
+        synchronised at log steps, which avoids a host sync per micro-batch.
+        """
+        ...
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Held-out metrics (may be empty); called on rank 0 only, under ``torch.no_grad``."""
+        ...
+
+
+def move_to(obj: Any, device: torch.device | str) -> Any:
+    """Move every tensor inside dicts, lists, tuples (and named tuples) to ``device``.
+
+    Non-blocking copies are safe here: the consumer runs on the same CUDA stream.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return {k: move_to(v, device) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuple
+        return type(obj)(*(move_to(v, device) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to(v, device) for v in obj)
+    return obj
+
+
+class TaskMixture:
+    """Picks the task of each micro-batch by weight and keeps each task's epoch position.
+
+    State (for checkpoints) is tensors and ints only: the generator state, and per task the epoch
+    and the number of batches already taken from it. Restoring replays the epoch's iterator up to
+    that position, so the batches after resume are the ones an uninterrupted run would have seen
+    whenever ``train_batches`` is deterministic.
+    """
+
+    def __init__(self, tasks: Mapping[str, Task], weights: Mapping[str, float], seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if not tasks:
+            raise ValueError("the task mixture is empty")
+        if set(tasks) != set(weights):
+            raise ValueError(f"tasks {sorted(tasks)} and weights {sorted(weights)} name different tasks")
+        self.names = sorted(tasks)  # sorted: the draw must not depend on dict insertion order
+        w = torch.tensor([float(weights[n]) for n in self.names], dtype=torch.float64)
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise ValueError(f"task weights must be finite, >= 0 and not all zero, got {dict(weights)}")
+        self.probs = w / w.sum()
+        self.tasks = dict(tasks)
+        self.rank = rank
+        self.world_size = world_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = {n: 0 for n in self.names}
+        self.consumed = {n: 0 for n in self.names}
+        self._iters: dict[str, Iterator[Any]] = {}
+
+    def draw(self, count: int) -> list[str]:
+        """Task names for the next ``count`` micro-batches (same on every rank)."""
+        idx = torch.multinomial(self.probs, count, replacement=True, generator=self.generator)
+        return [self.names[i] for i in idx.tolist()]
+
+    def next_batch(self, name: str) -> Any:
+        """The next batch of task ``name``, starting its next epoch when the current one ends."""
+        for _ in range(2):
+            it = self._iters.get(name)
+            if it is None:
+                it = self._iters[name] = iter(self.tasks[name].train_batches(self.epoch[name], self.rank, self.world_size))
+            try:
+                batch = next(it)
+            except StopIteration:
+                del self._iters[name]
+                if self.consumed[name] == 0:
+                    break  # a fresh epoch produced nothing
+                self.epoch[name] += 1
+                self.consumed[name] = 0
+                continue
+            self.consumed[name] += 1
+            return batch
+        raise RuntimeError(f"task {name!r} yields no batches for rank {self.rank} of {self.world_size} (epoch {self.epoch[name]})")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "epoch": dict(self.epoch),
+            "consumed": dict(self.consumed),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the draw generator and fast-forward every task to its saved epoch position."""
+        self.generator.set_state(state["generator"])
+        self._iters.clear()
+        for name in self.names:
+            self.epoch[name] = int(state["epoch"].get(name, 0))
+            target = int(state["consumed"].get(name, 0))
+            self.consumed[name] = 0
+            if target == 0:
+                continue
+            it = self._iters[name] = iter(self.tasks[name].train_batches(self.epoch[name], self.rank, self.world_size))
+            for _ in range(target):
+                next(it, None)
+            self.consumed[name] = target
