@@ -1,0 +1,339 @@
+"""The trainer on a toy next-token task: learning, accumulation, checkpoints, resume, recipes, DDP."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from voxkit.cli.main import main as cli_main
+from voxkit.errors import CheckpointError, VoxkitError
+from voxkit.lm import Transformer, TransformerArgs
+from voxkit.train import checkpointing
+from voxkit.train.checkpointing import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from voxkit.train.recipe import Recipe, load_recipe
+from voxkit.train.registry import register_model, register_task
+from voxkit.train.task import Task, TaskMixture, move_to
+from voxkit.train.trainer import Trainer, lr_factor
+
+VOCAB = 20
+PATTERN = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4])  # period 20
+
+
+def tiny_model() -> Transformer:
+    return Transformer(TransformerArgs(dim=32, n_layers=1, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=VOCAB))
+
+
+class ToyLM:
+    """Next-token prediction on windows of a repeating sequence; windows drawn per (epoch, rank)."""
+
+    def __init__(self, name: str = "toy", batch_size: int = 4, seq_len: int = 12, batches_per_epoch: int = 3, shift: int = 0, mask_p: float = 0.0) -> None:
+        self.name = name
+        self.batch_size, self.seq_len, self.batches_per_epoch = batch_size, seq_len, batches_per_epoch
+        self.stream = PATTERN.roll(shift).repeat(4)
+        self.mask_p = mask_p  # > 0: randomly ignore targets with the global RNG (tests RNG restore)
+        self.seen: list[tuple[int, int]] = []
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[torch.Tensor]:
+        g = torch.Generator().manual_seed(1000 * epoch + 17 * rank + 1)
+        for _ in range(self.batches_per_epoch):
+            self.seen.append((epoch, rank))
+            starts = torch.randint(0, len(PATTERN), (self.batch_size,), generator=g)
+            yield torch.stack([self.stream[s : s + self.seq_len + 1] for s in starts.tolist()])
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch[:, :-1])  # [B, T, V]
+        targets = batch[:, 1:].clone()
+        if self.mask_p:
+            targets[torch.rand(targets.shape, device=targets.device) < self.mask_p] = -100
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        acc = (logits.argmax(-1) == batch[:, 1:]).float().mean()
+        return loss, {"acc": acc}
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        batch = self.stream[: self.seq_len + 1][None]
+        return {"loss": float(F.cross_entropy(model(batch[:, :-1])[0], batch[0, 1:]))}
+
+
+def make_recipe(out_dir: Path, **train: object) -> Recipe:
+    recipe = Recipe()
+    recipe.optim.lr = 1e-2
+    recipe.optim.warmup_steps = 2
+    recipe.train.out_dir = str(out_dir)
+    recipe.train.log_every = 1
+    recipe.train.progress = False
+    for key, value in train.items():
+        setattr(recipe.train, key, value)
+    return recipe
+
+
+def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def read_scalars(out_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (out_dir / "scalars.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------- learning
+
+
+def test_toy_task_satisfies_protocol_and_move_to() -> None:
+    assert isinstance(ToyLM(), Task)
+    batch = {"a": torch.ones(2), "b": [torch.zeros(1), (torch.zeros(1), 3)], "c": "x"}
+    moved = move_to(batch, "cpu")
+    assert moved["c"] == "x" and moved["b"][1][1] == 3 and isinstance(moved["b"][1], tuple)
+
+
+def test_loss_decreases_and_scalars_are_logged(tmp_path: Path) -> None:
+    recipe = make_recipe(tmp_path, max_steps=40, log_every=5, save_every=0)
+    recipe.optim.schedule = "constant"
+    scalars = Trainer(recipe, tiny_model(), {"toy": ToyLM()}, {"toy": 1.0}).fit()
+    rows = read_scalars(tmp_path)
+    train_rows = [r for r in rows if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert train_rows[-1]["train/loss"] < 0.3 * train_rows[0]["train/loss"]
+    assert {"train/lr", "train/grad_norm", "train/toy/loss", "train/toy/acc", "train/step_s"} <= set(train_rows[0])
+    assert scalars["eval/toy/loss"] < 1.0  # the final evaluation ran and the pattern was learnt
+    assert json.loads((tmp_path / "recipe.json").read_text())["train"]["max_steps"] == 40
+    assert latest_checkpoint(tmp_path).name == "step_00000040"  # final checkpoint
+
+
+def test_lr_schedule_warmup_and_decay() -> None:
+    optim = Recipe().optim
+    optim.warmup_steps, optim.min_lr_ratio = 4, 0.1
+    assert [lr_factor(s, optim, 20) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(20, optim, 20) == pytest.approx(0.1)
+    optim.schedule = "linear"
+    assert lr_factor(12, optim, 20) == pytest.approx(0.55)
+    optim.schedule = "constant"
+    assert lr_factor(19, optim, 20) == 1.0
+
+
+def test_grad_accumulation_matches_one_big_batch(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = tiny_model()
+    twin = copy.deepcopy(model)
+    before = params_of(model)
+    big = ToyLM(batch_size=8, batches_per_epoch=1)
+    halves = ToyLM(batch_size=8, batches_per_epoch=1)
+    halves.train_batches = lambda e, r, w: iter(next(big.train_batches(e, r, w)).chunk(2))  # type: ignore[method-assign]
+    for out, m, task, accum in (("big", model, big, 1), ("halves", twin, halves, 2)):
+        recipe = make_recipe(tmp_path / out, max_steps=1, grad_accum=accum)
+        recipe.optim.warmup_steps = 0
+        Trainer(recipe, m, {"toy": task}, {"toy": 1.0}).fit()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(model.output.weight, before["output.weight"])  # the step did change the weights
+
+
+def test_no_weight_decay_on_norms_biases_embeddings() -> None:
+    from voxkit.train.trainer import build_optimizer
+
+    model = tiny_model()
+    opt = build_optimizer(model, Recipe().optim, torch.device("cpu"))
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    assert id(model.tok_embeddings.weight) not in decayed and id(model.norm.weight) not in decayed
+    assert id(model.output.weight) in decayed and opt.param_groups[1]["weight_decay"] == 0.0
+
+
+# ---------------------------------------------------------------------------- mixture
+
+
+def test_mixture_draws_by_weight_deterministically() -> None:
+    tasks = {"a": ToyLM("a"), "b": ToyLM("b")}
+    m1 = TaskMixture(tasks, {"a": 3.0, "b": 1.0}, seed=5)
+    m2 = TaskMixture(dict(reversed(tasks.items())), {"b": 1.0, "a": 3.0}, seed=5)
+    draws = m1.draw(4000)
+    assert draws == m2.draw(4000)  # insertion order of the dicts does not matter
+    assert Counter(draws)["a"] / 4000 == pytest.approx(0.75, abs=0.03)
+    assert draws != TaskMixture(tasks, {"a": 3.0, "b": 1.0}, seed=6).draw(4000)
+    assert set(TaskMixture(tasks, {"a": 1.0, "b": 0.0}, seed=0).draw(100)) == {"a"}
+    # state round trip: a restored mixture continues with the same draws and the same batches
+    for _ in range(4):
+        m1.next_batch("a")  # 3 per epoch: now in epoch 1, one consumed
+    state = m1.state_dict()
+    m3 = TaskMixture({"a": ToyLM("a"), "b": ToyLM("b")}, {"a": 3.0, "b": 1.0}, seed=0)
+    m3.load_state_dict(state)
+    assert m3.epoch["a"] == 1 and m3.consumed["a"] == 1
+    assert m1.draw(50) == m3.draw(50)
+    for _ in range(5):
+        assert torch.equal(m1.next_batch("a"), m3.next_batch("a"))
+
+
+# ---------------------------------------------------------------------------- checkpoints and resume
+
+
+class Exportable(Transformer):
+    def export_config(self) -> dict:
+        return self.args.to_dict()
+
+
+def test_checkpoint_is_atomic_safe_and_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = Exportable(tiny_model().args)
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, model, {"x": torch.ones(2), "note": "ok"}, {"a": 1}, keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000003"]
+    last = latest_checkpoint(tmp_path)
+    assert {p.name for p in last.iterdir()} == {"model.safetensors", "train_state.pt", "config.json", "recipe.json"}
+    assert json.loads((last / "config.json").read_text())["dim"] == 32
+    assert torch.load(last / "train_state.pt", weights_only=True)["step"] == 3
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpointing.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, 4, model, {}, keep_last=2)
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path) == last  # the crash left the previous checkpoint the newest
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002", "step_00000003"]
+
+    other = Exportable(tiny_model().args)
+    assert load_checkpoint(tmp_path, other)["step"] == 3
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path, Transformer(TransformerArgs(dim=16, n_layers=1, head_dim=4, hidden_dim=32, n_heads=4, n_kv_heads=2, vocab_size=VOCAB)))
+    (last / "train_state.pt").write_bytes(b"\x80\x02not a pickle")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(last, other)
+
+
+def _mixture_tasks() -> dict[str, ToyLM]:
+    return {"a": ToyLM("a", mask_p=0.2), "b": ToyLM("b", shift=3, batches_per_epoch=2)}
+
+
+def test_resume_continues_bit_exactly(tmp_path: Path) -> None:
+    weights = {"a": 2.0, "b": 1.0}
+    torch.manual_seed(3)
+    init = tiny_model().state_dict()
+
+    def run(out: str, resume: bool = False, stop_at: int | None = None) -> torch.nn.Module:
+        model = tiny_model()
+        if not resume:
+            model.load_state_dict(init)  # a resumed run gets its weights from the checkpoint
+        recipe = make_recipe(tmp_path / out, max_steps=10, grad_accum=2, save_every=3, eval_every=4)
+        Trainer(recipe, model, _mixture_tasks(), weights).fit(resume=resume, stop_at=stop_at)
+        return model
+
+    straight = run("straight")
+    run("split", stop_at=5)
+    assert latest_checkpoint(tmp_path / "split").name == "step_00000005"
+    with pytest.raises(VoxkitError, match="--resume"):
+        run("split")  # refuses to overwrite a run that has checkpoints
+    resumed = run("split", resume=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    losses = lambda rows: [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]  # noqa: E731
+    assert losses(read_scalars(tmp_path / "straight")) == losses(read_scalars(tmp_path / "split"))
+
+
+# ---------------------------------------------------------------------------- recipes and CLI
+
+RECIPE_TOML = """
+[model]
+name = "toy_lm"
+dim = 32
+
+[optim]
+lr = 0.01
+warmup_steps = 1
+
+[train]
+max_steps = 3
+log_every = 1
+progress = false
+
+[tasks.toy]
+weight = 1.0
+shift = 0
+"""
+
+
+def test_recipe_overrides_are_typed_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE_TOML)
+    r = load_recipe(path, ["train.max_steps=200", "optim.lr=3e-4", "tasks.toy.shift=7", "optim.betas=[0.8, 0.9]", "train.progress=true", "+tasks.toy.note=hi", "+data.tokenizer=byte"])
+    assert r.train.max_steps == 200 and isinstance(r.train.max_steps, int)
+    assert r.optim.lr == 3e-4 and r.optim.betas == [0.8, 0.9] and r.train.progress is True
+    assert r.tasks["toy"] == {"weight": 1.0, "shift": 7, "note": "hi"} and r.data == {"tokenizer": "byte"}
+    assert r.task_options("toy") == {"shift": 7, "note": "hi"} and r.task_weights() == {"toy": 1.0}
+    bad = {
+        "train.max_step=3": "unknown key",
+        "tasks.toy.nope=1": "unknown key",
+        "tasks.asr.max_delay=3": "unknown key",
+        "nosection.x=1": "unknown section",
+        "train.max_steps=abc": "integer",
+        "tasks.toy.shift=0.5": "integer",
+        "train.progress=maybe": "true or false",
+        "optim.schedule=wavy": "optim.schedule",
+        "train.max_steps": "section.key=value",
+        "lr=1": "inside a section",
+    }
+    for override, message in bad.items():
+        with pytest.raises(VoxkitError, match=message):
+            load_recipe(path, [override])
+    for text, message in (("[train]\nmax_steps = 'ten'", "integer"), ("[train\n", "not valid TOML"), ("[optimizer]\n", "unknown section"), ("[train]\nfoo = 1", "unknown key")):
+        path.write_text(text)
+        with pytest.raises(VoxkitError, match=message):
+            load_recipe(path)
+    with pytest.raises(VoxkitError, match="not found"):
+        load_recipe(tmp_path / "missing.toml")
+
+
+def test_cli_trains_from_recipe_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    register_model("toy_lm", lambda section: tiny_model())
+    register_task("toy", lambda options, model, recipe: ToyLM(shift=options["shift"]))
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE_TOML)
+    out = tmp_path / "run"
+    assert cli_main(["train", str(path), f"train.out_dir={out}"]) == 0
+    assert latest_checkpoint(out).name == "step_00000003"
+    assert cli_main(["train", str(out / "recipe.json"), "train.max_steps=5", "--resume"]) == 0
+    assert latest_checkpoint(out).name == "step_00000005"
+    assert cli_main(["train", str(path), "train.max_stepz=5"]) == 2
+    assert cli_main(["train", str(path), "model.name=nothing"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'train.max_stepz'" in err and "unknown model 'nothing'" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.manual_seed(100 + rank)  # different initial weights per rank: DDP must broadcast rank 0's
+    model = tiny_model()
+    task = ToyLM()
+    recipe = make_recipe(Path(out_dir), max_steps=3, grad_accum=2, device="cpu")
+    Trainer(recipe, model, {"toy": task}, {"toy": 1.0}).fit()
+    assert not dist.is_initialized()  # the trainer tears down the group it created
+    torch.save({"params": params_of(model), "seen": task.seen}, Path(out_dir) / f"rank{rank}.pt")
+
+
+def test_ddp_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
+    assert dist.is_gloo_available(), "this torch build has no gloo backend: CPU DDP cannot run"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["seen"] == [(0, 0)] * 3 + [(1, 0)] * 3 and r1["seen"] == [(0, 1)] * 3 + [(1, 1)] * 3  # data sharded by rank
+    for name, p in r0["params"].items():
+        assert torch.equal(p, r1["params"][name]), name
+    assert latest_checkpoint(tmp_path).name == "step_00000003"  # rank 0 saved

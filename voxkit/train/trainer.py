@@ -1,0 +1,403 @@
+"""The one voxkit trainer: a weighted task mixture on one model, one process or many (torchrun).
+
+Decisions, and why:
+
+- **Distributed**: when ``torchrun`` set ``RANK``/``WORLD_SIZE`` (or a process group already
+  exists), the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA). Only
+  rank 0 writes logs and checkpoints and runs evaluation. Every rank draws the same task for each
+  micro-batch (see :class:`~voxkit.train.task.TaskMixture`), so DDP always reduces the gradients
+  of the same sub-graph; tasks shard their data by rank.
+- **Precision**: parameters and optimizer state stay float32; on CUDA the forward runs under
+  bf16 autocast (``train.amp = "bf16"``). CPU runs in float32, which keeps CPU tests exact.
+- **Optimizer**: AdamW. Weight decay applies to matrices (``ndim >= 2``) only; biases, norm gains
+  (1-D) and embedding tables (including an output head tied to them) are not decayed, because
+  shrinking them towards zero only fights the normalisation and rare-token rows.
+- **Schedule**: linear warmup over ``warmup_steps`` then cosine/linear decay to
+  ``min_lr_ratio * lr`` at ``max_steps``, or constant.
+- **Accumulation**: each micro-batch loss is divided by ``grad_accum``, so an optimizer step sees
+  the mean over micro-batches (equal to one big batch when micro-batches hold equal token counts);
+  DDP all-reduces only on the last micro-batch (``no_sync``). Losses stay on the device and are
+  synchronised only at log steps.
+- **Resume** restores exactly: weights, AdamW moments, scheduler, step, every rank's torch /
+  CUDA / Python / NumPy RNG state, the mixture's draw generator and each task's epoch and
+  position (replayed by re-iterating the epoch). An interrupted run then continues bit-exactly on
+  the same hardware when ``train_batches`` is deterministic per epoch. Not restored: state hidden
+  inside a task's own objects (e.g. a DataLoader's worker RNG), and per-rank RNGs when the world
+  size changed (those ranks are reseeded).
+- **Evaluation** runs under a forked RNG, so evaluating never changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from voxkit.errors import VoxkitError
+from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint, unwrap
+from voxkit.train.recipe import OptimConfig, Recipe, save_recipe
+from voxkit.train.task import Task, TaskMixture, move_to
+
+SCALARS_FILE = "scalars.jsonl"
+
+
+# ---------------------------------------------------------------------------- building blocks
+
+
+def lr_factor(step: int, optim: OptimConfig, max_steps: int) -> float:
+    """Multiplier of ``optim.lr`` for optimizer step ``step`` (0-based)."""
+    if step < optim.warmup_steps:
+        return (step + 1) / optim.warmup_steps
+    if optim.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - optim.warmup_steps) / max(1, max_steps - optim.warmup_steps))
+    low = optim.min_lr_ratio
+    if optim.schedule == "cosine":
+        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1 - (1 - low) * progress  # linear
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on matrices only (no decay on biases, norms, embeddings; see module doc)."""
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay = [], []
+    for p in model.parameters():  # parameters() yields tied tensors once
+        if p.requires_grad:
+            (decay if p.ndim >= 2 and id(p) not in embedding_ids else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=fused)  # type: ignore[arg-type]
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states as tensors and ints (loadable with ``weights_only=True``)."""
+    import numpy as np
+
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
+        "python": [version, list(mt), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class ScalarLog:
+    """Scalars as JSON lines (always) and TensorBoard events (when ``tensorboard`` is installed)."""
+
+    def __init__(self, out_dir: Path, start_step: int) -> None:
+        self.path = out_dir / SCALARS_FILE
+        if start_step > 0 and self.path.exists():  # drop lines a crashed run wrote after the checkpoint
+            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        self.file = self.path.open("a", encoding="utf-8")
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step or None)
+        except ImportError:
+            pass
+
+    def log(self, step: int, scalars: Mapping[str, float]) -> None:
+        self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **scalars}) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _Running:
+    """Sums of losses and metrics since the last log step, kept on the device."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, key: str, value: torch.Tensor | float) -> None:
+        value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self, reduce: list[str]) -> dict[str, float]:
+        """Means over the interval; keys in ``reduce`` are also averaged over ranks (one all-reduce)."""
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        if reduce and dist.is_initialized() and dist.get_world_size() > 1:
+            anchor = next((v for v in out.values() if isinstance(v, torch.Tensor)), None)
+            device = anchor.device if anchor is not None else torch.device("cpu")
+            packed = torch.stack([torch.as_tensor(out[k], dtype=torch.float32, device=device) for k in reduce])
+            dist.all_reduce(packed)
+            out.update(zip(reduce, (packed / dist.get_world_size()).unbind()))
+        self.sums.clear()
+        self.counts.clear()
+        return {k: float(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Trains ``model`` on a weighted mixture of ``tasks`` as the recipe says; see the module doc."""
+
+    def __init__(self, recipe: Recipe, model: nn.Module, tasks: Mapping[str, Task], weights: Mapping[str, float] | None = None) -> None:
+        self.recipe = recipe
+        self.model = model
+        self.tasks = dict(tasks)
+        self.weights = dict(weights) if weights is not None else {n: recipe.task_weights().get(n, 1.0) for n in self.tasks}
+        self.step = 0
+        self.rank, self.world_size, self.local_rank = 0, 1, 0
+        self.device = torch.device("cpu")
+        self.last_scalars: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup_distributed(self) -> bool:
+        """Join torchrun's process group if there is one; returns whether this call created it."""
+        created = False
+        if not dist.is_initialized() and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            backend = "nccl" if self._wants_cuda() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            dist.init_process_group(backend=backend)
+            created = True
+        if dist.is_initialized():
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+            self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        return created
+
+    def _wants_cuda(self) -> bool:
+        name = self.recipe.train.device
+        return name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+
+    def _select_device(self) -> torch.device:
+        name = self.recipe.train.device
+        if self._wants_cuda():
+            if not torch.cuda.is_available():
+                raise VoxkitError(f"train.device = {name!r} but CUDA is not available")
+            index = int(name.split(":")[1]) if ":" in name else self.local_rank
+            torch.cuda.set_device(index)
+            return torch.device("cuda", index)
+        return torch.device("cpu")
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.device.type == "cuda" and self.recipe.train.amp == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ main loop
+
+    def fit(self, resume: bool = False, stop_at: int | None = None) -> dict[str, float]:
+        """Train to ``train.max_steps`` (or stop early after step ``stop_at``, checkpointing there).
+
+        ``stop_at`` is for time-limited jobs: the schedule still spans ``max_steps`` and a later
+        ``fit(resume=True)`` continues as if never stopped. Returns the last logged scalars.
+        """
+        cfg = self.recipe.train
+        created_group = self._setup_distributed()
+        try:
+            self.device = self._select_device()
+            if cfg.num_threads > 0:
+                torch.set_num_threads(cfg.num_threads)
+            out_dir = Path(cfg.out_dir)
+            checkpoint = latest_checkpoint(out_dir) if resume else None
+            if not resume and latest_checkpoint(out_dir) is not None:
+                raise VoxkitError(f"{out_dir} already holds checkpoints: resume with --resume, or choose another train.out_dir")
+            _seed_everything(cfg.seed + self.rank)
+            self.model.to(self.device)
+            self.model.train()
+            self.optimizer = build_optimizer(self.model, self.recipe.optim, self.device)
+            max_steps = cfg.max_steps
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.recipe.optim, max_steps))
+            self.mixture = TaskMixture(self.tasks, self.weights, seed=cfg.seed, rank=self.rank, world_size=self.world_size)
+            self.step = 0
+            if checkpoint is not None:
+                self._restore(checkpoint)
+            self.ddp_model: nn.Module = self.model
+            if self.world_size > 1:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                # a mixture's tasks use different parts of the shared model (text LM: no audio encoder)
+                unused = cfg.find_unused_parameters or len(self.tasks) > 1
+                self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
+            return self._loop(out_dir, min(stop_at, cfg.max_steps) if stop_at is not None else cfg.max_steps)
+        finally:
+            if created_group and dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _loop(self, out_dir: Path, last_step: int) -> dict[str, float]:
+        cfg = self.recipe.train
+        is_main = self.rank == 0
+        log = None
+        if is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_recipe(self.recipe, out_dir / "recipe.json")
+            log = ScalarLog(out_dir, self.step)
+        bar = None
+        show_bar = is_main and cfg.progress and sys.stderr.isatty()
+        if show_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
+        running = _Running()
+        saved_at = self.step if self.step > 0 else -1  # a resumed run need not rewrite its checkpoint
+        evaluated_at, logged_at = -1, self.step
+        tick = time.perf_counter()
+        try:
+            while self.step < last_step:
+                grad_norm = self._train_step(running)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == last_step:
+                    elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                    scalars = self._scalars(running, grad_norm, elapsed / (self.step - logged_at))
+                    logged_at = self.step
+                    self.last_scalars.update(scalars)
+                    if log is not None:
+                        log.log(self.step, scalars)
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{scalars['train/loss']:.4f}", lr=f"{scalars['train/lr']:.2e}")
+                        else:
+                            print(f"step {self.step}/{cfg.max_steps} loss {scalars['train/loss']:.4f} lr {scalars['train/lr']:.3e}", file=sys.stderr, flush=True)
+                if cfg.save_every and self.step % cfg.save_every == 0:
+                    self._save(out_dir)
+                    saved_at = self.step
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate(log)
+                    evaluated_at = self.step
+            if saved_at != self.step:
+                self._save(out_dir)
+            if evaluated_at != self.step and self.step == cfg.max_steps:
+                self._evaluate(log)
+        finally:
+            if bar is not None:
+                bar.close()
+            if log is not None:
+                log.close()
+        return dict(self.last_scalars)
+
+    def _train_step(self, running: _Running) -> torch.Tensor | None:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the gradient norm (on device) if computed."""
+        accum = self.recipe.train.grad_accum
+        names = self.mixture.draw(accum)
+        for i, name in enumerate(names):
+            batch = move_to(self.mixture.next_batch(name), self.device)
+            last = i == accum - 1
+            no_sync = self.ddp_model.no_sync() if self.ddp_model is not self.model and not last else contextlib.nullcontext()
+            with no_sync:
+                with self._autocast():
+                    loss, metrics = self.tasks[name].loss(self.ddp_model, batch)
+                (loss / accum).backward()
+            running.add("train/loss", loss)
+            running.add(f"train/{name}/loss", loss)
+            for key, value in metrics.items():
+                running.add(f"train/{name}/{key}", value)
+        grad_norm = None
+        clip = self.recipe.optim.grad_clip
+        if clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _scalars(self, running: _Running, grad_norm: torch.Tensor | None, step_s: float) -> dict[str, float]:
+        reduce = sorted(k for k in running.sums if k == "train/loss" or (k.endswith("/loss") and k.count("/") == 2))
+        scalars = running.means(reduce)
+        scalars["train/lr"] = self.scheduler.get_last_lr()[0]
+        if grad_norm is not None:
+            scalars["train/grad_norm"] = float(grad_norm)
+        scalars["train/step_s"] = step_s
+        return scalars
+
+    # ------------------------------------------------------------------ evaluation and checkpoints
+
+    def _evaluate(self, log: ScalarLog | None) -> None:
+        """Rank 0 evaluates every task with the plain model; the training RNG is left untouched."""
+        if self.rank != 0:
+            return
+        scalars: dict[str, float] = {}
+        devices = [self.device.index] if self.device.type == "cuda" else []
+        py_state = random.getstate()
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), self._autocast():
+                for name in sorted(self.tasks):
+                    for key, value in self.tasks[name].evaluate(self.model).items():
+                        scalars[f"eval/{name}/{key}"] = float(value)
+        finally:
+            self.model.train()
+            random.setstate(py_state)
+        self.last_scalars.update(scalars)
+        if log is not None and scalars:
+            log.log(self.step, scalars)
+
+    def _save(self, out_dir: Path) -> None:
+        """Gather every rank's RNG state, then rank 0 writes the checkpoint."""
+        rng = _rng_state()
+        if self.world_size > 1:
+            all_rng: list[Any] = [None] * self.world_size
+            dist.all_gather_object(all_rng, rng)
+        else:
+            all_rng = [rng]
+        if self.rank == 0:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": all_rng,
+                "mixture": self.mixture.state_dict(),
+                "world_size": self.world_size,
+                "recipe_json": json.dumps(self.recipe.to_dict()),
+            }
+            save_checkpoint(out_dir, self.step, self.model, state, self.recipe.to_dict(), keep_last=self.recipe.train.keep_last)
+        if self.world_size > 1:
+            dist.barrier()  # nobody races ahead to a resume/exit while rank 0 is still writing
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
+        self.step = int(state["step"])
+        self.mixture.load_state_dict(state["mixture"])
+        rng = state.get("rng") or []
+        if len(rng) == self.world_size:
+            _set_rng_state(rng[self.rank])
+        else:  # world size changed: keep the fresh per-rank seeds, shifted so they differ from step 0
+            _seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
+        if self.rank == 0:
+            print(f"resumed from {checkpoint} at step {self.step}", file=sys.stderr, flush=True)
+
