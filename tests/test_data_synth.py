@@ -1,0 +1,123 @@
+"""Synthesis: exact word timings from libespeak-ng, every language, splits, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from voxkit.audio.io import load_audio
+from voxkit.data.espeak import Voice, get_engine
+from voxkit.data.manifest import check_manifest, read_manifest
+from voxkit.data.synth import build_corpus, render
+from voxkit.data.text import LANGUAGES, spoken_words
+
+SENTENCES = {
+    "en": "The old lighthouse keeper, tired and happy, walked home slowly.",
+    "fr": "Le vieux gardien du phare, fatigué mais heureux, rentrait lentement.",
+    "es": "El viejo guardián del faro, cansado y feliz, volvió a casa despacio.",
+    "de": "Der alte Leuchtturmwärter, müde und glücklich, ging langsam nach Hause.",
+    "it": "Il vecchio guardiano del faro, stanco e felice, tornò a casa piano.",
+    "pt": "O velho faroleiro, cansado e feliz, voltou para casa devagar.",
+    "nl": "De oude vuurtorenwachter, moe en gelukkig, liep langzaam naar huis.",
+    "pl": "Stary latarnik, zmęczony i szczęśliwy, wracał powoli do domu.",
+}
+
+
+def _energy_in_out(wav: np.ndarray, words: list[dict], sr: int) -> tuple[float, float]:
+    inside = np.zeros(wav.size, bool)
+    for w in words:
+        inside[int(w["start"] * sr) : int(w["end"] * sr)] = True
+    last = int(words[-1]["end"] * sr)
+    gap = ~inside[:last]
+    e = wav[:last] ** 2
+    return float(e[inside[:last]].mean()), float(e[gap].mean()) if gap.any() else 0.0
+
+
+def test_utf8_text_position_is_a_character_offset():
+    text = "Où êtes-vous? Größere Brücke."
+    _, events = get_engine().synth(text, Voice("fr"))
+    starts = [e.char_start for e in events if e.char_len > 0]
+    assert text[starts[1] : starts[1] + 4] == "êtes"
+
+
+@pytest.mark.parametrize("lang", sorted(LANGUAGES))
+def test_every_language_renders_with_exact_words(lang):
+    text = SENTENCES[lang]
+    result = render(text, Voice(LANGUAGES[lang].espeak, "m3"), (16000, 24000))
+    assert result is not None
+    audio, words = result
+    wav = audio[16000]
+    assert wav.dtype == np.float32 and np.isfinite(wav).all() and wav.size > 16000
+    assert audio[24000].size == pytest.approx(wav.size * 1.5, abs=2)
+    assert [w["word"] for w in words] == spoken_words(text)
+    dur = wav.size / 16000
+    prev_end = 0.0
+    for w in words:
+        assert prev_end <= w["start"] < w["end"] <= dur
+        prev_end = w["end"]
+    # The comma pauses are gaps: the signal between words is much quieter than inside them.
+    e_in, e_gap = _energy_in_out(wav, words, 16000)
+    assert e_in > 10 * e_gap
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("corpus"))
+    summary = build_corpus(out, ["en", "it"], hours=0.03, seed=3, workers=2, chunk_size=8, progress=False)
+    return out, summary
+
+
+def test_corpus_manifests_and_timings(corpus):
+    out, summary = corpus
+    assert summary["utterances"] > 10 and summary["disk_bytes"] > 0
+    rows = {s: read_manifest(os.path.join(out, f"{s}.jsonl")) for s in ("train", "dev", "test")}
+    assert all(rows[s] for s in rows)
+    for s in rows:
+        report = check_manifest(os.path.join(out, f"{s}.jsonl"), decode=True)
+        assert report.problems == [] and report.good == len(rows[s])
+    e_in = e_gap = 0.0
+    for row in rows["train"][:12]:
+        assert row["sample_rate"] == 16000 and set(row) >= {"audio", "text", "language", "speaker", "duration", "words"}
+        wav = load_audio(row["audio"], 16000).numpy()
+        assert abs(wav.size / 16000 - row["duration"]) < 1e-3
+        assert " ".join(w["word"] for w in row["words"]) == " ".join(spoken_words(row["text"]))
+        a, b = _energy_in_out(wav, row["words"], 16000)
+        e_in, e_gap = e_in + a, e_gap + b
+    assert e_in > 10 * e_gap
+
+
+def test_held_out_sentences_and_voices(corpus):
+    out, _ = corpus
+    rows = {s: read_manifest(os.path.join(out, f"{s}.jsonl")) for s in ("train", "dev", "test")}
+    variants = {s: {r["speaker"].split(":")[1] for r in rows[s]} for s in rows}
+    texts = {s: {r["text"] for r in rows[s]} for s in rows}
+    for held in ("dev", "test"):
+        assert not variants[held] & variants["train"]
+        assert not texts[held] & texts["train"]
+    assert not variants["dev"] & variants["test"]
+
+
+def test_resume_skips_existing(corpus):
+    out, first = corpus
+    again = build_corpus(out, ["en", "it"], hours=0.03, seed=3, workers=1, chunk_size=8, progress=False)
+    assert again["rendered_now"] == 0
+    assert again["utterances"] == first["utterances"]
+    # Losing one audio file re-renders exactly that utterance.
+    row = read_manifest(os.path.join(out, "train.jsonl"))[0]
+    os.remove(row["audio"])
+    third = build_corpus(out, ["en", "it"], hours=0.03, seed=3, workers=1, chunk_size=8, progress=False)
+    assert third["rendered_now"] == 1 and os.path.isfile(row["audio"])
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["utterances"] == first["utterances"]
+
+
+def test_plan_does_not_depend_on_python_hash_seed():
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from voxkit.data.synth import plan_corpus; "
+            "print(hashlib.md5(repr(plan_corpus(['it'], 0.05, 0)).encode()).hexdigest())")
+    outs = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(s)},
+                           capture_output=True, text=True, check=True).stdout for s in (1, 2)}
+    assert len(outs) == 1

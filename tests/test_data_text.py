@@ -1,0 +1,52 @@
+"""Sentence cleaning, spoken words, dedup and text splits."""
+
+from voxkit.data.entities import entity_sentences
+from voxkit.data.text import (
+    LANGUAGES, clean_sentence, dedupe, natural_sentences, spoken_words, text_split, token_spans,
+)
+
+
+def test_spoken_words_strip_edge_punctuation():
+    text = "«Où êtes-vous?» L'homme — était là."
+    assert spoken_words(text) == ["Où", "êtes-vous", "L'homme", "était", "là"]
+    spans = token_spans(text)
+    assert [text[a:b] for a, b, _ in spans] == spoken_words(text)
+
+
+def test_clean_sentence_rules():
+    assert clean_sentence("The quick brown fox jumps over the lazy dog.", "en")
+    assert clean_sentence("See http://example.com for the details now.", "en") is None
+    assert clean_sentence("The NASA team landed on the moon today.", "en") is None  # acronym
+    assert clean_sentence("Use the -r option to recurse into folders.", "en") is None
+    assert clean_sentence("Mr. Smith went to the market today.", "en") is None  # abbreviation
+    assert clean_sentence("Too short.", "en") is None
+    assert clean_sentence("Der schnelle braune Fuchs springt über den Hund.", "de")
+    assert clean_sentence("This English sentence is not German at all.", "de") is None
+    # Numbers are spelled out so the transcript says what espeak speaks.
+    s = clean_sentence("We bought 3 apples and 12 pears at the market.", "en")
+    assert s == "We bought three apples and twelve pears at the market."
+    assert clean_sentence("Version 2.5 of the program is out now.", "en") is None
+
+
+def test_dedupe_and_split_are_deterministic():
+    sents = ["Hello there, my good friend.", "hello there my good friend!", "Another one bites the dust."]
+    assert dedupe(sents) == [sents[0], sents[2]]
+    fr = {"train": 0.8, "dev": 0.1, "test": 0.1}
+    assert text_split(sents[0], fr, 0) == text_split(sents[1], fr, 0)  # same words, same split
+    assert [text_split(f"Sentence number {i} here.", fr, 0) for i in range(50)] == [
+        text_split(f"Sentence number {i} here.", fr, 0) for i in range(50)
+    ]
+
+
+def test_sources_give_thousands_of_sentences():
+    en = natural_sentences("en")
+    assert len(en) > 5000
+    assert all(clean_sentence(s, "en") == s for s in en[:200])
+
+
+def test_entity_sentences_every_language():
+    for lang in LANGUAGES:
+        sents = entity_sentences(lang, 30, seed=1)
+        assert len(sents) >= 20, lang
+        assert not any(c.isdigit() for s in sents for c in s)
+        assert sents == entity_sentences(lang, 30, seed=1)

@@ -1,0 +1,97 @@
+"""``voxkit data``: build the synthetic corpus, validate manifests, import user data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from voxkit.data.synth import build_corpus
+    from voxkit.data.text import language_spec
+    from voxkit.errors import DataError
+
+    languages = [x.strip() for x in args.languages.split(",") if x.strip()]
+    if not languages:
+        raise DataError("--languages is empty")
+    for lang in languages:
+        language_spec(lang)
+    try:
+        rates = tuple(int(x) for x in args.sample_rates.split(","))
+    except ValueError:
+        raise DataError(f"--sample-rates must be comma-separated integers, got {args.sample_rates!r}") from None
+    workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    s = build_corpus(args.out, languages, args.hours, seed=args.seed, workers=workers, sample_rates=rates,
+                     fmt=args.format, progress=not args.quiet)
+    print(f"corpus: {args.out}")
+    print(f"  {s['utterances']} utterances, {s['audio_hours']:.3f} h audio ({s['rendered_now']} rendered now, "
+          f"{s['skipped_existing']} already there, {s['rejected']} rejected by alignment)")
+    print(f"  wall {s['wall_seconds']:.0f} s with {s['workers']} workers"
+          + (f" = {s['hours_per_wall_hour']} h audio per wall-clock hour" if s["hours_per_wall_hour"] else ""))
+    print(f"  disk {s['disk_bytes'] / 1e9:.3f} GB ({s['gb_per_audio_hour']} GB per audio hour)")
+    print(f"  {'split/lang':<10} {'utts':>6} {'hours':>7} {'speakers':>8} {'sentences':>9}")
+    for key, v in s["splits"].items():
+        print(f"  {key:<10} {v['utterances']:>6} {v['hours']:>7.3f} {v['speakers']:>8} {v['sentences']:>9}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from voxkit.data.manifest import check_manifest
+
+    bad = 0
+    for path in args.manifests:
+        report = check_manifest(path, decode=args.decode)
+        for line, reason in report.problems[: args.max_report]:
+            print(f"{path}:{line}: {reason}")
+        if len(report.problems) > args.max_report:
+            print(f"{path}: ... {len(report.problems) - args.max_report} more bad rows")
+        print(f"{path}: {report.good}/{report.rows} rows ok, {report.hours:.3f} h", file=sys.stderr if report.problems else sys.stdout)
+        bad += len(report.problems)
+    return 1 if bad else 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from voxkit.data.importer import import_directory
+    from voxkit.data.manifest import write_manifest
+
+    rows, skipped = import_directory(args.dir, language=args.language, speaker_from=args.speaker_from)
+    out = args.out or os.path.join(args.dir, "manifest.jsonl")
+    n = write_manifest(out, rows, relative_to=os.path.dirname(os.path.abspath(out)) if args.relative else None)
+    for path, reason in skipped[:20]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    hours = sum(r["duration"] for r in rows) / 3600
+    print(f"{out}: {n} rows, {hours:.3f} h" + (f", {len(skipped)} skipped" if skipped else ""))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="build, check and import speech corpora")
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
+
+    s = sub.add_parser("synth", help="synthesise a multilingual corpus with exact word timings (espeak-ng)")
+    s.add_argument("--out", required=True, help="corpus folder (re-running resumes)")
+    s.add_argument("--hours", type=float, default=1.0, help="total hours of audio (approximate)")
+    s.add_argument("--languages", default="en,fr,es,de,it,pt,nl,pl")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    s.add_argument("--sample-rates", default="16000", help="comma-separated, first is the main manifest's rate")
+    s.add_argument("--format", default="flac", choices=("flac", "wav"))
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_synth)
+
+    c = sub.add_parser("check", help="validate manifests and report bad rows with reasons")
+    c.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    c.add_argument("--decode", action="store_true", help="decode every file (slower; header-only otherwise)")
+    c.add_argument("--max-report", type=int, default=50)
+    c.set_defaults(func=_check)
+
+    m = sub.add_parser("manifest", help="write a manifest for wav+txt pairs or a LibriSpeech-style tree")
+    m.add_argument("dir")
+    m.add_argument("--out", help="manifest path (default DIR/manifest.jsonl)")
+    m.add_argument("--language", default="en")
+    m.add_argument("--speaker-from", default="auto", choices=("auto", "parent", "none"),
+                   help="speaker id: LibriSpeech speaker folder / parent folder name / none")
+    m.add_argument("--relative", action="store_true", help="store audio paths relative to the manifest")
+    m.set_defaults(func=_manifest)

@@ -1,0 +1,180 @@
+"""JSONL manifests (NeMo / moshi-finetune convention) and their validator.
+
+One JSON object per line::
+
+    {"audio": "audio/en/train/en-train-000001.flac", "text": "Hello there.", "language": "en",
+     "speaker": "en:m3:p45:g40:r165", "duration": 1.234, "sample_rate": 16000,
+     "words": [{"word": "Hello", "start": 0.0, "end": 0.41}, {"word": "there", "start": 0.45, ...}]}
+
+``audio`` may be absolute or relative to the manifest's folder (relative keeps a corpus movable).
+``words`` is optional for user data; when present its words, space-joined, must equal
+``" ".join(spoken_words(text))`` (edge punctuation stripped) and its times must be monotonic and
+inside the audio. The validator reports every bad row with a reason instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from voxkit.errors import DataError
+
+REQUIRED = ("audio", "text", "duration")
+
+
+def resolve_audio(row: dict, manifest_dir: str) -> str:
+    path = str(row["audio"])
+    return path if os.path.isabs(path) else os.path.join(manifest_dir, path)
+
+
+def iter_manifest(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, row or None, JSON error or None) for every non-empty line."""
+    if not os.path.isfile(path):
+        raise DataError(f"manifest not found: {os.fspath(path)}")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield n, None, f"invalid JSON: {err.msg}"
+                continue
+            if not isinstance(row, dict):
+                yield n, None, "row is not a JSON object"
+                continue
+            yield n, row, None
+
+
+def read_manifest(path: str | os.PathLike, *, resolve: bool = True) -> list[dict]:
+    """All rows; ``audio`` made absolute when ``resolve``. Raises DataError on a malformed line."""
+    base = os.path.dirname(os.path.abspath(path))
+    rows = []
+    for n, row, err in iter_manifest(path):
+        if err or row is None:
+            raise DataError(f"{os.fspath(path)}:{n}: {err}")
+        missing = [k for k in REQUIRED if k not in row]
+        if missing:
+            raise DataError(f"{os.fspath(path)}:{n}: missing field(s) {', '.join(missing)}")
+        if resolve:
+            row = {**row, "audio": resolve_audio(row, base)}
+        rows.append(row)
+    return rows
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, relative_to: str | None = None) -> int:
+    """Write rows atomically (tmp + rename); audio paths made relative to ``relative_to`` if given."""
+    tmp = f"{os.fspath(path)}.tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            if relative_to is not None and os.path.isabs(str(row["audio"])):
+                row = {**row, "audio": os.path.relpath(row["audio"], relative_to)}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+@dataclass
+class CheckReport:
+    """Outcome of :func:`check_manifest`: counts plus (line, reason) for each bad row."""
+
+    path: str
+    rows: int = 0
+    good: int = 0
+    hours: float = 0.0
+    problems: list[tuple[int, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.problems is None:
+            self.problems = []
+
+
+def _finite_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: float = 0.1) -> list[str]:
+    """Reasons why ``row`` is unusable (empty list = fine). Never raises for bad data."""
+    from voxkit.audio.io import audio_info, load_audio
+    from voxkit.data.text import spoken_words
+    from voxkit.errors import AudioError
+
+    reasons = []
+    for key in REQUIRED:
+        if key not in row:
+            reasons.append(f"missing field {key!r}")
+    if reasons:
+        return reasons
+    text = row["text"]
+    if not isinstance(text, str) or not text.strip():
+        reasons.append("empty text")
+    dur = row["duration"]
+    if not _finite_number(dur) or float(dur) <= 0:
+        reasons.append(f"bad duration {dur!r} (must be a finite positive number)")
+    if "sample_rate" in row and (not _finite_number(row["sample_rate"]) or row["sample_rate"] <= 0):
+        reasons.append(f"bad sample_rate {row['sample_rate']!r}")
+    path = resolve_audio(row, manifest_dir)
+    true_dur = None
+    if not os.path.isfile(path):
+        reasons.append(f"audio file missing: {path}")
+    else:
+        try:
+            sr, frames, _ = audio_info(path)
+            true_dur = frames / sr if sr else 0.0
+            if frames == 0:
+                reasons.append(f"audio is empty: {path}")
+            elif decode:
+                load_audio(path, sr)
+        except AudioError as err:
+            reasons.append(f"unreadable audio: {err}")
+    if true_dur and _finite_number(dur) and abs(float(dur) - true_dur) > tolerance:
+        reasons.append(f"duration {float(dur):.3f}s does not match the audio ({true_dur:.3f}s)")
+    words = row.get("words")
+    if words is not None and isinstance(text, str):
+        reasons += _check_words(words, text, true_dur if true_dur else (float(dur) if _finite_number(dur) else None), tolerance)
+    return reasons
+
+
+def _check_words(words: object, text: str, duration: float | None, tolerance: float) -> list[str]:
+    from voxkit.data.text import spoken_words
+
+    if not isinstance(words, list):
+        return ["words is not a list"]
+    try:
+        names = [str(w["word"]) for w in words]
+        starts = [float(w["start"]) for w in words]
+        ends = [float(w["end"]) for w in words]
+    except (KeyError, TypeError, ValueError):
+        return ["words entries need word, start and end"]
+    reasons = []
+    if " ".join(names) != " ".join(spoken_words(text)):
+        reasons.append("words do not match the spoken words of text")
+    if not all(math.isfinite(x) for x in starts + ends):
+        reasons.append("non-finite word time")
+        return reasons
+    if any(s > e for s, e in zip(starts, ends)) or any(e > s2 + 1e-6 for e, s2 in zip(ends, starts[1:])):
+        reasons.append("word times are not monotonic")
+    if starts and (starts[0] < 0 or (duration is not None and ends[-1] > duration + tolerance)):
+        reasons.append("word times fall outside the audio")
+    return reasons
+
+
+def check_manifest(path: str | os.PathLike, *, decode: bool = False) -> CheckReport:
+    """Validate every row (fields, numbers, audio present/readable, duration, word timings)."""
+    base = os.path.dirname(os.path.abspath(path))
+    report = CheckReport(os.fspath(path))
+    for n, row, err in iter_manifest(path):
+        report.rows += 1
+        reasons = [err] if err else check_row(row or {}, base, decode=decode)
+        if reasons:
+            report.problems.append((n, "; ".join(reasons)))
+        else:
+            report.good += 1
+            report.hours += float(row["duration"]) / 3600  # type: ignore[index]
+    return report

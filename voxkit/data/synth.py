@@ -1,0 +1,353 @@
+"""Build the multilingual synthetic corpus: plan, render in parallel, align words, write manifests.
+
+Word timings (why they are exact): each word's START is the audio sample libespeak-ng reports in its
+word event — where the synthesiser began producing that word (pauses before a word belong to the
+previous gap, verified empirically). A word's END is the last non-silent sample before the next
+word's start (or before the end of the audio): the segment [start_i, start_{i+1}) is scanned in 5 ms
+frames and trailing frames below -40 dB of the utterance's loudest frame are cut. So pauses at
+commas and sentence ends are gaps between words, not part of them, and no estimation is involved.
+
+Layout of a corpus folder::
+
+    audio/<lang>/<split>/<id>.flac     16 kHz mono (``audio24k/...`` too with --sample-rates 16000,24000)
+    shards/<chunk>.jsonl               rows written as they are produced (resume reads these)
+    train.jsonl dev.jsonl test.jsonl   merged manifests (``train_24k.jsonl``... for other rates)
+    summary.json                       sizes per split and language, speakers, throughput, disk
+
+Resumable: utterance ids and their content are a pure function of (languages, hours, seed, splits);
+rows already in a shard whose audio files exist are skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from voxkit.data.espeak import Voice
+from voxkit.data.text import token_spans
+from voxkit.errors import DataError
+
+SPLITS: dict[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
+VOICE_SPLITS: dict[str, float] = {"train": 0.7, "dev": 0.15, "test": 0.15}
+_FRAME_S = 0.005
+_SILENCE_DB = -40.0
+
+
+@dataclass(frozen=True)
+class UttPlan:
+    """Everything needed to render one utterance (pure data, picklable)."""
+
+    id: str
+    split: str
+    language: str
+    text: str
+    speaker: str
+    voice: Voice
+
+
+# ----------------------------------------------------------------------------------------------
+# Alignment
+
+
+def align_words(text: str, wav: np.ndarray, events: list, sample_rate: int) -> list[dict] | None:
+    """Word timings in seconds for ``text`` from espeak word events; None if they do not cover it.
+
+    ``wav`` int16 [T] as rendered, ``events`` :class:`voxkit.data.espeak.WordEvent` list. Each
+    event is attached to the spoken word whose character span contains its text position; the first
+    event of a word gives its start. Any spoken word without an event, or a non-monotonic event
+    order, rejects the utterance (the caller drops it) rather than guessing.
+    """
+    spans = token_spans(text)
+    if not spans or wav.size == 0:
+        return None
+    starts: list[int | None] = [None] * len(spans)
+    tok = 0
+    for ev in events:
+        pos = ev.char_start
+        while tok < len(spans) and pos >= spans[tok][1]:
+            tok += 1
+        if tok == len(spans):
+            break
+        if spans[tok][0] <= pos < spans[tok][1] and starts[tok] is None:
+            starts[tok] = ev.sample
+    if any(s is None for s in starts):
+        return None
+    sample_starts = np.asarray(starts, dtype=np.int64)  # [W]
+    if (np.diff(sample_starts) < 0).any() or sample_starts[-1] >= wav.size:
+        return None
+    frame = max(1, int(round(_FRAME_S * sample_rate)))
+    n_frames = wav.size // frame
+    x = wav[: n_frames * frame].astype(np.float32).reshape(n_frames, frame)  # [F, frame]
+    rms = np.sqrt((x * x).mean(axis=1))  # [F]
+    loud = rms > max(float(rms.max()) * 10 ** (_SILENCE_DB / 20), 1.0)  # [F] bool
+    bounds = np.append(sample_starts, n_frames * frame)  # [W + 1]
+    words = []
+    for i, (_, _, word) in enumerate(spans):
+        f0, f1 = int(bounds[i]) // frame, max(int(bounds[i]) // frame + 1, int(bounds[i + 1]) // frame)
+        voiced = np.flatnonzero(loud[f0:f1])
+        if voiced.size == 0:
+            return None
+        start = max(int(bounds[i]), (f0 + int(voiced[0])) * frame)
+        end = min(int(bounds[i + 1]), (f0 + int(voiced[-1]) + 1) * frame)
+        words.append({"word": word, "start": round(start / sample_rate, 3), "end": round(end / sample_rate, 3)})
+    return words
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+
+_RESAMPLERS: dict[tuple[int, int], object] = {}
+
+
+def _resample(wav: np.ndarray, orig: int, target: int) -> np.ndarray:
+    """float32 [T] -> float32 [T'] with a cached torchaudio kernel (one per rate pair and process)."""
+    if orig == target:
+        return wav
+    import torch
+    import torchaudio
+
+    key = (orig, target)
+    if key not in _RESAMPLERS:
+        _RESAMPLERS[key] = torchaudio.transforms.Resample(orig, target)
+    with torch.no_grad():
+        return _RESAMPLERS[key](torch.from_numpy(wav)).numpy()  # [T']
+
+
+def render(text: str, voice: Voice, sample_rates: tuple[int, ...] = (16000,), tail_s: float = 0.25) -> tuple[dict[int, np.ndarray], list[dict]] | None:
+    """Synthesise ``text``; returns ({rate: float32 [T]}, words) or None when alignment fails.
+
+    Trailing silence beyond ``tail_s`` after the last word is cut (espeak adds ~0.5 s).
+    """
+    from voxkit.data.espeak import get_engine
+
+    engine = get_engine()
+    pcm, events = engine.synth(text, voice)  # int16 [T] at engine.sample_rate
+    words = align_words(text, pcm, events, engine.sample_rate)
+    if words is None:
+        return None
+    keep = min(pcm.size, int((words[-1]["end"] + tail_s) * engine.sample_rate))
+    wav = pcm[:keep].astype(np.float32) / 32768.0  # [T]
+    return {sr: _resample(wav, engine.sample_rate, sr) for sr in sample_rates}, words
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning
+
+
+def _estimate_seconds(text: str, voice: Voice) -> float:
+    return len(text) / (19.0 * voice.rate / 175.0) + 0.3
+
+
+def plan_corpus(languages: list[str], hours: float, seed: int, splits: dict[str, float] = SPLITS) -> list[UttPlan]:
+    """Deterministic utterance plan: sentences and speakers drawn per (language, split).
+
+    Sentences are assigned to splits by a hash of their words and voices by a hash of their espeak
+    variant, so dev/test hold sentences AND voices never heard in train. Each split's hour budget is
+    ``hours * fraction / len(languages)`` per language (estimated from text length and rate).
+    """
+    from voxkit.data.entities import entity_sentences
+    from voxkit.data.text import dedupe, natural_sentences, text_split
+    from voxkit.data.voices import speaker_id, speaker_pool, utterance_voice
+
+    if hours <= 0:
+        raise DataError(f"--hours must be positive, got {hours}")
+    plans: list[UttPlan] = []
+    for lang in languages:
+        natural = natural_sentences(lang)
+        entities = entity_sentences(lang, max(200, len(natural) // 4), seed)
+        pool = dedupe(natural + entities)
+        by_split: dict[str, list[str]] = defaultdict(list)
+        for s in pool:
+            by_split[text_split(s, splits, seed)].append(s)
+        for split, frac in splits.items():
+            sents = sorted(by_split[split])
+            if not sents:
+                raise DataError(f"no {split} sentences for language {lang!r}")
+            rng = random.Random(f"plan-{lang}-{split}-{seed}")
+            rng.shuffle(sents)
+            budget = hours * 3600.0 * frac / len(languages)
+            approx_utts = max(1, int(budget / 4.0))
+            n_spk = max(4, min(200, approx_utts // 5)) if split == "train" else max(3, min(24, approx_utts // 3))
+            speakers = speaker_pool(lang, split, n_spk, VOICE_SPLITS, seed)
+            total, i = 0.0, 0
+            while total < budget:
+                text = sents[i % len(sents)]
+                spk = speakers[rng.randrange(len(speakers))]
+                voice = utterance_voice(spk, rng)
+                plans.append(UttPlan(f"{lang}-{split}-{i:06d}", split, lang, text, speaker_id(spk, lang), voice))
+                total += _estimate_seconds(text, voice)
+                i += 1
+    return plans
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution
+
+
+def _audio_rel(plan: UttPlan, rate: int, fmt: str, base_rate: int) -> str:
+    folder = "audio" if rate == base_rate else f"audio{rate // 1000}k"
+    return os.path.join(folder, plan.language, plan.split, f"{plan.id}.{fmt}")
+
+
+def _read_shard(path: str) -> list[dict]:
+    rows = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a row cut by an interrupted run: everything after it is redone
+    return rows
+
+
+def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
+    """Render one chunk into ``shards/<chunk>.jsonl``; returns (done now, skipped, rejected)."""
+    from voxkit.audio.io import save_audio
+
+    out, chunk_id, plans, rates, fmt = job
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
+    existing = _read_shard(shard)
+    have = {r["id"] for r in existing if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])}
+    kept = [r for r in existing if r["id"] in have]
+    if len(kept) != len(existing):  # rewrite without broken rows
+        with open(shard, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    done = rejected = 0
+    with open(shard, "a", encoding="utf-8") as f:
+        for plan in plans:
+            if plan.id in have:
+                continue
+            result = render(plan.text, plan.voice, rates)
+            if result is None:
+                rejected += 1
+                row = {"id": plan.id, "text": plan.text, "rejected": True, "_files": []}
+            else:
+                audio, words = result
+                files = []
+                for sr, wav in audio.items():
+                    rel = _audio_rel(plan, sr, fmt, rates[0])
+                    save_audio(os.path.join(out, rel), wav, sr)
+                    files.append(rel)
+                row = {
+                    "id": plan.id, "split": plan.split, "text": plan.text, "language": plan.language,
+                    "speaker": plan.speaker, "duration": round(audio[rates[0]].size / rates[0], 3),
+                    "words": words, "voice": asdict(plan.voice), "_files": files,
+                }
+                done += 1
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+    return done, len(have), rejected
+
+
+def _disk_usage(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, n)) for n in files)
+    return total
+
+
+def build_corpus(
+    out: str,
+    languages: list[str],
+    hours: float,
+    seed: int = 0,
+    workers: int = 1,
+    sample_rates: tuple[int, ...] = (16000,),
+    fmt: str = "flac",
+    chunk_size: int = 20,
+    progress: bool = True,
+) -> dict:
+    """Plan, render (``workers`` processes), merge manifests and write ``summary.json``; returns it."""
+    from voxkit.data.manifest import write_manifest
+
+    if fmt not in ("flac", "wav"):
+        raise DataError(f"--format must be flac or wav, got {fmt!r}")
+    if not sample_rates or any(sr < 8000 for sr in sample_rates):
+        raise DataError(f"bad --sample-rates {sample_rates}")
+    t0 = time.time()
+    plans = plan_corpus(languages, hours, seed)
+    plan_s = time.time() - t0
+    shard_dir = os.path.join(out, "shards")
+    os.makedirs(shard_dir, exist_ok=True)
+    # Resume: whatever any earlier shard holds (with its audio present) is done; new work goes to
+    # new shard numbers, so a changed chunking never mixes old and new rows in one file.
+    existing = sorted(f for f in os.listdir(shard_dir) if f.endswith(".jsonl"))
+    done_ids = {
+        (r["id"], r.get("text")) for f in existing for r in _read_shard(os.path.join(shard_dir, f))
+        if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])
+    }
+    todo = [p for p in plans if (p.id, p.text) not in done_ids]  # text: a new seed reuses ids
+    first = max((int(f.split(".")[0]) for f in existing), default=-1) + 1
+    jobs = [(out, first + k, todo[i : i + chunk_size], tuple(sample_rates), fmt) for k, i in enumerate(range(0, len(todo), chunk_size))]
+    done, skipped, rejected = 0, len(plans) - len(todo), 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(plans), initial=skipped, unit="utt", desc="synth", disable=not progress)
+    if workers <= 1:
+        results = map(_run_chunk, jobs)
+        pool = None
+    else:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(workers)
+        results = pool.imap_unordered(_run_chunk, jobs)
+    try:
+        for d, s, r in results:
+            done, skipped, rejected = done + d, skipped + s, rejected + r
+            bar.update(d + s + r)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    synth_s = time.time() - t0
+    wanted = {p.id: p.text for p in plans}
+    by_id: dict[str, dict] = {}
+    for f in sorted(x for x in os.listdir(shard_dir) if x.endswith(".jsonl")):
+        for r in _read_shard(os.path.join(shard_dir, f)):
+            if wanted.get(r["id"]) == r.get("text") and all(os.path.isfile(os.path.join(out, p)) for p in r["_files"]):
+                by_id[r["id"]] = r  # later shards win: a re-rendered file replaces its old row
+    rejected_total = sum(1 for r in by_id.values() if r.get("rejected"))
+    rows = sorted((r for r in by_id.values() if not r.get("rejected")), key=lambda r: r["id"])
+    summary: dict = {"languages": languages, "hours_requested": hours, "seed": seed, "sample_rates": list(sample_rates), "format": fmt}
+    for k, sr in enumerate(sample_rates):
+        suffix = "" if k == 0 else f"_{sr // 1000}k"
+        for split in SPLITS:
+            split_rows = [
+                {"audio": r["_files"][k], "text": r["text"], "language": r["language"], "speaker": r["speaker"],
+                 "duration": r["duration"], "sample_rate": sr, "words": r["words"], "id": r["id"]}
+                for r in rows if r["split"] == split
+            ]
+            write_manifest(os.path.join(out, f"{split}{suffix}.jsonl"), split_rows, relative_to=out)
+    stats: dict = {}
+    for split in SPLITS:
+        for lang in languages:
+            sel = [r for r in rows if r["split"] == split and r["language"] == lang]
+            stats[f"{split}/{lang}"] = {
+                "utterances": len(sel), "hours": round(sum(r["duration"] for r in sel) / 3600, 4),
+                "speakers": len({r["speaker"] for r in sel}), "sentences": len({r["text"] for r in sel}),
+            }
+    audio_hours = sum(r["duration"] for r in rows) / 3600
+    disk = _disk_usage(out)
+    summary.update({
+        "splits": stats, "utterances": len(rows), "rejected": rejected_total, "rendered_now": done, "skipped_existing": skipped,
+        "audio_hours": round(audio_hours, 4), "wall_seconds": round(synth_s, 1), "plan_seconds": round(plan_s, 1), "workers": workers,
+        "hours_per_wall_hour": round(audio_hours / (synth_s / 3600), 1) if done and synth_s > 0 else None,
+        "disk_bytes": disk, "gb_per_audio_hour": round(disk / 1e9 / audio_hours, 4) if audio_hours else None,
+    })
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+    return summary

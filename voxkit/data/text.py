@@ -1,0 +1,305 @@
+"""Sentence sources for the synthetic corpus: offline, real, cleaned, deduplicated and split.
+
+Natural sentences come from Debian packages that carry human-written text in many languages:
+fortune cookies (``fortunes``, ``fortunes-de``, ``-es``, ``-it``, ``-br``, ``-pl``) and translated
+man pages (``manpages-fr``, ``-nl``, ``-de``, ...). Entity-rich sentences (names, places, numbers,
+dates) come from :mod:`voxkit.data.entities`.
+
+Transcript convention (why): the audio is rendered from exactly the ``text`` string stored in the
+manifest, so text and audio agree by construction. To make that true for numbers, digits are spelled
+out with num2words in the sentence's language *before* synthesis; sentences whose remaining symbols
+espeak would verbalise unpredictably (``&``, ``%``, ``/``, acronyms, abbreviations, roman numerals,
+URLs, code) are dropped instead of guessed. Punctuation and casing are kept as in the source; the
+spoken words are the whitespace tokens with edge punctuation stripped (:func:`spoken_words`).
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from voxkit.errors import DataError
+
+FORTUNE_DIR = "/usr/share/games/fortunes"
+MAN_DIR = "/usr/share/man"
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    """How one language is voiced and where its text comes from."""
+
+    code: str  # voxkit / manifest language code
+    espeak: str  # espeak-ng voice
+    num2words: str  # num2words language code
+    faker: str  # faker locale
+    letters: str  # letters allowed besides ASCII a-z
+    fortunes: tuple[str, ...] = ()  # globs under FORTUNE_DIR
+    man: str | None = None  # sub-folder of MAN_DIR
+
+
+_EN_FORTUNES = (
+    "fortunes", "literature", "wisdom", "people", "politics", "science", "humorists", "love", "work",
+    "education", "food", "pets", "platitudes", "riddles", "men-women", "miscellaneous", "kids", "law",
+    "medicine", "sports", "news", "songs-poems", "pratchett", "magic", "goedel", "ethnic", "drugs",
+    "computers", "cookie", "art", "paradoxum", "tao", "startrek", "zippy", "definitions",
+)
+
+LANGUAGES: dict[str, LanguageSpec] = {
+    spec.code: spec
+    for spec in (
+        LanguageSpec("en", "en-us", "en", "en_US", "", _EN_FORTUNES),
+        LanguageSpec("fr", "fr", "fr", "fr_FR", "àâæçéèêëîïôœùûüÿ", (), "fr"),
+        LanguageSpec("es", "es", "es", "es_ES", "áéíóúüñ", ("es/*",), "es"),
+        LanguageSpec("de", "de", "de", "de_DE", "äöüß", ("de/*",), "de"),
+        LanguageSpec("it", "it", "it", "it_IT", "àèéìíîòóùú", ("it/*",), "it"),
+        LanguageSpec("pt", "pt-br", "pt_BR", "pt_BR", "áâãàçéêíóôõúü", ("brasil",), "pt_BR"),
+        LanguageSpec("nl", "nl", "nl", "nl_NL", "áéëïóöüèê", (), "nl"),
+        LanguageSpec("pl", "pl", "pl", "pl_PL", "ąćęłńóśźż", ("pl/*",), "pl"),
+    )
+}
+
+_PUNCT = " .,;:!?'\"-()«»¿¡„“”‘’–—"
+_EDGE = ".,;:!?'\"()«»¿¡„“”‘’–—-"
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "\u00a0": " ", "\t": " "})
+_SENT_SPLIT = re.compile(r"(?<=[.!?…])[\"'»”]?\s+(?=[\"'«“„¿¡(]?[A-ZÀ-ÖØ-ÞĄĆĘŁŃÓŚŹŻ])")
+_NUMBER = re.compile(r"(?<![\w.,])\d{1,7}(?![\w.,]\d|\w)")
+
+
+def language_spec(code: str) -> LanguageSpec:
+    try:
+        return LANGUAGES[code]
+    except KeyError:
+        raise DataError(f"unsupported language {code!r}; voxkit data synth knows: {', '.join(LANGUAGES)}") from None
+
+
+def spoken_words(text: str) -> list[str]:
+    """The spoken words of a transcript: whitespace tokens with edge punctuation stripped.
+
+    Inner apostrophes and hyphens stay (``l'homme``, ``well-known``): espeak speaks them as one word.
+    Tokens without a letter (a lone dash) are not words.
+    """
+    out = []
+    for tok in text.split():
+        w = tok.strip(_EDGE)
+        if w and any(c.isalpha() for c in w):
+            out.append(w)
+    return out
+
+
+def token_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, word) character spans of :func:`spoken_words` in ``text`` (same order)."""
+    spans = []
+    for m in re.finditer(r"\S+", text):
+        tok = m.group(0)
+        left = len(tok) - len(tok.lstrip(_EDGE))
+        w = tok.strip(_EDGE)
+        if w and any(c.isalpha() for c in w):
+            spans.append((m.start() + left, m.start() + left + len(w), w))
+    return spans
+
+
+def spell_numbers(text: str, lang: str) -> str:
+    """Replace plain integers by words in ``lang`` (num2words), so the transcript says what is spoken."""
+    from num2words import num2words
+
+    code = language_spec(lang).num2words
+
+    def repl(m: re.Match[str]) -> str:
+        return num2words(int(m.group(0)), lang=code).replace(",", "")
+
+    return _NUMBER.sub(repl, text)
+
+
+def clean_sentence(text: str, lang: str, *, min_words: int = 4, max_words: int = 25, max_chars: int = 200) -> str | None:
+    """Normalise one candidate sentence, or return None when it is unfit for synthesis.
+
+    Rejects: URLs/code/symbols, characters outside the language's alphabet, acronyms (≥2 capitals,
+    espeak spells them), inner periods (abbreviations), numbers that are not plain integers, and
+    sentences outside the length limits.
+    """
+    spec = language_spec(lang)
+    s = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    s = re.sub(r"\s+", " ", s).strip()
+    if not s or "http" in s or "www" in s or "@" in s:
+        return None
+    if any(c.isdigit() for c in s):
+        s = spell_numbers(s, lang)
+        if any(c.isdigit() for c in s):
+            return None
+    allowed = set(spec.letters) | set(spec.letters.upper())
+    for c in s:
+        if not (("a" <= c <= "z") or ("A" <= c <= "Z") or c in allowed or c in _PUNCT):
+            return None
+    if re.search(r"\.\S|\S\.\s+\S", s[:-1].rstrip(".!?\"'»”)")):  # inner period: abbreviation or list
+        return None
+    if "--" in s or "''" in s or s.count('"') % 2:
+        return None
+    for tok in s.split():
+        if re.match(r"^[(\"'«„“¿¡]*-\w", tok) or re.search(r"\w[()]\w|\w\(", tok):
+            return None  # command-line option or function call
+    words = spoken_words(s)
+    if not (min_words <= len(words) <= max_words) or len(s) > max_chars:
+        return None
+    for w in words:
+        letters = [c for c in w if c.isalpha()]
+        if len(letters) >= 2 and all(c.isupper() for c in letters):
+            return None  # acronym or shouting: espeak spells or reads it unpredictably
+        if w[0] in "-'" or w[-1] in "-'":
+            return None
+    if not _looks_like(words, lang):
+        return None
+    if not s[0].isupper() and s[0] not in "¿¡\"«„“(":
+        return None
+    if s[-1] not in ".!?\"»”)":
+        return None
+    return s
+
+
+_STOPWORDS = {
+    "en": "the a an of and to in is it that you for with not are be this was on as",
+    "fr": "le la les de des du et un une est en que qui pas pour dans sur ne se il",
+    "es": "el la los las de del y un una es en que no por para con se lo su",
+    "de": "der die das und ist nicht ein eine zu den mit von sich des auf für im",
+    "it": "il la le di e un una che non per con del della si è sono in lo gli",
+    "pt": "o a os as de do da e um uma que não para com é em se por no na",
+    "nl": "de het een en van is niet te dat in op met voor zijn er die wordt",
+    "pl": "i w się nie na z do to że jest o jak co ale od po dla",
+}
+
+
+def _looks_like(words: list[str], lang: str) -> bool:
+    """Cheap language check: man page translations often keep English sentences untranslated."""
+    low = [w.lower() for w in words]
+    own = sum(w in _STOPWORDS[lang].split() for w in low) if lang in _STOPWORDS else 1
+    if lang == "en":
+        return own >= 1
+    eng = sum(w in _STOPWORDS["en"].split() for w in low)
+    return own >= 1 and own > eng
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split running text into sentences at . ! ? followed by a capitalised word."""
+    return [p.strip() for p in _SENT_SPLIT.split(paragraph) if p.strip()]
+
+
+def _read_text(path: str) -> str:
+    raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def fortune_paragraphs(path: str) -> Iterator[str]:
+    """Fortune cookies of one file, without attribution lines ("-- Author") or indented verse."""
+    for cookie in _read_text(path).split("\n%"):
+        lines = []
+        for line in cookie.split("\n"):
+            if re.match(r"^\s*(--|―|—|-\s)", line) or line.startswith(("\t", "    ")):
+                break  # attribution or formatted block: end of prose
+            if ":" in line[:15] and re.match(r"^\s*\w+:", line):
+                lines = []  # dialogue "A: ..." style: skip
+                break
+            lines.append(line.strip())
+        text = " ".join(lines).strip()
+        if text:
+            yield text
+
+
+_ROFF_TEXT_MACROS = {"B", "I", "BR", "IR", "RB", "BI", "IB", "RI", "SM", "SB"}
+_ROFF_ESCAPES = [
+    (re.compile(r"\\f(\[[^\]]*\]|\(..|.)"), ""),
+    (re.compile(r"\\s[+-]?\d"), ""),
+    (re.compile(r"\\\((aq|cq|oq)"), "'"),
+    (re.compile(r"\\\((em|en)"), "—"),
+    (re.compile(r"\\\*\(..|\\\*\[[^\]]*\]|\\\*."), ""),
+    (re.compile(r"\\[,/&%:]"), ""),
+    (re.compile(r"\\[ ~0]"), " "),
+    (re.compile(r"\\-"), "-"),
+]
+
+
+def man_paragraphs(path: str) -> Iterator[str]:
+    """Prose paragraphs of one roff man page (macros dropped, font escapes removed)."""
+    para: list[str] = []
+    for line in _read_text(path).split("\n"):
+        if line.startswith((".", "'")):
+            parts = line[1:].split(None, 1)
+            if parts and parts[0] in _ROFF_TEXT_MACROS and len(parts) > 1:
+                line = parts[1].replace('"', "")
+            else:
+                if para:
+                    yield " ".join(para)
+                para = []
+                continue
+        if line.startswith('\\"'):
+            continue
+        for pat, rep in _ROFF_ESCAPES:
+            line = pat.sub(rep, line)
+        if "\\" in line:
+            line = line + " \\"  # poison: unknown escape, cleaner drops the sentence
+        para.append(line.strip())
+    if para:
+        yield " ".join(para)
+
+
+def source_files(lang: str) -> list[str]:
+    spec = language_spec(lang)
+    files: list[str] = []
+    for pattern in spec.fortunes:
+        files += [f for f in glob.glob(os.path.join(FORTUNE_DIR, pattern)) if "." not in os.path.basename(f) or f.endswith(".fortunes")]
+    if spec.man:
+        files += glob.glob(os.path.join(MAN_DIR, spec.man, "man*", "*.gz"))
+    return sorted(set(os.path.realpath(f) for f in files if os.path.isfile(f)))
+
+
+def natural_sentences(lang: str) -> list[str]:
+    """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources."""
+    out: list[str] = []
+    for path in source_files(lang):
+        paragraphs: Iterable[str] = man_paragraphs(path) if "/man/" in path else fortune_paragraphs(path)
+        for para in paragraphs:
+            for sent in split_sentences(para):
+                s = clean_sentence(sent, lang)
+                if s:
+                    out.append(s)
+    return dedupe(out)
+
+
+def dedupe_key(text: str) -> str:
+    return " ".join(w.lower() for w in spoken_words(text))
+
+
+def dedupe(sentences: Iterable[str]) -> list[str]:
+    """Keep the first occurrence of each sentence, comparing lower-cased spoken words only."""
+    seen: set[str] = set()
+    out = []
+    for s in sentences:
+        k = dedupe_key(s)
+        if k not in seen:
+            seen.add(k)
+            out.append(s)
+    return out
+
+
+def stable_fraction(key: str, salt: str = "") -> float:
+    """A deterministic number in [0, 1) from a string (the same on every machine and Python run)."""
+    h = hashlib.blake2b((salt + "\0" + key).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+def text_split(sentence: str, fractions: dict[str, float], seed: int) -> str:
+    """Assign a sentence to a split by a hash of its words, so a sentence never crosses splits."""
+    u = stable_fraction(dedupe_key(sentence), f"text{seed}")
+    acc = 0.0
+    for name, frac in fractions.items():
+        acc += frac
+        if u < acc:
+            return name
+    return next(iter(fractions))
