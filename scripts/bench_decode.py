@@ -1,0 +1,149 @@
+"""Batch-1 greedy decode throughput: voxkit's Generator vs transformers' generate(), same weights.
+
+A random transformers ``MistralForCausalLM`` is built from a small config, and its weights are
+converted into a voxkit :class:`Transformer` (``voxkit.lm.convert``: renamed keys, wq/wk rows
+permuted from rotate-half to interleaved RoPE). Both libraries then greedily decode the same prompt;
+the script first checks that they produce the same tokens, then times them. Each cell is the median
+of several timed repeats after one untimed warm-up.
+
+    python scripts/bench_decode.py                     # fp32 on CPU (+ bf16 on CUDA if present)
+    python scripts/bench_decode.py --threads 1 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from voxkit.lm import Transformer
+from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
+from voxkit.lm.generate import Generator
+
+
+def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.device):  # -> MistralForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        vocab_size=32768, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
+        num_attention_heads=8, num_key_value_heads=4, head_dim=64, sliding_window=sliding_window,
+        max_position_embeddings=8192, rope_theta=1e6, tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    return MistralForCausalLM(config).to(device=device, dtype=dtype).eval()
+
+
+def build_voxkit_from(hf_model) -> Transformer:  # noqa: ANN001 (transformers model)
+    args = hf_config_to_args(hf_model.config.to_dict())
+    state = hf_to_native_state({k: v.detach() for k, v in hf_model.state_dict().items()}, args)
+    weight = next(iter(state.values()))
+    with torch.device("meta"):
+        model = Transformer(args)
+    model.load_state_dict(state, assign=True, strict=True)
+    model.rope.init_buffers(weight.device)
+    return model.eval()
+
+
+def hf_decode(model, prompt: torch.Tensor, n: int) -> list[int]:  # noqa: ANN001
+    with torch.inference_mode():
+        out = model.generate(
+            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, min_new_tokens=n,
+            do_sample=False, pad_token_id=0, eos_token_id=None,
+        )
+    return out[0, prompt.shape[1] :].tolist()
+
+
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per call of each function over ``repeats`` rounds, after one warm-up round.
+
+    The functions alternate within each round so that both libraries see the same machine load
+    (the 2-core benchmark machine is shared).
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_index in range(repeats + 1):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if round_index > 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def linear_floor(model: Transformer, n: int) -> Callable[[], object]:
+    """n tokens' worth of the model's matrix-vector products alone, as one callable.
+
+    Batch-1 decode reads every weight once per token; this is the time that no decode loop can
+    beat without changing the weights (a roofline measured on the same machine, same run).
+    """
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(1, w.shape[1], device=w.device, dtype=w.dtype) for w in weights}
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(n):
+                for w in weights:
+                    torch.nn.functional.linear(inputs[w.shape[1]], w)
+
+    return run
+
+
+def bench(device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int) -> dict:
+    hf = build_hf(window, dtype, device)
+    ours = build_voxkit_from(hf)
+    prompt = torch.randint(1000, 32768, (1, prompt_len), generator=torch.Generator().manual_seed(1)).to(device)
+    gen = Generator(ours)
+    ours_tokens = gen.generate([prompt[0].tolist()], n)[0]
+    hf_tokens = hf_decode(hf, prompt, n)
+    agree = next((i for i, (a, b) in enumerate(zip(ours_tokens, hf_tokens)) if a != b), n)
+    fns = {
+        "hf": lambda: hf_decode(hf, prompt, n),
+        "ours": lambda: gen.generate([prompt[0].tolist()], n),
+        "floor": linear_floor(ours, n),
+    }
+    t = timed(fns, repeats, device)
+    return {"agree": agree, **{name: n / seconds for name, seconds in t.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--prompt-len", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA bf16 rows")
+    opts = parser.parse_args()
+    import os
+
+    import transformers
+
+    torch.set_num_threads(opts.threads or os.cpu_count() or 1)
+    runs = [(torch.device("cpu"), torch.float32)]
+    if torch.cuda.is_available() and not opts.no_cuda:
+        runs.append((torch.device("cuda"), torch.bfloat16))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, CPU threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} cores, load average {load} (other processes share the cores)")
+    print(f"model: 4 layers, dim 512, 8 heads / 4 kv heads (head_dim 64), hidden 1536, vocab 32768; "
+          f"prompt {opts.prompt_len}, {opts.new_tokens} new tokens, batch 1, greedy; median of {opts.repeats}")
+    print()
+    print("| device | dtype | sliding window | transformers tok/s | voxkit tok/s | speed-up | same greedy tokens "
+          "| weights-read floor tok/s |")
+    print("|---|---|---|---:|---:|---:|---|---:|")
+    for device, dtype in runs:
+        for window in (4096, None):
+            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats)
+            same = "all" if r["agree"] == opts.new_tokens else f"first {r['agree']}"
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+            print(f"| {name} | {str(dtype).removeprefix('torch.')} | {window} | {r['hf']:.1f} | {r['ours']:.1f} "
+                  f"| {r['ours'] / r['hf']:.2f}x | {same} | {r['floor']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
