@@ -90,10 +90,9 @@ class Generator:
         host synchronises every step, which streaming output needs anyway.
         """
         for step in self._steps(prompts, max_new_tokens, seed):
-            tokens = step.tokens.tolist()
-            emitted = step.emitted.tolist()
-            yield [t if e else None for t, e in zip(tokens, emitted)]
-            if not any(emitted):
+            tokens = torch.where(step.emitted, step.tokens, -1).tolist()  # one sync per step
+            yield [t if t >= 0 else None for t in tokens]
+            if all(t < 0 for t in tokens):
                 return
 
     # ----------------------------------------------------------------------------- internals
