@@ -16,8 +16,8 @@ import torch
 from voxkit.asr.checkpoint import load_recognizer, save_recognizer
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.errors import CheckpointError
-from voxkit.subset_tokenizer import SUBSET_FILE, SubsetTokenizer
-from voxkit.tokenizer import TekkenTokenizer, Tokenizer, load_tokenizer
+from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
+from voxkit.tokenizer import Tokenizer
 
 
 
@@ -35,13 +35,6 @@ class RecognizerBundle:
     folder: Path
 
 
-def load_asr_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer:
-    folder = Path(folder)
-    if (folder / SUBSET_FILE).exists():
-        return SubsetTokenizer.load(folder, TekkenTokenizer.shipped())
-    return load_tokenizer(folder)
-
-
 def load_bundle(
     folder: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = torch.float32
 ) -> RecognizerBundle:
@@ -49,7 +42,7 @@ def load_bundle(
     if folder is None and not (path / "params.json").exists():
         raise CheckpointError(f"the bundled recogniser is missing from {path}; reinstall voxkit or pass --model DIR")
     model = load_recognizer(path, device=device, dtype=dtype)
-    tokenizer = load_asr_tokenizer(path)
+    tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:
         raise CheckpointError(
             f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model {model.args.decoder.vocab_size}"

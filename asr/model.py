@@ -25,6 +25,10 @@ class RealtimeRecognizer(StreamingModule):
         self.decoder = Transformer(args.decoder)
         self.features = LogMel(args.n_mels)
 
+    def export_config(self) -> dict:
+        """The published params.json of this model (stored next to training checkpoints)."""
+        return self.args.to_params()
+
     @property
     def mel_frames_per_step(self) -> int:
         return 2 * self.args.downsample_factor  # conv stride 2, then the adapter's factor

@@ -18,8 +18,7 @@ from voxkit.streaming import StreamingModule
 class AttentionInputs:
     """Everything attention needs besides x, computed once per forward for all layers."""
 
-    cos: torch.Tensor  # [1 or B, 1, T, hd/2]
-    sin: torch.Tensor  # [1 or B, 1, T, hd/2]
+    rotation: torch.Tensor  # [1 or B, 1, T, hd/2] complex RoPE factors
     q_scale: torch.Tensor | None  # [1 or B, 1, T, 1] (Ministral-3) or None
     # Offline: window -> [T, T] bool mask, or None for the built-in causal / no mask.
     masks: dict[int | None, torch.Tensor | None]
@@ -52,8 +51,8 @@ class Attention(StreamingModule):
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
-        q = apply_rotary(q, inputs.cos, inputs.sin)
-        k = apply_rotary(k, inputs.cos, inputs.sin)
+        q = apply_rotary(q, inputs.rotation)
+        k = apply_rotary(k, inputs.rotation)
         if inputs.q_scale is not None:
             q = q * inputs.q_scale.to(q.dtype)
         state = self._streaming_state

@@ -75,22 +75,17 @@ class RotaryEmbedding(nn.Module):
             inv_freq = self._frequencies(None)[0]
         self.inv_freq = inv_freq.to(device)
 
-    def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions: [T] or [B, T] integers -> cos, sin shaped [1 or B, 1, T, hd/2] for q/k."""
+    def rotation(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions [T] or [B, T] -> unit complex rotations (times the YaRN factor), [1|B, 1, T, hd/2]."""
         angles = positions.float()[..., None] * self.inv_freq  # [(B,) T, hd/2]
-        cos = (angles.cos() * self.cos_sin_scale).to(dtype)
-        sin = (angles.sin() * self.cos_sin_scale).to(dtype)
-        if positions.dim() == 1:
-            return cos[None, None], sin[None, None]
-        return cos[:, None], sin[:, None]
+        rot = torch.polar(torch.full_like(angles, self.cos_sin_scale), angles)  # complex64
+        return rot[None, None] if positions.dim() == 1 else rot[:, None]
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs of x [B, H, T, hd] by angles whose cos/sin are [*, 1, T, hd/2]."""
-    pairs = x.unflatten(-1, (-1, 2))  # [B, H, T, hd/2, 2]
-    x0, x1 = pairs[..., 0], pairs[..., 1]  # [B, H, T, hd/2]
-    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)  # [B, H, T, hd/2, 2]
-    return out.flatten(-2)
+def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs of x [B, H, T, hd] as complex numbers: (x0 + i x1) * e^(i angle)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, H, T, hd/2] complex
+    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
 
 def llama4_query_scale(positions: torch.Tensor, beta: float, original_max: int) -> torch.Tensor:

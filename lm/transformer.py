@@ -58,6 +58,25 @@ class Transformer(StreamingModule):
         self.rope = RotaryEmbedding(args)
         self.windows: set[int | None] = {args.window_for_layer(i) for i in range(args.n_layers)}
         self.cache_capacity: int | None = None  # None: derived from the window (see below)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Initialisation for training from scratch (loading a checkpoint overwrites it).
+
+        Token embeddings get std ``dim**-0.5`` so that tied logits of a normalised hidden state
+        start near unit scale (torch's default N(0, 1) would start the loss near 10x log V), and
+        the residual-branch outputs (wo, w2) are scaled down by ``sqrt(2 n_layers)`` as in GPT-2
+        so the residual stream does not grow with depth.
+        """
+        if self.tok_embeddings is not None:
+            nn.init.normal_(self.tok_embeddings.weight, std=self.args.dim**-0.5)
+        if self.output is not None:
+            nn.init.normal_(self.output.weight, std=self.args.dim**-0.5)
+        scale = (2 * self.args.n_layers) ** -0.5
+        with torch.no_grad():
+            for name, p in self.layers.named_parameters():
+                if name.endswith(("attention.wo.weight", "w2.weight")):
+                    p.mul_(scale)
 
     # ----------------------------------------------------------------------------- streaming
 
@@ -142,23 +161,23 @@ class Transformer(StreamingModule):
             outs.append(self._forward_step(chunk, state, chunk_len, t_cond))
         return torch.cat(outs, dim=1)
 
-    def _rotary_inputs(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        cos, sin = self.rope.cos_sin(positions, dtype)
+    def _rotary_inputs(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rotation = self.rope.rotation(positions)
         q_scale = None
         if self.args.llama_4_scaling is not None:
             s = self.args.llama_4_scaling
             q_scale = llama4_query_scale(positions, s.beta, s.original_max_position_embeddings)
-        return cos, sin, q_scale
+        return rotation, q_scale
 
     def _forward_offline(self, x: torch.Tensor, t_cond: torch.Tensor | None, positions: torch.Tensor | None) -> torch.Tensor:
         T = x.shape[1]
         if positions is None:
             positions = torch.arange(T, device=x.device)
-        cos, sin, q_scale = self._rotary_inputs(positions, x.dtype)
+        rotation, q_scale = self._rotary_inputs(positions)
         masks: dict[int | None, torch.Tensor | None] = {}
         for w in self.windows:
             masks[w] = None if w is None or w >= T else _band_mask(T, w, x.device, causal=self.args.causal)
-        inputs = AttentionInputs(cos=cos, sin=sin, q_scale=q_scale, masks=masks, plan=None)
+        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=masks, plan=None)
         for layer in self.layers:
             x = layer(x, inputs, t_cond)
         return self.norm(x)
@@ -167,8 +186,8 @@ class Transformer(StreamingModule):
         self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, t_cond: torch.Tensor | None
     ) -> torch.Tensor:
         plan = plan_step(state, x.shape[1], self.windows)
-        cos, sin, q_scale = self._rotary_inputs(plan.positions, x.dtype)
-        inputs = AttentionInputs(cos=cos, sin=sin, q_scale=q_scale, masks={}, plan=plan)
+        rotation, q_scale = self._rotary_inputs(plan.positions)
+        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks={}, plan=plan)
         for layer in self.layers:
             x = layer(x, inputs, t_cond)
         commit_step(state, plan, lengths)

@@ -31,6 +31,7 @@ def tiny_model(seed: int = 0, **kwargs: int) -> RealtimeRecognizer:
         # Random final-norm gains make a random model emit varied tokens instead of echoing its
         # [STREAMING_PAD] input forever.
         model.decoder.norm.weight.normal_(0.0, 1.0)
+        model.decoder.tok_embeddings.weight.normal_(0.0, 0.1)
     return model
 
 

@@ -87,3 +87,13 @@ class SubsetTokenizer:
             return cls(base, [int(i) for i in data["ids"]], int(data.get("byte_offset", 1000)))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"cannot read {Path(folder) / SUBSET_FILE}: {err}") from None
+
+
+def load_folder_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer:
+    """A model folder's tokenizer: its vocabulary subset over Tekken if it has one, else the
+    folder rule of :func:`voxkit.tokenizer.load_tokenizer`."""
+    from voxkit.tokenizer import TekkenTokenizer, load_tokenizer
+
+    if (Path(folder) / SUBSET_FILE).exists():
+        return SubsetTokenizer.load(folder, TekkenTokenizer.shipped())
+    return load_tokenizer(folder)

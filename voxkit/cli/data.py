@@ -95,3 +95,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="speaker id: LibriSpeech speaker folder / parent folder name / none")
     m.add_argument("--relative", action="store_true", help="store audio paths relative to the manifest")
     m.set_defaults(func=_manifest)
+
+    v = sub.add_parser("vocab", help="carve a compact Tekken vocabulary for a small model out of manifests")
+    v.add_argument("manifests", nargs="+")
+    v.add_argument("--out", required=True, help="folder that receives vocab_subset.json")
+    v.add_argument("--max-pieces", type=int, default=6000, help="most frequent Tekken pieces to keep (default 6000)")
+    v.add_argument("--min-count", type=int, default=2, help="drop pieces seen fewer times (default 2)")
+    v.set_defaults(func=_vocab)
+
+
+def _vocab(args: argparse.Namespace) -> int:
+    """Words are tokenised one by one, as the streaming recogniser's text stream does."""
+    from pathlib import Path
+
+    from voxkit.data.manifest import read_manifest
+    from voxkit.errors import VoxkitError
+    from voxkit.subset_tokenizer import SubsetTokenizer
+    from voxkit.tokenizer import TekkenTokenizer
+
+    words = [w["word"] for m in args.manifests for r in read_manifest(m) for w in (r.get("words") or [])]
+    if not words:
+        raise VoxkitError("the manifests hold no word-aligned rows")
+    subset = SubsetTokenizer.from_texts(TekkenTokenizer.shipped(), words, args.max_pieces, args.min_count)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    subset.save(args.out)
+    print(f"{args.out}/vocab_subset.json: vocab_size {subset.vocab_size} ({len(words)} words read)")
+    return 0

@@ -11,7 +11,7 @@ import logging
 import os
 
 log = logging.getLogger("voxkit.ops")
-_announced: set[str] = set()
+_announced: set[tuple[str, str]] = set()
 
 
 def kernels_enabled() -> bool:
@@ -20,7 +20,7 @@ def kernels_enabled() -> bool:
 
 def announce(op: str, path: str) -> None:
     """Log which implementation ``op`` uses, once per process."""
-    key = f"{op}:{path}"
-    if key not in _announced:
-        _announced.add(key)
-        log.info("voxkit op %s -> %s", op, path)
+    if (op, path) in _announced:  # hot path: called on every op of every step
+        return
+    _announced.add((op, path))
+    log.info("voxkit op %s -> %s", op, path)

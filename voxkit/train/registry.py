@@ -103,7 +103,8 @@ def build_tasks(recipe: Recipe, model: nn.Module) -> dict[str, Task]:
 
 def recipe_tokenizer(recipe: Recipe) -> Tokenizer:
     """The tokenizer named by ``data.tokenizer``: "byte", "tekken" (shipped) or a model folder."""
-    from voxkit.tokenizer import ByteTokenizer, TekkenTokenizer, load_tokenizer
+    from voxkit.subset_tokenizer import load_folder_tokenizer
+    from voxkit.tokenizer import ByteTokenizer, TekkenTokenizer
 
     spec = recipe.data.get("tokenizer", "tekken")
     if spec == "byte":
@@ -112,4 +113,4 @@ def recipe_tokenizer(recipe: Recipe) -> Tokenizer:
         return TekkenTokenizer.shipped()
     if not isinstance(spec, str):
         raise VoxkitError(f"data.tokenizer must be 'byte', 'tekken' or a folder, got {spec!r}")
-    return load_tokenizer(spec)
+    return load_folder_tokenizer(spec)

@@ -1,0 +1,156 @@
+"""Streaming-ASR training task: delayed text streams over word-aligned manifests.
+
+Every utterance gets its own random delay (``min_delay``..``max_delay`` steps of 80 ms), which is
+also fed to the decoder's Ada-RMSNorm, so one model serves every delay chosen at inference. The
+audio is framed exactly as the streaming engine frames it (``left_pad`` silent steps first, silence
+after), so training and inference see the same inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from voxkit.asr.args import RealtimeArgs
+from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
+from voxkit.asr.layout import StreamLayout, build_text_stream
+from voxkit.asr.model import RealtimeRecognizer
+from voxkit.errors import VoxkitError
+from voxkit.lm import TransformerArgs
+from voxkit.tokenizer import STREAMING_PAD_ID, Tokenizer
+
+
+@dataclasses.dataclass
+class AsrTaskConfig:
+    train: list[str]
+    dev: list[str] = dataclasses.field(default_factory=list)
+    max_seconds: float = 80.0  # audio seconds per micro-batch (padding counted)
+    max_duration: float = 20.0
+    min_delay: int = 1
+    max_delay: int = 30
+    augment: bool = True
+    num_workers: int = 0
+    pad_weight: float = 0.5  # loss weight of idle [STREAMING_PAD] targets
+    # Silent steps after delay + 1 in training (inference flushes with the model's right_pad_tokens;
+    # the text stream grows by itself when a last word needs more room).
+    train_right_pad: int = 2
+    eval_utterances: int = 48
+    eval_delay: int = 6
+    seed: int = 0
+
+
+def word_token_lists(tokenizer: Tokenizer, words: list[dict[str, Any]]) -> tuple[list[list[int]], list[float]]:
+    """Each word tokenised on its own (no leading space: [STREAMING_WORD] marks the boundary)."""
+    return [tokenizer.encode(w["word"], bos=False) for w in words], [float(w["start"]) for w in words]
+
+
+class AsrTask:
+    name = "asr"
+
+    def __init__(self, cfg: AsrTaskConfig, model_args: RealtimeArgs, tokenizer: Tokenizer) -> None:
+        from voxkit.data.augment import Augment
+        from voxkit.data.dataset import ManifestDataset
+
+        if tokenizer.vocab_size != model_args.decoder.vocab_size:
+            raise VoxkitError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but model.decoder.vocab_size is {model_args.decoder.vocab_size}"
+            )
+        self.cfg = cfg
+        self.args = model_args
+        self.tokenizer = tokenizer
+        augment = Augment() if cfg.augment else None
+        self.train_set = ManifestDataset(cfg.train, 16000, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
+        self.dev_set = ManifestDataset(cfg.dev, 16000, max_duration=cfg.max_duration) if cfg.dev else None
+        self.features = LogMel(model_args.n_mels)
+
+    # ----------------------------------------------------------------------------- batches
+
+    def make_batch(self, items: dict[str, Any], delays: list[int]) -> dict[str, torch.Tensor]:
+        """Collated manifest items + per-item delays -> padded audio, token streams and loss weights."""
+        left, right = self.args.n_left_pad_tokens, self.cfg.train_right_pad
+        streams, lengths = [], []
+        for words, n, d in zip(items["words"], items["audio_lengths"].tolist(), delays, strict=True):
+            toks, starts = word_token_lists(self.tokenizer, words)
+            streams.append(build_text_stream(toks, starts, n, StreamLayout(left, d), right))
+        steps = max(len(s) - 1 for s in streams)
+        B = len(streams)
+        audio = torch.zeros(B, steps * SAMPLES_PER_STEP)  # [B, P * 1280]
+        tokens = torch.full((B, steps + 1), STREAMING_PAD_ID, dtype=torch.long)  # [B, P + 1]
+        weights = torch.zeros(B, steps)  # [B, P] weight of each target
+        for b, (s, n, d) in enumerate(zip(streams, items["audio_lengths"].tolist(), delays, strict=True)):
+            start = left * SAMPLES_PER_STEP
+            audio[b, start : start + n] = items["audio"][b, :n]
+            tokens[b, : len(s)] = torch.tensor(s)
+            first = left + d  # target index of the first generated token (s_{L+d+1})
+            target = tokens[b, first + 1 : len(s)]
+            weights[b, first : len(s) - 1] = torch.where(target == STREAMING_PAD_ID, self.cfg.pad_weight, 1.0)
+        return {"audio": audio, "tokens": tokens, "weights": weights, "delays": torch.tensor(delays, dtype=torch.float32)}
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        from voxkit.data.dataset import make_loader
+
+        self.train_set.set_epoch(epoch)
+        loader = make_loader(
+            self.train_set, self.cfg.max_seconds, seed=self.cfg.seed, rank=rank, world_size=world_size, num_workers=self.cfg.num_workers
+        )
+        loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        rng = random.Random(f"asr-delays-{self.cfg.seed}-{epoch}-{rank}")
+        for items in loader:
+            delays = [rng.randint(self.cfg.min_delay, self.cfg.max_delay) for _ in items["text"]]
+            yield self.make_batch(items, delays)
+
+    # ----------------------------------------------------------------------------- loss / eval
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        features = self.features.to(batch["audio"].device)
+        with torch.autocast(batch["audio"].device.type, enabled=False):
+            mel = features(batch["audio"])  # [B, n_mels, 8 P]
+        tokens = batch["tokens"]
+        logits = model(mel, tokens[:, :-1], batch["delays"])  # [B, P, V]
+        ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")  # [B P]
+        w = batch["weights"].flatten()
+        loss = (ce * w).sum() / w.sum().clamp(min=1.0)
+        text = (w == 1.0) & (tokens[:, 1:].flatten() != STREAMING_PAD_ID)
+        return loss, {"text_ce": (ce * text).sum() / text.sum().clamp(min=1), "text_tokens": text.sum()}
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Greedy streaming transcription of a dev subset at ``eval_delay``: WER in percent."""
+        if self.dev_set is None:
+            return {}
+        from voxkit.asr.evaluate import word_error_rate
+        from voxkit.asr.session import transcribe_batch
+
+        inner = getattr(model, "module", model)
+        n = min(self.cfg.eval_utterances, len(self.dev_set))
+        items = [self.dev_set[i] for i in range(n)]
+        results = transcribe_batch(inner, self.tokenizer, [it["audio"] for it in items], delay=self.cfg.eval_delay)
+        wer = word_error_rate([it["text"] for it in items], [r.text for r in results])
+        return {f"wer_{self.cfg.eval_delay * 80}ms": 100 * wer}
+
+
+# --------------------------------------------------------------------------------- registry
+
+
+def build_recognizer(section: dict[str, Any]) -> RealtimeRecognizer:
+    """A recogniser from a recipe's ``model`` section: {"encoder": {...}, "decoder": {...}, ...}."""
+    enc = TransformerArgs.from_dict({"use_biases": True, "vocab_size": 0, "rope_theta": 1e6, **section["encoder"]})
+    dec = TransformerArgs.from_dict({"ada_rms_norm_t_cond": True, "ada_rms_norm_t_cond_dim": 32, "tied_embeddings": True, **section["decoder"]})
+    args = RealtimeArgs(
+        decoder=dec,
+        encoder=enc,
+        n_left_pad_tokens=int(section.get("n_left_pad_tokens", 8)),
+        default_delay_tokens=int(section.get("default_delay_tokens", 6)),
+        right_pad_tokens=int(section.get("right_pad_tokens", 10)),
+    )
+    return RealtimeRecognizer(args)
+
+
+def build_asr_task(section: dict[str, Any], model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
+    fields = {f.name for f in dataclasses.fields(AsrTaskConfig)}
+    cfg = AsrTaskConfig(**{k: v for k, v in section.items() if k in fields})
+    return AsrTask(cfg, model.args, tokenizer)
