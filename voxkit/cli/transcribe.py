@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,21 +42,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Iterator[np.ndarray], float | None]]:
-    """(name, chunks of 16 kHz mono float32, duration if known) for every input."""
+def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Iterator[np.ndarray]]]]:
+    """(name, opener) for every input; the opener returns chunks of 16 kHz mono float32.
+
+    Opening is deferred so that one unreadable file is reported and skipped, not fatal.
+    """
     from voxkit.audio.io import load_audio
     from voxkit.audio.stream import read_stdin
 
     if args.mic:
-        yield "microphone", args.microphone, None
+        yield "microphone", lambda: args.microphone
         return
     for name in args.inputs:
         if name == "-":
-            yield "stdin", read_stdin(args.raw_format, args.sample_rate, args.channels), None
+            yield "stdin", lambda: read_stdin(args.raw_format, args.sample_rate, args.channels)
             continue
-        wav = load_audio(name, 16000).numpy()
-        chunk = 1280 if args.realtime else 16000 * 30
-        yield name, (wav[i : i + chunk] for i in range(0, len(wav), chunk)), len(wav) / 16000
+
+        def chunks(path: str = name) -> Iterator[np.ndarray]:
+            wav = load_audio(path, 16000).numpy()
+            size = 1280 if args.realtime else 16000 * 30
+            return (wav[i : i + size] for i in range(0, len(wav), size))
+
+        yield name, chunks
 
 
 class LivePrinter:
@@ -106,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
     formats = list(FORMATS) if args.output_format == "all" else ([args.output_format] if args.output_format else [])
     live_stdout = not args.output_dir and (not formats or formats == ["jsonl"])
     failures = 0
-    for name, chunks, duration in _sources(args):
+    inputs = 0
+    for name, open_source in _sources(args):
+        inputs += 1
         if len(args.inputs) > 1:
             print(f"# {name}", file=sys.stderr)
         stream = asr.stream()
@@ -129,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                     emitted_lag.append(now - ev.start)
 
         try:
-            for chunk in chunks:
+            for chunk in open_source():
                 if args.realtime:  # a live source delivers audio no faster than it is spoken
                     wait = audio_seconds - (time.perf_counter() - started)
                     if wait > 0:
@@ -170,4 +179,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{1000 * compute / steps:.2f} ms per 80 ms step, delay {stream.delay * 80} ms{lag}",
                 file=sys.stderr,
             )
-    return 1 if failures else 0
+    if failures:
+        return 2 if failures == inputs else 1  # nothing usable at all is a usage error
+    return 0
