@@ -17,7 +17,7 @@ import torch
 
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.model import RealtimeRecognizer
-from voxkit.checkpoint import assign_state_dict, detect_layout, read_config, read_tensors, weight_files, write_folder
+from voxkit.checkpoint import build_and_load, detect_layout, read_config, read_tensors, weight_files, write_folder
 from voxkit.errors import CheckpointError
 from voxkit.lm import TransformerArgs
 from voxkit.lm.convert import hf_to_native_state, rope_rows_to_native
@@ -47,6 +47,8 @@ def native_to_module_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 def module_to_native_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
+        if key.startswith("ctc_head."):
+            continue  # training-only head, not part of the published layout
         for native, ours in _PREFIXES:
             if key.startswith(ours):
                 out[native + key[len(ours) :]] = value
@@ -160,12 +162,7 @@ def load_recognizer(
             raise CheckpointError(f"{folder}: config.json model_type {config.get('model_type')!r} is not voxtral_realtime")
         args = hf_config_to_args(config)
         state = hf_to_module_state(state, args)
-    device = torch.device(device)
-    state = {k: v.to(device=device, dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype) for k, v in state.items()}
-    with torch.device("meta"):
-        model = RealtimeRecognizer(args)
-    assign_state_dict(model, state, device, where=str(folder))
-    return model.eval()
+    return build_and_load(lambda: RealtimeRecognizer(args), state, device=device, dtype=dtype, where=str(folder))
 
 
 def save_recognizer(model: RealtimeRecognizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:

@@ -8,12 +8,15 @@ token comes out. The same :meth:`RealtimeRecognizer.forward` trains on whole seq
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.encoder import AudioAdapter, CausalAudioEncoder
 from voxkit.asr.features import LogMel
 from voxkit.lm import Transformer
 from voxkit.streaming import StreamingModule
+
+CTC_CLASSES = 257  # UTF-8 bytes + blank (256)
 
 
 class RealtimeRecognizer(StreamingModule):
@@ -24,6 +27,7 @@ class RealtimeRecognizer(StreamingModule):
         self.adapter = AudioAdapter(args.encoder.dim, args.decoder.dim, args.downsample_factor)
         self.decoder = Transformer(args.decoder)
         self.features = LogMel(args.n_mels)
+        self.ctc_head: nn.Linear | None = None
 
     def export_config(self) -> dict:
         """The published params.json of this model (stored next to training checkpoints)."""
@@ -33,21 +37,31 @@ class RealtimeRecognizer(StreamingModule):
     def mel_frames_per_step(self) -> int:
         return 2 * self.args.downsample_factor  # conv stride 2, then the adapter's factor
 
-    def audio_embeddings(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel [B, n_mels, 8 T] -> decoder-side audio embeddings [B, T, D]."""
+    def enable_ctc_head(self) -> None:
+        """Add the training-only auxiliary CTC head (UTF-8 bytes + blank) on the 50 Hz encoder.
+
+        It gives the encoder a direct, alignment-free signal early in training; it is not part of
+        the published layout and export drops it.
+        """
+        self.ctc_head = nn.Linear(self.args.encoder.dim, CTC_CLASSES)
+
+    def forward(
+        self, mel: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor, *, with_ctc: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """mel [B, n_mels, 8 T], tokens [B, T] (the previous token at every step), delay [B] -> logits [B, T, V].
+
+        ``with_ctc`` also returns the CTC head's log-probabilities [B, 4 T, 257] (training only).
+        """
         if mel.shape[-1] % self.mel_frames_per_step:
             raise ValueError(f"mel frames ({mel.shape[-1]}) must be a multiple of {self.mel_frames_per_step}")
-        return self.adapter(self.encoder(mel))
-
-    def forward(self, mel: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
-        """mel [B, n_mels, 8 T], tokens [B, T] (the previous token at every step), delay [B] -> logits [B, T, V]."""
-        hidden = self.hidden_states(mel, tokens, num_delay_tokens)
-        return self.decoder.logits(hidden)
-
-    def hidden_states(self, mel: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
-        audio = self.audio_embeddings(mel)  # [B, T, D]
+        frames = self.encoder(mel)  # [B, 4 T, d_enc]
+        audio = self.adapter(frames)  # [B, T, D]
         if audio.shape[1] != tokens.shape[1]:
             raise ValueError(f"{audio.shape[1]} audio steps but {tokens.shape[1]} tokens")
         x = audio + self.decoder.embed(tokens)  # [B, T, D]
-        return self.decoder.forward_embeddings(x, num_delay_tokens=num_delay_tokens)
-
+        logits = self.decoder.logits(self.decoder.forward_embeddings(x, num_delay_tokens=num_delay_tokens))
+        if not with_ctc:
+            return logits
+        if self.ctc_head is None:
+            raise ValueError("the CTC head is not enabled")
+        return logits, self.ctc_head(frames).float().log_softmax(-1)

@@ -9,7 +9,7 @@ import torch
 
 from voxkit.checkpoint import (
     Layout,
-    assign_state_dict,
+    build_and_load,
     detect_layout,
     read_config,
     read_tensors,
@@ -44,17 +44,12 @@ def load_transformer(
     dtype None keeps the checkpoint's dtype.
     """
     args, layout = load_args(folder)
-    device = torch.device(device)
     state = read_tensors(weight_files(folder, layout))
     if layout == "hf":
         if args.tied_embeddings:
             state.pop("lm_head.weight", None)  # transformers may store the tied copy
         state = hf_to_native_state(state, args)
-    state = {k: v.to(device=device, dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype) for k, v in state.items()}
-    with torch.device("meta"):
-        model = Transformer(args)
-    assign_state_dict(model, state, device, where=str(folder))
-    return model.eval()
+    return build_and_load(lambda: Transformer(args), state, device=device, dtype=dtype, where=str(folder))
 
 
 def save_transformer(model: Transformer, folder: str | os.PathLike[str], layout: Layout = "native") -> Path:

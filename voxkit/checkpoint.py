@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from torch import nn
 from voxkit.errors import CheckpointError
 
 Layout = Literal["native", "hf"]
+M = TypeVar("M", bound=nn.Module)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 NATIVE_PARAMS = "params.json"
 NATIVE_WEIGHTS = "consolidated.safetensors"
@@ -206,3 +207,26 @@ def assign_state_dict(module: nn.Module, state: dict[str, torch.Tensor], device:
         init = getattr(sub, "init_buffers", None)
         if callable(init):
             init(device)
+
+
+def build_and_load(
+    factory: Callable[[], M],
+    state: dict[str, torch.Tensor],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    where: str = "checkpoint",
+) -> M:
+    """Build ``factory()`` on the meta device and give it ``state`` (cast to ``dtype`` if set).
+
+    No memory is spent on a random initialisation that the checkpoint would overwrite anyway.
+    """
+    device = torch.device(device)
+    state = {
+        k: v.to(device=device, dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype)
+        for k, v in state.items()
+    }
+    with torch.device("meta"):
+        module = factory()
+    assign_state_dict(module, state, device, where)
+    return module.eval()

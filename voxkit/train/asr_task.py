@@ -39,6 +39,7 @@ class AsrTaskConfig:
     # Silent steps after delay + 1 in training (inference flushes with the model's right_pad_tokens;
     # the text stream grows by itself when a last word needs more room).
     train_right_pad: int = 2
+    ctc_weight: float = 0.0  # auxiliary byte-level CTC on the encoder (needs model.ctc_head = true)
     eval_utterances: int = 48
     eval_delay: int = 6
     seed: int = 0
@@ -89,7 +90,14 @@ class AsrTask:
             first = left + d  # target index of the first generated token (s_{L+d+1})
             target = tokens[b, first + 1 : len(s)]
             weights[b, first : len(s) - 1] = torch.where(target == STREAMING_PAD_ID, self.cfg.pad_weight, 1.0)
-        return {"audio": audio, "tokens": tokens, "weights": weights, "delays": torch.tensor(delays, dtype=torch.float32)}
+        batch = {"audio": audio, "tokens": tokens, "weights": weights, "delays": torch.tensor(delays, dtype=torch.float32)}
+        if self.cfg.ctc_weight > 0:
+            texts = [" ".join(w["word"] for w in words).encode("utf-8") for words in items["words"]]
+            batch["ctc_targets"] = torch.tensor([b for t in texts for b in t], dtype=torch.long)  # [sum U]
+            batch["ctc_lengths"] = torch.tensor([len(t) for t in texts], dtype=torch.long)  # [B]
+            # encoder frames that cover each item's padded stream (4 per step)
+            batch["ctc_frames"] = torch.tensor([4 * (len(s) - 1) for s in streams], dtype=torch.long)  # [B]
+        return batch
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[dict[str, torch.Tensor]]:
         from voxkit.data.dataset import make_loader
@@ -111,12 +119,24 @@ class AsrTask:
         with torch.autocast(batch["audio"].device.type, enabled=False):
             mel = features(batch["audio"])  # [B, n_mels, 8 P]
         tokens = batch["tokens"]
-        logits = model(mel, tokens[:, :-1], batch["delays"])  # [B, P, V]
+        ctc_log_probs = None
+        if self.cfg.ctc_weight > 0:
+            logits, ctc_log_probs = model(mel, tokens[:, :-1], batch["delays"], with_ctc=True)  # [B, P, V], [B, 4P, 257]
+        else:
+            logits = model(mel, tokens[:, :-1], batch["delays"])  # [B, P, V]
         ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")  # [B P]
         w = batch["weights"].flatten()
         loss = (ce * w).sum() / w.sum().clamp(min=1.0)
         text = (w == 1.0) & (tokens[:, 1:].flatten() != STREAMING_PAD_ID)
-        return loss, {"text_ce": (ce * text).sum() / text.sum().clamp(min=1), "text_tokens": text.sum()}
+        metrics = {"text_ce": (ce * text).sum() / text.sum().clamp(min=1), "text_tokens": text.sum()}
+        if ctc_log_probs is not None:
+            ctc = F.ctc_loss(
+                ctc_log_probs.transpose(0, 1), batch["ctc_targets"], batch["ctc_frames"], batch["ctc_lengths"],
+                blank=256, reduction="sum", zero_infinity=True,
+            ) / batch["ctc_lengths"].sum().clamp(min=1)  # per target byte
+            metrics["ctc"] = ctc.detach()
+            loss = loss + self.cfg.ctc_weight * ctc
+        return loss, metrics
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Greedy streaming transcription of a dev subset at ``eval_delay``: WER in percent."""
@@ -147,7 +167,10 @@ def build_recognizer(section: dict[str, Any]) -> RealtimeRecognizer:
         default_delay_tokens=int(section.get("default_delay_tokens", 6)),
         right_pad_tokens=int(section.get("right_pad_tokens", 10)),
     )
-    return RealtimeRecognizer(args)
+    model = RealtimeRecognizer(args)
+    if section.get("ctc_head", False):
+        model.enable_ctc_head()
+    return model
 
 
 def build_asr_task(section: dict[str, Any], model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
