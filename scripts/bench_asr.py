@@ -1,0 +1,155 @@
+"""Streaming recognition speed: voxkit's streaming session vs transformers' VoxtralRealtime.
+
+Both run the SAME weights: a random transformers ``VoxtralRealtimeForConditionalGeneration`` with
+the bundled model's shapes, saved and loaded into voxkit through its transformers loader. They
+transcribe the same audio greedily at the same delay. transformers decodes a whole file at once
+(``generate``); voxkit streams 80 ms steps exactly as a live session does (features included).
+Also printed: the bundled (trained) model's per-step latency, and how many concurrent streams
+one process keeps real-time (per-step compute < 80 ms).
+
+    python scripts/bench_asr.py --threads 1
+    python scripts/bench_asr.py --full-size          # Voxtral-Mini-4B-Realtime shapes, bf16, CUDA only
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from voxkit.asr.bundle import default_model_dir, load_bundle
+from voxkit.asr.checkpoint import load_recognizer
+from voxkit.asr.session import StreamingSession, transcribe_batch
+from voxkit.audio.io import load_audio
+
+SAMPLE = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "samples" / "en.flac"
+
+
+def hf_twin(args, device: torch.device, dtype: torch.dtype):  # noqa: ANN001 -> transformers model
+    from transformers import VoxtralRealtimeConfig, VoxtralRealtimeForConditionalGeneration
+
+    enc, dec = args.encoder, args.decoder
+    cfg = VoxtralRealtimeConfig(
+        audio_config=dict(hidden_size=enc.dim, intermediate_size=enc.hidden_dim, num_hidden_layers=enc.n_layers,
+                          num_attention_heads=enc.n_heads, head_dim=enc.head_dim, num_mel_bins=args.n_mels,
+                          sliding_window=enc.max_window, rope_theta=enc.theta, rms_norm_eps=enc.norm_eps),
+        text_config=dict(vocab_size=dec.vocab_size, hidden_size=dec.dim, intermediate_size=dec.hidden_dim,
+                         num_hidden_layers=dec.n_layers, num_attention_heads=dec.n_heads, num_key_value_heads=dec.n_kv_heads,
+                         head_dim=dec.head_dim, sliding_window=dec.max_window, rope_theta=dec.theta, rms_norm_eps=dec.norm_eps),
+    )
+    torch.manual_seed(0)
+    return VoxtralRealtimeForConditionalGeneration(cfg).to(device=device, dtype=dtype).eval()
+
+
+def hf_transcribe(model, wav: torch.Tensor, left_pad: int, delay: int) -> list[int]:  # noqa: ANN001
+    """transformers' own offline streaming-layout decode (padding as mistral-common's offline mode)."""
+    from transformers import VoxtralRealtimeFeatureExtractor
+
+    steps = -(-wav.numel() // 1280)
+    audio = torch.nn.functional.pad(wav, (left_pad * 1280, (steps * 1280 - wav.numel()) + (delay + 1 + 10) * 1280))
+    feats = VoxtralRealtimeFeatureExtractor()(audio.numpy(), sampling_rate=16000, return_tensors="pt").input_features
+    feats = feats.to(model.device, model.dtype)
+    prompt = torch.tensor([[1] + [32] * (left_pad + delay)], device=model.device)
+    with torch.inference_mode():
+        out = model.generate(input_ids=prompt, input_features=feats, num_delay_tokens=delay, do_sample=False)
+    return out[0].tolist()
+
+
+def median_time(fn, repeats: int, sync: bool) -> float:  # noqa: ANN001
+    times = []
+    for i in range(repeats + 1):
+        if sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        if i:  # first call is a warm-up
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def step_latency(model, tokenizer, streams: int, steps: int, delay: int) -> list[float]:  # noqa: ANN001
+    """Seconds per lock-step 80 ms step for ``streams`` concurrent live streams."""
+    session = StreamingSession(model, tokenizer, streams, device=next(model.parameters()).device)
+    noise = torch.randn(1280 * (steps + 40)) * 0.05
+    for b in range(streams):
+        session.start(b, delay)
+        session.push(b, noise)
+    out = []
+    sync = noise.device.type == "cuda" or next(model.parameters()).is_cuda
+    for i in range(steps):
+        t0 = time.perf_counter()
+        session.step()
+        if sync:
+            torch.cuda.synchronize()
+        if i >= 5:
+            out.append(time.perf_counter() - t0)
+    session.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--delay", type=int, default=6, help="delay in 80 ms steps")
+    ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    device = torch.device("cuda" if a.full_size else "cpu")
+    dtype = torch.bfloat16 if a.full_size else torch.float32
+    wav = load_audio(SAMPLE, 16000)
+    seconds = wav.numel() / 16000
+    print(f"audio: {SAMPLE.name}, {seconds:.2f} s; delay {a.delay * 80} ms; device {device}, {dtype}, threads {a.threads}")
+
+    if a.full_size:
+        from voxkit.asr.args import RealtimeArgs
+        from voxkit.lm import TransformerArgs
+
+        args = RealtimeArgs(
+            decoder=TransformerArgs(dim=3072, n_layers=26, head_dim=128, hidden_dim=9216, n_heads=32, n_kv_heads=8, vocab_size=131072,
+                                    rope_theta=1e6, sliding_window=8192, tied_embeddings=True, ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32),
+            encoder=TransformerArgs(dim=1280, n_layers=32, head_dim=64, hidden_dim=5120, n_heads=32, n_kv_heads=32, vocab_size=0,
+                                    rope_theta=1e6, sliding_window=750, use_biases=True),
+        )
+        tokenizer = None
+    else:
+        bundle = load_bundle(default_model_dir())
+        args, tokenizer = bundle.model.args, bundle.tokenizer
+
+    hf = hf_twin(args, device, dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        ours = load_recognizer(tmp, device=device, dtype=dtype)
+    ours.args.n_left_pad_tokens = args.n_left_pad_tokens
+    if tokenizer is None:
+        from voxkit.tokenizer import TekkenTokenizer
+
+        tokenizer = TekkenTokenizer.shipped()
+    left = args.n_left_pad_tokens
+
+    sync = device.type == "cuda"
+    t_hf = median_time(lambda: hf_transcribe(hf, wav, left, a.delay), a.repeats, sync)
+    t_vk = median_time(lambda: transcribe_batch(ours, tokenizer, [wav.to(device)], a.delay, batch_size=1), a.repeats, sync)
+    print("\n| what (same random weights, same audio) | transformers | voxkit | speed-up |")
+    print("|---|---:|---:|---:|")
+    print(f"| RTF, one file, greedy | {t_hf / seconds:.4f} | {t_vk / seconds:.4f} | {t_hf / t_vk:.2f}x |")
+
+    trained = ours if a.full_size else load_bundle(default_model_dir()).model
+    name = "full-size random" if a.full_size else "bundled realtime-tiny"
+    print(f"\n{name}: per-step latency with N concurrent streams (lock-step, 80 ms of audio per step)\n")
+    print("| streams | median ms/step | p95 ms/step | RTF per stream | real-time |")
+    print("|---:|---:|---:|---:|---|")
+    for n in (1, 4, 16, 64) if not a.full_size else (1, 8, 32, 128):
+        lat = sorted(step_latency(trained, tokenizer, n, 60, a.delay))
+        med, p95 = statistics.median(lat), lat[int(0.95 * (len(lat) - 1))]
+        print(f"| {n} | {1000 * med:.2f} | {1000 * p95:.2f} | {med / 0.08:.3f} | {'yes' if p95 < 0.08 else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()

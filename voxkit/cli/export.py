@@ -1,0 +1,34 @@
+"""``voxkit export asr CHECKPOINT --out DIR``: a training checkpoint -> a shippable model folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="write a training checkpoint as a model folder (published layout)")
+    sub = p.add_subparsers(dest="export_kind", metavar="KIND", required=True)
+    a = sub.add_parser("asr", help="a recogniser checkpoint -> params.json + consolidated.safetensors + tokenizer")
+    a.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
+    a.add_argument("--tokenizer", required=True, help="tokenizer folder used in training (the recipe's data.tokenizer)")
+    a.add_argument("--out", required=True, help="output model folder")
+    a.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="storage precision")
+    a.set_defaults(func=run_asr)
+
+
+def run_asr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from voxkit.asr.export import export_checkpoint
+    from voxkit.subset_tokenizer import load_folder_tokenizer
+    from voxkit.train.checkpointing import latest_checkpoint
+
+    path = Path(args.checkpoint)
+    if (path / "checkpoints").is_dir():
+        path = latest_checkpoint(path) or path
+    out = export_checkpoint(path, load_folder_tokenizer(args.tokenizer), args.out, dtype=getattr(torch, args.dtype))
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"{out}: recogniser from {path} ({size:.1f} MB)")
+    return 0
