@@ -19,17 +19,25 @@ from collections.abc import Callable
 
 import torch
 
+from voxkit.checkpoint import build_and_load
 from voxkit.lm import Transformer
 from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
 from voxkit.lm.generate import Generator
 
 
-def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.device):  # -> MistralForCausalLM
+SIZES = {
+    # weight-read bound on CPUs: 117 MB of fp32 weights per token
+    "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4, head_dim=64),
+    # per-step overhead bound: what a library adds around the matrix products shows
+    "tiny": dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_attention_heads=4, num_key_value_heads=2, head_dim=64),
+}
+
+
+def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.device, size: str = "small"):  # -> MistralForCausalLM
     from transformers import MistralConfig, MistralForCausalLM
 
     config = MistralConfig(
-        vocab_size=32768, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
-        num_attention_heads=8, num_key_value_heads=4, head_dim=64, sliding_window=sliding_window,
+        **SIZES[size], num_hidden_layers=4, sliding_window=sliding_window,
         max_position_embeddings=8192, rope_theta=1e6, tie_word_embeddings=False,
     )
     torch.manual_seed(0)
@@ -39,12 +47,7 @@ def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.devic
 def build_voxkit_from(hf_model) -> Transformer:  # noqa: ANN001 (transformers model)
     args = hf_config_to_args(hf_model.config.to_dict())
     state = hf_to_native_state({k: v.detach() for k, v in hf_model.state_dict().items()}, args)
-    weight = next(iter(state.values()))
-    with torch.device("meta"):
-        model = Transformer(args)
-    model.load_state_dict(state, assign=True, strict=True)
-    model.rope.init_buffers(weight.device)
-    return model.eval()
+    return build_and_load(lambda: Transformer(args), state, device=next(iter(state.values())).device)
 
 
 def hf_decode(model, prompt: torch.Tensor, n: int) -> list[int]:  # noqa: ANN001
@@ -94,10 +97,10 @@ def linear_floor(model: Transformer, n: int) -> Callable[[], object]:
     return run
 
 
-def bench(device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int) -> dict:
-    hf = build_hf(window, dtype, device)
+def bench(device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int, size: str) -> dict:
+    hf = build_hf(window, dtype, device, size)
     ours = build_voxkit_from(hf)
-    prompt = torch.randint(1000, 32768, (1, prompt_len), generator=torch.Generator().manual_seed(1)).to(device)
+    prompt = torch.randint(100, SIZES[size]["vocab_size"], (1, prompt_len), generator=torch.Generator().manual_seed(1)).to(device)
     gen = Generator(ours)
     ours_tokens = gen.generate([prompt[0].tolist()], n)[0]
     hf_tokens = hf_decode(hf, prompt, n)
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--prompt-len", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA bf16 rows")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small", help="small: dim 512, vocab 32768; tiny: dim 256, vocab 4096")
     opts = parser.parse_args()
     import os
 
@@ -130,7 +134,9 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, CPU threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} cores, load average {load} (other processes share the cores)")
-    print(f"model: 4 layers, dim 512, 8 heads / 4 kv heads (head_dim 64), hidden 1536, vocab 32768; "
+    c = SIZES[opts.size]
+    print(f"model ({opts.size}): 4 layers, dim {c['hidden_size']}, {c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
+          f"(head_dim {c['head_dim']}), hidden {c['intermediate_size']}, vocab {c['vocab_size']}; "
           f"prompt {opts.prompt_len}, {opts.new_tokens} new tokens, batch 1, greedy; median of {opts.repeats}")
     print()
     print("| device | dtype | sliding window | transformers tok/s | voxkit tok/s | speed-up | same greedy tokens "
@@ -138,7 +144,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---|---:|")
     for device, dtype in runs:
         for window in (4096, None):
-            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats)
+            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size)
             same = "all" if r["agree"] == opts.new_tokens else f"first {r['agree']}"
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
             print(f"| {name} | {str(dtype).removeprefix('torch.')} | {window} | {r['hf']:.1f} | {r['ours']:.1f} "
