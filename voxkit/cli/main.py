@@ -35,7 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options (``voxkit train r.toml --resume train.max_steps=9``),
+    # which a plain argparse positional list does not accept.
+    if extras and isinstance(getattr(args, "overrides", None), list):
+        args.overrides.extend(e for e in extras if "=" in e and not e.startswith("-"))
+        extras = [e for e in extras if not ("=" in e and not e.startswith("-"))]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.version:
         from voxkit import __version__
 
