@@ -9,6 +9,7 @@ after), so training and inference see the same inputs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +34,9 @@ class AsrTaskConfig:
     max_duration: float = 20.0
     min_delay: int = 1
     max_delay: int = 30
+    # "uniform" over min..max, or "log_uniform" (more short delays: the easiest alignment to learn
+    # first, while every delay in the range still appears)
+    delay_sampling: str = "uniform"
     augment: bool = True
     num_workers: int = 0
     pad_weight: float = 0.5  # loss weight of idle [STREAMING_PAD] targets
@@ -109,8 +113,15 @@ class AsrTask:
         loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
         rng = random.Random(f"asr-delays-{self.cfg.seed}-{epoch}-{rank}")
         for items in loader:
-            delays = [rng.randint(self.cfg.min_delay, self.cfg.max_delay) for _ in items["text"]]
-            yield self.make_batch(items, delays)
+            yield self.make_batch(items, [self.sample_delay(rng) for _ in items["text"]])
+
+    def sample_delay(self, rng: random.Random) -> int:
+        lo, hi = self.cfg.min_delay, self.cfg.max_delay
+        if self.cfg.delay_sampling == "log_uniform":
+            return min(hi, max(lo, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))))
+        if self.cfg.delay_sampling != "uniform":
+            raise VoxkitError(f"tasks.asr.delay_sampling must be uniform or log_uniform, got {self.cfg.delay_sampling!r}")
+        return rng.randint(lo, hi)
 
     # ----------------------------------------------------------------------------- loss / eval
 
@@ -170,7 +181,24 @@ def build_recognizer(section: dict[str, Any]) -> RealtimeRecognizer:
     model = RealtimeRecognizer(args)
     if section.get("ctc_head", False):
         model.enable_ctc_head()
+    if section.get("init_from"):
+        _init_from(model, section["init_from"], section.get("init_skip", []))
     return model
+
+
+def _init_from(model: RealtimeRecognizer, checkpoint: str, skip: list[str]) -> None:
+    """Start from a training checkpoint's weights (fine-tuning); ``skip`` prefixes keep their fresh init."""
+    from pathlib import Path
+
+    from voxkit.checkpoint import check_state_dict, read_tensors
+
+    path = Path(checkpoint)
+    state = read_tensors([path / "model.safetensors" if path.is_dir() else path])
+    fresh = model.state_dict()
+    for key in [k for k in state if k.startswith(tuple(skip))]:
+        state[key] = fresh[key]
+    check_state_dict(model, state, where=str(path))
+    model.load_state_dict(state)
 
 
 def build_asr_task(section: dict[str, Any], model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
