@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--delay", type=int, default=6, help="delay in 80 ms steps")
     ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
+    ap.add_argument("--model", default=None, help="trained recogniser folder (default: the bundled one)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.full_size else "cpu")
@@ -119,7 +120,7 @@ def main() -> None:
         )
         tokenizer = None
     else:
-        bundle = load_bundle(default_model_dir())
+        bundle = load_bundle(a.model or default_model_dir())
         args, tokenizer = bundle.model.args, bundle.tokenizer
 
     hf = hf_twin(args, device, dtype)
@@ -140,8 +141,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print(f"| RTF, one file, greedy | {t_hf / seconds:.4f} | {t_vk / seconds:.4f} | {t_hf / t_vk:.2f}x |")
 
-    trained = ours if a.full_size else load_bundle(default_model_dir()).model
-    name = "full-size random" if a.full_size else "bundled realtime-tiny"
+    trained = ours if a.full_size else bundle.model
+    name = "full-size random" if a.full_size else f"trained {bundle.folder.name}"
     print(f"\n{name}: per-step latency with N concurrent streams (lock-step, 80 ms of audio per step)\n")
     print("| streams | median ms/step | p95 ms/step | RTF per stream | real-time |")
     print("|---:|---:|---:|---:|---|")
