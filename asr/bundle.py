@@ -40,7 +40,11 @@ def load_bundle(
 ) -> RecognizerBundle:
     path = Path(folder) if folder is not None else default_model_dir()
     if folder is None and not (path / "params.json").exists():
-        raise CheckpointError(f"the bundled recogniser is missing from {path}; reinstall voxkit or pass --model DIR")
+        raise CheckpointError(
+            "this voxkit has no bundled recogniser yet (its first small model is still in training, see "
+            "docs/asr.md): pass --model DIR with a recogniser folder, e.g. the published Voxtral Realtime "
+            "weights or one made with 'voxkit train' + 'voxkit export asr'"
+        )
     model = load_recognizer(path, device=device, dtype=dtype)
     tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:

@@ -144,7 +144,7 @@ def main() -> None:
     trained = ours if a.full_size else bundle.model
     name = "full-size random" if a.full_size else f"trained {bundle.folder.name}"
     print(f"\n{name}: per-step latency with N concurrent streams (lock-step, 80 ms of audio per step)\n")
-    print("| streams | median ms/step | p95 ms/step | RTF per stream | real-time |")
+    print("| streams | median ms/step | p95 ms/step | step time / 80 ms | real-time |")
     print("|---:|---:|---:|---:|---|")
     for n in (1, 4, 16, 64) if not a.full_size else (1, 8, 32, 128):
         lat = sorted(step_latency(trained, tokenizer, n, 60, a.delay))

@@ -22,6 +22,7 @@ from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
 from voxkit.asr.layout import StreamLayout, build_text_stream
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.errors import VoxkitError
+from voxkit.subset_tokenizer import N_SPECIAL
 from voxkit.lm import TransformerArgs
 from voxkit.tokenizer import STREAMING_PAD_ID, Tokenizer
 
@@ -43,6 +44,10 @@ class AsrTaskConfig:
     # Silent steps after delay + 1 in training (inference flushes with the model's right_pad_tokens;
     # the text stream grows by itself when a last word needs more room).
     train_right_pad: int = 2
+    # Replace this fraction of the generated-text input tokens by random ones: without it a small
+    # decoder learns to predict words from its own previous tokens (a language model) and uses the
+    # audio only to time them.
+    token_dropout: float = 0.0
     ctc_weight: float = 0.0  # auxiliary byte-level CTC on the encoder (needs model.ctc_head = true)
     eval_utterances: int = 48
     eval_delay: int = 6
@@ -130,11 +135,17 @@ class AsrTask:
         with torch.autocast(batch["audio"].device.type, enabled=False):
             mel = features(batch["audio"])  # [B, n_mels, 8 P]
         tokens = batch["tokens"]
+        inputs = tokens[:, :-1]
+        if self.cfg.token_dropout > 0 and model.training:
+            # only inputs whose next target is trained (past the forced prompt) are corrupted
+            drop = (torch.rand(inputs.shape, device=inputs.device) < self.cfg.token_dropout) & (batch["weights"] > 0)
+            noise = torch.randint(N_SPECIAL, self.args.decoder.vocab_size, inputs.shape, device=inputs.device)
+            inputs = torch.where(drop, noise, inputs)  # [B, P]
         ctc_log_probs = None
         if self.cfg.ctc_weight > 0:
-            logits, ctc_log_probs = model(mel, tokens[:, :-1], batch["delays"], with_ctc=True)  # [B, P, V], [B, 4P, 257]
+            logits, ctc_log_probs = model(mel, inputs, batch["delays"], with_ctc=True)  # [B, P, V], [B, 4P, 257]
         else:
-            logits = model(mel, tokens[:, :-1], batch["delays"])  # [B, P, V]
+            logits = model(mel, inputs, batch["delays"])  # [B, P, V]
         ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")  # [B P]
         w = batch["weights"].flatten()
         loss = (ce * w).sum() / w.sum().clamp(min=1.0)
