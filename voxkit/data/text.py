@@ -296,7 +296,11 @@ def stable_fraction(key: str, salt: str = "") -> float:
 
 def text_split(sentence: str, fractions: dict[str, float], seed: int) -> str:
     """Assign a sentence to a split by a hash of its words, so a sentence never crosses splits."""
-    u = stable_fraction(dedupe_key(sentence), f"text{seed}")
+    return pick_split(stable_fraction(dedupe_key(sentence), f"text{seed}"), fractions)
+
+
+def pick_split(u: float, fractions: dict[str, float]) -> str:
+    """The split whose cumulative fraction interval holds ``u`` in [0, 1)."""
     acc = 0.0
     for name, frac in fractions.items():
         acc += frac

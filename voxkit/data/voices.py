@@ -16,7 +16,7 @@ import random
 from dataclasses import replace
 
 from voxkit.data.espeak import Voice
-from voxkit.data.text import language_spec, stable_fraction
+from voxkit.data.text import language_spec, pick_split, stable_fraction
 
 # Variants that sound like a person (no whisper/robot/demonic/announcer effects), by espeak file name.
 VARIANTS: tuple[str, ...] = (
@@ -33,13 +33,7 @@ RATES = (135, 150, 165, 180, 195, 210)
 
 
 def variant_split(variant: str, fractions: dict[str, float], seed: int) -> str:
-    u = stable_fraction(variant, f"voice{seed}")
-    acc = 0.0
-    for name, frac in fractions.items():
-        acc += frac
-        if u < acc:
-            return name
-    return next(iter(fractions))
+    return pick_split(stable_fraction(variant, f"voice{seed}"), fractions)
 
 
 def speaker_id(voice: Voice, lang: str) -> str:
