@@ -83,6 +83,7 @@ class StreamingSession:
         self.slots = [_Slot() for _ in range(batch_size)]
         dtype = next(model.parameters()).dtype
         self.window = torch.zeros(batch_size, STEP_WINDOW, device=self.device)  # [B, 1520] audio window
+        self._overlap = torch.zeros(batch_size, OVERLAP, device=self.device)  # [B, 240] scratch
         self.staging = np.zeros((batch_size, SAMPLES_PER_STEP), np.float32)  # [B, 1280] new samples
         self.steps = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] steps taken
         self.prompt = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] 1 + L + d
@@ -150,7 +151,8 @@ class StreamingSession:
                 self.staging[b] = slot.take(SAMPLES_PER_STEP)
             else:
                 self.staging[b] = 0.0
-        self.window[:, :OVERLAP] = self.window[:, SAMPLES_PER_STEP:].clone()
+        self._overlap.copy_(self.window[:, SAMPLES_PER_STEP:])  # no per-step allocation
+        self.window[:, :OVERLAP].copy_(self._overlap)
         self.window[:, OVERLAP:].copy_(torch.from_numpy(self.staging))
         mel = self.model.features.frames(self.window).to(self.dtype)  # [B, n_mels, 8]
         # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
