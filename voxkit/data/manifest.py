@@ -102,7 +102,6 @@ def _finite_number(x: object) -> bool:
 def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: float = 0.1) -> list[str]:
     """Reasons why ``row`` is unusable (empty list = fine). Never raises for bad data."""
     from voxkit.audio.io import audio_info, load_audio
-    from voxkit.data.text import spoken_words
     from voxkit.errors import AudioError
 
     reasons = []

@@ -83,7 +83,7 @@ class AsrTask:
     def make_batch(self, items: dict[str, Any], delays: list[int]) -> dict[str, torch.Tensor]:
         """Collated manifest items + per-item delays -> padded audio, token streams and loss weights."""
         left, right = self.args.n_left_pad_tokens, self.cfg.train_right_pad
-        streams, lengths = [], []
+        streams = []
         for words, n, d in zip(items["words"], items["audio_lengths"].tolist(), delays, strict=True):
             toks, starts = word_token_lists(self.tokenizer, words)
             streams.append(build_text_stream(toks, starts, n, StreamLayout(left, d), right))

@@ -45,7 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from voxkit.errors import VoxkitError
-from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint, unwrap
+from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
 from voxkit.train.recipe import OptimConfig, Recipe, save_recipe
 from voxkit.train.task import Task, TaskMixture, move_to
 
