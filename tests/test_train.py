@@ -337,3 +337,26 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     for name, p in r0["params"].items():
         assert torch.equal(p, r1["params"][name]), name
     assert latest_checkpoint(tmp_path).name == "step_00000003"  # rank 0 saved
+
+
+# ---------------------------------------------------------------------------- time budget
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 3.0])
+def test_time_budget_fits_the_schedule_and_stops_when_spent(tmp_path: Path, slowdown: float) -> None:
+    """One simulated second per step: calibration (steps 10..60) fits the schedule to the budget,
+    and a re-plan follows when the steps become slower; the last checkpoint is the fitted end."""
+    recipe = make_recipe(tmp_path, max_steps=1000, time_budget_s=100.0, save_every=0)
+    recipe.optim.min_lr_ratio = 0.1
+    trainer = Trainer(recipe, tiny_model(), {"toy": ToyLM()}, {"toy": 1.0})
+    trainer.clock = lambda: float(min(trainer.step, 60) + slowdown * max(0, trainer.step - 60))
+    trainer.fit()
+    # step 60: 40 s left at 1 s per step, 3 % slack -> 98 steps. Re-plan at 75 % of the budget:
+    # steady: 25 s left at 1 s per step -> 75 + 24 = 99; three times slower since step 60: the
+    # budget reaches 75 s at step 65, 25 s left at 3 s per step -> 65 + 8 = 73.
+    expected = 99 if slowdown == 1.0 else 73
+    assert trainer.step == expected
+    assert latest_checkpoint(tmp_path).name == f"step_{expected:08d}"
+    last_lr = [r["train/lr"] for r in read_scalars(tmp_path) if "train/lr" in r][-1]
+    assert last_lr == pytest.approx(0.1 * recipe.optim.lr)  # the cosine reached its floor at the fitted end
+    assert torch.load(latest_checkpoint(tmp_path) / "train_state.pt", weights_only=True)["fitted_max_steps"] == expected

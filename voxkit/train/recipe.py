@@ -55,6 +55,10 @@ class TrainConfig:
     """Loop, logging, checkpointing and device settings. ``*_every = 0`` means only at the end."""
 
     max_steps: int = 1000  # optimizer steps
+    # > 0: fit the run into this many seconds of training. After timing a few steps the schedule is
+    # rescaled to the steps that fit (max_steps stays an upper bound), and the loop stops and
+    # saves when the time is up; for fixed-length jobs such as a borrowed GPU.
+    time_budget_s: float = 0.0
     grad_accum: int = 1  # micro-batches per optimizer step (per rank)
     seed: int = 0
     log_every: int = 10

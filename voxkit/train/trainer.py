@@ -36,7 +36,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,67 @@ class _Running:
         return {k: float(v) for k, v in out.items()}
 
 
+class _TimeBudget:
+    """``train.time_budget_s``: how many optimizer steps fit in the budget, measured as the run goes.
+
+    The first plan times steps ``start+10 .. start+60`` (after warm-up, allocator growth and kernel
+    selection). Step time can still drift (data workers warm their caches, later epochs read from
+    the page cache), so the plan is redone from the recent step rate when 25 %, 50 % and 75 % of
+    the budget have passed; ``spent`` ends the loop if the steps still overrun.
+    """
+
+    CALIBRATE_FROM, CALIBRATE_TO = 10, 60
+    REPLAN_AT = (0.25, 0.5, 0.75)
+
+    def __init__(self, seconds: float, start_step: int, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.seconds, self.start_step, self.clock = seconds, start_step, clock
+        self.t0 = clock()
+        self.mark: tuple[int, float] | None = None  # (step, time) the next rate is measured from
+        self.calibrated = False
+        self.next_replan = 0
+
+    @property
+    def active(self) -> bool:
+        return self.seconds > 0
+
+    @property
+    def calibrate_step(self) -> int:
+        return self.start_step + self.CALIBRATE_TO
+
+    @property
+    def replans_left(self) -> bool:
+        return self.calibrated and self.next_replan < len(self.REPLAN_AT)
+
+    def observe(self, step: int) -> None:
+        """Called after every step (no communication): starts the first measurement."""
+        if self.active and step == self.start_step + self.CALIBRATE_FROM:
+            self.mark = (step, self.clock())
+
+    def plan(self, step: int, cap: int) -> int | None:
+        """The number of steps that fit (at most ``cap``), when a plan is due at ``step``; else None."""
+        if not self.active or self.mark is None:
+            return None
+        now = self.clock()
+        elapsed = now - self.t0
+        if not self.calibrated:
+            if step < self.calibrate_step:
+                return None
+            self.calibrated = True
+            while self.next_replan < len(self.REPLAN_AT) and elapsed >= self.REPLAN_AT[self.next_replan] * self.seconds:
+                self.next_replan += 1
+        elif self.replans_left and elapsed >= self.REPLAN_AT[self.next_replan] * self.seconds:
+            self.next_replan += 1
+        else:
+            return None
+        per_step = (now - self.mark[1]) / max(1, step - self.mark[0])
+        self.mark = (step, now)
+        # 3 % slack for logging, checkpoints and evaluation
+        return max(step + 1, min(cap, step + int(0.97 * (self.seconds - elapsed) / per_step)))
+
+    def spent(self) -> bool:
+        return self.active and self.clock() - self.t0 >= self.seconds
+
+
 # ---------------------------------------------------------------------------- trainer
 
 
@@ -185,6 +246,7 @@ class Trainer:
         self.rank, self.world_size, self.local_rank = 0, 1, 0
         self.device = torch.device("cpu")
         self.last_scalars: dict[str, float] = {}
+        self.clock: Callable[[], float] = time.perf_counter  # for train.time_budget_s
 
     # ------------------------------------------------------------------ setup
 
@@ -243,8 +305,8 @@ class Trainer:
             self.model.to(self.device)
             self.model.train()
             self.optimizer = build_optimizer(self.model, self.recipe.optim, self.device)
-            max_steps = cfg.max_steps
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.recipe.optim, max_steps))
+            self.max_steps = cfg.max_steps  # lowered by train.time_budget_s once the step time is known
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.recipe.optim, self.max_steps))
             self.mixture = TaskMixture(self.tasks, self.weights, seed=cfg.seed, rank=self.rank, world_size=self.world_size)
             self.step = 0
             if checkpoint is not None:
@@ -255,12 +317,12 @@ class Trainer:
                 # a mixture's tasks use different parts of the shared model (text LM: no audio encoder)
                 unused = cfg.find_unused_parameters or len(self.tasks) > 1
                 self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
-            return self._loop(out_dir, min(stop_at, cfg.max_steps) if stop_at is not None else cfg.max_steps)
+            return self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
         finally:
             if created_group and dist.is_initialized():
                 dist.destroy_process_group()
 
-    def _loop(self, out_dir: Path, last_step: int) -> dict[str, float]:
+    def _loop(self, out_dir: Path, last_step: int, stop_at: int | None = None) -> dict[str, float]:
         cfg = self.recipe.train
         is_main = self.rank == 0
         log = None
@@ -273,17 +335,33 @@ class Trainer:
         if show_bar:
             from tqdm import tqdm
 
-            bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
+            bar = tqdm(total=self.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
         running = _Running()
         saved_at = self.step if self.step > 0 else -1  # a resumed run need not rewrite its checkpoint
         evaluated_at, logged_at = -1, self.step
         tick = time.perf_counter()
+        budget = _TimeBudget(cfg.time_budget_s, self.step, self.clock)
         try:
             while self.step < last_step:
                 grad_norm = self._train_step(running)
                 self.step += 1
                 if bar is not None:
                     bar.update(1)
+                budget.observe(self.step)
+                planned = None
+                if budget.active and (self.step == budget.calibrate_step or (budget.replans_left and self.step % cfg.log_every == 0)):
+                    planned = self._agree(budget.plan(self.step, cfg.max_steps))  # time-based: rank 0 decides
+                if planned is not None and planned != self.max_steps and is_main:
+                    print(f"time budget {cfg.time_budget_s:.0f} s: schedule fitted to {planned} steps", file=sys.stderr, flush=True)
+                if planned is not None:
+                    self.max_steps = planned
+                    last_step = planned if stop_at is None else min(stop_at, planned)
+                    if bar is not None:
+                        bar.total = planned
+                if budget.active and self.step % cfg.log_every == 0 and self._agree(int(budget.spent())):
+                    if is_main:
+                        print(f"time budget spent at step {self.step}", file=sys.stderr, flush=True)
+                    last_step = self.step
                 if self.step % cfg.log_every == 0 or self.step == last_step:
                     elapsed, tick = time.perf_counter() - tick, time.perf_counter()
                     scalars = self._scalars(running, grad_norm, elapsed / (self.step - logged_at))
@@ -294,7 +372,7 @@ class Trainer:
                         if bar is not None:
                             bar.set_postfix(loss=f"{scalars['train/loss']:.4f}", lr=f"{scalars['train/lr']:.2e}")
                         else:
-                            print(f"step {self.step}/{cfg.max_steps} loss {scalars['train/loss']:.4f} lr {scalars['train/lr']:.3e}", file=sys.stderr, flush=True)
+                            print(f"step {self.step}/{self.max_steps} loss {scalars['train/loss']:.4f} lr {scalars['train/lr']:.3e}", file=sys.stderr, flush=True)
                 if cfg.save_every and self.step % cfg.save_every == 0:
                     self._save(out_dir)
                     saved_at = self.step
@@ -303,7 +381,7 @@ class Trainer:
                     evaluated_at = self.step
             if saved_at != self.step:
                 self._save(out_dir)
-            if evaluated_at != self.step and self.step == cfg.max_steps:
+            if evaluated_at != self.step and self.step == last_step and (self.step == self.max_steps or budget.active):
                 self._evaluate(log)
         finally:
             if bar is not None:
@@ -311,6 +389,14 @@ class Trainer:
             if log is not None:
                 log.close()
         return dict(self.last_scalars)
+
+    def _agree(self, value: int | None) -> int | None:
+        """Rank 0's value on every rank (a time-based decision must not differ between DDP ranks)."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def _train_step(self, running: _Running) -> torch.Tensor | None:
         """One optimizer step over ``grad_accum`` micro-batches; returns the gradient norm (on device) if computed."""
@@ -383,6 +469,7 @@ class Trainer:
                 "rng": all_rng,
                 "mixture": self.mixture.state_dict(),
                 "world_size": self.world_size,
+                "fitted_max_steps": self.max_steps if self.max_steps != self.recipe.train.max_steps else None,
                 "recipe_json": json.dumps(self.recipe.to_dict()),
             }
             save_checkpoint(out_dir, self.step, self.model, state, self.recipe.to_dict(), keep_last=self.recipe.train.keep_last)
@@ -392,6 +479,9 @@ class Trainer:
     def _restore(self, checkpoint: Path) -> None:
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
         self.step = int(state["step"])
+        fitted = state.get("fitted_max_steps")
+        if fitted is not None and self.recipe.train.time_budget_s > 0:  # keep the schedule the budget fitted
+            self.max_steps = min(int(fitted), self.max_steps)
         self.mixture.load_state_dict(state["mixture"])
         rng = state.get("rng") or []
         if len(rng) == self.world_size:
