@@ -113,12 +113,11 @@ class AsrTask:
 
         self.train_set.set_epoch(epoch)
         loader = make_loader(
-            self.train_set, self.cfg.max_seconds, seed=self.cfg.seed, rank=rank, world_size=world_size, num_workers=self.cfg.num_workers
+            self.train_set, self.cfg.max_seconds, seed=self.cfg.seed, rank=rank, world_size=world_size,
+            num_workers=self.cfg.num_workers, collate_fn=_BatchMaker(self, epoch, rank), pin_memory=torch.cuda.is_available(),
         )
         loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
-        rng = random.Random(f"asr-delays-{self.cfg.seed}-{epoch}-{rank}")
-        for items in loader:
-            yield self.make_batch(items, [self.sample_delay(rng) for _ in items["text"]])
+        yield from loader
 
     def sample_delay(self, rng: random.Random) -> int:
         lo, hi = self.cfg.min_delay, self.cfg.max_delay
@@ -169,10 +168,28 @@ class AsrTask:
 
         inner = getattr(model, "module", model)
         n = min(self.cfg.eval_utterances, len(self.dev_set))
-        items = [self.dev_set[i] for i in range(n)]
+        # evenly spaced over the dev set, so every manifest (language) in it is represented
+        items = [self.dev_set[i * len(self.dev_set) // n] for i in range(n)]
         results = transcribe_batch(inner, self.tokenizer, [it["audio"] for it in items], delay=self.cfg.eval_delay)
         wer = word_error_rate([it["text"] for it in items], [r.text for r in results])
         return {f"wer_{self.cfg.eval_delay * 80}ms": 100 * wer}
+
+
+class _BatchMaker:
+    """The loader's collate function: pads the items, draws their delays and builds the streams.
+
+    Delays are drawn from a generator keyed by (seed, epoch, rank, first item id), so a batch gets
+    the same delays whichever worker process builds it.
+    """
+
+    def __init__(self, task: AsrTask, epoch: int, rank: int) -> None:
+        self.task, self.epoch, self.rank = task, epoch, rank
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        from voxkit.data.dataset import collate
+
+        rng = random.Random(f"asr-delays-{self.task.cfg.seed}-{self.epoch}-{self.rank}-{items[0]['id']}")
+        return self.task.make_batch(collate(items), [self.task.sample_delay(rng) for _ in items])
 
 
 # --------------------------------------------------------------------------------- registry

@@ -1,0 +1,108 @@
+"""The streaming-ASR training task: batch layout, deterministic delays in worker processes, losses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from asr_helpers import chirp, tiny_args
+from voxkit.asr.features import SAMPLES_PER_STEP
+from voxkit.asr.model import RealtimeRecognizer
+from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, ByteTokenizer
+from voxkit.train.asr_task import AsrTask, AsrTaskConfig
+
+WORDS = ["alpha", "beta", "gamma", "delta", "echo", "fox"]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight chirps of 1.5-3 s with three 'words' each (starts at 0.2 s, 0.7 s, 1.2 s)."""
+    folder = tmp_path_factory.mktemp("asr_task")
+    rows = []
+    for i in range(8):
+        seconds = 1.5 + 0.2 * i
+        path = folder / f"u{i}.wav"
+        sf.write(path, chirp(seconds, seed=i).numpy(), 16000)
+        words = [{"word": WORDS[(i + k) % len(WORDS)], "start": 0.2 + 0.5 * k, "end": 0.6 + 0.5 * k} for k in range(3)]
+        rows.append({"audio": path.name, "text": " ".join(w["word"] for w in words), "language": "en",
+                     "duration": seconds, "words": words})
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def make_task(manifest: Path, **options: object) -> AsrTask:
+    model_args = tiny_args()
+    cfg = AsrTaskConfig(train=[str(manifest)], max_seconds=8.0, augment=False, **options)  # type: ignore[arg-type]
+    return AsrTask(cfg, model_args, ByteTokenizer())
+
+
+def test_batches_are_the_same_with_or_without_worker_processes(manifest: Path) -> None:
+    """Batches (and their random delays) are built in the loader's workers: which process builds
+    a batch must not change it."""
+    alone = list(make_task(manifest, num_workers=0, delay_sampling="log_uniform").train_batches(1, 0, 1))
+    workers = list(make_task(manifest, num_workers=2, delay_sampling="log_uniform").train_batches(1, 0, 1))
+    assert len(alone) == len(workers) > 1
+    for a, b in zip(alone, workers, strict=True):
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "audio")
+        # loudness normalisation sums in a different order with one thread (workers) or several
+        torch.testing.assert_close(a["audio"], b["audio"], rtol=0, atol=1e-6)
+    delays = torch.cat([b["delays"] for b in alone])
+    assert delays.min() >= 1 and delays.max() <= 30 and len(set(delays.tolist())) > 1
+
+
+def test_batch_layout_follows_the_delayed_streams(manifest: Path) -> None:
+    task = make_task(manifest)
+    item = task.train_set[0]
+    from voxkit.data.dataset import collate
+
+    delay = 4
+    batch = task.make_batch(collate([item]), [delay])
+    left = task.args.n_left_pad_tokens
+    tokens, weights, audio = batch["tokens"][0], batch["weights"][0], batch["audio"][0]
+    assert tokens[0] == BOS_ID and (tokens[1 : 1 + left + delay] == STREAMING_PAD_ID).all()
+    # nothing before the first generated token is trained; text targets weigh 1, idle ones pad_weight
+    assert (weights[: left + delay] == 0).all() and weights[left + delay] > 0
+    targets = tokens[1:]
+    trained = weights > 0
+    assert (weights[trained & (targets != STREAMING_PAD_ID)] == 1.0).all()
+    assert (weights[trained & (targets == STREAMING_PAD_ID)] == task.cfg.pad_weight).all()
+    # the first word (audio step floor(0.2 s / 80 ms) = 2) is written delay + 1 steps later
+    first_word = int((tokens == STREAMING_WORD_ID).nonzero()[0])
+    assert first_word == left + 2 + delay + 1
+    # the audio sits after left_pad silent steps, as the streaming engine feeds it
+    n = item["audio"].numel()
+    assert (audio[: left * SAMPLES_PER_STEP] == 0).all()
+    assert torch.equal(audio[left * SAMPLES_PER_STEP : left * SAMPLES_PER_STEP + n], item["audio"])
+    assert "ctc_targets" not in batch
+
+
+def test_losses_fall_when_overfitting_one_batch(manifest: Path) -> None:
+    """Text CE plus byte CTC on the encoder: finite, and a few AdamW steps on one batch lower both."""
+    torch.manual_seed(0)
+    task = make_task(manifest, ctc_weight=0.5, token_dropout=0.3)
+    model = RealtimeRecognizer(task.args)
+    model.enable_ctc_head()
+    batch = next(iter(task.train_batches(0, 0, 1)))
+    assert batch["ctc_lengths"].sum() == batch["ctc_targets"].numel()
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss, metrics = task.loss(model, batch)
+        assert torch.isfinite(loss)
+        if first is None:
+            first = (loss.item(), float(metrics["ctc"]), float(metrics["text_ce"]))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()  # no token dropout in evaluation mode: the loss is deterministic
+    with torch.no_grad():
+        a, _ = task.loss(model, batch)
+        b, metrics = task.loss(model, batch)
+    assert float(a) == float(b)
+    assert float(a) < 0.5 * first[0] and float(metrics["ctc"]) < first[1] and float(metrics["text_ce"]) < first[2]
