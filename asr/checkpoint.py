@@ -101,10 +101,10 @@ def hf_to_module_state(state: dict[str, torch.Tensor], args: RealtimeArgs) -> di
         elif key.startswith("multi_modal_projector."):
             layer = {"linear_1": "0", "linear_2": "2"}[key.split(".")[1]]
             out[f"adapter.{layer}.{key.split('.')[-1]}"] = value
-        elif key.startswith("language_model.model."):
-            decoder["model." + key[len("language_model.model.") :]] = value
-        elif key.startswith("language_model."):  # current in-memory prefix
-            decoder["model." + key[len("language_model.") :]] = value
+        elif key.startswith("language_model.") and key != "language_model.lm_head.weight":
+            # saved: language_model.model.X (transformers 5.24), language_model.model.model.X
+            # (5.17 doubles the inner prefix when saving); in memory: language_model.X
+            decoder["model." + re.sub(r"^(model\.)+", "", key[len("language_model.") :])] = value
         elif key in ("lm_head.weight", "language_model.lm_head.weight"):
             if not args.decoder.tied_embeddings:
                 decoder["lm_head.weight"] = value

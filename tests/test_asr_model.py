@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,24 @@ def test_logits_match_transformers(delay: int, tmp_path: Path) -> None:
     with torch.no_grad():
         again = load_recognizer(tmp_path / "native")(mel, ids, torch.full((2,), float(delay)))
     assert (again - ref).abs().max().item() <= 1e-4
+
+
+def test_decoder_key_prefix_variants_of_transformers_versions_load_alike() -> None:
+    """Saved HF folders name the decoder language_model.model.X (transformers 5.24) or
+    language_model.model.model.X (5.17 doubles the inner prefix); in memory it is
+    model.language_model.X. All three give the same voxkit weights."""
+    from voxkit.asr.checkpoint import hf_config_to_args, hf_to_module_state
+
+    hf = _hf_model()
+    args = hf_config_to_args(hf.config.to_dict())
+    memory = {k: v for k, v in hf.state_dict().items()}
+    saved = {re.sub(r"^model\.language_model\.", "language_model.model.", k): v for k, v in memory.items()}
+    doubled = {re.sub(r"^language_model\.model\.", "language_model.model.model.", k): v for k, v in saved.items()}
+    assert any(k.startswith("language_model.model.model.") for k in doubled)
+    ref = hf_to_module_state(memory, args)
+    for variant in (saved, doubled):
+        got = hf_to_module_state(variant, args)
+        assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in ref)
 
 
 def test_native_layout_key_names_and_params(tmp_path: Path) -> None:
