@@ -14,6 +14,7 @@ one process keeps real-time (per-step compute < 80 ms).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -42,7 +43,11 @@ def hf_twin(args, device: torch.device, dtype: torch.dtype):  # noqa: ANN001 -> 
                          head_dim=dec.head_dim, sliding_window=dec.max_window, rope_theta=dec.theta, rms_norm_eps=dec.norm_eps),
     )
     torch.manual_seed(0)
-    return VoxtralRealtimeForConditionalGeneration(cfg).to(device=device, dtype=dtype).eval()
+    # built directly on the device in its dtype: a full-size (4B) model initialised on the CPU in
+    # float32 would take minutes
+    with torch.device(device):
+        model = VoxtralRealtimeForConditionalGeneration._from_config(cfg, dtype=dtype)
+    return model.eval()
 
 
 def hf_transcribe(model, wav: torch.Tensor, left_pad: int, delay: int) -> list[int]:  # noqa: ANN001
@@ -124,7 +129,7 @@ def main() -> None:
         args, tokenizer = bundle.model.args, bundle.tokenizer
 
     hf = hf_twin(args, device, dtype)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:  # RAM: 8 GB at full size
         hf.save_pretrained(tmp)
         ours = load_recognizer(tmp, device=device, dtype=dtype)
     ours.args.n_left_pad_tokens = args.n_left_pad_tokens
