@@ -342,21 +342,69 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- time budget
 
 
-@pytest.mark.parametrize("slowdown", [1.0, 3.0])
-def test_time_budget_fits_the_schedule_and_stops_when_spent(tmp_path: Path, slowdown: float) -> None:
-    """One simulated second per step: calibration (steps 10..60) fits the schedule to the budget,
-    and a re-plan follows when the steps become slower; the last checkpoint is the fitted end."""
-    recipe = make_recipe(tmp_path, max_steps=1000, time_budget_s=100.0, save_every=0)
+def _budget_run(out_dir: Path, clock_of_step, stop_at: int | None = None, resume: bool = False) -> Trainer:  # noqa: ANN001
+    recipe = make_recipe(out_dir, max_steps=1000, time_budget_s=100.0, save_every=0)
     recipe.optim.min_lr_ratio = 0.1
     trainer = Trainer(recipe, tiny_model(), {"toy": ToyLM()}, {"toy": 1.0})
-    trainer.clock = lambda: float(min(trainer.step, 60) + slowdown * max(0, trainer.step - 60))
-    trainer.fit()
-    # step 60: 40 s left at 1 s per step, 3 % slack -> 98 steps. Re-plan at 75 % of the budget:
-    # steady: 25 s left at 1 s per step -> 75 + 24 = 99; three times slower since step 60: the
-    # budget reaches 75 s at step 65, 25 s left at 3 s per step -> 65 + 8 = 73.
-    expected = 99 if slowdown == 1.0 else 73
+    trainer.clock = lambda: float(clock_of_step(trainer.step))
+    trainer.fit(resume=resume, stop_at=stop_at)
+    return trainer
+
+
+def _last_lr(out_dir: Path) -> float:
+    return [r["train/lr"] for r in read_scalars(out_dir) if "train/lr" in r][-1]
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        # 1 s per step. Step 60: 40 s left, 3 % slack -> 60 + 38 = 98; re-plan at 75 s: 75 + 24 = 99
+        (lambda n: n, 99),
+        # 3x slower after step 60: 75 s are reached at step 65 -> 65 + int(0.97 * 25 / 3) = 73
+        (lambda n: min(n, 60) + 3 * max(0, n - 60), 73),
+    ],
+)
+def test_time_budget_fits_the_schedule_to_the_time(tmp_path: Path, clock, expected: int) -> None:  # noqa: ANN001
+    trainer = _budget_run(tmp_path, clock)
     assert trainer.step == expected
     assert latest_checkpoint(tmp_path).name == f"step_{expected:08d}"
-    last_lr = [r["train/lr"] for r in read_scalars(tmp_path) if "train/lr" in r][-1]
-    assert last_lr == pytest.approx(0.1 * recipe.optim.lr)  # the cosine reached its floor at the fitted end
+    assert _last_lr(tmp_path) == pytest.approx(0.1 * trainer.recipe.optim.lr)  # the cosine reached its floor at the end
     assert torch.load(latest_checkpoint(tmp_path) / "train_state.pt", weights_only=True)["fitted_max_steps"] == expected
+
+
+def test_time_budget_stops_and_saves_when_spent(tmp_path: Path) -> None:
+    """Steps become 10x slower after the last re-plan (step 75 -> 99): the budget runs out at step
+    82 (80 + 2 x 10 s = 100 s) and the loop stops there, saving and evaluating."""
+    trainer = _budget_run(tmp_path, lambda n: min(n, 80) + 10 * max(0, n - 80))
+    assert trainer.step == 82 and trainer.max_steps == 99
+    assert latest_checkpoint(tmp_path).name == "step_00000082"
+    assert "eval/toy/loss" in trainer.last_scalars
+
+
+def test_time_budget_resume_continues_the_fitted_schedule(tmp_path: Path) -> None:
+    """Stopped at step 70 (stop_at; no evaluation there) and resumed: the resumed run gets the
+    rest of the budget (30 s), not all of it, and keeps the end fitted at step 60 (98; too little
+    is left to calibrate again), with the cosine at its floor there."""
+    first = _budget_run(tmp_path, lambda n: n, stop_at=70)
+    assert first.step == 70 and "eval/toy/loss" not in first.last_scalars
+    second = _budget_run(tmp_path, lambda n: n, resume=True)
+    assert second.step == 98 and second.budget_used_s == 70.0
+    assert _last_lr(tmp_path) == pytest.approx(0.1 * second.recipe.optim.lr)
+
+
+def _ddp_budget_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    recipe = make_recipe(Path(out_dir), max_steps=1000, time_budget_s=100.0, save_every=0, device="cpu")
+    trainer = Trainer(recipe, tiny_model(), {"toy": ToyLM()}, {"toy": 1.0})
+    # rank 1's clock runs 2.5x faster: left to itself it would re-plan and stop at other steps
+    speed = 1.0 if rank == 0 else 2.5
+    trainer.clock = lambda: speed * trainer.step
+    trainer.fit()
+    torch.save({"step": trainer.step, "max_steps": trainer.max_steps}, Path(out_dir) / f"budget_rank{rank}.pt")
+
+
+def test_time_budget_under_ddp_follows_rank_0(tmp_path: Path) -> None:
+    mp.spawn(_ddp_budget_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f"budget_rank{r}.pt") for r in range(2)]
+    assert results[0] == results[1] == {"step": 99, "max_steps": 99}

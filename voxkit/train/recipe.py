@@ -129,6 +129,7 @@ class Recipe:
             (0 <= o.min_lr_ratio <= 1, f"optim.min_lr_ratio must be in [0, 1], got {o.min_lr_ratio}"),
             (o.grad_clip >= 0, f"optim.grad_clip must be >= 0 (0 = off), got {o.grad_clip}"),
             (t.max_steps >= 1, f"train.max_steps must be >= 1, got {t.max_steps}"),
+            (t.time_budget_s >= 0, f"train.time_budget_s must be >= 0 (0 = no budget), got {t.time_budget_s}"),
             (t.grad_accum >= 1, f"train.grad_accum must be >= 1, got {t.grad_accum}"),
             (t.log_every >= 1, f"train.log_every must be >= 1, got {t.log_every}"),
             (t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}"),

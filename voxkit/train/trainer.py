@@ -182,9 +182,10 @@ class _TimeBudget:
     CALIBRATE_FROM, CALIBRATE_TO = 10, 60
     REPLAN_AT = (0.25, 0.5, 0.75)
 
-    def __init__(self, seconds: float, start_step: int, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, seconds: float, start_step: int, clock: Callable[[], float] = time.perf_counter, used: float = 0.0) -> None:
+        """``seconds``: the whole budget; ``used``: what earlier runs of a resumed job spent of it."""
         self.seconds, self.start_step, self.clock = seconds, start_step, clock
-        self.t0 = clock()
+        self.t0 = clock() - used  # elapsed time counts the earlier runs
         self.mark: tuple[int, float] | None = None  # (step, time) the next rate is measured from
         self.calibrated = False
         self.next_replan = 0
@@ -228,7 +229,10 @@ class _TimeBudget:
         return max(step + 1, min(cap, step + int(0.97 * (self.seconds - elapsed) / per_step)))
 
     def spent(self) -> bool:
-        return self.active and self.clock() - self.t0 >= self.seconds
+        return self.active and self.elapsed() >= self.seconds
+
+    def elapsed(self) -> float:
+        return self.clock() - self.t0
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -247,6 +251,8 @@ class Trainer:
         self.device = torch.device("cpu")
         self.last_scalars: dict[str, float] = {}
         self.clock: Callable[[], float] = time.perf_counter  # for train.time_budget_s
+        self.budget_used_s = 0.0  # of train.time_budget_s, by the runs this one resumes
+        self._budget: _TimeBudget | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -340,7 +346,9 @@ class Trainer:
         saved_at = self.step if self.step > 0 else -1  # a resumed run need not rewrite its checkpoint
         evaluated_at, logged_at = -1, self.step
         tick = time.perf_counter()
-        budget = _TimeBudget(cfg.time_budget_s, self.step, self.clock)
+        budget = _TimeBudget(cfg.time_budget_s, self.step, self.clock, used=self.budget_used_s)
+        self._budget = budget
+        stopped_by_budget = False
         try:
             while self.step < last_step:
                 grad_norm = self._train_step(running)
@@ -348,20 +356,22 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 budget.observe(self.step)
-                planned = None
-                if budget.active and (self.step == budget.calibrate_step or (budget.replans_left and self.step % cfg.log_every == 0)):
-                    planned = self._agree(budget.plan(self.step, cfg.max_steps))  # time-based: rank 0 decides
-                if planned is not None and planned != self.max_steps and is_main:
-                    print(f"time budget {cfg.time_budget_s:.0f} s: schedule fitted to {planned} steps", file=sys.stderr, flush=True)
-                if planned is not None:
-                    self.max_steps = planned
-                    last_step = planned if stop_at is None else min(stop_at, planned)
-                    if bar is not None:
-                        bar.total = planned
-                if budget.active and self.step % cfg.log_every == 0 and self._agree(int(budget.spent())):
-                    if is_main:
-                        print(f"time budget spent at step {self.step}", file=sys.stderr, flush=True)
-                    last_step = self.step
+                if budget.active and (self.step == budget.calibrate_step or self.step % cfg.log_every == 0):
+                    # time-based, so rank 0 alone decides and every rank receives the same answer
+                    decision = (budget.plan(self.step, cfg.max_steps), budget.spent()) if is_main else None
+                    planned, spent = self._agree(decision)
+                    if planned is not None:
+                        if planned != self.max_steps and is_main:
+                            print(f"time budget {cfg.time_budget_s:.0f} s: schedule fitted to {planned} steps", file=sys.stderr, flush=True)
+                        self.max_steps = planned
+                        last_step = planned if stop_at is None else min(stop_at, planned)
+                        if bar is not None:
+                            bar.total = planned
+                    if spent and self.step < last_step:
+                        if is_main:
+                            print(f"time budget spent at step {self.step}", file=sys.stderr, flush=True)
+                        last_step = self.step
+                        stopped_by_budget = True
                 if self.step % cfg.log_every == 0 or self.step == last_step:
                     elapsed, tick = time.perf_counter() - tick, time.perf_counter()
                     scalars = self._scalars(running, grad_norm, elapsed / (self.step - logged_at))
@@ -381,7 +391,7 @@ class Trainer:
                     evaluated_at = self.step
             if saved_at != self.step:
                 self._save(out_dir)
-            if evaluated_at != self.step and self.step == last_step and (self.step == self.max_steps or budget.active):
+            if evaluated_at != self.step and (self.step == self.max_steps or stopped_by_budget):
                 self._evaluate(log)
         finally:
             if bar is not None:
@@ -390,7 +400,7 @@ class Trainer:
                 log.close()
         return dict(self.last_scalars)
 
-    def _agree(self, value: int | None) -> int | None:
+    def _agree(self, value: Any) -> Any:
         """Rank 0's value on every rank (a time-based decision must not differ between DDP ranks)."""
         if self.world_size == 1:
             return value
@@ -470,6 +480,7 @@ class Trainer:
                 "mixture": self.mixture.state_dict(),
                 "world_size": self.world_size,
                 "fitted_max_steps": self.max_steps if self.max_steps != self.recipe.train.max_steps else None,
+                "budget_used_s": self._budget.elapsed() if self._budget is not None and self._budget.active else 0.0,
                 "recipe_json": json.dumps(self.recipe.to_dict()),
             }
             save_checkpoint(out_dir, self.step, self.model, state, self.recipe.to_dict(), keep_last=self.recipe.train.keep_last)
@@ -480,8 +491,10 @@ class Trainer:
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
         self.step = int(state["step"])
         fitted = state.get("fitted_max_steps")
-        if fitted is not None and self.recipe.train.time_budget_s > 0:  # keep the schedule the budget fitted
-            self.max_steps = min(int(fitted), self.max_steps)
+        if self.recipe.train.time_budget_s > 0:
+            self.budget_used_s = float(state.get("budget_used_s", 0.0))  # the rest of the budget, not all of it
+            if fitted is not None:  # keep the schedule the budget fitted
+                self.max_steps = min(int(fitted), self.max_steps)
         self.mixture.load_state_dict(state["mixture"])
         rng = state.get("rng") or []
         if len(rng) == self.world_size:
