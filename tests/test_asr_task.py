@@ -54,6 +54,10 @@ def test_batches_are_the_same_with_or_without_worker_processes(manifest: Path) -
         torch.testing.assert_close(a["audio"], b["audio"], rtol=0, atol=1e-6)
     delays = torch.cat([b["delays"] for b in alone])
     assert delays.min() >= 1 and delays.max() <= 30 and len(set(delays.tolist())) > 1
+    # another epoch draws other delays for the same items
+    task = make_task(manifest, num_workers=0, delay_sampling="log_uniform")
+    by_epoch = [{b["tokens"].shape[1]: b["delays"].tolist() for b in task.train_batches(e, 0, 1)} for e in (1, 2)]
+    assert by_epoch[0] != by_epoch[1]
 
 
 def test_batch_layout_follows_the_delayed_streams(manifest: Path) -> None:

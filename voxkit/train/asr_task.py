@@ -77,36 +77,16 @@ class AsrTask:
         self.train_set = ManifestDataset(cfg.train, 16000, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
         self.dev_set = ManifestDataset(cfg.dev, 16000, max_duration=cfg.max_duration) if cfg.dev else None
         self.features = LogMel(model_args.n_mels)
+        self.batcher = StreamBatcher(cfg, model_args, tokenizer)
 
     # ----------------------------------------------------------------------------- batches
 
     def make_batch(self, items: dict[str, Any], delays: list[int]) -> dict[str, torch.Tensor]:
         """Collated manifest items + per-item delays -> padded audio, token streams and loss weights."""
-        left, right = self.args.n_left_pad_tokens, self.cfg.train_right_pad
-        streams = []
-        for words, n, d in zip(items["words"], items["audio_lengths"].tolist(), delays, strict=True):
-            toks, starts = word_token_lists(self.tokenizer, words)
-            streams.append(build_text_stream(toks, starts, n, StreamLayout(left, d), right))
-        steps = max(len(s) - 1 for s in streams)
-        B = len(streams)
-        audio = torch.zeros(B, steps * SAMPLES_PER_STEP)  # [B, P * 1280]
-        tokens = torch.full((B, steps + 1), STREAMING_PAD_ID, dtype=torch.long)  # [B, P + 1]
-        weights = torch.zeros(B, steps)  # [B, P] weight of each target
-        for b, (s, n, d) in enumerate(zip(streams, items["audio_lengths"].tolist(), delays, strict=True)):
-            start = left * SAMPLES_PER_STEP
-            audio[b, start : start + n] = items["audio"][b, :n]
-            tokens[b, : len(s)] = torch.tensor(s)
-            first = left + d  # target index of the first generated token (s_{L+d+1})
-            target = tokens[b, first + 1 : len(s)]
-            weights[b, first : len(s) - 1] = torch.where(target == STREAMING_PAD_ID, self.cfg.pad_weight, 1.0)
-        batch = {"audio": audio, "tokens": tokens, "weights": weights, "delays": torch.tensor(delays, dtype=torch.float32)}
-        if self.cfg.ctc_weight > 0:
-            texts = [" ".join(w["word"] for w in words).encode("utf-8") for words in items["words"]]
-            batch["ctc_targets"] = torch.tensor([b for t in texts for b in t], dtype=torch.long)  # [sum U]
-            batch["ctc_lengths"] = torch.tensor([len(t) for t in texts], dtype=torch.long)  # [B]
-            # encoder frames that cover each item's padded stream (4 per step)
-            batch["ctc_frames"] = torch.tensor([4 * (len(s) - 1) for s in streams], dtype=torch.long)  # [B]
-        return batch
+        return self.batcher.make_batch(items, delays)
+
+    def sample_delay(self, rng: random.Random) -> int:
+        return self.batcher.sample_delay(rng)
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[dict[str, torch.Tensor]]:
         from voxkit.data.dataset import make_loader
@@ -114,18 +94,10 @@ class AsrTask:
         self.train_set.set_epoch(epoch)
         loader = make_loader(
             self.train_set, self.cfg.max_seconds, seed=self.cfg.seed, rank=rank, world_size=world_size,
-            num_workers=self.cfg.num_workers, collate_fn=_BatchMaker(self, epoch, rank), pin_memory=torch.cuda.is_available(),
+            num_workers=self.cfg.num_workers, collate_fn=_BatchMaker(self.batcher, epoch, rank), pin_memory=torch.cuda.is_available(),
         )
         loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
         yield from loader
-
-    def sample_delay(self, rng: random.Random) -> int:
-        lo, hi = self.cfg.min_delay, self.cfg.max_delay
-        if self.cfg.delay_sampling == "log_uniform":
-            return min(hi, max(lo, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))))
-        if self.cfg.delay_sampling != "uniform":
-            raise VoxkitError(f"tasks.asr.delay_sampling must be uniform or log_uniform, got {self.cfg.delay_sampling!r}")
-        return rng.randint(lo, hi)
 
     # ----------------------------------------------------------------------------- loss / eval
 
@@ -175,6 +147,53 @@ class AsrTask:
         return {f"wer_{self.cfg.eval_delay * 80}ms": 100 * wer}
 
 
+class StreamBatcher:
+    """Builds training batches (delayed text streams, framed audio, CTC targets) from collated items.
+
+    Holds only what a batch needs (task options, model shapes, tokenizer), so DataLoader worker
+    processes receive this and not the task with its datasets and device-side feature module.
+    """
+
+    def __init__(self, cfg: AsrTaskConfig, args: RealtimeArgs, tokenizer: Tokenizer) -> None:
+        self.cfg, self.args, self.tokenizer = cfg, args, tokenizer
+
+    def make_batch(self, items: dict[str, Any], delays: list[int]) -> dict[str, torch.Tensor]:
+        """Collated manifest items + per-item delays -> padded audio, token streams and loss weights."""
+        left, right = self.args.n_left_pad_tokens, self.cfg.train_right_pad
+        streams = []
+        for words, n, d in zip(items["words"], items["audio_lengths"].tolist(), delays, strict=True):
+            toks, starts = word_token_lists(self.tokenizer, words)
+            streams.append(build_text_stream(toks, starts, n, StreamLayout(left, d), right))
+        steps = max(len(s) - 1 for s in streams)
+        B = len(streams)
+        audio = torch.zeros(B, steps * SAMPLES_PER_STEP)  # [B, P * 1280]
+        tokens = torch.full((B, steps + 1), STREAMING_PAD_ID, dtype=torch.long)  # [B, P + 1]
+        weights = torch.zeros(B, steps)  # [B, P] weight of each target
+        for b, (s, n, d) in enumerate(zip(streams, items["audio_lengths"].tolist(), delays, strict=True)):
+            start = left * SAMPLES_PER_STEP
+            audio[b, start : start + n] = items["audio"][b, :n]
+            tokens[b, : len(s)] = torch.tensor(s)
+            first = left + d  # target index of the first generated token (s_{L+d+1})
+            target = tokens[b, first + 1 : len(s)]
+            weights[b, first : len(s) - 1] = torch.where(target == STREAMING_PAD_ID, self.cfg.pad_weight, 1.0)
+        batch = {"audio": audio, "tokens": tokens, "weights": weights, "delays": torch.tensor(delays, dtype=torch.float32)}
+        if self.cfg.ctc_weight > 0:
+            texts = [" ".join(w["word"] for w in words).encode("utf-8") for words in items["words"]]
+            batch["ctc_targets"] = torch.tensor([b for t in texts for b in t], dtype=torch.long)  # [sum U]
+            batch["ctc_lengths"] = torch.tensor([len(t) for t in texts], dtype=torch.long)  # [B]
+            # encoder frames that cover each item's padded stream (4 per step)
+            batch["ctc_frames"] = torch.tensor([4 * (len(s) - 1) for s in streams], dtype=torch.long)  # [B]
+        return batch
+
+    def sample_delay(self, rng: random.Random) -> int:
+        lo, hi = self.cfg.min_delay, self.cfg.max_delay
+        if self.cfg.delay_sampling == "log_uniform":
+            return min(hi, max(lo, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))))
+        if self.cfg.delay_sampling != "uniform":
+            raise VoxkitError(f"tasks.asr.delay_sampling must be uniform or log_uniform, got {self.cfg.delay_sampling!r}")
+        return rng.randint(lo, hi)
+
+
 class _BatchMaker:
     """The loader's collate function: pads the items, draws their delays and builds the streams.
 
@@ -182,14 +201,14 @@ class _BatchMaker:
     the same delays whichever worker process builds it.
     """
 
-    def __init__(self, task: AsrTask, epoch: int, rank: int) -> None:
-        self.task, self.epoch, self.rank = task, epoch, rank
+    def __init__(self, batcher: StreamBatcher, epoch: int, rank: int) -> None:
+        self.batcher, self.epoch, self.rank = batcher, epoch, rank
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         from voxkit.data.dataset import collate
 
-        rng = random.Random(f"asr-delays-{self.task.cfg.seed}-{self.epoch}-{self.rank}-{items[0]['id']}")
-        return self.task.make_batch(collate(items), [self.task.sample_delay(rng) for _ in items])
+        rng = random.Random(f"asr-delays-{self.batcher.cfg.seed}-{self.epoch}-{self.rank}-{items[0]['id']}")
+        return self.batcher.make_batch(collate(items), [self.batcher.sample_delay(rng) for _ in items])
 
 
 # --------------------------------------------------------------------------------- registry
