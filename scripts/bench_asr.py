@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -129,7 +130,9 @@ def main() -> None:
         args, tokenizer = bundle.model.args, bundle.tokenizer
 
     hf = hf_twin(args, device, dtype)
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:  # RAM: 8 GB at full size
+    # stage the weights in RAM when it has room (8 GB at full size; Docker's /dev/shm is often 64 MB)
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 16 << 30 else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
         hf.save_pretrained(tmp)
         ours = load_recognizer(tmp, device=device, dtype=dtype)
     ours.args.n_left_pad_tokens = args.n_left_pad_tokens
