@@ -100,7 +100,7 @@ def test_losses_fall_when_overfitting_one_batch(manifest: Path) -> None:
         loss, metrics = task.loss(model, batch)
         assert torch.isfinite(loss)
         if first is None:
-            first = (loss.item(), float(metrics["ctc"]), float(metrics["text_ce"]))
+            first = (loss.item(), metrics["ctc"].item(), metrics["text_ce"].item())
         optim.zero_grad()
         loss.backward()
         optim.step()
