@@ -406,5 +406,5 @@ def _ddp_budget_worker(rank: int, world_size: int, port: int, out_dir: str) -> N
 
 def test_time_budget_under_ddp_follows_rank_0(tmp_path: Path) -> None:
     mp.spawn(_ddp_budget_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    results = [torch.load(tmp_path / f"budget_rank{r}.pt") for r in range(2)]
+    results = [torch.load(tmp_path / f"budget_rank{r}.pt", weights_only=True) for r in range(2)]
     assert results[0] == results[1] == {"step": 99, "max_steps": 99}
