@@ -85,9 +85,6 @@ class AsrTask:
         """Collated manifest items + per-item delays -> padded audio, token streams and loss weights."""
         return self.batcher.make_batch(items, delays)
 
-    def sample_delay(self, rng: random.Random) -> int:
-        return self.batcher.sample_delay(rng)
-
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[dict[str, torch.Tensor]]:
         from voxkit.data.dataset import make_loader
 
