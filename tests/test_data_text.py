@@ -2,7 +2,7 @@
 
 from voxkit.data.entities import entity_sentences
 from voxkit.data.text import (
-    LANGUAGES, clean_sentence, dedupe, natural_sentences, spoken_words, text_split, token_spans,
+    LANGUAGES, clean_sentence, dedupe, natural_sentences, spoken_words, text_split, token_spans, wordnet_examples,
 )
 
 
@@ -50,3 +50,23 @@ def test_entity_sentences_every_language():
         assert len(sents) >= 20, lang
         assert not any(c.isdigit() for s in sents for c in s)
         assert sents == entity_sentences(lang, 30, seed=1)
+
+
+def test_wordnet_examples_become_sentences(tmp_path):
+    data = tmp_path / "data.noun"
+    data.write_text(
+        "  1 This software and database is being provided to you, the LICENSEE\n"
+        "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist\n"
+        '02084071 05 n 02 dog 0 domestic_dog 0 | a member of the genus Canis; "the dog barked all night"\n'
+        '07566340 13 n 01 meal 0 | the food served; "she prepared a three course meal"; "a light meal"\n'
+        '00000001 00 v 01 go 0 | move; "go away!"; "2 days later"\n'
+    )
+    got = list(wordnet_examples(str(data)))
+    assert got == ["The dog barked all night.", "She prepared a three course meal.", "A light meal.", "Go away!"]
+    assert clean_sentence(got[0], "en") == got[0]
+    assert clean_sentence(got[2], "en") is None  # too short for the corpus
+
+
+def test_english_pool_includes_wordnet():
+    # scripts/setup.sh installs wordnet-base (scripts/apt-packages.txt).
+    assert "The dog barked all night." in set(natural_sentences("en"))
