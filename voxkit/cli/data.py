@@ -8,9 +8,16 @@ import sys
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from voxkit.data.synth import build_corpus
+    from voxkit.data.synth import build_corpus, load_plan, plan_corpus, save_plan
     from voxkit.data.text import language_spec
     from voxkit.errors import DataError
+
+    if args.plan and args.save_plan:
+        raise DataError("--plan and --save-plan exclude each other (save a plan here, render it elsewhere)")
+    plans = None
+    if args.plan:
+        plans, languages, hours, seed = load_plan(args.plan)
+        args.languages, args.hours, args.seed = ",".join(languages), hours, seed
 
     languages = [x.strip() for x in args.languages.split(",") if x.strip()]
     if not languages:
@@ -21,9 +28,18 @@ def _synth(args: argparse.Namespace) -> int:
         rates = tuple(int(x) for x in args.sample_rates.split(","))
     except ValueError:
         raise DataError(f"--sample-rates must be comma-separated integers, got {args.sample_rates!r}") from None
+    if args.save_plan:
+        if args.hours <= 0:
+            raise DataError(f"--hours must be positive, got {args.hours}")
+        planned = plan_corpus(languages, args.hours, args.seed)
+        save_plan(args.save_plan, planned, languages, args.hours, args.seed)
+        print(f"plan: {args.save_plan}: {len(planned)} utterances; render it with voxkit data synth --plan {args.save_plan} --out DIR")
+        return 0
+    if not args.out:
+        raise DataError("--out is required (the corpus folder)")
     workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
     s = build_corpus(args.out, languages, args.hours, seed=args.seed, workers=workers, sample_rates=rates,
-                     fmt=args.format, progress=not args.quiet)
+                     fmt=args.format, progress=not args.quiet, plans=plans)
     print(f"corpus: {args.out}")
     print(f"  {s['utterances']} utterances, {s['audio_hours']:.3f} h audio ({s['rendered_now']} rendered now, "
           f"{s['skipped_existing']} already there, {s['rejected']} rejected by alignment)")
@@ -71,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
     s = sub.add_parser("synth", help="synthesise a multilingual corpus with exact word timings (espeak-ng)")
-    s.add_argument("--out", required=True, help="corpus folder (re-running resumes)")
+    s.add_argument("--out", help="corpus folder (re-running resumes)")
     s.add_argument("--hours", type=float, default=1.0, help="total hours of audio (approximate)")
     s.add_argument("--languages", default="en,fr,es,de,it,pt,nl,pl")
     s.add_argument("--seed", type=int, default=0)
@@ -79,6 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--sample-rates", default="16000", help="comma-separated, first is the main manifest's rate")
     s.add_argument("--format", default="flac", choices=("flac", "wav"))
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--save-plan", metavar="FILE", help="only plan (text sources + faker needed) and write the plan to FILE")
+    s.add_argument("--plan", metavar="FILE", help="render a plan saved with --save-plan (needs only libespeak-ng)")
     s.set_defaults(func=_synth)
 
     c = sub.add_parser("check", help="validate manifests and report bad rows with reasons")

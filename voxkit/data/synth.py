@@ -16,10 +16,16 @@ Layout of a corpus folder::
 
 Resumable: utterance ids and their content are a pure function of (languages, hours, seed, splits);
 rows already in a shard whose audio files exist are skipped on a re-run.
+
+Plan here, render there (why): planning needs the Debian text sources and faker, rendering only
+libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders
+byte-identically on a machine that has just the library and its data (``scripts/espeak_kit.sh``),
+e.g. a GPU box with many cores and no package manager.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -186,6 +192,33 @@ def plan_corpus(languages: list[str], hours: float, seed: int, splits: dict[str,
     return plans
 
 
+PLAN_FORMAT = "voxkit-synth-plan/1"
+
+
+def save_plan(path: str, plans: list[UttPlan], languages: list[str], hours: float, seed: int) -> None:
+    """Write a plan as gzipped JSON lines: a header line, then one utterance per line."""
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"format": PLAN_FORMAT, "languages": languages, "hours": hours, "seed": seed}) + "\n")
+        for p in plans:
+            f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+
+
+def load_plan(path: str) -> tuple[list[UttPlan], list[str], float, int]:
+    """Read :func:`save_plan`'s file: (plans, languages, hours, seed)."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            if header.get("format") != PLAN_FORMAT:
+                raise DataError(f"{path}: not a voxkit synth plan (format {header.get('format')!r})")
+            plans = []
+            for line in f:
+                d = json.loads(line)
+                plans.append(UttPlan(**{**d, "voice": Voice(**d["voice"])}))
+    except (OSError, EOFError, json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{path}: cannot read the synth plan ({e})") from None
+    return plans, header["languages"], float(header["hours"]), int(header["seed"])
+
+
 # ----------------------------------------------------------------------------------------------
 # Execution
 
@@ -269,8 +302,9 @@ def build_corpus(
     fmt: str = "flac",
     chunk_size: int = 20,
     progress: bool = True,
+    plans: list[UttPlan] | None = None,
 ) -> dict:
-    """Plan, render (``workers`` processes), merge manifests and write ``summary.json``; returns it."""
+    """Plan (unless ``plans`` is given), render (``workers`` processes), merge manifests, write ``summary.json``."""
     from voxkit.data.manifest import write_manifest
 
     if fmt not in ("flac", "wav"):
@@ -278,7 +312,8 @@ def build_corpus(
     if not sample_rates or any(sr < 8000 for sr in sample_rates):
         raise DataError(f"bad --sample-rates {sample_rates}")
     t0 = time.time()
-    plans = plan_corpus(languages, hours, seed)
+    if plans is None:
+        plans = plan_corpus(languages, hours, seed)
     plan_s = time.time() - t0
     shard_dir = os.path.join(out, "shards")
     os.makedirs(shard_dir, exist_ok=True)
