@@ -126,8 +126,8 @@ def test_plan_does_not_depend_on_python_hash_seed():
 def test_saved_plan_renders_the_same_corpus(tmp_path, capsys):
     """Plan here, render elsewhere: --save-plan then --plan gives the same manifests and audio bytes.
 
-    Both sides render with one worker, each in a fresh process: libespeak-ng's noise generator keeps
-    its state from one utterance to the next, so samples are only reproducible for the same sequence
+    Both sides render with one worker, each in a fresh process: libespeak-ng carries some internal
+    state from one utterance to the next, so samples are only reproducible for the same sequence
     of utterances rendered by a fresh engine.
     """
     import subprocess
