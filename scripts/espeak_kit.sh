@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pack libespeak-ng, the shared libraries it links to (its closure, minus glibc) and the
-# espeak-ng-data files voxkit's languages need into one tar.xz (~4.5 MB), so that a plan saved with
+# espeak-ng-data files voxkit's languages need into one tar.xz (~4 MB), so that a plan saved with
 # `voxkit data synth --save-plan` can be rendered on a machine without espeak-ng (a GPU box with no
 # package manager). The archive holds this machine's Debian binaries: carry it, never commit it.
 #

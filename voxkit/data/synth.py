@@ -18,9 +18,10 @@ Resumable: utterance ids and their content are a pure function of (languages, ho
 rows already in a shard whose audio files exist are skipped on a re-run.
 
 Plan here, render there (why): planning needs the Debian text sources and faker, rendering only
-libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders
-byte-identically on a machine that has just the library and its data (``scripts/espeak_kit.sh``),
-e.g. a GPU box with many cores and no package manager.
+libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders the
+same utterances on a machine that has just the library and its data (``scripts/espeak_kit.sh``),
+e.g. a GPU box with many cores and no package manager. (Samples are byte-identical only for the same
+sequence per worker: libespeak-ng carries some state from one utterance to the next.)
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Natural sentences come from Debian packages that carry human-written text in many languages:
 fortune cookies (``fortunes``, ``fortunes-de``, ``-es``, ``-it``, ``-br``, ``-pl``), translated
-man pages (``manpages-fr``, ``-nl``, ``-de``, ...) and, for English, the usage examples of the WordNet
-lexical database (``wordnet-base``: ~48 k short everyday sentences, which more than triple the English
-pool; fortunes alone let a small recogniser memorise its training sentences). Entity-rich sentences (names, places, numbers,
-dates) come from :mod:`voxkit.data.entities`.
+man pages (``manpages-fr``, ``-nl``, ``-de``, ...) and, for English, the usage examples of the
+WordNet lexical database (``wordnet-base``: ~48 k short everyday sentences that more than triple
+the English pool; on fortunes alone a small recogniser memorised its training sentences).
+Entity-rich sentences (names, places, numbers, dates) come from :mod:`voxkit.data.entities`.
 
 Transcript convention (why): the audio is rendered from exactly the ``text`` string stored in the
 manifest, so text and audio agree by construction. To make that true for numbers, digits are spelled
@@ -289,7 +289,7 @@ def natural_sentences(lang: str) -> list[str]:
     """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources."""
     out: list[str] = []
     for path in source_files(lang):
-        if os.path.basename(path).startswith("data.") and "wordnet" in path:
+        if os.path.dirname(path) == os.path.realpath(WORDNET_DIR):
             paragraphs: Iterable[str] = wordnet_examples(path)
         elif "/man/" in path:
             paragraphs = man_paragraphs(path)
