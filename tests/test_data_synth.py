@@ -148,7 +148,8 @@ def test_saved_plan_renders_the_same_corpus(tmp_path, capsys):
     for split in ("train", "dev", "test"):
         assert (direct / f"{split}.jsonl").read_text() == (again / f"{split}.jsonl").read_text()
     for row in read_manifest(str(again / "train.jsonl")):
-        assert open(row["audio"], "rb").read() == (direct / os.path.relpath(row["audio"], again)).read_bytes()
+        with open(row["audio"], "rb") as f:
+            assert f.read() == (direct / os.path.relpath(row["audio"], again)).read_bytes()
     # User mistakes: both flags, a file that is not a plan.
     assert main(["data", "synth", "--plan", str(plan), "--save-plan", str(plan)]) == 2
     assert "exclude each other" in capsys.readouterr().err

@@ -2,7 +2,14 @@
 
 from voxkit.data.entities import entity_sentences
 from voxkit.data.text import (
-    LANGUAGES, clean_sentence, dedupe, natural_sentences, spoken_words, text_split, token_spans, wordnet_examples,
+    LANGUAGES,
+    clean_sentence,
+    dedupe,
+    natural_sentences,
+    spoken_words,
+    text_split,
+    token_spans,
+    wordnet_examples,
 )
 
 
