@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--format", default="flac", choices=("flac", "wav"))
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--save-plan", metavar="FILE", help="only plan (text sources + faker needed) and write the plan to FILE")
-    s.add_argument("--plan", metavar="FILE", help="render a plan saved with --save-plan (needs only libespeak-ng)")
+    s.add_argument("--plan", metavar="FILE", help="render a plan saved with --save-plan (needs only libespeak-ng); "
+                   "the plan's languages, hours and seed replace --languages/--hours/--seed")
     s.set_defaults(func=_synth)
 
     c = sub.add_parser("check", help="validate manifests and report bad rows with reasons")
