@@ -9,6 +9,7 @@ from voxkit.data.text import (
     spoken_words,
     text_split,
     token_spans,
+    wordnet_definitions,
     wordnet_examples,
 )
 
@@ -74,6 +75,25 @@ def test_wordnet_examples_become_sentences(tmp_path):
     assert clean_sentence(got[2], "en") is None  # too short for the corpus
 
 
+def test_wordnet_definitions_become_sentences(tmp_path):
+    data = tmp_path / "data.noun"
+    data.write_text(
+        "  1 This software and database is being provided to you, the LICENSEE\n"
+        "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived to exist\n"
+        '02084071 05 n 02 dog 0 domestic_dog 0 | a member of the genus Canis; "the dog barked all night"\n'
+        '04233124 06 n 01 sink 0 | a board beside a kitchen sink; inclined to drain; "a; b"\n'
+    )
+    got = list(wordnet_definitions(str(data)))
+    assert got == [
+        "That which is perceived to exist.",
+        "A member of the genus Canis.",
+        "A board beside a kitchen sink.",
+        "Inclined to drain.",
+    ]
+
+
 def test_english_pool_includes_wordnet():
     # scripts/setup.sh installs wordnet-base (scripts/apt-packages.txt).
-    assert "The dog barked all night." in set(natural_sentences("en"))
+    pool = set(natural_sentences("en"))
+    assert "The dog barked all night." in pool  # a usage example
+    assert "A board beside a kitchen sink and inclined to drain into the sink." in pool  # a definition
