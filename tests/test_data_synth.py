@@ -24,14 +24,18 @@ SENTENCES = {
 }
 
 
-def _energy_in_out(wav: np.ndarray, words: list[dict], sr: int) -> tuple[float, float]:
+def _energy_in_out(wav: np.ndarray, words: list[dict], sr: int, min_pause_s: float = 0.02) -> tuple[float, float]:
+    """Mean energy inside words, and in the pauses between them (gaps of at least ``min_pause_s``:
+    in connected speech adjacent words meet within a few ms, and those junctions are speech)."""
     inside = np.zeros(wav.size, bool)
+    pause = np.zeros(wav.size, bool)
     for w in words:
         inside[int(w["start"] * sr) : int(w["end"] * sr)] = True
-    last = int(words[-1]["end"] * sr)
-    gap = ~inside[:last]
-    e = wav[:last] ** 2
-    return float(e[inside[:last]].mean()), float(e[gap].mean()) if gap.any() else 0.0
+    for a, b in zip(words, words[1:]):
+        if b["start"] - a["end"] >= min_pause_s:
+            pause[int(a["end"] * sr) : int(b["start"] * sr)] = True
+    e = wav**2
+    return float(e[inside].mean()), float(e[pause].mean()) if pause.any() else 0.0
 
 
 def test_utf8_text_position_is_a_character_offset():
@@ -157,3 +161,42 @@ def test_saved_plan_renders_the_same_corpus(tmp_path, capsys):
     bad.write_bytes(b"not gzip")
     assert main(["data", "synth", "--plan", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "cannot read the synth plan" in capsys.readouterr().err
+
+
+def test_crash_in_espeak_costs_one_utterance(tmp_path, monkeypatch):
+    """libespeak-ng can die on some (text, voice) pairs: the build records that utterance as
+    rejected and goes on, instead of losing a worker and waiting forever for its chunk."""
+    import signal
+
+    import voxkit.data.synth as synth
+
+    plans = synth.plan_corpus(["it"], 0.01, 5)[:4]
+    poison = plans[1].text
+    real_render = synth.render
+
+    def render_or_crash(text, voice, rates):  # noqa: ANN001, ANN202
+        if text == poison:
+            os.kill(os.getpid(), signal.SIGSEGV)  # what the library does on a bad input
+        return real_render(text, voice, rates)
+
+    monkeypatch.setattr(synth, "render", render_or_crash)
+    out = tmp_path / "c"
+    summary = build_corpus(str(out), ["it"], hours=0.01, seed=5, workers=1, chunk_size=4, progress=False, plans=plans)
+    rows = [json.loads(line) for line in (out / "shards" / "00000.jsonl").read_text().splitlines()]
+    crashed = [r for r in rows if r.get("crashed")]
+    assert [(r["id"], r["crashed"]) for r in crashed] == [(plans[1].id, signal.SIGSEGV)]
+    kept = {r["text"] for split in ("train", "dev", "test") for r in read_manifest(str(out / f"{split}.jsonl"))}
+    assert poison not in kept and summary["rejected"] >= 1
+    assert summary["utterances"] + summary["rejected"] == 4  # the others rendered (or failed alignment)
+
+
+def test_chunks_render_the_same_in_any_worker(tmp_path):
+    """Each chunk renders in a child that starts from its worker's fresh engine, so the audio does
+    not depend on how many workers there are or which one took a chunk."""
+    a = build_corpus(str(tmp_path / "a"), ["it"], hours=0.02, seed=4, workers=2, chunk_size=3, progress=False)
+    b = build_corpus(str(tmp_path / "b"), ["it"], hours=0.02, seed=4, workers=3, chunk_size=3, progress=False)
+    assert a["utterances"] == b["utterances"] > 6
+    for split in ("train", "dev", "test"):
+        for row in read_manifest(str(tmp_path / "a" / f"{split}.jsonl")):
+            with open(row["audio"], "rb") as f:
+                assert f.read() == (tmp_path / "b" / os.path.relpath(row["audio"], tmp_path / "a")).read_bytes(), row["id"]

@@ -175,6 +175,19 @@ class Espeak:
 _PROCESS_ENGINE: tuple[int, Espeak] | None = None
 
 
+def adopt_engine_after_fork() -> None:
+    """In a child of ``os.fork()``: keep using the parent's initialised engine.
+
+    Why: a forked child that renders and exits starts from the parent's engine state, so each
+    forked render is independent of what other children rendered before it, and the child skips
+    re-initialising the library. libespeak-ng in synchronous mode runs no threads, so its state
+    is safe to fork.
+    """
+    global _PROCESS_ENGINE
+    if _PROCESS_ENGINE is not None:
+        _PROCESS_ENGINE = (os.getpid(), _PROCESS_ENGINE[1])
+
+
 def get_engine() -> Espeak:
     """The process-wide engine, created on first use (and re-created after a fork)."""
     global _PROCESS_ENGINE

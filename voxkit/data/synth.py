@@ -20,16 +20,23 @@ rows already in a shard whose audio files exist are skipped on a re-run.
 Plan here, render there (why): planning needs the Debian text sources and faker, rendering only
 libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders the
 same utterances on a machine that has just the library and its data (``scripts/espeak_kit.sh``),
-e.g. a GPU box with many cores and no package manager. (Samples are byte-identical only for the same
-sequence per worker: libespeak-ng carries some state from one utterance to the next.)
+e.g. a GPU box with many cores and no package manager.
+
+Reproducible samples (why chunks render in forked children): libespeak-ng carries some state from
+one utterance to the next, so a worker that rendered other chunks before would render a chunk
+slightly differently. Each chunk renders in a child forked from its worker's fresh engine, so the
+samples depend only on the chunking (``chunk_size``), not on the number of workers or on which one
+took the chunk; a crash inside the library costs one utterance, not the build.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gzip
 import json
 import os
 import random
+import signal
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -286,6 +293,70 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
     return done, len(have), rejected
 
 
+_CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT}
+
+
+def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
+    """:func:`_run_chunk` in a forked child, so that a crash inside libespeak-ng costs one utterance.
+
+    Why: libespeak-ng 1.51 dies with a segmentation fault on a few (text, voice) pairs (e.g. Spanish,
+    variant ``rob``, pitch 35, range 80: "con sun-cmd, por ejemplo."). In a pool worker that kills
+    the worker, its chunk's result never arrives and the whole build waits forever. Here the child
+    dies instead: the shard holds every row it finished (rows are flushed one by one), so the first
+    utterance missing from it is the one that crashed; it is recorded as rejected and a new child
+    renders the rest. Each child starts from this process's untouched engine state, so a chunk
+    renders the same samples whichever worker runs it. Without ``os.fork`` (Windows) the chunk
+    runs in-process.
+    """
+    if not hasattr(os, "fork"):
+        return _run_chunk(job)
+    from voxkit.data.espeak import adopt_engine_after_fork, get_engine
+
+    out, chunk_id, plans, _, _ = job
+    shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
+
+    def finished() -> dict[str, dict]:
+        return {r["id"]: r for r in _read_shard(shard) if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])}
+
+    before = set(finished())
+    try:  # import (never run) torch here, so that children do not import it again
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    get_engine()  # initialise once here; children inherit it
+    while True:
+        pid = os.fork()
+        if pid == 0:  # child: render, then leave without running the parent's exit handlers
+            code = 1
+            try:
+                faulthandler.disable()  # a crash is reported by the parent, as a rejected row
+                adopt_engine_after_fork()
+                _run_chunk(job)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status):
+            if os.WEXITSTATUS(status) != 0:
+                return _run_chunk(job)  # a Python error: raise it here, with its traceback
+            break
+        if os.WTERMSIG(status) not in _CRASH_SIGNALS:
+            raise DataError(f"rendering chunk {chunk_id} was stopped by signal {os.WTERMSIG(status)}")
+        rows = finished()
+        crashed = next((p for p in plans if p.id not in rows), None)
+        if crashed is None:
+            break
+        with open(shard, "a", encoding="utf-8") as f:
+            row = {"id": crashed.id, "text": crashed.text, "rejected": True, "crashed": os.WTERMSIG(status), "_files": []}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    rows = finished()
+    new = [rows[p.id] for p in plans if p.id in rows and p.id not in before]
+    rejected = sum(1 for r in new if r.get("rejected"))
+    return len(new) - rejected, len(before), rejected
+
+
 def _disk_usage(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -333,13 +404,13 @@ def build_corpus(
 
     bar = tqdm(total=len(plans), initial=skipped, unit="utt", desc="synth", disable=not progress)
     if workers <= 1:
-        results = map(_run_chunk, jobs)
+        results = map(_run_chunk_isolated, jobs)
         pool = None
     else:
         import multiprocessing as mp
 
         pool = mp.get_context("spawn").Pool(workers)
-        results = pool.imap_unordered(_run_chunk, jobs)
+        results = pool.imap_unordered(_run_chunk_isolated, jobs)
     try:
         for d, s, r in results:
             done, skipped, rejected = done + d, skipped + s, rejected + r
