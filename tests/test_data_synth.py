@@ -112,6 +112,7 @@ def test_resume_skips_existing(corpus):
     os.remove(row["audio"])
     third = build_corpus(out, ["en", "it"], hours=0.03, seed=3, workers=1, chunk_size=8, progress=False)
     assert third["rendered_now"] == 1 and os.path.isfile(row["audio"])
+    assert third["rendered_hours"] == round(row["duration"] / 3600, 4)  # the throughput counts only this run's audio
     with open(os.path.join(out, "summary.json")) as f:
         assert json.load(f)["utterances"] == first["utterances"]
 

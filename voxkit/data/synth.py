@@ -448,11 +448,14 @@ def build_corpus(
                 "speakers": len({r["speaker"] for r in sel}), "sentences": len({r["text"] for r in sel}),
             }
     audio_hours = sum(r["duration"] for r in rows) / 3600
+    todo_ids = {p.id for p in todo}
+    rendered_hours = sum(r["duration"] for r in rows if r["id"] in todo_ids) / 3600  # throughput: this run's work only
     disk = _disk_usage(out)
     summary.update({
         "splits": stats, "utterances": len(rows), "rejected": rejected_total, "rendered_now": done, "skipped_existing": skipped,
         "audio_hours": round(audio_hours, 4), "wall_seconds": round(synth_s, 1), "plan_seconds": round(plan_s, 1), "workers": workers,
-        "hours_per_wall_hour": round(audio_hours / (synth_s / 3600), 1) if done and synth_s > 0 else None,
+        "rendered_hours": round(rendered_hours, 4),
+        "hours_per_wall_hour": round(rendered_hours / (synth_s / 3600), 1) if done and synth_s > 0 else None,
         "disk_bytes": disk, "gb_per_audio_hour": round(disk / 1e9 / audio_hours, 4) if audio_hours else None,
     })
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
