@@ -150,7 +150,7 @@ def main() -> None:
     print(f"| RTF, one file, greedy | {t_hf / seconds:.4f} | {t_vk / seconds:.4f} | {t_hf / t_vk:.2f}x |")
 
     trained = ours if a.full_size else bundle.model
-    del hf  # the transformers twin's weights (8 GB at full size) would crowd out the streams' KV caches
+    hf = None  # drop the transformers twin's weights (8 GB at full size): the streams' KV caches need the room
     if sync:
         torch.cuda.empty_cache()
     name = "full-size random" if a.full_size else f"trained {bundle.folder.name}"

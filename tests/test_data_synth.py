@@ -1,5 +1,6 @@
 """Synthesis: exact word timings from libespeak-ng, every language, splits, resume."""
 
+import itertools
 import json
 import os
 
@@ -31,7 +32,7 @@ def _energy_in_out(wav: np.ndarray, words: list[dict], sr: int, min_pause_s: flo
     pause = np.zeros(wav.size, bool)
     for w in words:
         inside[int(w["start"] * sr) : int(w["end"] * sr)] = True
-    for a, b in zip(words, words[1:]):
+    for a, b in itertools.pairwise(words):
         if b["start"] - a["end"] >= min_pause_s:
             pause[int(a["end"] * sr) : int(b["start"] * sr)] = True
     e = wav**2
@@ -169,13 +170,13 @@ def test_crash_in_espeak_costs_one_utterance(tmp_path, monkeypatch):
     rejected and goes on, instead of losing a worker and waiting forever for its chunk."""
     import signal
 
-    import voxkit.data.synth as synth
+    from voxkit.data import synth
 
     plans = synth.plan_corpus(["it"], 0.01, 5)[:4]
     poison = plans[1].text
     real_render = synth.render
 
-    def render_or_crash(text, voice, rates):  # noqa: ANN001, ANN202
+    def render_or_crash(text, voice, rates):
         if text == poison:
             os.kill(os.getpid(), signal.SIGSEGV)  # what the library does on a bad input
         return real_render(text, voice, rates)
