@@ -248,6 +248,11 @@ def _read_shard(path: str) -> list[dict]:
     return rows
 
 
+def _row_complete(out: str, row: dict) -> bool:
+    """A shard row counts as done when every audio file it names exists (rejected rows name none)."""
+    return all(os.path.isfile(os.path.join(out, p)) for p in row["_files"])
+
+
 def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
     """Render one chunk into ``shards/<chunk>.jsonl``; returns (done now, skipped, rejected)."""
     from voxkit.audio.io import save_audio
@@ -261,7 +266,7 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
         pass
     shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
     existing = _read_shard(shard)
-    have = {r["id"] for r in existing if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])}
+    have = {r["id"] for r in existing if _row_complete(out, r)}
     kept = [r for r in existing if r["id"] in have]
     if len(kept) != len(existing):  # rewrite without broken rows
         with open(shard, "w", encoding="utf-8") as f:
@@ -316,7 +321,7 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
     shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
 
     def finished() -> dict[str, dict]:
-        return {r["id"]: r for r in _read_shard(shard) if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])}
+        return {r["id"]: r for r in _read_shard(shard) if _row_complete(out, r)}
 
     before = set(finished())
     try:  # import (never run) torch here, so that children do not import it again
@@ -394,7 +399,7 @@ def build_corpus(
     existing = sorted(f for f in os.listdir(shard_dir) if f.endswith(".jsonl"))
     done_ids = {
         (r["id"], r.get("text")) for f in existing for r in _read_shard(os.path.join(shard_dir, f))
-        if all(os.path.isfile(os.path.join(out, p)) for p in r["_files"])
+        if _row_complete(out, r)
     }
     todo = [p for p in plans if (p.id, p.text) not in done_ids]  # text: a new seed reuses ids
     first = max((int(f.split(".")[0]) for f in existing), default=-1) + 1
@@ -425,7 +430,7 @@ def build_corpus(
     by_id: dict[str, dict] = {}
     for f in sorted(x for x in os.listdir(shard_dir) if x.endswith(".jsonl")):
         for r in _read_shard(os.path.join(shard_dir, f)):
-            if wanted.get(r["id"]) == r.get("text") and all(os.path.isfile(os.path.join(out, p)) for p in r["_files"]):
+            if wanted.get(r["id"]) == r.get("text") and _row_complete(out, r):
                 by_id[r["id"]] = r  # later shards win: a re-rendered file replaces its old row
     rejected_total = sum(1 for r in by_id.values() if r.get("rejected"))
     rows = sorted((r for r in by_id.values() if not r.get("rejected")), key=lambda r: r["id"])

@@ -257,6 +257,21 @@ def man_paragraphs(path: str) -> Iterator[str]:
 _WORDNET_EXAMPLE = re.compile(r'"([^"]+)"')
 
 
+def _wordnet_glosses(path: str) -> Iterator[str]:
+    """The gloss (text after ``|``) of each synset line of one WordNet data file."""
+    for line in _read_text(path).split("\n"):
+        if line.startswith("  ") or "|" not in line:
+            continue  # licence header
+        yield line.split("|", 1)[1]
+
+
+def _as_sentence(fragment: str) -> str | None:
+    """A lower-case WordNet fragment as a sentence: capital first letter, final period."""
+    if not fragment or not fragment[0].isalpha():
+        return None
+    return fragment[0].upper() + fragment[1:] + ("" if fragment[-1] in ".!?" else ".")
+
+
 def wordnet_examples(path: str) -> Iterator[str]:
     """Usage examples of one WordNet data file, made into sentences (capital first letter, final period).
 
@@ -264,14 +279,10 @@ def wordnet_examples(path: str) -> Iterator[str]:
     examples are lower-case fragments ("he looked right and left"); quotations with verse marks
     (``/``) or an attribution are left to :func:`clean_sentence` to reject.
     """
-    for line in _read_text(path).split("\n"):
-        if line.startswith("  ") or "|" not in line:
-            continue  # licence header
-        gloss = line.split("|", 1)[1]
+    for gloss in _wordnet_glosses(path):
         for m in _WORDNET_EXAMPLE.finditer(gloss):
-            ex = m.group(1).strip().rstrip(",;:")
-            if ex and ex[0].isalpha():
-                yield ex[0].upper() + ex[1:] + ("" if ex[-1] in ".!?" else ".")
+            if s := _as_sentence(m.group(1).strip().rstrip(",;:")):
+                yield s
 
 
 def wordnet_definitions(path: str) -> Iterator[str]:
@@ -282,14 +293,10 @@ def wordnet_definitions(path: str) -> Iterator[str]:
     phrases with a far wider vocabulary. A gloss may hold several definitions separated by ``;``;
     the quoted examples are removed first (:func:`wordnet_examples` yields them).
     """
-    for line in _read_text(path).split("\n"):
-        if line.startswith("  ") or "|" not in line:
-            continue  # licence header
-        gloss = _WORDNET_EXAMPLE.sub("", line.split("|", 1)[1])
-        for part in gloss.split(";"):
-            d = part.strip().strip(",;: ")
-            if d and d[0].isalpha():
-                yield d[0].upper() + d[1:] + ("" if d[-1] in ".!?" else ".")
+    for gloss in _wordnet_glosses(path):
+        for part in _WORDNET_EXAMPLE.sub("", gloss).split(";"):
+            if s := _as_sentence(part.strip().strip(",;: ")):
+                yield s
 
 
 def source_files(lang: str) -> list[str]:
