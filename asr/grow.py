@@ -1,0 +1,112 @@
+"""Grow a trained recogniser's decoder without changing what it computes, to fine-tune it bigger.
+
+Two function-preserving moves (as in Net2Net):
+- a *twin* inserted after decoder layer ``i`` copies its weights with the two residual output
+  projections (``attention.wo``, ``feed_forward.w2``) zeroed, so at first it adds nothing;
+- a *wider feed-forward* gets new random ``w1``/``w3`` rows and zero ``w2`` columns.
+
+The grown model's outputs equal the original's; training then puts the new weights to use (the
+gradient reaches them through the zeroed projections from the first step). The small recogniser's
+decoder is its weak part (docs/asr.md), and growing keeps everything it learnt, which a fresh larger
+decoder would first have to relearn. On one CPU core each decoder layer costs ~0.75 ms per 80 ms
+step and the feed-forward width barely counts (single-token matrix products are small).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+_LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
+_ZEROED = ("attention.wo.weight", "feed_forward.w2.weight")  # residual outputs of a layer
+
+
+def widen_ffn(state: dict[str, torch.Tensor], hidden: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Module state dict -> the same with every decoder SwiGLU at ``hidden`` units.
+
+    New ``w1``/``w3`` rows are Gaussian with the trained rows' std (so the new units are active and
+    receive gradient); new ``w2`` columns are zero (so they add nothing yet).
+    """
+    out = dict(state)
+    for key, value in state.items():
+        m = _LAYER.match(key)
+        if m is None or not m.group(2).startswith("feed_forward."):
+            continue
+        rest = m.group(2)
+        if rest in ("feed_forward.w1.weight", "feed_forward.w3.weight"):  # [H, D] -> [hidden, D]
+            if hidden < value.shape[0]:
+                raise ValueError(f"cannot narrow {key} from {value.shape[0]} to {hidden} units")
+            extra = torch.randn(hidden - value.shape[0], value.shape[1], generator=generator) * value.float().std()  # [hidden - H, D]
+            out[key] = torch.cat([value, extra.to(value.dtype)], dim=0)
+        elif rest == "feed_forward.w2.weight":  # [D, H] -> [D, hidden]
+            out[key] = torch.cat([value, value.new_zeros(value.shape[0], hidden - value.shape[1])], dim=1)
+        else:
+            raise ValueError(f"{key}: cannot widen a feed-forward with this tensor (biases or MoE are not supported)")
+    return out
+
+
+def add_twins(state: dict[str, torch.Tensor], n_layers: int, twins: Iterable[int]) -> dict[str, torch.Tensor]:
+    """Module state dict with ``n_layers`` decoder layers -> one with a silent twin after each layer in ``twins``."""
+    twins = set(twins)
+    if not twins <= set(range(n_layers)):
+        raise ValueError(f"twins must name decoder layers 0..{n_layers - 1}, got {sorted(twins)}")
+    new_index, k = {}, 0
+    for i in range(n_layers):
+        new_index[i] = k
+        k += 2 if i in twins else 1
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        m = _LAYER.match(key)
+        if m is None:
+            out[key] = value
+            continue
+        i, rest = int(m.group(1)), m.group(2)
+        if i >= n_layers:
+            raise ValueError(f"{key}: layer index beyond n_layers={n_layers}")
+        out[f"decoder.layers.{new_index[i]}.{rest}"] = value
+        if i in twins:
+            out[f"decoder.layers.{new_index[i] + 1}.{rest}"] = torch.zeros_like(value) if rest in _ZEROED else value.clone()
+    return out
+
+
+def grow_state(
+    state: dict[str, torch.Tensor], params: dict, twins: Iterable[int] = (), ffn_hidden: int | None = None, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """(module state dict, params.json-style decoder config) -> grown (state, config); the input is untouched."""
+    params = json.loads(json.dumps(params))
+    twins = sorted(set(twins))
+    if ffn_hidden is not None and ffn_hidden != params["hidden_dim"]:
+        state = widen_ffn(state, ffn_hidden, torch.Generator().manual_seed(seed))
+        params["hidden_dim"] = ffn_hidden
+    if twins:
+        state = add_twins(state, params["n_layers"], twins)
+        params["n_layers"] += len(twins)
+    return state, params
+
+
+def grow_checkpoint(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], twins: Iterable[int] = (), ffn_hidden: int | None = None, seed: int = 0
+) -> dict:
+    """Training checkpoint folder (config.json + model.safetensors) -> grown folder for ``model.init_from``; returns the new config."""
+    from safetensors.torch import load_file, save_file
+
+    from voxkit.errors import CheckpointError
+
+    src, dst = Path(src), Path(dst)
+    if not (src / "config.json").exists() or not (src / "model.safetensors").exists():
+        raise CheckpointError(f"{src} is not a training checkpoint (config.json + model.safetensors)")
+    params = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    state = {k: v.float() for k, v in load_file(str(src / "model.safetensors")).items()}
+    try:
+        state, params = grow_state(state, params, twins, ffn_hidden, seed)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    dst.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dst / "model.safetensors"))
+    (dst / "config.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return params
