@@ -103,7 +103,7 @@ def test_loss_decreases_and_scalars_are_logged(tmp_path: Path) -> None:
     train_rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20, 25, 30, 35, 40]
     assert train_rows[-1]["train/loss"] < 0.3 * train_rows[0]["train/loss"]
-    assert {"train/lr", "train/grad_norm", "train/toy/loss", "train/toy/acc", "train/step_s"} <= set(train_rows[0])
+    assert {"train/lr", "train/grad_norm", "train/toy/loss", "train/toy/acc", "train/step_s", "train/data_wait_s"} <= set(train_rows[0])
     assert scalars["eval/toy/loss"] < 1.0  # the final evaluation ran and the pattern was learnt
     assert json.loads((tmp_path / "recipe.json").read_text())["train"]["max_steps"] == 40
     assert latest_checkpoint(tmp_path).name == "step_00000040"  # final checkpoint

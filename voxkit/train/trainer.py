@@ -349,7 +349,11 @@ class Trainer:
         accum = self.recipe.train.grad_accum
         names = self.mixture.draw(accum)
         for i, name in enumerate(names):
-            batch = move_to(self.mixture.next_batch(name), self.device)
+            wait = time.perf_counter()
+            batch = self.mixture.next_batch(name)
+            # host time spent waiting for the loader: near step_s when data loading is the bottleneck
+            running.add("train/data_wait_s", time.perf_counter() - wait)
+            batch = move_to(batch, self.device)
             last = i == accum - 1
             no_sync = self.ddp_model.no_sync() if self.ddp_model is not self.model and not last else contextlib.nullcontext()
             with no_sync:
