@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from asr_helpers import chirp, tiny_model
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.features import LogMel
 from voxkit.asr.grow import grow_checkpoint, grow_state
 from voxkit.asr.model import RealtimeRecognizer
+
 from voxkit.errors import CheckpointError
 
 
