@@ -8,8 +8,8 @@ Two function-preserving moves (as in Net2Net):
 The grown model's outputs equal the original's; training then puts the new weights to use (the
 gradient reaches them through the zeroed projections from the first step). The small recogniser's
 decoder is its weak part (docs/asr.md), and growing keeps everything it learnt, which a fresh larger
-decoder would first have to relearn. On one CPU core each decoder layer costs ~0.75 ms per 80 ms
-step and the feed-forward width barely counts (single-token matrix products are small).
+decoder would first have to relearn. The price is speed: on one CPU core each added decoder layer
+costs ~0.75 ms per 80 ms step (measured: 4 -> 8 layers took a step from 5.5 to 8.5 ms).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 _LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
-_ZEROED = ("attention.wo.weight", "feed_forward.w2.weight")  # residual outputs of a layer
+# a layer's residual outputs (biases too, for stacks that have them)
+_ZEROED = ("attention.wo.weight", "attention.wo.bias", "feed_forward.w2.weight", "feed_forward.w2.bias")
 
 
 def widen_ffn(state: dict[str, torch.Tensor], hidden: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -93,15 +94,16 @@ def grow_checkpoint(
     src: str | os.PathLike[str], dst: str | os.PathLike[str], twins: Iterable[int] = (), ffn_hidden: int | None = None, seed: int = 0
 ) -> dict:
     """Training checkpoint folder (config.json + model.safetensors) -> grown folder for ``model.init_from``; returns the new config."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
+    from voxkit.checkpoint import read_tensors
     from voxkit.errors import CheckpointError
 
     src, dst = Path(src), Path(dst)
     if not (src / "config.json").exists() or not (src / "model.safetensors").exists():
         raise CheckpointError(f"{src} is not a training checkpoint (config.json + model.safetensors)")
     params = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    state = {k: v.float() for k, v in load_file(str(src / "model.safetensors")).items()}
+    state = {k: v.float() for k, v in read_tensors([src / "model.safetensors"]).items()}
     try:
         state, params = grow_state(state, params, twins, ffn_hidden, seed)
     except ValueError as exc:

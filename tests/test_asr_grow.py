@@ -72,3 +72,12 @@ def test_grow_checkpoint_folder_and_errors(tmp_path: Path) -> None:
         grow_checkpoint(src, tmp_path / "bad", twins=[5])
     with pytest.raises(CheckpointError, match="not a training checkpoint"):
         grow_checkpoint(tmp_path / "missing", tmp_path / "bad")
+
+
+def test_twin_of_a_biased_layer_adds_nothing() -> None:
+    from voxkit.asr.grow import add_twins
+
+    state = {"decoder.layers.0.attention.wo.bias": torch.ones(4), "decoder.layers.0.attention.wq.bias": torch.ones(4)}
+    grown = add_twins(state, 1, [0])
+    assert grown["decoder.layers.1.attention.wo.bias"].abs().sum() == 0  # residual output silent
+    assert torch.equal(grown["decoder.layers.1.attention.wq.bias"], torch.ones(4))
