@@ -110,3 +110,22 @@ def test_losses_fall_when_overfitting_one_batch(manifest: Path) -> None:
         b, metrics = task.loss(model, batch)
     assert float(a) == float(b)
     assert float(a) < 0.5 * first[0] and float(metrics["ctc"]) < first[1] and float(metrics["text_ce"]) < first[2]
+
+
+def test_closing_the_mixture_ends_the_loader_worker_processes(manifest: Path) -> None:
+    """Training ends by closing each task's running epoch: its DataLoader workers exit then, not
+    at interpreter shutdown (where many of them could keep a finished run from exiting)."""
+    import multiprocessing
+    import time
+
+    from voxkit.train.task import TaskMixture
+
+    before = set(multiprocessing.active_children())
+    mixture = TaskMixture({"asr": make_task(manifest, num_workers=2)}, {"asr": 1.0}, seed=0)
+    mixture.next_batch("asr")  # mid-epoch: the workers are running
+    assert len(set(multiprocessing.active_children()) - before) == 2
+    mixture.close()
+    deadline = time.monotonic() + 10
+    while set(multiprocessing.active_children()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(multiprocessing.active_children()) - before

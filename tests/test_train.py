@@ -109,6 +109,23 @@ def test_loss_decreases_and_scalars_are_logged(tmp_path: Path) -> None:
     assert latest_checkpoint(tmp_path).name == "step_00000040"  # final checkpoint
 
 
+def test_fit_closes_the_running_epochs(tmp_path: Path) -> None:
+    """A finished fit leaves no epoch iterator suspended (a real task's loader workers exit with it)."""
+
+    class Tracked(ToyLM):
+        closed = 0
+
+        def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[torch.Tensor]:
+            try:
+                yield from super().train_batches(epoch, rank, world_size)
+            finally:
+                Tracked.closed += 1
+
+    task = Tracked(batches_per_epoch=100)
+    Trainer(make_recipe(tmp_path, max_steps=3, save_every=0), tiny_model(), {"toy": task}, {"toy": 1.0}).fit()
+    assert Tracked.closed == 1
+
+
 def test_lr_schedule_warmup_and_decay() -> None:
     optim = Recipe().optim
     optim.warmup_steps, optim.min_lr_ratio = 4, 0.1

@@ -179,5 +179,7 @@ def make_loader(
     otherwise spend between optimizer steps).
     """
     sampler = DurationBucketSampler(dataset.durations, max_seconds, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+    # Not persistent: a task builds one loader per epoch, so keeping its workers alive after the
+    # epoch would only leave idle processes behind.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
-                                       persistent_workers=num_workers > 0, pin_memory=pin_memory)
+                                       pin_memory=pin_memory)

@@ -113,6 +113,18 @@ class TaskMixture:
             return batch
         raise RuntimeError(f"task {name!r} yields no batches for rank {self.rank} of {self.world_size} (epoch {self.epoch[name]})")
 
+    def close(self) -> None:
+        """End every task's running epoch now (a DataLoader's worker processes exit with it).
+
+        Without this the workers of the last epoch live on until interpreter shutdown, where a
+        dozen of them with a pin-memory thread can keep a finished training process from exiting.
+        """
+        for it in self._iters.values():
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        self._iters.clear()
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "generator": self.generator.get_state(),

@@ -330,6 +330,7 @@ class Trainer:
             if evaluated_at != self.step and (self.step == self.max_steps or stopped_by_budget):
                 self._evaluate(log)
         finally:
+            self.mixture.close()
             if bar is not None:
                 bar.close()
             if log is not None:
