@@ -10,7 +10,7 @@ import pytest
 from voxkit.audio.io import load_audio
 from voxkit.data.espeak import Voice, get_engine
 from voxkit.data.manifest import check_manifest, read_manifest
-from voxkit.data.synth import build_corpus, render
+from voxkit.data.synth import _fill_merged, align_words, build_corpus, render
 from voxkit.data.text import LANGUAGES, spoken_words
 
 SENTENCES = {
@@ -64,6 +64,30 @@ def test_every_language_renders_with_exact_words(lang):
     # The comma pauses are gaps: the signal between words is much quieter than inside them.
     e_in, e_gap = _energy_in_out(wav, words, 16000)
     assert e_in > 10 * e_gap
+
+
+def test_words_espeak_merges_into_one_event_are_kept_in_order():
+    """English "such as", "do not", "of a": espeak reports one event for two words (or a second
+    one pointing into the first word); the utterance is kept and every word gets its own span."""
+    text = "Things such as this do not go to one of a kind place."
+    pcm, events = get_engine().synth(text, Voice("en-us"))
+    words = align_words(text, pcm, events, get_engine().sample_rate)
+    assert words is not None and [w["word"] for w in words] == spoken_words(text)
+    starts = [w["start"] for w in words]
+    assert all(a < b for a, b in itertools.pairwise(starts))
+    assert all(w["start"] < w["end"] for w in words)
+
+
+def test_fill_merged_prefers_espeak_events_then_interpolates_by_characters():
+    spans = [(0, 4, "aaaa"), (5, 7, "bb"), (8, 10, "cc"), (11, 15, "dddd")]
+    starts = [0, None, None, 1100]
+    assert _fill_merged(starts, spans, {0: [700]})  # the first word's second event goes to "bb"
+    assert starts[:2] == [0, 700] and 700 < starts[2] < 1100
+    starts = [0, None, None, 1100]
+    assert _fill_merged(starts, spans, {})
+    assert starts == [0, 500, 800, 1100]  # by character position between the events
+    for bad in ([None, 1, 2, 3], [0, 1, 2, None], [0, None, None, None]):
+        assert not _fill_merged(list(bad), spans, {})  # first/last word without event, or too long a run
 
 
 @pytest.fixture(scope="module")
