@@ -259,7 +259,11 @@ class Trainer:
                 # a mixture's tasks use different parts of the shared model (text LM: no audio encoder)
                 unused = cfg.find_unused_parameters or len(self.tasks) > 1
                 self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
-            return self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
+            scalars = self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
+            if created_group and self.world_size > 1:
+                # leave together: a rank tearing gloo down while its peer still sends can fail
+                dist.barrier()
+            return scalars
         finally:
             if created_group and dist.is_initialized():
                 dist.destroy_process_group()
