@@ -10,7 +10,7 @@ import pytest
 from voxkit.audio.io import load_audio
 from voxkit.data.espeak import Voice, get_engine
 from voxkit.data.manifest import check_manifest, read_manifest
-from voxkit.data.synth import _fill_merged, align_words, build_corpus, render
+from voxkit.data.synth import _fill_merged, align_words, build_corpus, plan_corpus, render
 from voxkit.data.text import LANGUAGES, spoken_words
 
 SENTENCES = {
@@ -125,6 +125,19 @@ def test_held_out_sentences_and_voices(corpus):
         assert not variants[held] & variants["train"]
         assert not texts[held] & texts["train"]
     assert not variants["dev"] & variants["test"]
+
+
+def test_plans_with_other_seeds_and_languages_agree_on_what_is_held_out():
+    """A plan's seed draws sentences and speakers; it must not move sentences or voices between
+    splits, or new training data made with another seed (or another language's corpus) would
+    contain an older corpus's test sentences or test voices."""
+    plans = {seed: plan_corpus(["it", "pt"], 0.05, seed) for seed in (1, 7)}
+    held = {(p.language, p.text) for ps in plans.values() for p in ps if p.split != "train"}
+    held_voices = {p.voice.variant for ps in plans.values() for p in ps if p.split != "train"}
+    for ps in plans.values():
+        train = [p for p in ps if p.split == "train"]
+        assert train and not {(p.language, p.text) for p in train} & held
+        assert not {p.voice.variant for p in train} & held_voices  # across languages too
 
 
 def test_resume_skips_existing(corpus):

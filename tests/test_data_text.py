@@ -40,9 +40,9 @@ def test_dedupe_and_split_are_deterministic():
     sents = ["Hello there, my good friend.", "hello there my good friend!", "Another one bites the dust."]
     assert dedupe(sents) == [sents[0], sents[2]]
     fr = {"train": 0.8, "dev": 0.1, "test": 0.1}
-    assert text_split(sents[0], fr, 0) == text_split(sents[1], fr, 0)  # same words, same split
-    assert [text_split(f"Sentence number {i} here.", fr, 0) for i in range(50)] == [
-        text_split(f"Sentence number {i} here.", fr, 0) for i in range(50)
+    assert text_split(sents[0], fr) == text_split(sents[1], fr)  # same words, same split
+    assert [text_split(f"Sentence number {i} here.", fr) for i in range(50)] == [
+        text_split(f"Sentence number {i} here.", fr) for i in range(50)
     ]
 
 

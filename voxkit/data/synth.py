@@ -224,7 +224,7 @@ def plan_corpus(languages: list[str], hours: float, seed: int, splits: dict[str,
         pool = dedupe(natural + entities)
         by_split: dict[str, list[str]] = defaultdict(list)
         for s in pool:
-            by_split[text_split(s, splits, seed)].append(s)
+            by_split[text_split(s, splits)].append(s)
         for split, frac in splits.items():
             sents = sorted(by_split[split])
             if not sents:

@@ -16,7 +16,7 @@ import random
 from dataclasses import replace
 
 from voxkit.data.espeak import Voice
-from voxkit.data.text import language_spec, pick_split, stable_fraction
+from voxkit.data.text import SPLIT_SALT, language_spec, pick_split, stable_fraction
 
 # Variants that sound like a person (no whisper/robot/demonic/announcer effects), by espeak file name.
 VARIANTS: tuple[str, ...] = (
@@ -32,8 +32,9 @@ RANGES = (20, 40, 60, 80)
 RATES = (135, 150, 165, 180, 195, 210)
 
 
-def variant_split(variant: str, fractions: dict[str, float], seed: int) -> str:
-    return pick_split(stable_fraction(variant, f"voice{seed}"), fractions)
+def variant_split(variant: str, fractions: dict[str, float]) -> str:
+    """Held-out assignment of a voice variant: the same in every language and plan (SPLIT_SALT)."""
+    return pick_split(stable_fraction(variant, f"voice{SPLIT_SALT}"), fractions)
 
 
 def speaker_id(voice: Voice, lang: str) -> str:
@@ -43,7 +44,7 @@ def speaker_id(voice: Voice, lang: str) -> str:
 def speaker_pool(lang: str, split: str, count: int, fractions: dict[str, float], seed: int) -> list[Voice]:
     """``count`` distinct speakers for ``lang`` whose variants belong to ``split`` (deterministic)."""
     spec = language_spec(lang)
-    variants = [v for v in VARIANTS if variant_split(v, fractions, seed) == split]
+    variants = [v for v in VARIANTS if variant_split(v, fractions) == split]
     if not variants:  # tiny fractions: fall back to one variant per split, still disjoint
         variants = [VARIANTS[list(fractions).index(split) % len(VARIANTS)]]
     rng = random.Random(f"speakers-{lang}-{split}-{seed}")
