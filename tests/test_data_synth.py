@@ -10,7 +10,8 @@ import pytest
 from voxkit.audio.io import load_audio
 from voxkit.data.espeak import Voice, get_engine
 from voxkit.data.manifest import check_manifest, read_manifest
-from voxkit.data.synth import _fill_merged, align_words, build_corpus, plan_corpus, render
+from voxkit.data.align import _fill_merged, align_words
+from voxkit.data.synth import build_corpus, plan_corpus, render
 from voxkit.data.text import LANGUAGES, spoken_words
 
 SENTENCES = {
