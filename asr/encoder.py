@@ -53,7 +53,11 @@ class CausalConv1d(StreamingModule):
 
 
 class CausalAudioEncoder(StreamingModule):
-    """log-mel [B, n_mels, T] -> encoder states [B, T // 2, dim] at 50 Hz."""
+    """log-mel [B, n_mels, T] -> encoder states [B, T // 2, dim] at 50 Hz.
+
+    With ``ada_rms_norm_t_cond`` in its args the encoder is delay-conditioned like the decoder (an
+    option of voxkit's own recipes, DESIGN §4; the published model conditions the decoder only).
+    """
 
     def __init__(self, args: TransformerArgs, n_mels: int = 128) -> None:
         super().__init__()
@@ -63,11 +67,12 @@ class CausalAudioEncoder(StreamingModule):
         # The encoder never embeds tokens: build the stack without vocabulary whatever params.json says.
         self.transformer = Transformer(dataclasses.replace(args, vocab_size=0, tied_embeddings=False))
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """``num_delay_tokens`` [B] is needed only by a delay-conditioned encoder (ignored otherwise)."""
         x = mel
         for conv in self.conv_layers:
             x = F.gelu(conv(x))  # [B, dim, T'] exact (erf) GELU as published
-        return self.transformer.forward_embeddings(x.transpose(1, 2))  # [B, T // 2, dim]
+        return self.transformer.forward_embeddings(x.transpose(1, 2), num_delay_tokens=num_delay_tokens)  # [B, T // 2, dim]
 
 
 class AudioAdapter(nn.Sequential):

@@ -1,9 +1,11 @@
-"""Grow a trained recogniser's decoder without changing what it computes, to fine-tune it bigger.
+"""Grow a trained recogniser without changing what it computes, to fine-tune it bigger.
 
-Two function-preserving moves (as in Net2Net):
+Function-preserving moves (as in Net2Net):
 - a *twin* inserted after decoder layer ``i`` copies its weights with the two residual output
   projections (``attention.wo``, ``feed_forward.w2``) zeroed, so at first it adds nothing;
-- a *wider feed-forward* gets new random ``w1``/``w3`` rows and zero ``w2`` columns.
+- a *wider feed-forward* gets new random ``w1``/``w3`` rows and zero ``w2`` columns;
+- *encoder delay gains*: every encoder layer gets the decoder's Ada-RMSNorm delay conditioning
+  (DESIGN §4 asks to measure it) with a random first and a zero second matrix, so ``1 + g = 1``.
 
 The grown model's outputs equal the original's; training then puts the new weights to use (the
 gradient reaches them through the zeroed projections from the first step). The small recogniser's
@@ -75,12 +77,42 @@ def add_twins(state: dict[str, torch.Tensor], n_layers: int, twins: Iterable[int
     return out
 
 
+def add_encoder_delay_gains(
+    state: dict[str, torch.Tensor], encoder: dict, generator: torch.Generator, cond_dim: int = 32
+) -> dict[str, torch.Tensor]:
+    """Module state dict -> the same plus silent Ada-RMSNorm gains in every encoder layer.
+
+    ``encoder`` is the params.json encoder section (``dim``, ``n_layers``). The first matrix is
+    random like a fresh Linear's, the second zero: the gain starts at exactly 1 and its gradient
+    reaches the second matrix from the first step.
+    """
+    dim, n_layers = int(encoder["dim"]), int(encoder["n_layers"])
+    out = dict(state)
+    dtype = next(iter(state.values())).dtype
+    for i in range(n_layers):
+        prefix = f"encoder.transformer.layers.{i}.ada_rms_norm_t_cond"
+        if f"{prefix}.0.weight" in state:
+            raise ValueError("the encoder is delay-conditioned already")
+        out[f"{prefix}.0.weight"] = (torch.randn(cond_dim, dim, generator=generator) * dim**-0.5).to(dtype)  # [cond, dim]
+        out[f"{prefix}.2.weight"] = torch.zeros(dim, cond_dim, dtype=dtype)  # [dim, cond]
+    return out
+
+
 def grow_state(
-    state: dict[str, torch.Tensor], params: dict, twins: Iterable[int] = (), ffn_hidden: int | None = None, seed: int = 0
+    state: dict[str, torch.Tensor],
+    params: dict,
+    twins: Iterable[int] = (),
+    ffn_hidden: int | None = None,
+    seed: int = 0,
+    encoder_delay: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """(module state dict, params.json-style decoder config) -> grown (state, config); the input is untouched."""
+    """(module state dict, params.json-style config) -> grown (state, config); the input is untouched."""
     params = json.loads(json.dumps(params))
     twins = sorted(set(twins))
+    if encoder_delay:
+        encoder = params["multimodal"]["whisper_model_args"]["encoder_args"]
+        state = add_encoder_delay_gains(state, encoder, torch.Generator().manual_seed(seed + 1))
+        encoder.update(ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32)
     if ffn_hidden is not None and ffn_hidden != params["hidden_dim"]:
         state = widen_ffn(state, ffn_hidden, torch.Generator().manual_seed(seed))
         params["hidden_dim"] = ffn_hidden
@@ -91,7 +123,12 @@ def grow_state(
 
 
 def grow_checkpoint(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], twins: Iterable[int] = (), ffn_hidden: int | None = None, seed: int = 0
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    twins: Iterable[int] = (),
+    ffn_hidden: int | None = None,
+    seed: int = 0,
+    encoder_delay: bool = False,
 ) -> dict:
     """Training checkpoint folder (config.json + model.safetensors) -> grown folder for ``model.init_from``; returns the new config."""
     from safetensors.torch import save_file
@@ -105,7 +142,7 @@ def grow_checkpoint(
     params = json.loads((src / "config.json").read_text(encoding="utf-8"))
     state = {k: v.float() for k, v in read_tensors([src / "model.safetensors"]).items()}
     try:
-        state, params = grow_state(state, params, twins, ffn_hidden, seed)
+        state, params = grow_state(state, params, twins, ffn_hidden, seed, encoder_delay)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
     dst.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ class RealtimeRecognizer(StreamingModule):
         """
         if mel.shape[-1] % self.mel_frames_per_step:
             raise ValueError(f"mel frames ({mel.shape[-1]}) must be a multiple of {self.mel_frames_per_step}")
-        frames = self.encoder(mel)  # [B, 4 T, d_enc]
+        frames = self.encoder(mel, num_delay_tokens)  # [B, 4 T, d_enc]
         audio = self.adapter(frames)  # [B, T, D]
         if audio.shape[1] != tokens.shape[1]:
             raise ValueError(f"{audio.shape[1]} audio steps but {tokens.shape[1]} tokens")

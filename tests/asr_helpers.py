@@ -12,9 +12,10 @@ from voxkit.lm import TransformerArgs
 from voxkit.tokenizer import ByteTokenizer
 
 
-def tiny_args(n_mels: int = 128, left_pad: int = 3, enc_window: int = 6, dec_window: int = 9) -> RealtimeArgs:
+def tiny_args(n_mels: int = 128, left_pad: int = 3, enc_window: int = 6, dec_window: int = 9, encoder_delay: bool = False) -> RealtimeArgs:
     enc = TransformerArgs(dim=32, n_layers=2, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=4, vocab_size=0,
-                          rope_theta=1e6, sliding_window=enc_window, use_biases=True)
+                          rope_theta=1e6, sliding_window=enc_window, use_biases=True,
+                          ada_rms_norm_t_cond=encoder_delay, ada_rms_norm_t_cond_dim=8 if encoder_delay else None)
     dec = TransformerArgs(dim=32, n_layers=2, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2,
                           vocab_size=ByteTokenizer().vocab_size, rope_theta=1e6, sliding_window=dec_window,
                           tied_embeddings=True, ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32)

@@ -81,3 +81,28 @@ def test_twin_of_a_biased_layer_adds_nothing() -> None:
     grown = add_twins(state, 1, [0])
     assert grown["decoder.layers.1.attention.wo.bias"].abs().sum() == 0  # residual output silent
     assert torch.equal(grown["decoder.layers.1.attention.wq.bias"], torch.ones(4))
+
+
+def test_encoder_delay_gains_start_silent_then_learn(tmp_path: Path) -> None:
+    from voxkit.asr.checkpoint import load_recognizer, save_recognizer
+
+    model = tiny_model()
+    params = model.args.to_params()
+    state, grown_params = grow_state(model.state_dict(), params, encoder_delay=True)
+    grown = RealtimeRecognizer(RealtimeArgs.from_params(grown_params)).eval()
+    grown.load_state_dict(state)
+    assert grown.args.encoder.ada_rms_norm_t_cond and not model.args.encoder.ada_rms_norm_t_cond
+    mel, tokens, delay = _inputs(model)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(mel, tokens, delay), model(mel, tokens, delay), rtol=0, atol=1e-6)
+    grown.train()
+    grown(mel, tokens, delay).logsumexp(-1).mean().backward()
+    assert grown.encoder.transformer.layers[0].ada_rms_norm_t_cond[2].weight.grad.abs().sum() > 0
+    # the published layout carries the conditioned encoder (params.json and weights)
+    save_recognizer(grown, tmp_path / "m")
+    loaded = load_recognizer(tmp_path / "m")
+    assert loaded.args.encoder.ada_rms_norm_t_cond
+    for key, value in grown.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="already"):
+        grow_state(state, grown_params, encoder_delay=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch
 
 from asr_helpers import chirp, tiny_model
 from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
@@ -124,3 +125,18 @@ def test_restarting_one_slot_leaves_others_untouched() -> None:
         out1.append(int(session.prev[1]))
     session.close()
     assert out1 == run_stream(model, w1, 3)[0]
+
+
+def test_delay_conditioned_encoder_streams_like_its_offline_forward() -> None:
+    """voxkit's own recipes may condition the encoder on the delay too (DESIGN §4): the streaming
+    session feeds each stream's delay to it, and streaming still equals the offline forward."""
+    model = tiny_model(encoder_delay=True)
+    assert model.encoder.transformer.layers[0].ada_rms_norm_t_cond is not None
+    wav = chirp(1.9)
+    for delay in (2, 5):
+        outputs, _ = run_stream(model, wav, delay=delay)
+        first = model.args.n_left_pad_tokens + delay
+        assert offline_logits(model, wav, delay, outputs)[first:].argmax(-1).tolist() == outputs[first:]
+    mel = torch.randn(1, 128, 64)
+    with torch.no_grad():
+        assert not torch.allclose(model.encoder(mel, torch.tensor([2.0])), model.encoder(mel, torch.tensor([5.0])))
