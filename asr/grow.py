@@ -111,8 +111,9 @@ def grow_state(
     twins = sorted(set(twins))
     if encoder_delay:
         encoder = params["multimodal"]["whisper_model_args"]["encoder_args"]
-        state = add_encoder_delay_gains(state, encoder, torch.Generator().manual_seed(seed + 1))
-        encoder.update(ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32)
+        cond_dim = int(params.get("ada_rms_norm_t_cond_dim") or 32)  # the decoder's gain width
+        state = add_encoder_delay_gains(state, encoder, torch.Generator().manual_seed(seed + 1), cond_dim)
+        encoder.update(ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=cond_dim)
     if ffn_hidden is not None and ffn_hidden != params["hidden_dim"]:
         state = widen_ffn(state, ffn_hidden, torch.Generator().manual_seed(seed))
         params["hidden_dim"] = ffn_hidden
