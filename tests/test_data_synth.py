@@ -154,6 +154,19 @@ def test_resume_skips_existing(corpus):
     assert third["rendered_hours"] == round(row["duration"] / 3600, 4)  # the throughput counts only this run's audio
     with open(os.path.join(out, "summary.json")) as f:
         assert json.load(f)["utterances"] == first["utterances"]
+    # A row rendered with another voice than the plan now gives (same id and text) is redone.
+    shards = sorted(os.path.join(out, "shards", n) for n in os.listdir(os.path.join(out, "shards")))
+    every_id = [json.loads(line)["id"] for path in shards for line in open(path, encoding="utf-8")]
+    shard = shards[0]
+    rows = [json.loads(line) for line in open(shard, encoding="utf-8")]
+    victim = next(r for r in rows if not r.get("rejected") and every_id.count(r["id"]) == 1)  # no newer copy
+    victim["speaker"] = "en:someone-else:p1:g1:r1"
+    with open(shard, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    fourth = build_corpus(out, ["en", "it"], hours=0.03, seed=3, workers=1, chunk_size=8, progress=False)
+    assert fourth["rendered_now"] == 1 and fourth["utterances"] == first["utterances"]
+    redone = {r["id"]: r for r in read_manifest(os.path.join(out, f"{victim['split']}.jsonl"))}[victim["id"]]
+    assert redone["speaker"] != victim["speaker"]
 
 
 def test_plan_does_not_depend_on_python_hash_seed():

@@ -224,7 +224,7 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
             result = render(plan.text, plan.voice, rates)
             if result is None:
                 rejected += 1
-                row = {"id": plan.id, "text": plan.text, "rejected": True, "_files": []}
+                row = {"id": plan.id, "text": plan.text, "speaker": plan.speaker, "rejected": True, "_files": []}
             else:
                 audio, words = result
                 files = []
@@ -299,7 +299,7 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
         if crashed is None:
             break
         with open(shard, "a", encoding="utf-8") as f:
-            row = {"id": crashed.id, "text": crashed.text, "rejected": True, "crashed": os.WTERMSIG(status), "_files": []}
+            row = {"id": crashed.id, "text": crashed.text, "speaker": crashed.speaker, "rejected": True, "crashed": os.WTERMSIG(status), "_files": []}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     rows = finished()
     new = [rows[p.id] for p in plans if p.id in rows and p.id not in before]
@@ -343,10 +343,11 @@ def build_corpus(
     # new shard numbers, so a changed chunking never mixes old and new rows in one file.
     existing = sorted(f for f in os.listdir(shard_dir) if f.endswith(".jsonl"))
     done_ids = {
-        (r["id"], r.get("text")) for f in existing for r in _read_shard(os.path.join(shard_dir, f))
+        (r["id"], r.get("text"), r.get("speaker")) for f in existing for r in _read_shard(os.path.join(shard_dir, f))
         if _row_complete(out, r)
     }
-    todo = [p for p in plans if (p.id, p.text) not in done_ids]  # text: a new seed reuses ids
+    # text and speaker: a new seed (or a changed voice assignment) reuses ids for other content
+    todo = [p for p in plans if (p.id, p.text, p.speaker) not in done_ids]
     first = max((int(f.split(".")[0]) for f in existing), default=-1) + 1
     jobs = [(out, first + k, todo[i : i + chunk_size], tuple(sample_rates), fmt) for k, i in enumerate(range(0, len(todo), chunk_size))]
     done, skipped, rejected = 0, len(plans) - len(todo), 0
@@ -371,11 +372,11 @@ def build_corpus(
             pool.close()
             pool.join()
     synth_s = time.time() - t0
-    wanted = {p.id: p.text for p in plans}
+    wanted = {p.id: (p.text, p.speaker) for p in plans}
     by_id: dict[str, dict] = {}
     for f in sorted(x for x in os.listdir(shard_dir) if x.endswith(".jsonl")):
         for r in _read_shard(os.path.join(shard_dir, f)):
-            if wanted.get(r["id"]) == r.get("text") and _row_complete(out, r):
+            if wanted.get(r["id"]) == (r.get("text"), r.get("speaker")) and _row_complete(out, r):
                 by_id[r["id"]] = r  # later shards win: a re-rendered file replaces its old row
     rejected_total = sum(1 for r in by_id.values() if r.get("rejected"))
     rows = sorted((r for r in by_id.values() if not r.get("rejected")), key=lambda r: r["id"])
