@@ -10,7 +10,8 @@ Layout of a corpus folder::
     summary.json                       sizes per split and language, speakers, throughput, disk
 
 Resumable: utterance ids and their content are a pure function of (languages, hours, seed, splits);
-rows already in a shard whose audio files exist are skipped on a re-run.
+rows already in a shard whose audio files exist, with the plan's text and speaker, are skipped on a
+re-run.
 
 Plan here, render there (why): planning needs the Debian text sources and faker, rendering only
 libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders the
