@@ -113,3 +113,31 @@ def test_unsupported_hf_model_type(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match="not supported"):
         load_transformer(tmp_path)
+
+
+def test_average_folders_is_the_elementwise_mean(tmp_path: Path) -> None:
+    from voxkit.checkpoint import average_folders
+
+    models = [Transformer(ARGS).eval() for _ in range(3)]
+    for i, m in enumerate(models):
+        save_transformer(m, tmp_path / f"c{i}", layout="hf")
+    (tmp_path / "c0" / "recipe.json").write_text('{"lr": 1}')
+    out = average_folders([tmp_path / f"c{i}" for i in range(3)], tmp_path / "avg")
+    avg = load_transformer(out)
+    states = [m.state_dict() for m in models]
+    for key, value in avg.state_dict().items():
+        expected = sum(s[key].double() for s in states) / 3
+        assert torch.allclose(value.double(), expected, atol=1e-7), key
+    assert json.loads((out / "recipe.json").read_text()) == {"lr": 1}
+
+
+def test_average_folders_refuses_other_models(tmp_path: Path) -> None:
+    from voxkit.checkpoint import average_folders
+
+    save_transformer(Transformer(ARGS), tmp_path / "a", layout="hf")
+    other = TransformerArgs(**(ARGS.to_dict() | {"hidden_dim": 96}))
+    save_transformer(Transformer(other), tmp_path / "b", layout="hf")
+    with pytest.raises(CheckpointError, match="not the same model"):
+        average_folders([tmp_path / "a", tmp_path / "b"], tmp_path / "avg")
+    with pytest.raises(CheckpointError, match="at least one"):
+        average_folders([], tmp_path / "avg")

@@ -230,3 +230,47 @@ def build_and_load(
         module = factory()
     assign_state_dict(module, state, device, where)
     return module.eval()
+
+
+def average_folders(folders: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
+    """Write the element-wise mean of several checkpoints of one model to ``out``.
+
+    Averaging the last few checkpoints of a run smooths the noise of small-batch updates (as in
+    fairseq's ``average_checkpoints``). Sums are taken in float64 and cast back to each tensor's
+    dtype; integer tensors must agree and are copied. The first folder's layout and config are
+    kept, and its other JSON files (a training ``recipe.json``) are copied so that the result
+    resumes and exports like any checkpoint of the run; optimizer state is not averaged.
+    """
+    paths = [Path(f) for f in folders]
+    if not paths:
+        raise CheckpointError("average_folders needs at least one checkpoint folder")
+    layout = detect_layout(paths[0])
+    config = read_config(paths[0], layout)
+    total: dict[str, torch.Tensor] = {}
+    first: dict[str, torch.Tensor] = {}
+    for path in paths:
+        if detect_layout(path) != layout or read_config(path, layout) != config:
+            raise CheckpointError(f"{path} is not the same model as {paths[0]} (layout or config differs)")
+        tensors = read_tensors(weight_files(path, layout))
+        if not first:
+            first = tensors
+            total = {k: v.double() if v.is_floating_point() else v for k, v in tensors.items()}
+            continue
+        if tensors.keys() != first.keys():
+            odd = sorted(tensors.keys() ^ first.keys())
+            raise CheckpointError(f"{path} has other tensors than {paths[0]}: {', '.join(odd[:8])}")
+        for key, value in tensors.items():
+            if value.shape != first[key].shape:
+                raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, {paths[0]} has {tuple(first[key].shape)}")
+            if value.is_floating_point():
+                total[key] += value.double()
+            elif not torch.equal(value, first[key]):
+                raise CheckpointError(f"{path}: integer tensor {key} differs from {paths[0]}")
+    mean = {k: (v / len(paths)).to(first[k].dtype) if first[k].is_floating_point() else v for k, v in total.items()}
+    target = write_folder(out, layout, config, mean)
+    own = {NATIVE_PARAMS, HF_CONFIG, HF_INDEX}
+    for extra in sorted(paths[0].glob("*.json")):
+        if extra.name not in own:
+            with open(extra, encoding="utf-8") as fh:
+                write_json(target / extra.name, json.load(fh))
+    return target
