@@ -194,7 +194,9 @@ class StreamingSession:
     def _close_word(self, b: int, slot: _Slot, next_start: float | None) -> list[Event]:
         if not slot.has_word:
             return []
-        text = self.tokenizer.decode(slot.pending).strip()
+        # A byte sequence that never became a character (a lead byte without its continuation) is
+        # not text: drop it rather than commit U+FFFD into the transcript.
+        text = self.tokenizer.decode(slot.pending).replace("\ufffd", "").strip()
         slot.has_word, slot.pending = False, []
         if not text:
             return []

@@ -140,3 +140,19 @@ def test_delay_conditioned_encoder_streams_like_its_offline_forward() -> None:
     mel = torch.randn(1, 128, 64)
     with torch.no_grad():
         assert not torch.allclose(model.encoder(mel, torch.tensor([2.0])), model.encoder(mel, torch.tensor([5.0])))
+
+
+def test_committed_word_drops_an_unfinished_character() -> None:
+    """A word whose last byte starts a character that never arrives is committed without U+FFFD."""
+    from voxkit.tokenizer import STREAMING_WORD_ID
+
+    session = StreamingSession(tiny_model(), TOK, 1)
+    session.start(0, 2)
+    slot = session.slots[0]
+    lead_byte = TOK.encode("é", bos=False)[0]  # 0xC3 alone
+    for token in [STREAMING_WORD_ID, *TOK.encode("entié", bos=False), lead_byte]:
+        session._on_token(0, slot, token, 0)
+    events = session._close_word(0, slot, None)
+    assert [e.text for e in events] == ["entié"]
+    assert [w.text for w in session.transcript(0).words] == ["entié"]
+    session.close()
