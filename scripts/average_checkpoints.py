@@ -1,8 +1,9 @@
-"""Average the weights of several checkpoints of one run (the last few usually beat the last one).
+"""Average the weights of several checkpoints of one model (the last few of a run, or runs fine-tuned from one start).
 
-    python scripts/average_checkpoints.py runs/asr_tiny_new10/checkpoints/step_0000{1300,1400,1500} --out runs/avg
+    python scripts/average_checkpoints.py RUN/checkpoints/step_00001300 RUN/checkpoints/step_00001400 --out runs/avg
 
-writes a checkpoint folder in the first input's layout (voxkit.checkpoint.average_folders) that
+A folder listed twice counts twice (the bundled recogniser is 2/3 stage 7 + 1/3 stage 10:
+docs/asr.md). This writes a checkpoint folder in the first input's layout (voxkit.checkpoint.average_folders) that
 `voxkit export asr` and `+model.init_from=` take like any other.
 """
 
