@@ -97,3 +97,12 @@ def test_english_pool_includes_wordnet():
     pool = set(natural_sentences("en"))
     assert "The dog barked all night." in pool  # a usage example
     assert "A board beside a kitchen sink and inclined to drain into the sink." in pool  # a definition
+
+
+def test_english_pool_includes_books():
+    # dict-devil, display-dhammapada and sword-text-web (scripts/apt-packages.txt), read by voxkit.data.books.
+    pool = set(natural_sentences("en"))
+    assert "A statement or belief manifestly inconsistent with one's own opinion." in pool  # Bierce
+    assert "Overcome anger with freedom from anger." in pool  # Dhammapada
+    assert "David reigned over all Israel; and David executed justice and righteousness for all his people." in pool  # WEB
+    assert "Communism is the exploitation of the strong by the weak." in pool  # fortune-anarchism

@@ -46,6 +46,7 @@ class LanguageSpec:
     fortunes: tuple[str, ...] = ()  # globs under FORTUNE_DIR
     man: str | None = None  # sub-folder of MAN_DIR
     wordnet: bool = False  # WordNet usage examples and definitions (English only)
+    books: tuple[str, ...] = ()  # paths of book-like sources read by voxkit.data.books
 
 
 _EN_FORTUNES = (
@@ -53,12 +54,20 @@ _EN_FORTUNES = (
     "education", "food", "pets", "platitudes", "riddles", "men-women", "miscellaneous", "kids", "law",
     "medicine", "sports", "news", "songs-poems", "pratchett", "magic", "goedel", "ethnic", "drugs",
     "computers", "cookie", "art", "paradoxum", "tao", "startrek", "zippy", "definitions",
+    # added 2026-11-26 (English corpora built before then did not draw from these)
+    "knghtbrd", "linux", "linuxcookie", "debian", "disclaimer", "perl", "bofh-excuses", "debian-hints",
+    "anarchism",
+)
+_EN_BOOKS = (
+    "/usr/share/dictd/devil.dict.dz",
+    "/usr/share/display-dhammapada/dhammapada-english-transl.txt",
+    "/usr/share/sword/modules/texts/ztext/engWEB2015eb",
 )
 
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.code: spec
     for spec in (
-        LanguageSpec("en", "en-us", "en", "en_US", "", _EN_FORTUNES, wordnet=True),
+        LanguageSpec("en", "en-us", "en", "en_US", "", _EN_FORTUNES, wordnet=True, books=_EN_BOOKS),
         LanguageSpec("fr", "fr", "fr", "fr_FR", "àâæçéèêëîïôœùûüÿ", (), "fr"),
         LanguageSpec("es", "es", "es", "es_ES", "áéíóúüñ", ("es/*",), "es"),
         LanguageSpec("de", "de", "de", "de_DE", "äöüß", ("de/*",), "de"),
@@ -308,20 +317,32 @@ def source_files(lang: str) -> list[str]:
         files += [f for f in glob.glob(os.path.join(FORTUNE_DIR, pattern)) if "." not in os.path.basename(f) or f.endswith(".fortunes")]
     if spec.man:
         files += glob.glob(os.path.join(MAN_DIR, spec.man, "man*", "*.gz"))
-    return sorted(set(os.path.realpath(f) for f in files if os.path.isfile(f)))
+    files = [f for f in files if os.path.isfile(f)] + [b for b in spec.books if os.path.exists(b)]
+    return sorted(set(os.path.realpath(f) for f in files))
+
+
+def _paragraphs(path: str) -> Iterable[str]:
+    """The paragraphs of one source file (or SWORD module folder), by the kind of source it is."""
+    from voxkit.data import books
+
+    if os.path.dirname(path) == os.path.realpath(WORDNET_DIR):
+        return itertools.chain(wordnet_examples(path), wordnet_definitions(path))
+    if os.path.isdir(path):
+        return books.sword_verses(path)
+    if path.endswith(".dict.dz"):
+        return books.dictd_paragraphs(path)
+    if path.endswith(".txt"):
+        return books.plain_paragraphs(path)
+    if "/man/" in path:
+        return man_paragraphs(path)
+    return fortune_paragraphs(path)
 
 
 def natural_sentences(lang: str) -> list[str]:
     """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources."""
     out: list[str] = []
     for path in source_files(lang):
-        if os.path.dirname(path) == os.path.realpath(WORDNET_DIR):
-            paragraphs: Iterable[str] = itertools.chain(wordnet_examples(path), wordnet_definitions(path))
-        elif "/man/" in path:
-            paragraphs = man_paragraphs(path)
-        else:
-            paragraphs = fortune_paragraphs(path)
-        for para in paragraphs:
+        for para in _paragraphs(path):
             for sent in split_sentences(para):
                 s = clean_sentence(sent, lang)
                 if s:

@@ -1,0 +1,87 @@
+"""Readers for the book-like English text sources: a dictd dictionary, a plain text, a SWORD Bible.
+
+Why: by 2026-11 the recogniser's English errors were spellings of rare words in natural sentences,
+and the fortune cookies (~12 k English sentences) were used up; glosses and templated sentences did
+not help. These Debian packages add natural, modern-ish English prose with a wide vocabulary:
+``dict-devil`` (Bierce's "The Devil's Dictionary"), ``display-dhammapada`` (an English translation
+of the Dhammapada) and ``sword-text-web`` (the World English Bible, public domain, ~39 k verses).
+Each reader yields paragraphs; :mod:`voxkit.data.text` splits and cleans them like any other source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+
+from voxkit.errors import DataError
+
+# A Devil's Dictionary entry starts with its headword and part of speech: "ABSOLUTE, adj.  ".
+_DICT_HEADWORD = re.compile(r"^[A-Z][A-Z' .-]*,\s+(?:[a-z]+\.\s*)+(?:\[[^\]]*\]\s*)?")
+_MARKUP = re.compile(r"<[^>]*>")
+_NOTE = re.compile(r"<note\b.*?</note>", re.S)
+_BRACES = re.compile(r"[{}]")
+
+
+def _blank_line_paragraphs(text: str) -> Iterator[str]:
+    for block in re.split(r"\n\s*\n", text):
+        if block.startswith((" ", "\t")):
+            continue  # indented verse, quotations and tables are not prose
+        para = " ".join(line.strip() for line in block.splitlines()).strip()
+        if para:
+            yield para
+
+
+def dictd_paragraphs(path: str) -> Iterator[str]:
+    """Prose paragraphs of a dictd ``.dict.dz`` file (gzip-compatible), headwords removed."""
+    with gzip.open(path) as f:
+        text = f.read().decode("utf-8", errors="replace")
+    for para in _blank_line_paragraphs(text):
+        yield _BRACES.sub("", _DICT_HEADWORD.sub("", para))
+
+
+def plain_paragraphs(path: str) -> Iterator[str]:
+    """Blank-line separated paragraphs of a plain text file (UTF-8, else Latin-1)."""
+    raw = open(path, "rb").read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    yield from _blank_line_paragraphs(text)
+
+
+def sword_verses(module_dir: str) -> Iterator[str]:
+    """Verses of a SWORD ``zText`` module (OSIS markup and footnotes removed).
+
+    Layout (per testament ``ot``/``nt``): ``.bzs`` holds one (offset, size, uncompressed size)
+    uint32 triple per zlib block of ``.bzz``; ``.bzv`` holds one (block, start, length) record
+    (uint32, uint32, uint16) per verse slot, zero length for empty slots.
+    """
+    found = False
+    for testament in ("ot", "nt"):
+        base = os.path.join(module_dir, testament)
+        if not os.path.exists(base + ".bzv"):
+            continue
+        found = True
+        with open(base + ".bzs", "rb") as f:
+            blocks = list(struct.iter_unpack("<III", f.read()))
+        with open(base + ".bzz", "rb") as f:
+            packed = f.read()
+        with open(base + ".bzv", "rb") as f:
+            index = f.read()
+        cached_block, data = -1, b""
+        for block, start, length in struct.iter_unpack("<IIH", index[: len(index) // 10 * 10]):
+            if length == 0 or block >= len(blocks):
+                continue
+            if block != cached_block:
+                offset, size, _ = blocks[block]
+                data, cached_block = zlib.decompress(packed[offset : offset + size]), block
+            verse = data[start : start + length].decode("utf-8", errors="replace")
+            text = " ".join(_MARKUP.sub("", _NOTE.sub("", verse)).split())
+            if text:
+                yield text
+    if not found:
+        raise DataError(f"{module_dir}: not a SWORD zText module (no ot.bzv or nt.bzv)")
