@@ -22,7 +22,7 @@ from voxkit.errors import DataError
 # A Devil's Dictionary entry starts with its headword and part of speech: "ABSOLUTE, adj.  ".
 _DICT_HEADWORD = re.compile(r"^[A-Z][A-Z' .-]*,\s+(?:[a-z]+\.\s*)+(?:\[[^\]]*\]\s*)?")
 _MARKUP = re.compile(r"<[^>]*>")
-_NOTE = re.compile(r"<note\b.*?</note>", re.S)
+_NOTE = re.compile(r"<note\b.*?</note>", re.DOTALL)
 _BRACES = re.compile(r"[{}]")
 
 
@@ -45,7 +45,8 @@ def dictd_paragraphs(path: str) -> Iterator[str]:
 
 def plain_paragraphs(path: str) -> Iterator[str]:
     """Blank-line separated paragraphs of a plain text file (UTF-8, else Latin-1)."""
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

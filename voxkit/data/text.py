@@ -318,7 +318,7 @@ def source_files(lang: str) -> list[str]:
     if spec.man:
         files += glob.glob(os.path.join(MAN_DIR, spec.man, "man*", "*.gz"))
     files = [f for f in files if os.path.isfile(f)] + [b for b in spec.books if os.path.exists(b)]
-    return sorted(set(os.path.realpath(f) for f in files))
+    return sorted({os.path.realpath(f) for f in files})
 
 
 def _paragraphs(path: str) -> Iterable[str]:
