@@ -4,7 +4,9 @@ Natural sentences come from Debian packages that carry human-written text in man
 fortune cookies (``fortunes``, ``fortunes-de``, ``-es``, ``-it``, ``-br``, ``-pl``), translated
 man pages (``manpages-fr``, ``-nl``, ``-de``, ...) and, for English, the usage examples of the
 WordNet lexical database (``wordnet-base``: ~48 k short everyday sentences that more than triple
-the English pool; on fortunes alone a small recogniser memorised its training sentences).
+the English pool; on fortunes alone a small recogniser memorised its training sentences) and
+English books read by :mod:`voxkit.data.books` (the World English Bible, "The Devil's Dictionary",
+an English Dhammapada): natural prose, which the glosses and templates could not replace.
 Entity-rich sentences (names, places, numbers, dates) come from :mod:`voxkit.data.entities`.
 
 Transcript convention (why): the audio is rendered from exactly the ``text`` string stored in the
