@@ -45,13 +45,9 @@ def dictd_paragraphs(path: str) -> Iterator[str]:
 
 def plain_paragraphs(path: str) -> Iterator[str]:
     """Blank-line separated paragraphs of a plain text file (UTF-8, else Latin-1)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    yield from _blank_line_paragraphs(text)
+    from voxkit.data.text import _read_text  # text imports this module lazily; no cycle at import
+
+    yield from _blank_line_paragraphs(_read_text(path))
 
 
 def sword_verses(module_dir: str) -> Iterator[str]:
