@@ -45,7 +45,9 @@ def dictd_paragraphs(path: str) -> Iterator[str]:
 
 def plain_paragraphs(path: str) -> Iterator[str]:
     """Blank-line separated paragraphs of a plain text file (UTF-8, else Latin-1)."""
-    from voxkit.data.text import _read_text  # text imports this module lazily; no cycle at import
+    from voxkit.data.text import (
+        _read_text,  # text imports this module lazily; no cycle at import
+    )
 
     yield from _blank_line_paragraphs(_read_text(path))
 
