@@ -16,9 +16,9 @@ import torch
 from voxkit.asr.checkpoint import load_recognizer, save_recognizer
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.errors import CheckpointError
+from voxkit.ops.stored_weights import keep_16bit_weights
 from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
 from voxkit.tokenizer import Tokenizer
-
 
 
 def default_model_dir() -> Path:
@@ -36,8 +36,18 @@ class RecognizerBundle:
 
 
 def load_bundle(
-    folder: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = torch.float32
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = torch.float32,
+    keep_16bit: bool = True,
 ) -> RecognizerBundle:
+    """Load a recogniser folder for inference.
+
+    ``keep_16bit``: on a CPU, weights saved in float16 stay float16 in memory and are widened at
+    each use (:mod:`voxkit.ops.stored_weights`): the same outputs as float32, half the memory
+    traffic per streaming step.
+    """
     path = Path(folder) if folder is not None else default_model_dir()
     if folder is None and not (path / "params.json").exists():
         raise CheckpointError(
@@ -46,6 +56,8 @@ def load_bundle(
             "weights or one made with 'voxkit train' + 'voxkit export asr'"
         )
     model = load_recognizer(path, device=device, dtype=dtype)
+    if keep_16bit and torch.device(device).type == "cpu" and dtype == torch.float32:
+        keep_16bit_weights(model)
     tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:
         raise CheckpointError(

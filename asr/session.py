@@ -81,7 +81,7 @@ class StreamingSession:
         model.decoder.cache_capacity = dec_window or 8192
         model.start_streaming(batch_size)
         self.slots = [_Slot() for _ in range(batch_size)]
-        dtype = next(model.parameters()).dtype
+        dtype = model.decoder.norm.weight.dtype  # the activations' dtype (weights may be kept in 16 bits)
         self.window = torch.zeros(batch_size, STEP_WINDOW, device=self.device)  # [B, 1520] audio window
         self._overlap = torch.zeros(batch_size, OVERLAP, device=self.device)  # [B, 240] scratch
         self.staging = np.zeros((batch_size, SAMPLES_PER_STEP), np.float32)  # [B, 1280] new samples

@@ -34,6 +34,7 @@ class Attention(StreamingModule):
         self.window = args.window_for_layer(layer)
         self.causal = args.causal
         self.capacity = 0  # set by the owning Transformer before streaming starts
+        self.cache_dtype: torch.dtype | None = None  # likewise (None: the weights' dtype)
         bias = args.use_biases
         hd = args.head_dim
         self.wq = nn.Linear(args.dim, args.n_heads * hd, bias=bias)
@@ -43,7 +44,8 @@ class Attention(StreamingModule):
 
     def _init_streaming_state(self, batch_size: int) -> KVState:
         w = self.wk.weight
-        return new_kv_state(batch_size, self.n_kv_heads, self.capacity, self.head_dim, w.dtype, w.device)
+        dtype = self.cache_dtype or w.dtype
+        return new_kv_state(batch_size, self.n_kv_heads, self.capacity, self.head_dim, dtype, w.device)
 
     def forward(self, x: torch.Tensor, inputs: AttentionInputs) -> torch.Tensor:
         """x: [B, T, D] -> [B, T, D]."""

@@ -99,6 +99,7 @@ class Transformer(StreamingModule):
         capacity = self.cache_capacity or self.default_capacity()
         for layer in self.layers:
             layer.attention.capacity = capacity
+            layer.attention.cache_dtype = self.norm.weight.dtype  # the activations' dtype, whatever the weights' storage
         return new_ring_state(batch_size, capacity, self.norm.weight.device)
 
     # ----------------------------------------------------------------------------- forward
@@ -113,7 +114,8 @@ class Transformer(StreamingModule):
         if self.output is not None:
             return self.output(hidden)
         assert self.tok_embeddings is not None
-        return hidden @ self.tok_embeddings.weight.t()
+        # .to: a no-op unless the table is kept in 16-bit storage (voxkit.ops.stored_weights)
+        return hidden @ self.tok_embeddings.weight.to(hidden.dtype).t()
 
     def forward(
         self,
