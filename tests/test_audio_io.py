@@ -68,3 +68,12 @@ def test_errors(tmp_path):
         load_audio(nan, 16000)
     with pytest.raises(AudioError):
         audio_duration(junk)
+
+
+def test_wav_stream_cut_inside_its_header_says_so():
+    from voxkit.audio.stream import read_wav_stream
+
+    whole = io.BytesIO()
+    sf.write(whole, _tone(16000).numpy(), 16000, format="WAV", subtype="PCM_16")
+    with pytest.raises(AudioError, match="header ends early"):
+        next(read_wav_stream(io.BytesIO(whole.getvalue()[:30])))

@@ -107,7 +107,8 @@ def read_wav_stream(stream: BinaryIO, block_seconds: float = 0.1) -> Iterator[np
     try:
         wav = wave.open(stream, "rb")  # noqa: SIM115 - closed below
     except (wave.Error, EOFError) as err:
-        raise AudioError(f"stdin is not a readable PCM WAV stream ({err}); for raw samples use --format s16le") from None
+        reason = str(err) or "the header ends early"  # EOFError carries no message
+        raise AudioError(f"stdin is not a readable PCM WAV stream ({reason}); for raw samples use --format s16le") from None
     with wav:
         width, rate, channels = wav.getsampwidth(), wav.getframerate(), wav.getnchannels()
         dtype = {1: np.dtype("u1"), 2: np.dtype("<i2"), 4: np.dtype("<i4")}.get(width)
