@@ -4,9 +4,13 @@ Why: a streaming step multiplies a handful of rows (one decoder token and four e
 stream) by every weight matrix of the model, so on a CPU the step is bound by the bytes of weight
 read from memory, not by arithmetic. The bundled recogniser is saved in float16; loading it as
 float32 doubles those bytes (55 MB per step for 13.9 M parameters, more than a 32 MB L3 cache) for
-no gain in precision. :func:`keep_16bit_weights` keeps such weights in float16 and widens them just
-before the usual float32 matmul (bfloat16 likewise for published checkpoints): the numbers that enter the matmul are the same, so the output is
-bit-identical to the float32 model, while the memory traffic per step halves.
+no gain in precision. :func:`keep_16bit_weights` keeps such weights in float16 (bfloat16 for
+published checkpoints) and widens them just before the usual float32 matmul: the numbers that
+enter the matmul are the same, so the output is bit-identical to the float32 model, while the
+memory traffic per step halves. The widened copy is a short-lived temporary that stays in cache;
+on this project's CPU it is cheaper than reading float32 weights at every row count measured
+(docs/benchmarks.md), unlike float16 arithmetic, which torch runs row by row without native
+float16 products.
 
 Only tensors whose every value survives the round trip to 16 bits are touched, so a model trained
 and saved in float32 is left exactly as it is.
