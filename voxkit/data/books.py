@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 
+from voxkit.data.text import _read_text
 from voxkit.errors import DataError
 
 # A Devil's Dictionary entry starts with its headword and part of speech: "ABSOLUTE, adj.  ".
@@ -45,10 +46,6 @@ def dictd_paragraphs(path: str) -> Iterator[str]:
 
 def plain_paragraphs(path: str) -> Iterator[str]:
     """Blank-line separated paragraphs of a plain text file (UTF-8, else Latin-1)."""
-    from voxkit.data.text import (
-        _read_text,  # text imports this module lazily; no cycle at import
-    )
-
     yield from _blank_line_paragraphs(_read_text(path))
 
 
