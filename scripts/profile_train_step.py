@@ -96,13 +96,18 @@ def main() -> None:
     for i in range(a.steps):
         step(i, clock)
     total = [sum(parts) for parts in zip(*clock.values(), strict=True)]
-    flops = count_flops(lambda: step(0))
+    try:
+        flops = count_flops(lambda: step(0))
+    except AssertionError as exc:  # torch <= 2.11's counter rejects grouped-query SDPA shapes
+        flops = 0
+        print(f"\nFLOP count unavailable on this torch ({exc})")
     print("\n| phase | median ms | share |\n|---|---:|---:|")
     for key, values in clock.items():
         print(f"| {key} | {1000 * statistics.median(values):.1f} | {statistics.median(values) / statistics.median(total):.0%} |")
     step_s = statistics.median(total)
     print(f"| step | {1000 * step_s:.1f} | |")
-    print(f"\n{flops / 1e12:.3f} TFLOP per step (forward + backward) -> {flops / step_s / 1e12:.2f} TFLOP/s achieved on {device}")
+    if flops:
+        print(f"\n{flops / 1e12:.3f} TFLOP per step (forward + backward) -> {flops / step_s / 1e12:.2f} TFLOP/s achieved on {device}")
 
     from torch.profiler import ProfilerActivity, profile
 
