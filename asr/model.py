@@ -52,16 +52,31 @@ class RealtimeRecognizer(StreamingModule):
 
         ``with_ctc`` also returns the CTC head's log-probabilities [B, 4 T, 257] (training only).
         """
-        if mel.shape[-1] % self.mel_frames_per_step:
-            raise ValueError(f"mel frames ({mel.shape[-1]}) must be a multiple of {self.mel_frames_per_step}")
-        frames = self.encoder(mel, num_delay_tokens)  # [B, 4 T, d_enc]
-        audio = self.adapter(frames)  # [B, T, D]
-        if audio.shape[1] != tokens.shape[1]:
-            raise ValueError(f"{audio.shape[1]} audio steps but {tokens.shape[1]} tokens")
-        x = audio + self.decoder.embed(tokens)  # [B, T, D]
-        logits = self.decoder.logits(self.decoder.forward_embeddings(x, num_delay_tokens=num_delay_tokens))
+        frames = self.encode_frames(mel, num_delay_tokens)  # [B, 4 T, d_enc]
+        logits = self.decode(self.adapter(frames), tokens, num_delay_tokens)  # [B, T, V]
         if not with_ctc:
             return logits
         if self.ctc_head is None:
             raise ValueError("the CTC head is not enabled")
         return logits, self.ctc_head(frames).float().log_softmax(-1)
+
+    def encode_frames(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+        """mel [B, n_mels, 8 T] -> 50 Hz encoder states [B, 4 T, d_enc]."""
+        if mel.shape[-1] % self.mel_frames_per_step:
+            raise ValueError(f"mel frames ({mel.shape[-1]}) must be a multiple of {self.mel_frames_per_step}")
+        return self.encoder(mel, num_delay_tokens)
+
+    def encode(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+        """mel [B, n_mels, 8 T] -> decoder audio inputs [B, T, D].
+
+        Split from :meth:`decode` so that file transcription can run the encoder over many steps
+        at once (it is causal: the same outputs) and then step the decoder token by token.
+        """
+        return self.adapter(self.encode_frames(mel, num_delay_tokens))
+
+    def decode(self, audio: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+        """audio [B, T, D] (from :meth:`encode`), tokens [B, T] (previous token per step) -> logits [B, T, V]."""
+        if audio.shape[1] != tokens.shape[1]:
+            raise ValueError(f"{audio.shape[1]} audio steps but {tokens.shape[1]} tokens")
+        x = audio + self.decoder.embed(tokens)  # [B, T, D]
+        return self.decoder.logits(self.decoder.forward_embeddings(x, num_delay_tokens=num_delay_tokens))

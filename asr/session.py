@@ -5,6 +5,11 @@ A :class:`StreamingSession` owns ``B`` slots. Audio is pushed into a slot whenev
 active slot holds 80 ms of audio, and reports the tokens as events. Each slot has its own delay
 and can be restarted alone (the model's per-stream reset), so a server can multiplex sessions.
 
+When the audio is already there (a file, a caller that fell behind), ``step(n)`` advances up to
+``chunk_steps`` steps in one call: the causal encoder runs once over all ``n`` steps (larger
+products, one pass over its weights instead of ``n``) and only the decoder goes token by token.
+The tokens are those of ``n`` single steps; the events come grouped by slot instead of by step.
+
 Audio framing matches training exactly: a stream starts with ``left_pad`` silent steps, step ``t``
 sees the 1520-sample window ``[1280 t - 200, 1280 t + 1320)`` of (silence + audio), and the end is
 flushed with ``delay + 1 + right_pad`` silent steps so that the last word comes out.
@@ -65,8 +70,18 @@ class _Slot:
 
 
 class StreamingSession:
-    def __init__(self, model: RealtimeRecognizer, tokenizer: Tokenizer, batch_size: int = 1, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: RealtimeRecognizer,
+        tokenizer: Tokenizer,
+        batch_size: int = 1,
+        device: str | torch.device = "cpu",
+        chunk_steps: int = 1,
+    ) -> None:
+        if chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
         self.model = model.eval()
+        self.chunk_steps = chunk_steps
         self.tokenizer = tokenizer
         self.B = batch_size
         self.device = torch.device(device)
@@ -77,14 +92,17 @@ class StreamingSession:
             raise ValueError("the recogniser needs at least one left-pad step")
         enc_window = args.encoder.max_window
         dec_window = args.decoder.max_window
-        model.encoder.transformer.cache_capacity = (enc_window or 3000) + 3  # 4 frames per step
+        # The ring must keep the window while a call writes 4 frames per step (lm/cache.py).
+        model.encoder.transformer.cache_capacity = (enc_window or 3000) + 4 * chunk_steps - 1
         model.decoder.cache_capacity = dec_window or 8192
         model.start_streaming(batch_size)
         self.slots = [_Slot() for _ in range(batch_size)]
         dtype = model.decoder.norm.weight.dtype  # the activations' dtype (weights may be kept in 16 bits)
-        self.window = torch.zeros(batch_size, STEP_WINDOW, device=self.device)  # [B, 1520] audio window
-        self._overlap = torch.zeros(batch_size, OVERLAP, device=self.device)  # [B, 240] scratch
-        self.staging = np.zeros((batch_size, SAMPLES_PER_STEP), np.float32)  # [B, 1280] new samples
+        most = chunk_steps * SAMPLES_PER_STEP
+        self.window = torch.zeros(batch_size, OVERLAP + most, device=self.device)  # [B, 240 + 1280 n] audio
+        self._overlap = torch.zeros(batch_size, OVERLAP, device=self.device)  # [B, 240] end of the last window
+        self.staging = np.zeros((batch_size, most), np.float32)  # [B, 1280 n] new samples
+        self.tokens_out = torch.zeros(batch_size, chunk_steps, dtype=torch.long, device=self.device)  # [B, n] last call's outputs
         self.steps = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] steps taken
         self.prompt = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # [B] 1 + L + d
         self.delays = torch.zeros(batch_size, dtype=dtype, device=self.device)  # [B]
@@ -104,7 +122,7 @@ class StreamingSession:
         mask = torch.zeros(self.B, dtype=torch.bool, device=self.device)
         mask[stream] = True
         self.model.reset_streaming(mask)
-        self.window[stream].zero_()
+        self._overlap[stream].zero_()
         self.steps[stream] = 0
         self.prompt[stream] = 1 + self.left_pad + delay
         self.delays[stream] = delay
@@ -132,8 +150,11 @@ class StreamingSession:
 
     def ready(self) -> bool:
         """True when every active slot holds one more step of audio (and at least one is active)."""
-        active = [s for s in self.slots if s.active]
-        return bool(active) and all(s.available() >= SAMPLES_PER_STEP for s in active)
+        return self.steps_ready() > 0
+
+    def steps_ready(self) -> int:
+        """How many steps every active slot can take with the audio it holds (0: none is active)."""
+        return min((s.available() // SAMPLES_PER_STEP for s in self.slots if s.active), default=0)
 
     @property
     def active(self) -> list[int]:
@@ -142,36 +163,44 @@ class StreamingSession:
     # ------------------------------------------------------------------------- stepping
 
     @torch.inference_mode()
-    def step(self) -> list[Event]:
-        """Advance all slots by one 80 ms step; inactive slots run on silence and are ignored."""
-        if not self.ready():
-            raise RuntimeError("not every active stream has 80 ms of audio")
+    def step(self, steps: int = 1) -> list[Event]:
+        """Advance all slots by ``steps`` 80 ms steps; inactive slots run on silence and are ignored."""
+        if not 1 <= steps <= self.chunk_steps:
+            raise ValueError(f"steps must be 1..{self.chunk_steps} (the session's chunk_steps), got {steps}")
+        if self.steps_ready() < steps:
+            raise RuntimeError(f"not every active stream has {steps * 80} ms of audio")
+        n = steps * SAMPLES_PER_STEP
         for b, slot in enumerate(self.slots):
             if slot.active:
-                self.staging[b] = slot.take(SAMPLES_PER_STEP)
+                self.staging[b, :n] = slot.take(n)
             else:
-                self.staging[b] = 0.0
-        self._overlap.copy_(self.window[:, SAMPLES_PER_STEP:])  # no per-step allocation
-        self.window[:, :OVERLAP].copy_(self._overlap)
-        self.window[:, OVERLAP:].copy_(torch.from_numpy(self.staging))
-        mel = self.model.features.frames(self.window).to(self.dtype)  # [B, n_mels, 8]
-        # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
-        forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
-        tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
-        logits = self.model(mel, tokens[:, None], self.delays)  # [B, 1, V]
-        self.prev = logits[:, -1].argmax(-1)  # [B]
-        self.steps += 1
-        out = self.prev.tolist()
+                self.staging[b, :n] = 0.0
+        window = self.window[:, : OVERLAP + n]  # [B, 240 + n] view: no per-step allocation
+        window[:, :OVERLAP].copy_(self._overlap)
+        window[:, OVERLAP:].copy_(torch.from_numpy(self.staging[:, :n]))
+        self._overlap.copy_(window[:, n:])  # the next window starts 240 samples before this one ends
+        mel = self.model.features.frames(window).to(self.dtype)  # [B, n_mels, 8 steps]
+        audio = self.model.encode(mel, self.delays)  # [B, steps, D]
+        for k in range(steps):
+            # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
+            forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
+            tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
+            logits = self.model.decode(audio[:, k : k + 1], tokens[:, None], self.delays)  # [B, 1, V]
+            self.prev = logits[:, -1].argmax(-1)  # [B]
+            self.tokens_out[:, k] = self.prev
+            self.steps += 1
+        out = self.tokens_out[:, :steps].tolist()
         events: list[Event] = []
         for b, slot in enumerate(self.slots):
             if not slot.active:
                 continue
-            step = self.steps_host[b]
-            self.steps_host[b] = step + 1
-            index = step + 1  # token index of this output
             first = 1 + self.left_pad + slot.delay
-            if index >= first:
-                events.extend(self._on_token(b, slot, out[b], index - first))
+            for token in out[b]:
+                index = self.steps_host[b] + 1  # token index of this output
+                self.steps_host[b] = index
+                if index >= first:
+                    events.extend(self._on_token(b, slot, token, index - first))
+            # steps <= every slot's remaining steps, so a stream can only end at the last one
             if slot.finishing and slot.available() < SAMPLES_PER_STEP:
                 events.extend(self._close_word(b, slot, None))
                 slot.active = False
@@ -218,12 +247,18 @@ def transcribe_batch(
     waves: Sequence[torch.Tensor | np.ndarray],
     delay: int,
     batch_size: int = 8,
+    chunk_steps: int = 32,
 ) -> list[Transcript]:
-    """Transcribe whole signals as fast as possible, ``batch_size`` streams at a time."""
+    """Transcribe whole signals as fast as possible, ``batch_size`` streams at a time.
+
+    The audio is all there, so each call advances as many steps as every active stream still has
+    (at most ``chunk_steps``): the same tokens as live stepping, with the encoder run in chunks.
+    """
     results: list[Transcript | None] = [None] * len(waves)
     if not waves:
         return []
-    session = StreamingSession(model, tokenizer, min(batch_size, len(waves)), device=next(model.parameters()).device)
+    device = next(model.parameters()).device
+    session = StreamingSession(model, tokenizer, min(batch_size, len(waves)), device=device, chunk_steps=chunk_steps)
     try:
         queue = list(range(len(waves)))
         owner: dict[int, int] = {}
@@ -239,7 +274,7 @@ def transcribe_batch(
         for slot in range(session.B):
             fill(slot)
         while session.active:
-            for event in session.step():
+            for event in session.step(min(session.steps_ready(), chunk_steps)):
                 if event.kind == "final":
                     results[owner[event.stream]] = session.transcript(event.stream)
                     fill(event.stream)

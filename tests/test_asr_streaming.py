@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch
 
 from asr_helpers import chirp, tiny_model
 from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
@@ -155,4 +154,58 @@ def test_committed_word_drops_an_unfinished_character() -> None:
     events = session._close_word(0, slot, None)
     assert [e.text for e in events] == ["entié"]
     assert [w.text for w in session.transcript(0).words] == ["entié"]
+    session.close()
+
+
+def test_chunked_steps_give_the_tokens_of_single_steps() -> None:
+    """``step(n)`` runs the encoder once over n steps (a file's audio is all there): same tokens,
+    also across the encoder's ring buffer wrapping inside a chunk and with several slots."""
+    model = tiny_model()
+    waves = [chirp(2.3, seed=10), chirp(1.1, seed=11)]
+    delays = [3, 1]
+    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays)]
+    session = StreamingSession(model, TOK, 2, chunk_steps=7)
+    for b, (w, d) in enumerate(zip(waves, delays)):
+        session.start(b, d)
+        session.push(b, w)
+        session.finish(b)
+    chunked: list[list[int]] = [[], []]
+    rng = np.random.default_rng(1)
+    sizes = []
+    while session.active:
+        active = session.active
+        n = int(rng.integers(1, min(session.steps_ready(), 7) + 1))
+        sizes.append(n)
+        session.step(n)
+        for b in active:
+            chunked[b].extend(session.tokens_out[b, :n].tolist())
+    session.close()
+    assert chunked == alone
+    assert max(sizes) > 1
+
+
+def test_transcribe_batch_in_chunks_equals_live_stepping() -> None:
+    from voxkit.asr.session import transcribe_batch
+
+    model = tiny_model()
+    waves = [chirp(s, seed=20 + i) for i, s in enumerate((1.4, 0.6, 2.2, 0.9, 1.7))]
+    live = transcribe_batch(model, TOK, waves, delay=2, batch_size=2, chunk_steps=1)
+    chunked = transcribe_batch(model, TOK, waves, delay=2, batch_size=2, chunk_steps=16)
+    assert [t.text for t in chunked] == [t.text for t in live]
+    assert [[(w.start, w.end) for w in t.words] for t in chunked] == [[(w.start, w.end) for w in t.words] for t in live]
+    assert any(t.text for t in live)
+
+
+def test_step_refuses_more_steps_than_the_audio_or_the_chunk() -> None:
+    import pytest
+
+    session = StreamingSession(tiny_model(), TOK, 1, chunk_steps=4)
+    session.start(0, 2)
+    session.push(0, chirp(0.3))  # 3 left-pad steps of silence (less the 40-sample look-ahead) + 0.3 s
+    assert session.steps_ready() == 6
+    with pytest.raises(ValueError, match="chunk_steps"):
+        session.step(5)
+    session.step(4)
+    with pytest.raises(RuntimeError, match="240 ms"):
+        session.step(3)
     session.close()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 
 MIN_DELAY_MS, MAX_DELAY_MS, STEP_MS = 80, 2400, 80
+CHUNK_STEPS = 32  # most 80 ms steps one call computes when the audio is already there
 
 
 def check_delay_ms(delay_ms: int) -> int:
@@ -102,7 +103,9 @@ class TranscriptionStream:
         from voxkit.asr.session import StreamingSession
 
         bundle = transcriber.bundle
-        self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=next(bundle.model.parameters()).device)
+        device = next(bundle.model.parameters()).device
+        # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s.
+        self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=device, chunk_steps=CHUNK_STEPS)
         self.session.start(0, delay)
         self.delay = delay
         self.done = False
@@ -112,9 +115,12 @@ class TranscriptionStream:
         if self.done:
             raise VoxkitError("this stream is finished")
         self.session.push(0, samples)
+        return self._run()
+
+    def _run(self) -> list[Event]:
         events: list[Event] = []
-        while self.session.ready():
-            events.extend(self.session.step())
+        while ready := self.session.steps_ready():
+            events.extend(self.session.step(min(ready, CHUNK_STEPS)))
         return events
 
     def finish(self) -> list[Event]:
@@ -122,9 +128,7 @@ class TranscriptionStream:
         if self.done:
             return []
         self.session.finish(0)
-        events: list[Event] = []
-        while self.session.active:
-            events.extend(self.session.step())
+        events = self._run()
         self.done = True
         self.session.close()
         return events
