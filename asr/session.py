@@ -30,6 +30,7 @@ from voxkit.asr.transcript import Transcript, Word
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
 OVERLAP = STEP_WINDOW - SAMPLES_PER_STEP  # 240 samples shared by consecutive windows
+FILE_CHUNK_STEPS = 32  # most steps one call advances when the audio is already there (2.56 s)
 
 
 @dataclasses.dataclass
@@ -247,7 +248,7 @@ def transcribe_batch(
     waves: Sequence[torch.Tensor | np.ndarray],
     delay: int,
     batch_size: int = 8,
-    chunk_steps: int = 32,
+    chunk_steps: int = FILE_CHUNK_STEPS,
 ) -> list[Transcript]:
     """Transcribe whole signals as fast as possible, ``batch_size`` streams at a time.
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 
 MIN_DELAY_MS, MAX_DELAY_MS, STEP_MS = 80, 2400, 80
-CHUNK_STEPS = 32  # most 80 ms steps one call computes when the audio is already there
 
 
 def check_delay_ms(delay_ms: int) -> int:
@@ -100,12 +99,12 @@ class Transcriber:
 
 class TranscriptionStream:
     def __init__(self, transcriber: Transcriber, delay: int) -> None:
-        from voxkit.asr.session import StreamingSession
+        from voxkit.asr.session import FILE_CHUNK_STEPS, StreamingSession
 
         bundle = transcriber.bundle
         device = next(bundle.model.parameters()).device
         # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s.
-        self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=device, chunk_steps=CHUNK_STEPS)
+        self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=device, chunk_steps=FILE_CHUNK_STEPS)
         self.session.start(0, delay)
         self.delay = delay
         self.done = False
@@ -120,7 +119,7 @@ class TranscriptionStream:
     def _run(self) -> list[Event]:
         events: list[Event] = []
         while ready := self.session.steps_ready():
-            events.extend(self.session.step(min(ready, CHUNK_STEPS)))
+            events.extend(self.session.step(min(ready, self.session.chunk_steps)))
         return events
 
     def finish(self) -> list[Event]:
