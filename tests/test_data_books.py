@@ -1,4 +1,4 @@
-"""Book-like English text sources: dictd dictionary, plain text, SWORD zText module."""
+"""Book-like English text sources: dictd dictionary, Ding examples, plain text, SWORD zText module."""
 
 import gzip
 import struct
@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from voxkit.data.books import dictd_paragraphs, plain_paragraphs, sword_verses
+from voxkit.data.books import dictd_paragraphs, ding_sentences, plain_paragraphs, sword_verses
 from voxkit.errors import DataError
 
 
@@ -25,6 +25,49 @@ def test_dictd_entries_lose_headwords_and_verse(tmp_path):
         "A modern school where football is taught.",
         "A weak person who yields to the temptation of denying himself a pleasure.",
     ]
+
+
+def _dictd_code(value: int) -> str:
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    out = ""
+    while True:
+        out = digits[value % 64] + out
+        value //= 64
+        if value == 0:
+            return out
+
+
+def test_ding_sentences_keep_whole_english_sentences(tmp_path):
+    entries = [
+        "cable stripper\n\n   Abmantelmesser {n}\n",
+        "Then you\u2019ll get the confirmation of your cancellation.\n\n   Sie erhalten dann eine Abmeldebest\u00e4tigung.\n",
+        "to take an instant dislike to sb./sth.\n\n   sofort eine Abneigung gegen etw. empfinden\n",
+        "What brings you to me?\n\n   Was f\u00fchrt dich zu mir?\n",
+        "Give my regards to her (formal).\n\n   Gr\u00fc\u00dfe\n",
+        "What brings you to me?\n\n   Was treibt dich her?\n",  # the same sentence, another entry
+    ]
+    blobs = [e.encode("utf-8") for e in entries]
+    index_lines, offset = [], 0
+    for blob in blobs:
+        head = blob.decode("utf-8").split("\n", 1)[0].lower().rstrip(".?")
+        index_lines.append(f"{head}\t{_dictd_code(offset)}\t{_dictd_code(len(blob))}\n")
+        offset += len(blob)
+    path = tmp_path / "english-german.dict.dz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"".join(blobs))
+    (tmp_path / "english-german.index").write_text("".join(sorted(index_lines)), encoding="utf-8")
+    assert sorted(ding_sentences(str(path))) == [
+        "Then you\u2019ll get the confirmation of your cancellation.",
+        "What brings you to me?",
+    ]
+
+
+def test_ding_sentences_need_the_index(tmp_path):
+    path = tmp_path / "english-german.dict.dz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"x\n")
+    with pytest.raises(DataError, match="no dictd index"):
+        list(ding_sentences(str(path)))
 
 
 def test_plain_paragraphs_join_lines(tmp_path):

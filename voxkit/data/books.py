@@ -4,8 +4,10 @@ Why: by 2026-11 the recogniser's English errors were spellings of rare words in 
 and the fortune cookies (~12 k English sentences) were used up; glosses and templated sentences did
 not help. These Debian packages add natural, modern-ish English prose with a wide vocabulary:
 ``dict-devil`` (Bierce's "The Devil's Dictionary"), ``display-dhammapada`` (an English translation
-of the Dhammapada) and ``sword-text-web`` (the World English Bible, public domain, ~39 k verses).
-Each reader yields paragraphs; :mod:`voxkit.data.text` splits and cleans them like any other source.
+of the Dhammapada) and ``sword-text-web`` (the World English Bible, public domain, ~39 k verses), and since 2026-11-27
+the English example sentences of ``dict-de-en`` (the Ding German-English dictionary: ~16 k
+everyday sentences such as "I can't stand him.", the register the fortunes have and the books lack:
+contractions, questions, first and second person). Each reader yields paragraphs; :mod:`voxkit.data.text` splits and cleans them like any other source.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ _DICT_HEADWORD = re.compile(r"^[A-Z][A-Z' .-]*,\s+(?:[a-z]+\.\s*)+(?:\[[^\]]*\]\
 _MARKUP = re.compile(r"<[^>]*>")
 _NOTE = re.compile(r"<note\b.*?</note>", re.DOTALL)
 _BRACES = re.compile(r"[{}]")
+# A Ding headword that is a whole sentence: capital first letter, final . ! or ?, no sb./sth.
+# placeholders, alternatives or bracketed notes.
+_DING_SENTENCE = re.compile(r"^[A-Z][^\[\]{}()/;|]*[.!?]$")
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def _blank_line_paragraphs(text: str) -> Iterator[str]:
@@ -42,6 +48,39 @@ def dictd_paragraphs(path: str) -> Iterator[str]:
         text = f.read().decode("utf-8", errors="replace")
     for para in _blank_line_paragraphs(text):
         yield _BRACES.sub("", _DICT_HEADWORD.sub("", para))
+
+
+def _dictd_number(code: str) -> int:
+    """A dictd index offset or length: base-64 digits, most significant first."""
+    value = 0
+    for ch in code:
+        value = value * 64 + _B64.index(ch)
+    return value
+
+
+def ding_sentences(path: str) -> Iterator[str]:
+    """The whole-sentence English headwords of the Ding ``english-german.dict.dz``.
+
+    Why the index: it is the only place that says where each entry starts (the entries carry no
+    separator that prose cannot contain); its headwords are lower-cased and stripped of
+    punctuation, so each entry's first line is read for the original spelling.
+    """
+    index = path[: -len(".dict.dz")] + ".index"
+    if not os.path.isfile(index):
+        raise DataError(f"{path}: no dictd index {index}")
+    with gzip.open(path) as f:
+        data = f.read()
+    seen: set[str] = set()
+    with open(index, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 3:
+                continue
+            offset, length = _dictd_number(fields[1]), _dictd_number(fields[2])
+            head = data[offset : offset + length].decode("utf-8", errors="replace").split("\n", 1)[0].strip()
+            if head not in seen and _DING_SENTENCE.match(head):
+                seen.add(head)
+                yield head
 
 
 def plain_paragraphs(path: str) -> Iterator[str]:

@@ -64,6 +64,8 @@ _EN_BOOKS = (
     "/usr/share/dictd/devil.dict.dz",
     "/usr/share/display-dhammapada/dhammapada-english-transl.txt",
     "/usr/share/sword/modules/texts/ztext/engWEB2015eb",
+    # added 2026-11-27 (English corpora built before then did not draw from it)
+    "/usr/share/dictd/english-german.dict.dz",
 )
 
 LANGUAGES: dict[str, LanguageSpec] = {
@@ -331,6 +333,8 @@ def _paragraphs(path: str) -> Iterable[str]:
         return itertools.chain(wordnet_examples(path), wordnet_definitions(path))
     if os.path.isdir(path):
         return books.sword_verses(path)
+    if os.path.basename(path) == "english-german.dict.dz":
+        return books.ding_sentences(path)
     if path.endswith(".dict.dz"):
         return books.dictd_paragraphs(path)
     if path.endswith(".txt"):
