@@ -6,7 +6,12 @@ import zlib
 
 import pytest
 
-from voxkit.data.books import dictd_paragraphs, ding_sentences, plain_paragraphs, sword_verses
+from voxkit.data.books import (
+    dictd_paragraphs,
+    ding_sentences,
+    plain_paragraphs,
+    sword_verses,
+)
 from voxkit.errors import DataError
 
 
