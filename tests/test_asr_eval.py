@@ -49,7 +49,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_eval_prints_the_table_of_the_bundled_model(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     table_file = tmp_path / "table.md"
     assert main(["eval", "asr", str(manifest), "--delays", "480,960", "--output", str(table_file)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "delay 960 ms" in captured.err  # progress goes to stderr, also when it is not a terminal
     lines = table_file.read_text().splitlines()
     assert lines[0] == "| language | 480 ms | 960 ms |" and lines[0] in out
     cells = {line.split("|")[1].strip(): [float(c) for c in line.split("|")[2:-1]] for line in lines[2:]}

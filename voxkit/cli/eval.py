@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--batch-size", type=int, default=32, help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
     a.add_argument("--threads", type=int, default=None)
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
+    a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
 
 
@@ -48,7 +48,7 @@ def run_asr(args: argparse.Namespace) -> int:
     if args.max_utterances and len(rows) > args.max_utterances:
         rows = random.Random(0).sample(rows, args.max_utterances)
     bundle = load_bundle(args.model)
-    table = evaluate_manifest(bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    table = evaluate_manifest(bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet)
     text = format_table(table)
     print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances)\n")
     print(text)
