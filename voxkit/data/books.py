@@ -4,10 +4,11 @@ Why: by 2026-11 the recogniser's English errors were spellings of rare words in 
 and the fortune cookies (~12 k English sentences) were used up; glosses and templated sentences did
 not help. These Debian packages add natural, modern-ish English prose with a wide vocabulary:
 ``dict-devil`` (Bierce's "The Devil's Dictionary"), ``display-dhammapada`` (an English translation
-of the Dhammapada) and ``sword-text-web`` (the World English Bible, public domain, ~39 k verses), and since 2026-11-27
-the English example sentences of ``dict-de-en`` (the Ding German-English dictionary: ~16 k
-everyday sentences such as "I can't stand him.", the register the fortunes have and the books lack:
-contractions, questions, first and second person). Each reader yields paragraphs; :mod:`voxkit.data.text` splits and cleans them like any other source.
+of the Dhammapada), ``sword-text-web`` (the World English Bible, public domain, ~39 k verses) and,
+since 2026-11-27, the English example sentences of ``dict-de-en`` (the Ding German-English
+dictionary: ~18 k sentence headwords, 14.5 k after cleaning, such as "What's on your mind?"), the
+register the fortunes have and the books lack: contractions, questions, first and second person.
+Each reader yields paragraphs; :mod:`voxkit.data.text` splits and cleans them like any other source.
 """
 
 from __future__ import annotations
