@@ -18,11 +18,12 @@ evaluation corpora (every training-split fortune sentence twice, fresh entity se
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 from pathlib import Path
 
 from voxkit.data.entities import entity_sentences
+from voxkit.data.manifest import read_manifest
 from voxkit.data.synth import SPLITS, VOICE_SPLITS, UttPlan, load_plan, plan_corpus, save_plan
 from voxkit.data.text import (
     clean_sentence,
@@ -36,6 +37,7 @@ from voxkit.data.text import (
     text_split,
 )
 from voxkit.data.voices import Voice, speaker_id, speaker_pool, utterance_voice
+from voxkit.errors import VoxkitError
 
 EVAL_CORPORA = ("data/asr_en", "data/asr_fed")
 
@@ -54,11 +56,9 @@ def held_out(corpora: tuple[str, ...]) -> tuple[set[str], set[str]]:
     sentences, variants = set(), set()
     for corpus in corpora:
         for split in ("dev", "test"):
-            with open(Path(corpus) / f"{split}.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    row = json.loads(line)
-                    sentences.add(dedupe_key(row["text"]))
-                    variants.add(row["speaker"].split(":")[1])
+            for row in read_manifest(Path(corpus) / f"{split}.jsonl", resolve=False):
+                sentences.add(dedupe_key(row["text"]))
+                variants.add(row["speaker"].split(":")[1])  # speaker_id(): "lang:variant:pP:gG:rR"
     return sentences, variants
 
 
@@ -105,9 +105,14 @@ def main() -> int:
     a = p.parse_args()
     if a.kind == "evalmix" and a.fed_plan is None:
         p.error("evalmix needs --fed-plan")
-    a.out.mkdir(parents=True, exist_ok=True)
-    held, variants = held_out(EVAL_CORPORA)
-    (plan_pool if a.kind == "pool" else plan_evalmix)(a, held, variants)
+    try:
+        held, variants = held_out(EVAL_CORPORA)
+        a.out.mkdir(parents=True, exist_ok=True)
+        (plan_pool if a.kind == "pool" else plan_evalmix)(a, held, variants)
+    except (OSError, VoxkitError) as err:
+        print(f"plan_finetune: {err} (run from the repository root, with the evaluation corpora in "
+              f"{' and '.join(EVAL_CORPORA)}: docs/asr.md)", file=sys.stderr)
+        return 2
     return 0
 
 

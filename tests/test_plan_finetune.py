@@ -22,7 +22,7 @@ def _script():
 
 def _write(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join(json.dumps({"audio": "a.flac", "duration": 1.0, **r}) + "\n" for r in rows), encoding="utf-8")
 
 
 def test_held_out_collects_dev_and_test_sentences_and_variants(tmp_path: Path) -> None:
