@@ -26,13 +26,11 @@ from voxkit.data.entities import entity_sentences
 from voxkit.data.manifest import read_manifest
 from voxkit.data.synth import SPLITS, VOICE_SPLITS, UttPlan, load_plan, plan_corpus, save_plan
 from voxkit.data.text import (
-    clean_sentence,
     dedupe,
     dedupe_key,
-    fortune_paragraphs,
+    file_sentences,
     pick_split,
     source_files,
-    split_sentences,
     stable_fraction,
     text_split,
 )
@@ -73,9 +71,8 @@ def plan_pool(args: argparse.Namespace, held: set[str], variants: set[str]) -> N
 
 
 def plan_evalmix(args: argparse.Namespace, held: set[str], variants: set[str]) -> None:
-    fortunes = [c for path in source_files("en") if "fortunes" in path for para in fortune_paragraphs(path)
-                for s in split_sentences(para) for c in [clean_sentence(s, "en")] if c]
-    fortunes = [s for s in dedupe(fortunes) if text_split(s, SPLITS) == "train" and dedupe_key(s) not in held]
+    fortunes = dedupe(s for path in source_files("en") if "fortunes" in path for s in file_sentences(path, "en"))
+    fortunes = [s for s in fortunes if text_split(s, SPLITS) == "train" and dedupe_key(s) not in held]
     entities = [s for s in dedupe(entity_sentences("en", args.entities * 2, 161))
                 if text_split(s, SPLITS) == "train" and dedupe_key(s) not in held][: args.entities]
     speakers = [v for v in speaker_pool("en", "train", 400, VOICE_SPLITS, 161) if voice_ok(v, variants)]

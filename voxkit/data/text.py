@@ -344,16 +344,14 @@ def _paragraphs(path: str) -> Iterable[str]:
     return fortune_paragraphs(path)
 
 
+def file_sentences(path: str, lang: str) -> list[str]:
+    """The clean sentences of one source file (not deduplicated), in file order."""
+    return [s for para in _paragraphs(path) for sent in split_sentences(para) if (s := clean_sentence(sent, lang))]
+
+
 def natural_sentences(lang: str) -> list[str]:
     """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources."""
-    out: list[str] = []
-    for path in source_files(lang):
-        for para in _paragraphs(path):
-            for sent in split_sentences(para):
-                s = clean_sentence(sent, lang)
-                if s:
-                    out.append(s)
-    return dedupe(out)
+    return dedupe(s for path in source_files(lang) for s in file_sentences(path, lang))
 
 
 def dedupe_key(text: str) -> str:
