@@ -9,6 +9,7 @@ from torch import nn
 
 from voxkit.lm.args import TransformerArgs
 from voxkit.lm.cache import KVState, StepPlan, new_kv_state, write_kv
+from voxkit.lm.fusion import FusedProjection
 from voxkit.lm.rope import apply_rotary
 from voxkit.ops import attention
 from voxkit.streaming import StreamingModule
@@ -41,6 +42,11 @@ class Attention(StreamingModule):
         self.wk = nn.Linear(args.dim, args.n_kv_heads * hd, bias=False)
         self.wv = nn.Linear(args.dim, args.n_kv_heads * hd, bias=bias)
         self.wo = nn.Linear(args.n_heads * hd, args.dim, bias=bias)
+        self.wqkv: FusedProjection | None = None  # inference only, see fuse_projections
+
+    def fuse_projections(self) -> None:
+        """Compute q, k and v with one product and rotate q and k in one call (inference only)."""
+        self.wqkv = FusedProjection([self.wq, self.wk, self.wv])
 
     def _init_streaming_state(self, batch_size: int) -> KVState:
         w = self.wk.weight
@@ -50,11 +56,17 @@ class Attention(StreamingModule):
     def forward(self, x: torch.Tensor, inputs: AttentionInputs) -> torch.Tensor:
         """x: [B, T, D] -> [B, T, D]."""
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
-        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
-        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
-        q = apply_rotary(q, inputs.rotation)
-        k = apply_rotary(k, inputs.rotation)
+        H, Hkv = self.n_heads, self.n_kv_heads
+        if self.wqkv is not None and self.wqkv.usable(x):
+            qkv = self.wqkv(x).view(B, T, H + 2 * Hkv, self.head_dim).transpose(1, 2)  # [B, H + 2 Hkv, T, hd]
+            qk = apply_rotary(qkv[:, : H + Hkv], inputs.rotation)  # [B, H + Hkv, T, hd]
+            q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + Hkv :]
+        else:
+            q = self.wq(x).view(B, T, H, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
+            k = self.wk(x).view(B, T, Hkv, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+            v = self.wv(x).view(B, T, Hkv, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+            q = apply_rotary(q, inputs.rotation)
+            k = apply_rotary(k, inputs.rotation)
         if inputs.q_scale is not None:
             q = q * inputs.q_scale.to(q.dtype)
         state = self._streaming_state
@@ -65,4 +77,4 @@ class Attention(StreamingModule):
         else:
             mask = inputs.masks.get(self.window)
             out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]
-        return self.wo(out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+        return self.wo(out.transpose(1, 2).reshape(B, T, H * self.head_dim))

@@ -30,6 +30,9 @@ class RingState(StreamingState):
 
     offset: torch.Tensor  # [B] long: next absolute position of each stream
     slot_pos: torch.Tensor = dataclasses.field(metadata={"reset": -1})  # [B, C] long, -1 = empty
+    # The stack's Ada-RMSNorm factors for the delays they were computed for (Transformer.delay_gains):
+    # (delays [B], dtype, one [B, 1, D] per layer). Lives only as long as this streaming session.
+    gains: tuple[torch.Tensor, torch.dtype, list] | None = None
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from voxkit.lm.args import MoeArgs
+from voxkit.lm.fusion import FusedProjection
 
 
 class FeedForward(nn.Module):
@@ -17,8 +18,16 @@ class FeedForward(nn.Module):
         self.w1 = nn.Linear(dim, hidden_dim, bias=False)
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
         self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+        self.w13: FusedProjection | None = None  # inference only, see fuse_projections
+
+    def fuse_projections(self) -> None:
+        """Compute the gate and the up projection with one product (inference only)."""
+        self.w13 = FusedProjection([self.w1, self.w3])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.w13 is not None and self.w13.usable(x):
+            gate, up = self.w13(x).chunk(2, dim=-1)  # [..., hidden] each
+            return self.w2(F.silu(gate) * up)
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 

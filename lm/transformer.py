@@ -36,12 +36,13 @@ class TransformerBlock(nn.Module):
             self.feed_forward = FeedForward(args.dim, args.hidden_dim, args.use_biases)
         self.ada_rms_norm_t_cond = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
 
-    def forward(self, x: torch.Tensor, inputs: AttentionInputs, t_cond: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, inputs: AttentionInputs, gain: torch.Tensor | None) -> torch.Tensor:
+        """``gain``: this layer's ``1 + g(delay)`` [B, 1, D] (:meth:`Transformer.delay_gains`)."""
         h = x + self.attention(self.attention_norm(x), inputs)  # [B, T, D]
         normed = self.ffn_norm(h)
         if self.ada_rms_norm_t_cond is not None:
-            assert t_cond is not None
-            normed = normed * self.ada_rms_norm_t_cond.scale(t_cond)
+            assert gain is not None
+            normed = normed * gain
         return h + self.feed_forward(normed)
 
 
@@ -143,25 +144,44 @@ class Transformer(StreamingModule):
         conditions Ada-RMSNorm (required when the args enable it). positions [T]: offline only,
         absolute positions (default ``arange(T)``).
         """
-        t_cond = None
-        if self.args.ada_rms_norm_t_cond:
-            if num_delay_tokens is None:
-                raise ValueError("this model is delay-conditioned: pass num_delay_tokens")
-            t_cond = delay_embedding(num_delay_tokens.to(x.device), self.args.dim).to(x.dtype)  # [B, D]
         state = self._streaming_state
+        assert state is None or isinstance(state, RingState)
+        gains = self.delay_gains(num_delay_tokens, x, state)
         if state is None:
-            return self._forward_offline(x, t_cond, positions)
-        assert isinstance(state, RingState)
+            return self._forward_offline(x, gains, positions)
         T = x.shape[1]
         if T <= self.max_chunk:
-            return self._forward_step(x, state, lengths, t_cond)
+            return self._forward_step(x, state, lengths, gains)
         # Larger than the ring allows at once: consume it in chunks (prefill only, never per step).
         outs = []
         for start in range(0, T, self.max_chunk):
             chunk = x[:, start : start + self.max_chunk]
             chunk_len = None if lengths is None else (lengths - start).clamp(0, chunk.shape[1])
-            outs.append(self._forward_step(chunk, state, chunk_len, t_cond))
+            outs.append(self._forward_step(chunk, state, chunk_len, gains))
         return torch.cat(outs, dim=1)
+
+    def delay_gains(
+        self, num_delay_tokens: torch.Tensor | None, x: torch.Tensor, state: RingState | None = None
+    ) -> list[torch.Tensor | None]:
+        """Each layer's Ada-RMSNorm factor ``1 + g(delay)`` [B, 1, D] (all None without Ada-RMSNorm).
+
+        The delay belongs to the stream, not to a step, so a streaming session without gradients
+        computes the factors once and reuses them while the streams' delays stay the same.
+        """
+        if not self.args.ada_rms_norm_t_cond:
+            return [None] * len(self.layers)
+        if num_delay_tokens is None:
+            raise ValueError("this model is delay-conditioned: pass num_delay_tokens")
+        reuse = state is not None and not torch.is_grad_enabled()
+        if reuse and state.gains is not None:
+            delays, dtype, gains = state.gains
+            if dtype == x.dtype and delays.shape == num_delay_tokens.shape and torch.equal(delays, num_delay_tokens):
+                return gains
+        t_cond = delay_embedding(num_delay_tokens.to(x.device), self.args.dim).to(x.dtype)  # [B, D]
+        gains = [layer.ada_rms_norm_t_cond.scale(t_cond) for layer in self.layers]  # n_layers x [B, 1, D]
+        if reuse:
+            state.gains = (num_delay_tokens.clone(), x.dtype, gains)
+        return gains
 
     def _rotary_inputs(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         rotation = self.rope.rotation(positions)
@@ -171,7 +191,7 @@ class Transformer(StreamingModule):
             q_scale = llama4_query_scale(positions, s.beta, s.original_max_position_embeddings)
         return rotation, q_scale
 
-    def _forward_offline(self, x: torch.Tensor, t_cond: torch.Tensor | None, positions: torch.Tensor | None) -> torch.Tensor:
+    def _forward_offline(self, x: torch.Tensor, gains: list[torch.Tensor | None], positions: torch.Tensor | None) -> torch.Tensor:
         T = x.shape[1]
         if positions is None:
             positions = torch.arange(T, device=x.device)
@@ -180,18 +200,18 @@ class Transformer(StreamingModule):
         for w in self.windows:
             masks[w] = None if w is None or w >= T else _band_mask(T, w, x.device, causal=self.args.causal)
         inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=masks, plan=None)
-        for layer in self.layers:
-            x = layer(x, inputs, t_cond)
+        for layer, gain in zip(self.layers, gains, strict=True):
+            x = layer(x, inputs, gain)
         return self.norm(x)
 
     def _forward_step(
-        self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, t_cond: torch.Tensor | None
+        self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, gains: list[torch.Tensor | None]
     ) -> torch.Tensor:
         plan = plan_step(state, x.shape[1], self.windows)
         rotation, q_scale = self._rotary_inputs(plan.positions)
         inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks={}, plan=plan)
-        for layer in self.layers:
-            x = layer(x, inputs, t_cond)
+        for layer, gain in zip(self.layers, gains, strict=True):
+            x = layer(x, inputs, gain)
         commit_step(state, plan, lengths)
         return self.norm(x)
 
