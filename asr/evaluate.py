@@ -38,8 +38,13 @@ def evaluate_manifest(
     delays_ms: Sequence[int],
     batch_size: int = 32,
     progress: bool = True,
+    hypotheses: dict[int, list[str]] | None = None,
 ) -> dict[int, dict[str, float]]:
-    """WER (percent) for each delay (ms) and language, plus "all": {delay: {lang: wer}}."""
+    """WER (percent) for each delay (ms) and language, plus "all": {delay: {lang: wer}}.
+
+    ``hypotheses``: when given, filled with each delay's transcripts in the order of ``rows``
+    (for error analysis: which utterances a longer delay fixes or breaks).
+    """
     from tqdm import tqdm
 
     from voxkit.asr.session import transcribe_batch
@@ -55,6 +60,8 @@ def evaluate_manifest(
             results.extend(transcribe_batch(model, tokenizer, chunk, delay=delay_ms // 80, batch_size=batch_size))
             bar.update(len(chunk))
         bar.close()
+        if hypotheses is not None:
+            hypotheses[delay_ms] = [t.text for t in results]
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, r in enumerate(rows):
             by_lang[r.get("language", "?")].append(i)
@@ -73,3 +80,14 @@ def format_table(table: dict[int, dict[str, float]]) -> str:
         cells = [f"{table[d][lang]:.1f}" if lang in table[d] else "-" for d in delays]
         lines.append(f"| {lang} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def utterance_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edits, reference words) of one utterance after normalisation."""
+    import jiwer
+
+    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    if not ref:
+        return len(hyp.split()), 0
+    out = jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref.split())

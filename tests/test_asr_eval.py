@@ -65,6 +65,21 @@ def test_eval_prints_the_table_of_the_bundled_model(manifest: Path, tmp_path: Pa
     assert cells["en"][0] < 40.0
 
 
+def test_eval_writes_every_transcript(manifest: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hyp.jsonl"
+    assert main(["eval", "asr", str(manifest), "--delays", "160,480", "--hypotheses", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["delay_ms"], r["language"]) for r in records] == [(d, lang) for d in (160, 480) for lang, _, _ in SENTENCES]
+    english = [r for r in records if r["delay_ms"] == 480 and r["language"] == "en"]
+    asr = Transcriber(delay_ms=480)
+    for r in english:
+        assert r["hypothesis"] == asr.transcribe(r["audio"]).text
+    # the per-utterance counts add up to the table's corpus WER
+    errors, words = sum(r["errors"] for r in english), sum(r["words"] for r in english)
+    table_wer = word_error_rate([r["reference"] for r in english], [r["hypothesis"] for r in english])
+    assert errors / words == pytest.approx(table_wer)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--batch-size", type=int, default=32, help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
     a.add_argument("--threads", type=int, default=None)
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
+    a.add_argument("--hypotheses", default=None, metavar="FILE",
+                   help="also write every transcript as JSONL (audio, language, delay_ms, reference, hypothesis, errors, words)")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
 
@@ -48,11 +50,30 @@ def run_asr(args: argparse.Namespace) -> int:
     if args.max_utterances and len(rows) > args.max_utterances:
         rows = random.Random(0).sample(rows, args.max_utterances)
     bundle = load_bundle(args.model)
-    table = evaluate_manifest(bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet)
+    hypotheses: dict[int, list[str]] = {}
+    table = evaluate_manifest(
+        bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses
+    )
     text = format_table(table)
     print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances)\n")
     print(text)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
+    if args.hypotheses:
+        _write_hypotheses(args.hypotheses, rows, hypotheses)
     return 0
+
+
+def _write_hypotheses(path: str, rows: list[dict], hypotheses: dict[int, list[str]]) -> None:
+    import json
+
+    from voxkit.asr.evaluate import utterance_errors
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for delay_ms, texts in hypotheses.items():
+            for row, hyp in zip(rows, texts, strict=True):
+                errors, words = utterance_errors(row["text"], hyp)
+                record = {"audio": row["audio"], "language": row.get("language", "?"), "delay_ms": delay_ms,
+                          "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
