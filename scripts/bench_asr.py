@@ -29,6 +29,7 @@ from voxkit.asr.bundle import default_model_dir, load_bundle
 from voxkit.asr.checkpoint import load_recognizer
 from voxkit.asr.session import StreamingSession, transcribe_batch
 from voxkit.audio.io import load_audio
+from voxkit.lm.fusion import fuse_projections
 
 SAMPLE = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "samples" / "en.flac"
 
@@ -137,6 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=shm) as tmp:
         hf.save_pretrained(tmp)
         ours = load_recognizer(tmp, device=device, dtype=dtype)
+    fuse_projections(ours)  # as load_bundle does: what a user of the API runs
     ours.args.n_left_pad_tokens = args.n_left_pad_tokens
     if tokenizer is None:
         from voxkit.tokenizer import TekkenTokenizer
