@@ -73,7 +73,9 @@ class Attention(StreamingModule):
         if state is not None:
             assert isinstance(state, KVState) and inputs.plan is not None
             write_kv(state, inputs.plan.slots, k, v)
-            out = attention(q, state.k, state.v, mask=inputs.plan.masks[self.window])  # [B, H, T, hd]
+            used = inputs.plan.used
+            keys, values = state.k[:, :, :used], state.v[:, :, :used]  # [B, Hkv, used, hd] views
+            out = attention(q, keys, values, mask=inputs.plan.masks[self.window])  # [B, H, T, hd]
         else:
             mask = inputs.masks.get(self.window)
             out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]

@@ -52,7 +52,8 @@ class StepPlan:
 
     positions: torch.Tensor  # [B, T] absolute positions of the new tokens
     slots: torch.Tensor  # [B, T] ring slots they are written to
-    masks: dict[int | None, torch.Tensor]  # window -> [B, 1, T, C] bool (True = may attend)
+    masks: dict[int | None, torch.Tensor]  # window -> [B, 1, T, used] bool (True = may attend)
+    used: int  # attention reads slots [0, used) only: no stream has written beyond them yet
 
 
 def new_ring_state(batch_size: int, capacity: int, device: torch.device) -> RingState:
@@ -80,11 +81,19 @@ def plan_step(ring: RingState, num_tokens: int, windows: set[int | None]) -> Ste
     positions = ring.offset[:, None] + steps  # [B, T]
     slots = positions % capacity  # [B, T]
     ring.slot_pos.scatter_(1, slots, positions)
-    key_pos = ring.slot_pos[:, None, None, :]  # [B, 1, 1, C]
+    used = capacity
+    if ring.offset.device.type == "cpu":
+        # Until a stream wraps around the ring, the slots past its newest position were never
+        # written (a restarted stream's old slots are marked empty): leave them out of the
+        # attention instead of reading and masking them. A young stream (a file shorter than
+        # the window, the usual case) then reads a fraction of the cache, which on a CPU is
+        # bound by memory traffic. On a GPU the full cache is read: this needs a host sync.
+        used = min(capacity, int(ring.offset.max()) + num_tokens)
+    key_pos = ring.slot_pos[:, None, None, :used]  # [B, 1, 1, used]
     query_pos = positions[:, None, :, None]  # [B, 1, T, 1]
-    visible = (key_pos >= 0) & (key_pos <= query_pos)  # [B, 1, T, C]
+    visible = (key_pos >= 0) & (key_pos <= query_pos)  # [B, 1, T, used]
     masks = {w: visible if w is None else visible & (query_pos - key_pos < w) for w in windows}
-    return StepPlan(positions=positions, slots=slots, masks=masks)
+    return StepPlan(positions=positions, slots=slots, masks=masks, used=used)
 
 
 def commit_step(ring: RingState, plan: StepPlan, lengths: torch.Tensor | None) -> None:

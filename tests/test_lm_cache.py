@@ -128,3 +128,27 @@ def test_causality_by_gradients() -> None:
     assert torch.all(grad[3:8] > 0)  # within the window of 5 ...
     # ... and through two layers the receptive field reaches 2 * (5 - 1) positions back
     assert torch.all(grad[:3] >= 0)
+
+
+def test_attention_reads_only_the_written_part_of_the_ring() -> None:
+    from voxkit.lm.cache import plan_step
+
+    model = _model(VARIANTS["window"])
+    tokens = torch.randint(0, VOCAB, (2, 40))
+    with torch.no_grad():
+        full = model(tokens)
+        model.cache_capacity = 32
+        with model.streaming(2):
+            state = model._streaming_state
+            assert plan_step(state, 3, model.windows).used == 3  # a dry plan: nothing written yet
+            state.slot_pos.fill_(-1)
+            out = [model(tokens[:, :12])]
+            assert plan_step(state, 1, model.windows).used == 13
+            state.slot_pos[:, 12] = -1  # undo the dry plan's registration
+            model.reset_streaming(torch.tensor([True, False]))  # stream 0 restarts at slot 0
+            assert plan_step(state, 1, model.windows).used == 13  # stream 1 still needs its 13 slots
+            state.slot_pos[0, 0], state.slot_pos[1, 12] = -1, -1
+            out += [model(tokens[:, 12 + t : 13 + t]) for t in range(28)]  # stream 1 wraps the ring
+            assert plan_step(state, 1, model.windows).used == 32
+    # stream 1 never restarted: equal to the offline forward all the way through the wrap
+    assert (torch.cat(out, dim=1)[1] - full[1]).abs().max().item() < 1e-5
