@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from voxkit.ops import stored_linear
+
 
 class FusedProjection:
     """The stacked weight [sum(out), in] and bias [sum(out)] (or None) of linears sharing an input."""
@@ -50,8 +52,7 @@ class FusedProjection:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., in] -> [..., sum(out)] (16-bit stored weights are widened to x's dtype here)."""
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return torch.nn.functional.linear(x, self.weight.to(x.dtype), bias)
+        return stored_linear(x, self.weight, self.bias)
 
 
 def fuse_projections(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ from voxkit.lm.cache import RingState, commit_step, new_ring_state, plan_step
 from voxkit.lm.ffn import FeedForward, MoeFeedForward
 from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, delay_embedding
 from voxkit.lm.rope import RotaryEmbedding, llama4_query_scale
+from voxkit.ops import stored_linear
 from voxkit.streaming import StreamingModule
 
 DEFAULT_PREFILL_CHUNK = 256
@@ -115,8 +116,10 @@ class Transformer(StreamingModule):
         if self.output is not None:
             return self.output(hidden)
         assert self.tok_embeddings is not None
-        # .to: a no-op unless the table is kept in 16-bit storage (voxkit.ops.stored_weights)
-        return hidden @ self.tok_embeddings.weight.to(hidden.dtype).t()
+        table = self.tok_embeddings.weight  # [V, D]
+        if table.dtype != hidden.dtype:  # kept in 16-bit storage (voxkit.ops.stored_weights)
+            return stored_linear(hidden, table)
+        return hidden @ table.t()
 
     def forward(
         self,

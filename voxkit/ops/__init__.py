@@ -1,6 +1,7 @@
 """Numerical building blocks with one dispatch point each (fused kernel or PyTorch reference)."""
 
 from voxkit.ops.attention import attention
+from voxkit.ops.linear import stored_linear
 from voxkit.ops.norm import rms_norm
 
-__all__ = ["attention", "rms_norm"]
+__all__ = ["attention", "rms_norm", "stored_linear"]

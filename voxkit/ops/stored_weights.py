@@ -10,7 +10,10 @@ enter the matmul are the same, so the output is bit-identical to the float32 mod
 memory traffic per step halves. The widened copy is a short-lived temporary that stays in cache;
 on this project's CPU it is cheaper than reading float32 weights at every row count measured
 (docs/benchmarks.md), unlike float16 arithmetic, which torch runs row by row without native
-float16 products.
+float16 products. For the few rows of a streaming step on one thread, :func:`voxkit.ops.stored_linear`
+goes one step further and widens inside a C kernel (no float32 copy at all); that path sums in
+another order, so its results agree with float32 to rounding rather than bit for bit
+(``VOXKIT_KERNELS=off`` restores the bit-identical reference).
 
 Only tensors whose every value survives the round trip to 16 bits are touched, so a model trained
 and saved in float32 is left exactly as it is.
@@ -24,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voxkit.ops.linear import stored_linear
+
 
 class StoredLinear(nn.Module):
     """``nn.Linear`` whose weight lives in a 16-bit dtype; bias and activations keep their dtype."""
@@ -35,7 +40,7 @@ class StoredLinear(nn.Module):
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight.to(x.dtype), self.bias)
+        return stored_linear(x, self.weight, self.bias)
 
 
 class StoredEmbedding(nn.Module):

@@ -1,0 +1,85 @@
+"""``F.linear`` for weights that may be kept in 16 bits (one dispatch point).
+
+Inference keeps 16-bit checkpoints' weights in float16/bfloat16 and computes in float32
+(:mod:`voxkit.ops.stored_weights`). The PyTorch reference widens the whole weight to float32 before
+the product; for the few rows of a streaming step (one decoder token and four encoder frames per
+stream) the C kernel ``csrc/linear16.c`` instead widens in registers, so the step reads each weight
+once, in 16 bits. It is used on a CPU, for float32 rows, at most :data:`ROWS_MAX` of them, with one
+torch thread (it is single-threaded; with more threads torch's parallel product may win), without
+gradients, and unless ``VOXKIT_KERNELS=off``. It multiplies the same numbers as the reference and
+sums them in another order: results agree to float32 rounding (about 1e-7 relative), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from voxkit.ops import native
+from voxkit.ops.dispatch import announce, kernels_enabled
+
+ROWS_MAX = 8  # above this torch's matrix product (after widening) is as fast or faster
+_STORAGE = (torch.float16, torch.bfloat16)
+
+
+@functools.cache
+def linear16_kernel(flags: tuple[str, ...] = native.DEFAULT_FLAGS) -> Callable[..., None] | None:
+    """The C entry point (None where it cannot be built or the CPU lacks AVX2 + F16C)."""
+    lib = native.load("linear16", flags)
+    if lib is None or lib.linear16_isa() == 0:
+        return None
+    fn = lib.linear16
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    fn.argtypes += [ctypes.c_long] * 3
+    fn.restype = None
+    return fn
+
+
+def run_linear16(fn: Callable[..., None], x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x [..., K] float32 (at most ROWS_MAX rows), weight [N, K] 16-bit contiguous -> [..., N] float32."""
+    N, K = weight.shape
+    rows = x.numel() // K
+    flat = x.reshape(rows, K)  # [rows, K] (a view for the usual contiguous input)
+    if flat.stride(-1) != 1:
+        flat = flat.contiguous()
+    if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
+        bias = bias.to(torch.float32).contiguous()
+    y = torch.empty(rows, N, dtype=torch.float32, device=x.device)  # [rows, N]
+    fn(
+        weight.data_ptr(), int(weight.dtype == torch.bfloat16), flat.data_ptr(), flat.stride(0),
+        None if bias is None else bias.data_ptr(), y.data_ptr(), rows, N, K,
+    )
+    return y.view(*x.shape[:-1], N)
+
+
+def _kernel_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if x.dtype != torch.float32 or x.device.type != "cpu" or weight.dtype not in _STORAGE or not weight.is_contiguous():
+        return False
+    K = weight.shape[1]
+    if x.shape[-1] != K or not 0 < x.numel() <= ROWS_MAX * K:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+        return False
+    return torch.get_num_threads() == 1 and kernels_enabled()
+
+
+def stored_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with ``weight`` (and ``bias``) read in x's dtype.
+
+    x [..., K]; weight [N, K] in x's dtype or in 16-bit storage; returns [..., N] in x's dtype.
+    """
+    if weight.dtype != x.dtype:
+        if _kernel_applies(x, weight, bias):
+            fn = linear16_kernel()
+            if fn is not None:
+                announce("linear16", "c-kernel")
+                return run_linear16(fn, x, weight, bias)
+        announce("linear16", "torch")
+        weight = weight.to(x.dtype)
+    if bias is not None and bias.dtype != x.dtype:
+        bias = bias.to(x.dtype)
+    return F.linear(x, weight, bias)

@@ -1,0 +1,91 @@
+"""voxkit's small C kernels for the CPU, built with the machine's C compiler on first use.
+
+Why C through ctypes rather than a torch C++ extension: these kernels work on raw float pointers
+and need none of torch's headers, so a build takes a fraction of a second and only needs ``cc``
+(a torch extension build takes tens of seconds). Each build is compiled for this CPU
+(``-march=native``) and cached under ``$VOXKIT_CACHE_DIR`` (default ``~/.cache/voxkit``) by a hash
+of the source, the compiler, its flags and the CPU's feature list, so a home folder shared by
+different machines never loads code built for another CPU. A failed build (no compiler, an
+unknown flag) is logged once and the caller keeps its PyTorch reference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("voxkit.ops")
+
+SOURCES = Path(__file__).resolve().parent / "csrc"
+DEFAULT_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VOXKIT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "voxkit")
+    return Path(root) / "kernels"
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and feature flags (what ``-march=native`` compiles for)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
+    """Compile ``csrc/{name}.c`` into a cached shared library; its path, or None if the build failed."""
+    source = SOURCES / f"{name}.c"
+    compiler = os.environ.get("CC", "cc")
+    if shutil.which(compiler) is None:
+        log.info("voxkit kernel %s: no C compiler (%s), using the PyTorch reference", name, compiler)
+        return None
+    key = hashlib.sha256(
+        "\0".join([source.read_text(), compiler, *flags, platform.machine(), _cpu_signature()]).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build next to the target and rename: concurrent processes never load a half-written file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *flags, "-o", tmp, str(source)], capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            log.info("voxkit kernel %s: build failed, using the PyTorch reference:\n%s", name, result.stderr.strip())
+            return None
+        os.replace(tmp, target)
+        return target
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.info("voxkit kernel %s: build failed (%s), using the PyTorch reference", name, err)
+        return None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.cache
+def load(name: str, flags: tuple[str, ...] = DEFAULT_FLAGS) -> ctypes.CDLL | None:
+    """The built library ``name`` (once per process and flags), or None where it cannot be built."""
+    path = build(name, flags)
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as err:
+        log.info("voxkit kernel %s: cannot load %s (%s), using the PyTorch reference", name, path, err)
+        return None
