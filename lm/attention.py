@@ -75,7 +75,7 @@ class Attention(StreamingModule):
             write_kv(state, inputs.plan.slots, k, v)
             used = inputs.plan.used
             keys, values = state.k[:, :, :used], state.v[:, :, :used]  # [B, Hkv, used, hd] views
-            out = attention(q, keys, values, mask=inputs.plan.masks[self.window])  # [B, H, T, hd]
+            out = attention(q, keys, values, mask=inputs.plan.mask(self.window))  # [B, H, T, hd]
         else:
             mask = inputs.masks.get(self.window)
             out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]

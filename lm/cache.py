@@ -33,6 +33,9 @@ class RingState(StreamingState):
     # The stack's Ada-RMSNorm factors for the delays they were computed for (Transformer.delay_gains):
     # (delays [B], dtype, one [B, 1, D] per layer). Lives only as long as this streaming session.
     gains: tuple[torch.Tensor, torch.dtype, list] | None = None
+    # The fused CPU step's block descriptions and scratch buffer (lm/fused_step.py), made once per
+    # session; a dict, so that resetting streams leaves it alone.
+    fused: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -52,8 +55,22 @@ class StepPlan:
 
     positions: torch.Tensor  # [B, T] absolute positions of the new tokens
     slots: torch.Tensor  # [B, T] ring slots they are written to
-    masks: dict[int | None, torch.Tensor]  # window -> [B, 1, T, used] bool (True = may attend)
+    slot_pos: torch.Tensor  # [B, C] the ring's positions after this call's writes
     used: int  # attention reads slots [0, used) only: no stream has written beyond them yet
+    _masks: dict[int | None, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    def mask(self, window: int | None) -> torch.Tensor:
+        """[B, 1, T, used] bool, True where a new token may attend (built on first use per window:
+        the fused CPU step reads ``slot_pos`` directly and never needs it)."""
+        mask = self._masks.get(window)
+        if mask is None:
+            key_pos = self.slot_pos[:, None, None, : self.used]  # [B, 1, 1, used]
+            query_pos = self.positions[:, None, :, None]  # [B, 1, T, 1]
+            mask = (key_pos >= 0) & (key_pos <= query_pos)  # [B, 1, T, used]
+            if window is not None:
+                mask = mask & (query_pos - key_pos < window)
+            self._masks[window] = mask
+        return mask
 
 
 def new_ring_state(batch_size: int, capacity: int, device: torch.device) -> RingState:
@@ -70,8 +87,8 @@ def new_kv_state(
     return KVState(k=torch.zeros(shape, dtype=dtype, device=device), v=torch.zeros(shape, dtype=dtype, device=device))
 
 
-def plan_step(ring: RingState, num_tokens: int, windows: set[int | None]) -> StepPlan:
-    """Register ``num_tokens`` new positions per stream and build the attention masks.
+def plan_step(ring: RingState, num_tokens: int) -> StepPlan:
+    """Register ``num_tokens`` new positions per stream (the masks follow from the plan on demand).
 
     The slots are marked as holding the new positions before attention (a token attends to
     itself); :func:`commit_step` advances the offsets afterwards.
@@ -89,11 +106,7 @@ def plan_step(ring: RingState, num_tokens: int, windows: set[int | None]) -> Ste
         # the window, the usual case) then reads a fraction of the cache, which on a CPU is
         # bound by memory traffic. On a GPU the full cache is read: this needs a host sync.
         used = min(capacity, int(ring.offset.max()) + num_tokens)
-    key_pos = ring.slot_pos[:, None, None, :used]  # [B, 1, 1, used]
-    query_pos = positions[:, None, :, None]  # [B, 1, T, 1]
-    visible = (key_pos >= 0) & (key_pos <= query_pos)  # [B, 1, T, used]
-    masks = {w: visible if w is None else visible & (query_pos - key_pos < w) for w in windows}
-    return StepPlan(positions=positions, slots=slots, masks=masks, used=used)
+    return StepPlan(positions=positions, slots=slots, slot_pos=ring.slot_pos, used=used)
 
 
 def commit_step(ring: RingState, plan: StepPlan, lengths: torch.Tensor | None) -> None:

@@ -15,9 +15,10 @@ from voxkit.lm.args import TransformerArgs
 from voxkit.lm.attention import Attention, AttentionInputs
 from voxkit.lm.cache import RingState, commit_step, new_ring_state, plan_step
 from voxkit.lm.ffn import FeedForward, MoeFeedForward
+from voxkit.lm.fused_step import fused_stack_step
 from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, delay_embedding
 from voxkit.lm.rope import RotaryEmbedding, llama4_query_scale
-from voxkit.ops import stored_linear
+from voxkit.ops import linear16
 from voxkit.streaming import StreamingModule
 
 DEFAULT_PREFILL_CHUNK = 256
@@ -118,8 +119,11 @@ class Transformer(StreamingModule):
         assert self.tok_embeddings is not None
         table = self.tok_embeddings.weight  # [V, D]
         if table.dtype != hidden.dtype:  # kept in 16-bit storage (voxkit.ops.stored_weights)
-            return stored_linear(hidden, table)
-        return hidden @ table.t()
+            out = linear16(hidden, table)  # the few rows of a streaming step on a CPU, else None
+            if out is not None:
+                return out
+        # .to: a no-op unless the table is kept in 16 bits; the same product as the float32 model
+        return hidden @ table.to(hidden.dtype).t()
 
     def forward(
         self,
@@ -210,11 +214,15 @@ class Transformer(StreamingModule):
     def _forward_step(
         self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, gains: list[torch.Tensor | None]
     ) -> torch.Tensor:
-        plan = plan_step(state, x.shape[1], self.windows)
+        plan = plan_step(state, x.shape[1])
         rotation, q_scale = self._rotary_inputs(plan.positions)
         inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks={}, plan=plan)
-        for layer, gain in zip(self.layers, gains, strict=True):
-            x = layer(x, inputs, gain)
+        fused = fused_stack_step(self, x, state, plan, inputs, gains)  # one C call per block (CPU), or None
+        if fused is not None:
+            x = fused
+        else:
+            for layer, gain in zip(self.layers, gains, strict=True):
+                x = layer(x, inputs, gain)
         commit_step(state, plan, lengths)
         return self.norm(x)
 

@@ -140,15 +140,15 @@ def test_attention_reads_only_the_written_part_of_the_ring() -> None:
         model.cache_capacity = 32
         with model.streaming(2):
             state = model._streaming_state
-            assert plan_step(state, 3, model.windows).used == 3  # a dry plan: nothing written yet
+            assert plan_step(state, 3).used == 3  # a dry plan: nothing written yet
             state.slot_pos.fill_(-1)
             out = [model(tokens[:, :12])]
-            assert plan_step(state, 1, model.windows).used == 13
+            assert plan_step(state, 1).used == 13
             state.slot_pos[:, 12] = -1  # undo the dry plan's registration
             model.reset_streaming(torch.tensor([True, False]))  # stream 0 restarts at slot 0
-            assert plan_step(state, 1, model.windows).used == 13  # stream 1 still needs its 13 slots
+            assert plan_step(state, 1).used == 13  # stream 1 still needs its 13 slots
             state.slot_pos[0, 0], state.slot_pos[1, 12] = -1, -1
             out += [model(tokens[:, 12 + t : 13 + t]) for t in range(28)]  # stream 1 wraps the ring
-            assert plan_step(state, 1, model.windows).used == 32
+            assert plan_step(state, 1).used == 32
     # stream 1 never restarted: equal to the offline forward all the way through the wrap
     assert (torch.cat(out, dim=1)[1] - full[1]).abs().max().item() < 1e-5

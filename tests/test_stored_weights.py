@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -28,7 +29,10 @@ def count(model: nn.Module, kinds: tuple[type, ...]) -> int:
     return sum(isinstance(m, kinds) for m in model.modules())
 
 
-def test_float16_storage_changes_no_output_bit() -> None:
+def test_float16_storage_changes_no_output_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The widening reference (the C kernel of one-thread steps sums in another order: tested in
+    # test_ops_linear16.py and test_lm_fused_step.py).
+    monkeypatch.setenv("VOXKIT_KERNELS", "off")
     model = rounded_model(torch.float16)
     reference = copy.deepcopy(model)
     linears = count(model, (nn.Linear, nn.Embedding))

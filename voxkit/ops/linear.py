@@ -67,17 +67,25 @@ def _kernel_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     return torch.get_num_threads() == 1 and kernels_enabled()
 
 
+def linear16(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The kernel's ``x @ weight.T + bias`` [..., N], or None where it does not apply (see the module doc)."""
+    if _kernel_applies(x, weight, bias):
+        fn = linear16_kernel()
+        if fn is not None:
+            announce("linear16", "c-kernel")
+            return run_linear16(fn, x, weight, bias)
+    return None
+
+
 def stored_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` with ``weight`` (and ``bias``) read in x's dtype.
 
     x [..., K]; weight [N, K] in x's dtype or in 16-bit storage; returns [..., N] in x's dtype.
     """
     if weight.dtype != x.dtype:
-        if _kernel_applies(x, weight, bias):
-            fn = linear16_kernel()
-            if fn is not None:
-                announce("linear16", "c-kernel")
-                return run_linear16(fn, x, weight, bias)
+        out = linear16(x, weight, bias)
+        if out is not None:
+            return out
         announce("linear16", "torch")
         weight = weight.to(x.dtype)
     if bias is not None and bias.dtype != x.dtype:

@@ -44,6 +44,11 @@ def _cpu_signature() -> str:
         return platform.processor() or platform.machine()
 
 
+def _sources_text() -> list[str]:
+    """Every kernel source (a kernel may include another), so that an edit anywhere rebuilds."""
+    return [f"{p.name}\n{p.read_text()}" for p in sorted(SOURCES.glob("*.[ch]"))]
+
+
 def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
     """Compile ``csrc/{name}.c`` into a cached shared library; its path, or None if the build failed."""
     source = SOURCES / f"{name}.c"
@@ -52,7 +57,7 @@ def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
         log.info("voxkit kernel %s: no C compiler (%s), using the PyTorch reference", name, compiler)
         return None
     key = hashlib.sha256(
-        "\0".join([source.read_text(), compiler, *flags, platform.machine(), _cpu_signature()]).encode()
+        "\0".join([*_sources_text(), compiler, *flags, platform.machine(), _cpu_signature()]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():

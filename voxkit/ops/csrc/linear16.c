@@ -26,6 +26,7 @@ static inline vec wload_bf16(const uint16_t *p) {
     __m256i h = _mm256_loadu_si256((const __m256i *)p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+static inline vec wload_f32(const float *p) { return _mm512_loadu_ps(p); }
 #define NB_ONE_ROW 8 /* weight rows per block: 32 zmm registers hold 8-16 accumulators */
 #define NB_MORE_ROWS 4
 #elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
@@ -46,6 +47,7 @@ static inline vec wload_bf16(const uint16_t *p) {
     __m128i h = _mm_loadu_si128((const __m128i *)p);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
+static inline vec wload_f32(const float *p) { return _mm256_loadu_ps(p); }
 #define NB_ONE_ROW 4 /* 16 ymm registers */
 #define NB_MORE_ROWS 2
 #else
@@ -55,6 +57,10 @@ static inline vec wload_bf16(const uint16_t *p) {
 int linear16_isa(void) { return ISA; }
 
 #if ISA
+typedef uint16_t wt_f16; /* the C element type of each storage */
+typedef uint16_t wt_bf16;
+typedef float wt_f32;
+static inline float widen_f32(float v) { return v; }
 static inline float widen_f16(uint16_t h) { return _cvtsh_ss(h); }
 static inline float widen_bf16(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
@@ -63,7 +69,7 @@ static inline float widen_bf16(uint16_t h) {
 
 /* Rows x[0..R) (stride ldx) times weight rows n..n+NB of type T: y[r * N + n + j]. */
 #define BLOCK(T, R, NB)                                                                             \
-    static void block_##T##_##R##_##NB(const uint16_t *w, const float *x, long ldx, const float *b, \
+    static void block_##T##_##R##_##NB(const wt_##T *w, const float *x, long ldx, const float *b, \
                                        float *y, long N, long K, long n) {                         \
         vec acc[NB][R];                                                                             \
         for (int j = 0; j < NB; j++)                                                                \
@@ -97,7 +103,7 @@ static inline float widen_bf16(uint16_t h) {
 #define LINEAR(T)                                                                                   \
     BLOCK_(T, 1, NB_ONE_ROW) BLOCK_(T, 1, 1) BLOCK_(T, 2, NB_MORE_ROWS) BLOCK_(T, 2, 1)              \
     BLOCK_(T, 3, NB_MORE_ROWS) BLOCK_(T, 3, 1) BLOCK_(T, 4, NB_MORE_ROWS) BLOCK_(T, 4, 1)            \
-    static void linear_##T(const uint16_t *w, const float *x, long ldx, const float *b, float *y,   \
+    static void linear_##T(const wt_##T *w, const float *x, long ldx, const float *b, float *y,   \
                            long rows, long N, long K) {                                             \
         for (long m = 0; m < rows; m += 4) {                                                        \
             const float *xm = x + m * ldx;                                                          \
@@ -114,6 +120,7 @@ static inline float widen_bf16(uint16_t h) {
 
 LINEAR(f16)
 LINEAR(bf16)
+LINEAR(f32)
 
 /* w [N, K] 16-bit (bf16 != 0: bfloat16, else IEEE half), x [rows, K] with row stride ldx,
  * b [N] or NULL, y [rows, N] contiguous. Rows are taken four at a time. */

@@ -1,0 +1,161 @@
+"""A streaming step of the transformer stack with one C call per block (CPU, inference).
+
+Why: for the few rows of a live step (one decoder token, four encoder frames per stream) the
+block's arithmetic is small and PyTorch's per-operator dispatch dominates: about 200 operators
+per block. ``voxkit/ops/csrc/block_step.c`` computes a whole :class:`TransformerBlock` on the
+tensors' memory (weights in their 16- or 32-bit storage, the ring KV cache written in place), so a
+step costs one call per block. :func:`fused_stack_step` returns None whenever the fast path does
+not apply and the caller runs the PyTorch modules instead: gradients, a GPU, more than
+:data:`ROWS_MAX` rows (streams x new rows), more than one torch thread, mixture-of-experts or Llama-4 query scaling,
+unfused projections, a machine without a C compiler or without AVX2/AVX-512, or
+``VOXKIT_KERNELS=off``. Results agree with the modules to float32 rounding (tested).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+
+from voxkit.lm.attention import AttentionInputs
+from voxkit.lm.cache import KVState, RingState, StepPlan
+from voxkit.lm.ffn import FeedForward
+from voxkit.ops import native
+from voxkit.ops.dispatch import announce, kernels_enabled
+
+if TYPE_CHECKING:
+    from voxkit.lm.transformer import Transformer
+
+# Most rows (streams x new rows) one call fuses. The kernel reads the weights once per four rows,
+# so for many rows torch's matrix products win again; measured on the bundled model, one thread:
+# 4 streams (16 encoder rows) 16.7 -> 11.6 ms per step, 16 streams (64 rows) 35.8 -> 30.8 ms.
+ROWS_MAX = 64
+_DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}  # block_step.c's storage codes
+
+
+class _Matrix(ctypes.Structure):
+    _fields_ = [("w", ctypes.c_void_p), ("b", ctypes.c_void_p), ("dtype", ctypes.c_int)]
+
+
+class _Block(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_long) for name in ("dim", "n_heads", "n_kv_heads", "head_dim", "hidden", "window")]
+    _fields_ += [("eps", ctypes.c_float), ("attention_norm", ctypes.c_void_p), ("ffn_norm", ctypes.c_void_p)]
+    _fields_ += [(name, _Matrix) for name in ("wqkv", "wo", "w13", "w2")]
+
+
+class _Step(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_long) for name in ("batch", "rows", "capacity", "used")]
+    _fields_ += [("x", ctypes.c_void_p), ("gain", ctypes.c_void_p), ("rotation", ctypes.c_void_p), ("rot_batch", ctypes.c_long)]
+    _fields_ += [(name, ctypes.c_void_p) for name in ("slots", "positions", "slot_pos", "k_cache", "v_cache", "scratch")]
+
+
+@functools.cache
+def block_step_library() -> ctypes.CDLL | None:
+    """The built kernel library (None where it cannot be built or the CPU lacks AVX2 + F16C)."""
+    lib = native.load("block_step")
+    if lib is None or lib.block_step_isa() == 0:
+        return None
+    lib.block_step.argtypes = [ctypes.POINTER(_Block), ctypes.POINTER(_Step)]
+    lib.block_step.restype = None
+    lib.block_step_scratch.argtypes = [ctypes.c_long] * 7
+    lib.block_step_scratch.restype = ctypes.c_long
+    return lib
+
+
+def _matrix(weight: torch.Tensor, bias: torch.Tensor | None) -> _Matrix | None:
+    if weight.dtype not in _DTYPES or not weight.is_contiguous():
+        return None
+    if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
+        return None
+    return _Matrix(weight.data_ptr(), None if bias is None else bias.data_ptr(), _DTYPES[weight.dtype])
+
+
+def _describe(stack: Transformer) -> list[_Block] | None:
+    """One C description per block, or None when some block is not the plain fused layout."""
+    args = stack.args
+    blocks = []
+    for layer in stack.layers:
+        attn, ffn = layer.attention, layer.feed_forward
+        if not isinstance(ffn, FeedForward) or attn.wqkv is None or ffn.w13 is None:
+            return None
+        if attn.wqkv.weight.data_ptr() != attn.wq.weight.data_ptr() or ffn.w13.weight.data_ptr() != ffn.w1.weight.data_ptr():
+            return None  # the projections no longer share the stacked storage (lm/fusion.py)
+        norms = (layer.attention_norm.weight, layer.ffn_norm.weight)
+        if any(n.dtype != torch.float32 or not n.is_contiguous() for n in norms):
+            return None
+        matrices = (
+            _matrix(attn.wqkv.weight, attn.wqkv.bias),
+            _matrix(attn.wo.weight, attn.wo.bias),
+            _matrix(ffn.w13.weight, ffn.w13.bias),
+            _matrix(ffn.w2.weight, ffn.w2.bias),
+        )
+        if any(m is None for m in matrices):
+            return None
+        hidden = ffn.w1.weight.shape[0]
+        block = _Block(args.dim, attn.n_heads, attn.n_kv_heads, attn.head_dim, hidden, attn.window or 0)
+        block.eps = layer.attention_norm.eps
+        block.attention_norm, block.ffn_norm = norms[0].data_ptr(), norms[1].data_ptr()
+        block.wqkv, block.wo, block.w13, block.w2 = matrices
+        blocks.append(block)
+    return blocks
+
+
+def _blocks(stack: Transformer, state: RingState) -> list[_Block] | None:
+    """The blocks' descriptions, made once per streaming session (weights do not move during one)."""
+    if "blocks" not in state.fused:
+        state.fused["blocks"] = _describe(stack)
+    return state.fused["blocks"]  # type: ignore[return-value]
+
+
+def fused_stack_step(
+    stack: Transformer, x: torch.Tensor, state: RingState, plan: StepPlan, inputs: AttentionInputs, gains: list
+) -> torch.Tensor | None:
+    """Run every block of ``stack`` on x [B, T, D] for this step; None if the fast path does not apply.
+
+    ``plan`` (slots and positions of the new rows) must already be registered in ``state``
+    (:func:`voxkit.lm.cache.plan_step`); the caller commits the step afterwards as usual.
+    """
+    B, T, D = x.shape
+    if (
+        B * T > ROWS_MAX
+        or x.dtype != torch.float32
+        or x.device.type != "cpu"
+        or inputs.q_scale is not None
+        or torch.is_grad_enabled()
+        or torch.get_num_threads() != 1
+        or not kernels_enabled()
+    ):
+        return None
+    lib = block_step_library()
+    blocks = _blocks(stack, state) if lib is not None else None
+    if blocks is None:
+        return None
+    caches = [layer.attention._streaming_state for layer in stack.layers]
+    if any(not isinstance(c, KVState) or c.k.dtype != torch.float32 or not c.k.is_contiguous() for c in caches):
+        return None
+    if any(g is not None and (g.dtype != torch.float32 or not g.is_contiguous()) for g in gains):
+        return None
+    announce("block_step", "c-kernel")
+    first = blocks[0]
+    capacity = state.slot_pos.shape[1]
+    scratch = state.fused.get("scratch")
+    assert scratch is None or isinstance(scratch, torch.Tensor)
+    need = lib.block_step_scratch(ROWS_MAX, D, first.n_heads, first.n_kv_heads, first.head_dim, first.hidden, capacity)
+    if scratch is None or scratch.numel() < need:
+        scratch = state.fused["scratch"] = torch.empty(need, dtype=torch.float32)  # once per session
+    out = x.clone(memory_format=torch.contiguous_format)  # [B, T, D] updated in place by every block
+    rotation = torch.view_as_real(inputs.rotation).contiguous()  # [1|B, 1, T, hd/2, 2]
+    slots, positions = plan.slots.contiguous(), plan.positions.contiguous()  # [B, T] int64
+    step = _Step(B, T, capacity, plan.used)
+    step.x, step.rotation, step.rot_batch = out.data_ptr(), rotation.data_ptr(), rotation.shape[0]
+    step.slots, step.positions, step.slot_pos = slots.data_ptr(), positions.data_ptr(), state.slot_pos.data_ptr()
+    step.scratch = scratch.data_ptr()
+    run: Callable[..., None] = lib.block_step
+    for block, cache, gain in zip(blocks, caches, gains, strict=True):
+        step.gain = None if gain is None else gain.data_ptr()
+        step.k_cache, step.v_cache = cache.k.data_ptr(), cache.v.data_ptr()
+        run(ctypes.byref(block), ctypes.byref(step))
+    return out
