@@ -16,6 +16,7 @@ import torch
 from voxkit.asr.checkpoint import load_recognizer, save_recognizer
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.errors import CheckpointError
+from voxkit.lm.fused_step import prepare_cpu_kernels
 from voxkit.lm.fusion import fuse_projections
 from voxkit.ops.stored_weights import keep_16bit_weights
 from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
@@ -47,7 +48,8 @@ def load_bundle(
 
     ``keep_16bit``: on a CPU, weights saved in float16 stay float16 in memory and are widened at
     each use (:mod:`voxkit.ops.stored_weights`): the same outputs as float32, half the memory
-    traffic per streaming step. Projections that share an input are fused (:mod:`voxkit.lm.fusion`).
+    traffic per streaming step. Projections that share an input are fused (:mod:`voxkit.lm.fusion`),
+    and on a CPU the fused streaming step's C kernels are built now (:mod:`voxkit.lm.fused_step`).
     """
     path = Path(folder) if folder is not None else default_model_dir()
     if folder is None and not (path / "params.json").exists():
@@ -60,6 +62,8 @@ def load_bundle(
     if keep_16bit and torch.device(device).type == "cpu" and dtype == torch.float32:
         keep_16bit_weights(model)
     fuse_projections(model)  # one product for q/k/v and one for w1/w3 (used only without gradients)
+    if torch.device(device).type == "cpu":
+        prepare_cpu_kernels()  # the fused streaming step's C kernels (lm/fused_step.py)
     tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:
         raise CheckpointError(

@@ -25,6 +25,7 @@ from voxkit.lm.cache import KVState, RingState, StepPlan
 from voxkit.lm.ffn import FeedForward
 from voxkit.ops import native
 from voxkit.ops.dispatch import announce, kernels_enabled
+from voxkit.ops.linear import linear16_kernel
 
 if TYPE_CHECKING:
     from voxkit.lm.transformer import Transformer
@@ -63,6 +64,15 @@ def block_step_library() -> ctypes.CDLL | None:
     lib.block_step_scratch.argtypes = [ctypes.c_long] * 7
     lib.block_step_scratch.restype = ctypes.c_long
     return lib
+
+
+def prepare_cpu_kernels() -> bool:
+    """Build (or load the cached) CPU kernels now, so that a first build (about a second) does not
+    land inside the first streaming step. True when the fused step is available."""
+    if not kernels_enabled():
+        return False
+    linear16_kernel()
+    return block_step_library() is not None
 
 
 def _matrix(weight: torch.Tensor, bias: torch.Tensor | None) -> _Matrix | None:

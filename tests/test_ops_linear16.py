@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import platform
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -11,15 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from asr_helpers import chirp
+from cpu_kernel_helpers import HAS_CC, KERNEL_CPU
 from test_asr_streaming import run_stream
 from test_stored_weights import rounded_model
 from voxkit.ops import linear as linear_op
 from voxkit.ops import native
 from voxkit.ops.linear import ROWS_MAX, linear16_kernel, run_linear16, stored_linear
 from voxkit.ops.stored_weights import keep_16bit_weights
-
-X86 = platform.machine() in ("x86_64", "AMD64")
-HAS_CC = shutil.which("cc") is not None
 
 
 @pytest.fixture
@@ -49,7 +45,7 @@ def test_kernel_matches_the_reference(one_thread: None) -> None:
     fn = linear16_kernel()
     if not HAS_CC:
         assert fn is None  # no compiler: the reference is used, nothing crashes
-    elif X86:
+    elif KERNEL_CPU:
         assert fn is not None, "the kernel failed to build on an x86 machine with a C compiler"
     for x, w, b in cases():
         expected = reference(x, w, b)
@@ -67,7 +63,7 @@ def test_leading_dims_strides_and_row_limit(one_thread: None) -> None:
     assert torch.equal(stored_linear(many, w), reference(many, w, None))
 
 
-@pytest.mark.skipif(not (X86 and HAS_CC), reason="instruction-set variants are x86 builds")
+@pytest.mark.skipif(not (KERNEL_CPU and HAS_CC), reason="instruction-set variants are x86 builds (AVX2 + F16C at least)")
 @pytest.mark.parametrize(("extra", "isa"), [(("-mno-avx512f",), 1), (("-march=x86-64",), 0)])
 def test_avx2_and_plain_builds(extra: tuple[str, ...], isa: int, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXKIT_CACHE_DIR", str(tmp_path))
@@ -111,4 +107,4 @@ def test_streaming_with_the_kernel_gives_the_same_tokens(one_thread: None, monke
     with_kernel = run_stream(model, wav, delay=4)[0]
     monkeypatch.setenv("VOXKIT_KERNELS", "off")
     assert with_kernel == run_stream(model, wav, delay=4)[0]
-    assert linear_op.linear16_kernel() is not None or not (X86 and HAS_CC)
+    assert linear_op.linear16_kernel() is not None or not (KERNEL_CPU and HAS_CC)

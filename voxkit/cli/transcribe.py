@@ -37,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate", type=int, default=16000, help="sample rate of raw stdin audio (default 16000)")
     p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")
     p.add_argument("--stats", action="store_true", help="print real-time factor and latency to stderr")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: a stream's small per-step work runs fastest on one)")
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="CPU threads (default 1: a stream's small per-step work runs fastest on one, where the fused C step applies)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
 
