@@ -91,6 +91,10 @@ def test_missing_compiler_falls_back(tmp_path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CC", "false")  # a compiler that fails
     assert native.build("linear16", ("-O3", "-shared", "-fPIC")) is None
     assert not list(tmp_path.glob("kernels/*"))  # no half-written library left behind
+    monkeypatch.delenv("CC")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("VOXKIT_CACHE_DIR", str(tmp_path / "file"))  # a cache that cannot be created
+    assert native.build("linear16", ("-O3", "-shared", "-fPIC")) is None
 
 
 def test_gradients_use_the_reference(one_thread: None) -> None:

@@ -62,10 +62,14 @@ def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build next to the target and rename: concurrent processes never load a half-written file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Build next to the target and rename: concurrent processes never load a half-written file.
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+    except OSError as err:
+        log.info("voxkit kernel %s: cannot write to %s (%s), using the PyTorch reference", name, target.parent, err)
+        return None
     try:
         result = subprocess.run(
             [compiler, *flags, "-o", tmp, str(source)], capture_output=True, text=True, timeout=120, check=False
