@@ -55,7 +55,7 @@ class StepPlan:
 
     positions: torch.Tensor  # [B, T] absolute positions of the new tokens
     slots: torch.Tensor  # [B, T] ring slots they are written to
-    slot_pos: torch.Tensor  # [B, C] the ring's positions after this call's writes
+    slot_pos: torch.Tensor  # [B, C] the ring itself (not a copy): build masks before commit_step
     used: int  # attention reads slots [0, used) only: no stream has written beyond them yet
     _masks: dict[int | None, torch.Tensor] = dataclasses.field(default_factory=dict)
 

@@ -14,15 +14,19 @@ unfused projections, a machine without a C compiler or without AVX2/AVX-512, or
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from voxkit.lm.attention import AttentionInputs
 from voxkit.lm.cache import KVState, RingState, StepPlan
 from voxkit.lm.ffn import FeedForward
+from voxkit.lm.fusion import FusedProjection
+from voxkit.lm.norm import RMSNorm
 from voxkit.ops import native
 from voxkit.ops.dispatch import announce, kernels_enabled
 from voxkit.ops.linear import linear16_kernel
@@ -83,18 +87,56 @@ def _matrix(weight: torch.Tensor, bias: torch.Tensor | None) -> _Matrix | None:
     return _Matrix(weight.data_ptr(), None if bias is None else bias.data_ptr(), _DTYPES[weight.dtype])
 
 
-def _describe(stack: Transformer) -> list[_Block] | None:
+def _still_fused(fused: FusedProjection, linears: list[nn.Module]) -> bool:
+    """True while every linear's weight and bias are still the views of the stacked storage."""
+    offset = 0
+    for lin, rows in zip(linears, fused.sizes, strict=True):
+        if lin.weight.data_ptr() != fused.weight[offset].data_ptr():
+            return False
+        bias = getattr(lin, "bias", None)
+        if bias is not None and (fused.bias is None or bias.data_ptr() != fused.bias[offset].data_ptr()):
+            return False
+        offset += rows
+    return True
+
+
+@dataclasses.dataclass
+class _Description:
+    """The C descriptions of a stack's blocks and the parameters whose memory they point into.
+
+    Holding the tensors keeps that memory alive; ``watch`` lets every call check cheaply that each
+    module still holds the same parameter at the same address (``load_state_dict(assign=True)``,
+    ``.to()`` or a new Parameter would otherwise leave the kernel reading stale memory).
+    """
+
+    blocks: list[_Block]
+    watch: list[tuple[dict, str, torch.Tensor | None, int]]  # (module._parameters, name, tensor, data_ptr)
+    keep: list[torch.Tensor]  # the stacked q/k/v and w1/w3 matrices (plain attributes, not parameters)
+
+    def current(self) -> bool:
+        return all(
+            params.get(name) is tensor and (tensor is None or tensor.data_ptr() == ptr) for params, name, tensor, ptr in self.watch
+        )
+
+
+def _describe(stack: Transformer) -> _Description | None:
     """One C description per block, or None when some block is not the plain fused layout."""
-    args = stack.args
-    blocks = []
+    from voxkit.lm.transformer import TransformerBlock  # the transformer module imports this one
+
+    blocks, watch = [], []
     for layer in stack.layers:
         attn, ffn = layer.attention, layer.feed_forward
-        if not isinstance(ffn, FeedForward) or attn.wqkv is None or ffn.w13 is None:
+        if type(layer) is not TransformerBlock or not isinstance(ffn, FeedForward) or attn.wqkv is None or ffn.w13 is None:
             return None
-        if attn.wqkv.weight.data_ptr() != attn.wq.weight.data_ptr() or ffn.w13.weight.data_ptr() != ffn.w1.weight.data_ptr():
+        if not (_still_fused(attn.wqkv, [attn.wq, attn.wk, attn.wv]) and _still_fused(ffn.w13, [ffn.w1, ffn.w3])):
             return None  # the projections no longer share the stacked storage (lm/fusion.py)
+        norm_modules = (layer.attention_norm, layer.ffn_norm)
+        if any(type(n) is not RMSNorm for n in norm_modules) or norm_modules[0].eps != norm_modules[1].eps:
+            return None
         norms = (layer.attention_norm.weight, layer.ffn_norm.weight)
         if any(n.dtype != torch.float32 or not n.is_contiguous() for n in norms):
+            return None
+        if attn.window is not None and attn.window < 1:
             return None
         matrices = (
             _matrix(attn.wqkv.weight, attn.wqkv.bias),
@@ -105,19 +147,34 @@ def _describe(stack: Transformer) -> list[_Block] | None:
         if any(m is None for m in matrices):
             return None
         hidden = ffn.w1.weight.shape[0]
-        block = _Block(args.dim, attn.n_heads, attn.n_kv_heads, attn.head_dim, hidden, attn.window or 0)
+        block = _Block(stack.args.dim, attn.n_heads, attn.n_kv_heads, attn.head_dim, hidden, attn.window or 0)
         block.eps = layer.attention_norm.eps
         block.attention_norm, block.ffn_norm = norms[0].data_ptr(), norms[1].data_ptr()
         block.wqkv, block.wo, block.w13, block.w2 = matrices
         blocks.append(block)
-    return blocks
+        for module in (attn.wq, attn.wk, attn.wv, attn.wo, ffn.w1, ffn.w3, ffn.w2, *norm_modules):
+            for name in ("weight", "bias"):
+                if name in module._parameters:
+                    tensor = module._parameters[name]
+                    watch.append((module._parameters, name, tensor, 0 if tensor is None else tensor.data_ptr()))
+    keep = [t for layer in stack.layers for t in (layer.attention.wqkv.weight, layer.feed_forward.w13.weight)]
+    return _Description(blocks, watch, keep)
 
 
 def _blocks(stack: Transformer, state: RingState) -> list[_Block] | None:
-    """The blocks' descriptions, made once per streaming session (weights do not move during one)."""
-    if "blocks" not in state.fused:
-        state.fused["blocks"] = _describe(stack)
-    return state.fused["blocks"]  # type: ignore[return-value]
+    """The blocks' descriptions: made once per streaming session, remade if a parameter moved."""
+    description = state.fused.get("blocks")
+    if description is False:  # this stack cannot take the fused path (for this session)
+        return None
+    if not isinstance(description, _Description) or not description.current():
+        description = _describe(stack) or False
+        state.fused["blocks"] = description
+    return description.blocks if description else None
+
+
+def _plain(t: torch.Tensor, shape: tuple[int, ...]) -> bool:
+    """float32, contiguous and exactly ``shape``: memory the kernel may index directly."""
+    return t.dtype == torch.float32 and t.shape == shape and t.is_contiguous()
 
 
 def fused_stack_step(
@@ -143,13 +200,16 @@ def fused_stack_step(
     blocks = _blocks(stack, state) if lib is not None else None
     if blocks is None:
         return None
+    if state.offset.shape[0] != B or inputs.rotation.dtype != torch.complex64 or inputs.rotation.shape[0] not in (1, B):
+        return None
     caches = [layer.attention._streaming_state for layer in stack.layers]
-    if any(not isinstance(c, KVState) or c.k.dtype != torch.float32 or not c.k.is_contiguous() for c in caches):
-        return None
-    if any(g is not None and (g.dtype != torch.float32 or not g.is_contiguous()) for g in gains):
-        return None
-    announce("block_step", "c-kernel")
     first = blocks[0]
+    cache_shape = (B, first.n_kv_heads, state.slot_pos.shape[1], first.head_dim)
+    if any(not isinstance(c, KVState) or not (_plain(c.k, cache_shape) and _plain(c.v, cache_shape)) for c in caches):
+        return None
+    if any(g is not None and not _plain(g, (B, 1, D)) for g in gains):
+        return None  # e.g. one delay broadcast over the batch: the modules broadcast, the kernel does not
+    announce("block_step", "c-kernel")
     capacity = state.slot_pos.shape[1]
     scratch = state.fused.get("scratch")
     assert scratch is None or isinstance(scratch, torch.Tensor)

@@ -121,3 +121,42 @@ def test_fallbacks(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("VOXKIT_KERNELS")
     run(fused)
     assert fused_calls[-1] == CAN_BUILD
+
+
+def _steps(model: torch.nn.Module, tokens: torch.Tensor, delay: torch.Tensor | None, swap_at: int | None = None,
+           new_state: dict | None = None) -> torch.Tensor:
+    outs = []
+    with torch.no_grad(), model.streaming(tokens.shape[0]):
+        for t in range(tokens.shape[1]):
+            if t == swap_at:
+                model.load_state_dict(new_state, assign=True)  # new tensors mid-session
+            outs.append(model(tokens[:, t : t + 1], num_delay_tokens=delay))
+    return torch.cat(outs, dim=1)
+
+
+def test_parameters_replaced_mid_session_are_noticed(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    args = VARIANTS["ada-biases"]
+    torch.manual_seed(1)
+    new_state = {k: v.clone() for k, v in _model(args).state_dict().items()}
+    tokens = torch.randint(0, VOCAB, (1, 8))
+    delay = _delay(args, 1)
+    results = []
+    for mode in ("auto", "off"):
+        monkeypatch.setenv("VOXKIT_KERNELS", mode)
+        torch.manual_seed(0)
+        model = _model(args)
+        fuse_projections(model)
+        results.append(_steps(model, tokens, delay, swap_at=4, new_state={k: v.clone() for k, v in new_state.items()}))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-5)
+    assert fused_calls[:4] == [CAN_BUILD] * 4 and not any(fused_calls[4:8])  # the swap unfused q/k/v: modules
+
+
+def test_a_delay_broadcast_over_the_batch_uses_the_modules(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(VARIANTS["ada-biases"])
+    fuse_projections(model)
+    tokens = torch.randint(0, VOCAB, (3, 5))
+    one_delay = torch.tensor([4.0])  # [1] for 3 streams: gains [1, 1, D], broadcast by the modules
+    fused = _steps(model, tokens, one_delay)
+    assert not any(fused_calls)
+    monkeypatch.setenv("VOXKIT_KERNELS", "off")
+    assert torch.equal(fused, _steps(model, tokens, one_delay))

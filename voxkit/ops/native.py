@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -44,6 +45,16 @@ def _cpu_signature() -> str:
         return platform.processor() or platform.machine()
 
 
+@functools.cache
+def _compiler_version(compiler: tuple[str, ...]) -> str:
+    """The compiler's own description (an upgrade rebuilds the kernels)."""
+    try:
+        result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        return result.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def _sources_text() -> list[str]:
     """Every kernel source (a kernel may include another), so that an edit anywhere rebuilds."""
     return [f"{p.name}\n{p.read_text()}" for p in sorted(SOURCES.glob("*.[ch]"))]
@@ -52,12 +63,12 @@ def _sources_text() -> list[str]:
 def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
     """Compile ``csrc/{name}.c`` into a cached shared library; its path, or None if the build failed."""
     source = SOURCES / f"{name}.c"
-    compiler = os.environ.get("CC", "cc")
-    if shutil.which(compiler) is None:
-        log.info("voxkit kernel %s: no C compiler (%s), using the PyTorch reference", name, compiler)
+    compiler = shlex.split(os.environ.get("CC", "cc"))  # CC may carry a wrapper or options ("ccache gcc")
+    if not compiler or shutil.which(compiler[0]) is None:
+        log.info("voxkit kernel %s: no C compiler (%s), using the PyTorch reference", name, " ".join(compiler))
         return None
     key = hashlib.sha256(
-        "\0".join([*_sources_text(), compiler, *flags, platform.machine(), _cpu_signature()]).encode()
+        "\0".join([*_sources_text(), *compiler, _compiler_version(tuple(compiler)), *flags, platform.machine(), _cpu_signature()]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if target.exists():
@@ -72,15 +83,16 @@ def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
         return None
     try:
         result = subprocess.run(
-            [compiler, *flags, "-o", tmp, str(source)], capture_output=True, text=True, timeout=120, check=False
+            [*compiler, *flags, "-o", tmp, str(source)], capture_output=True, text=True, timeout=120, check=False
         )
         if result.returncode != 0:
-            log.info("voxkit kernel %s: build failed, using the PyTorch reference:\n%s", name, result.stderr.strip())
+            log.warning("voxkit kernel %s: build failed, using the PyTorch reference:\n%s", name, result.stderr.strip())
             return None
+        os.chmod(tmp, 0o755)  # mkstemp made it private; a shared cache folder must let others load it
         os.replace(tmp, target)
         return target
     except (OSError, subprocess.TimeoutExpired) as err:
-        log.info("voxkit kernel %s: build failed (%s), using the PyTorch reference", name, err)
+        log.warning("voxkit kernel %s: build failed (%s), using the PyTorch reference", name, err)
         return None
     finally:
         if os.path.exists(tmp):
