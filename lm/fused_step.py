@@ -6,9 +6,12 @@ per block. ``voxkit/ops/csrc/block_step.c`` computes a whole :class:`Transformer
 tensors' memory (weights in their 16- or 32-bit storage, the ring KV cache written in place), so a
 step costs one call per block. :func:`fused_stack_step` returns None whenever the fast path does
 not apply and the caller runs the PyTorch modules instead: gradients, a GPU, more than
-:data:`ROWS_MAX` rows (streams x new rows), more than one torch thread, mixture-of-experts or Llama-4 query scaling,
-unfused projections, a machine without a C compiler or without AVX2/AVX-512, or
-``VOXKIT_KERNELS=off``. Results agree with the modules to float32 rounding (tested).
+:data:`ROWS_MAX` rows (streams x new rows), mixture-of-experts or Llama-4 query scaling, unfused
+projections, a machine without a C compiler or without AVX2/AVX-512, ``VOXKIT_KERNELS=off``, and
+more than one torch thread for a stack with more than :data:`SMALL_STACK_BYTES` of weights (the
+kernel is single-threaded: it beats torch's threads on a small model, measured for the bundled
+one, but a large model's products want every core). Results agree with the modules to float32
+rounding (tested).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
 # so for many rows torch's matrix products win again; measured on the bundled model, one thread:
 # 4 streams (16 encoder rows) 16.7 -> 11.6 ms per step, 16 streams (64 rows) 35.8 -> 30.8 ms.
 ROWS_MAX = 64
+# Up to this many bytes of weights per stack the fused step runs whatever torch's thread count
+# (the bundled recogniser, 2 threads on the 2-core test CPU: 8.3 ms per live step with the
+# modules, 5.5 ms fused); above it only with one thread.
+SMALL_STACK_BYTES = 64 << 20
 _DTYPES = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}  # block_step.c's storage codes
 
 
@@ -112,6 +119,7 @@ class _Description:
     blocks: list[_Block]
     watch: list[tuple[dict, str, torch.Tensor | None, int]]  # (module._parameters, name, tensor, data_ptr)
     keep: list[torch.Tensor]  # the stacked q/k/v and w1/w3 matrices (plain attributes, not parameters)
+    weight_bytes: int  # what one pass over the stack's matrices reads
 
     def current(self) -> bool:
         return all(
@@ -158,10 +166,15 @@ def _describe(stack: Transformer) -> _Description | None:
                     tensor = module._parameters[name]
                     watch.append((module._parameters, name, tensor, 0 if tensor is None else tensor.data_ptr()))
     keep = [t for layer in stack.layers for t in (layer.attention.wqkv.weight, layer.feed_forward.w13.weight)]
-    return _Description(blocks, watch, keep)
+    weights = [
+        m.weight for layer in stack.layers
+        for m in (layer.attention.wqkv, layer.attention.wo, layer.feed_forward.w13, layer.feed_forward.w2)
+    ]
+    weight_bytes = sum(w.numel() * w.element_size() for w in weights)
+    return _Description(blocks, watch, keep, weight_bytes)
 
 
-def _blocks(stack: Transformer, state: RingState) -> list[_Block] | None:
+def _description(stack: Transformer, state: RingState) -> _Description | None:
     """The blocks' descriptions: made once per streaming session, remade if a parameter moved."""
     description = state.fused.get("blocks")
     if description is False:  # this stack cannot take the fused path (for this session)
@@ -169,7 +182,7 @@ def _blocks(stack: Transformer, state: RingState) -> list[_Block] | None:
     if not isinstance(description, _Description) or not description.current():
         description = _describe(stack) or False
         state.fused["blocks"] = description
-    return description.blocks if description else None
+    return description or None
 
 
 def _plain(t: torch.Tensor, shape: tuple[int, ...]) -> bool:
@@ -192,14 +205,14 @@ def fused_stack_step(
         or x.device.type != "cpu"
         or inputs.q_scale is not None
         or torch.is_grad_enabled()
-        or torch.get_num_threads() != 1
         or not kernels_enabled()
     ):
         return None
     lib = block_step_library()
-    blocks = _blocks(stack, state) if lib is not None else None
-    if blocks is None:
+    description = _description(stack, state) if lib is not None else None
+    if description is None or (description.weight_bytes > SMALL_STACK_BYTES and torch.get_num_threads() != 1):
         return None
+    blocks = description.blocks
     if state.offset.shape[0] != B or inputs.rotation.dtype != torch.complex64 or inputs.rotation.shape[0] not in (1, B):
         return None
     caches = [layer.attention._streaming_state for layer in stack.layers]

@@ -112,13 +112,19 @@ def test_fallbacks(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> 
     fused = _model(args)
     fuse_projections(fused)
     run(fused, grad=True)  # gradients: the modules run
-    torch.set_num_threads(2)
-    run(fused)  # more than one thread
-    torch.set_num_threads(1)
     monkeypatch.setenv("VOXKIT_KERNELS", "off")
     run(fused)
-    assert fused_calls == [False] * 5
+    assert fused_calls == [False] * 4
     monkeypatch.delenv("VOXKIT_KERNELS")
+    run(fused)
+    assert fused_calls[-1] == CAN_BUILD
+    torch.set_num_threads(2)
+    run(fused)  # a small stack: fused whatever the thread count
+    assert fused_calls[-1] == CAN_BUILD
+    monkeypatch.setattr(fused_step, "SMALL_STACK_BYTES", 0)
+    run(fused)  # a "large" stack with two threads: torch's threaded modules
+    assert fused_calls[-1] is False
+    torch.set_num_threads(1)
     run(fused)
     assert fused_calls[-1] == CAN_BUILD
 

@@ -97,6 +97,20 @@ def test_missing_compiler_falls_back(tmp_path, monkeypatch: pytest.MonkeyPatch) 
     assert native.build("linear16", ("-O3", "-shared", "-fPIC")) is None
 
 
+def test_threads_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    w, x = torch.randn(8, 32).half(), torch.randn(1, 32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert (linear_op.linear16(x, w) is not None) == (linear16_kernel() is not None)  # small: kernel
+        monkeypatch.setattr(linear_op, "SMALL_WEIGHT_BYTES", 0)
+        assert linear_op.linear16(x, w) is None  # "large" with two threads: torch's product
+        torch.set_num_threads(1)
+        assert (linear_op.linear16(x, w) is not None) == (linear16_kernel() is not None)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_gradients_use_the_reference(one_thread: None) -> None:
     w = torch.randn(8, 32).half()
     x = torch.randn(1, 32, requires_grad=True)

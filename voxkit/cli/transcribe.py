@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", action="store_true", help="print real-time factor and latency to stderr")
     p.add_argument(
         "--threads", type=int, default=1,
-        help="CPU threads (default 1: a stream's small per-step work runs fastest on one, where the fused C step applies)",
+        help="CPU threads (default 1: a stream's small per-step work runs fastest on one)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)

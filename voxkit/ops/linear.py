@@ -4,9 +4,10 @@ Inference keeps 16-bit checkpoints' weights in float16/bfloat16 and computes in 
 (:mod:`voxkit.ops.stored_weights`). The PyTorch reference widens the whole weight to float32 before
 the product; for the few rows of a streaming step (one decoder token and four encoder frames per
 stream) the C kernel ``csrc/linear16.c`` instead widens in registers, so the step reads each weight
-once, in 16 bits. It is used on a CPU, for float32 rows, at most :data:`ROWS_MAX` of them, with one
-torch thread (it is single-threaded; with more threads torch's parallel product may win), without
-gradients, and unless ``VOXKIT_KERNELS=off``. It multiplies the same numbers as the reference and
+once, in 16 bits. It is used on a CPU, for float32 rows, at most :data:`ROWS_MAX` of them,
+without gradients, unless ``VOXKIT_KERNELS=off``, and for a weight above
+:data:`SMALL_WEIGHT_BYTES` only with one torch thread (it is single-threaded; torch's parallel
+product wins on large matrices). It multiplies the same numbers as the reference and
 sums them in another order: results agree to float32 rounding (about 1e-7 relative), not bit for bit.
 """
 
@@ -23,6 +24,7 @@ from voxkit.ops import native
 from voxkit.ops.dispatch import announce, kernels_enabled
 
 ROWS_MAX = 8  # above this torch's matrix product (after widening) is as fast or faster
+SMALL_WEIGHT_BYTES = 16 << 20  # up to this the kernel runs whatever torch's thread count
 _STORAGE = (torch.float16, torch.bfloat16)
 
 
@@ -64,7 +66,8 @@ def _kernel_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
         return False
-    return torch.get_num_threads() == 1 and kernels_enabled()
+    small = weight.numel() * weight.element_size() <= SMALL_WEIGHT_BYTES
+    return (small or torch.get_num_threads() == 1) and kernels_enabled()
 
 
 def linear16(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor | None:
