@@ -10,7 +10,7 @@ enter the matmul are the same, so the output is bit-identical to the float32 mod
 memory traffic per step halves. The widened copy is a short-lived temporary that stays in cache;
 on this project's CPU it is cheaper than reading float32 weights at every row count measured
 (docs/benchmarks.md), unlike float16 arithmetic, which torch runs row by row without native
-float16 products. For the few rows of a streaming step on one thread, :func:`voxkit.ops.stored_linear`
+float16 products. For the few rows of a streaming step on a CPU, :func:`voxkit.ops.stored_linear`
 goes one step further and widens inside a C kernel (no float32 copy at all); that path sums in
 another order, so its results agree with float32 to rounding rather than bit for bit
 (``VOXKIT_KERNELS=off`` restores the bit-identical reference).
