@@ -20,6 +20,7 @@ typedef __m512 vec;
 static inline vec vzero(void) { return _mm512_setzero_ps(); }
 static inline vec vload(const float *p) { return _mm512_loadu_ps(p); }
 static inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
 static inline float vsum(vec v) { return _mm512_reduce_add_ps(v); }
 static inline vec wload_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline vec wload_bf16(const uint16_t *p) {
@@ -27,8 +28,6 @@ static inline vec wload_bf16(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 static inline vec wload_f32(const float *p) { return _mm512_loadu_ps(p); }
-#define NB_ONE_ROW 8 /* weight rows per block: 32 zmm registers hold 8-16 accumulators */
-#define NB_MORE_ROWS 4
 #elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 #define ISA 1
@@ -37,6 +36,7 @@ typedef __m256 vec;
 static inline vec vzero(void) { return _mm256_setzero_ps(); }
 static inline vec vload(const float *p) { return _mm256_loadu_ps(p); }
 static inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
 static inline float vsum(vec v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -48,8 +48,6 @@ static inline vec wload_bf16(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 static inline vec wload_f32(const float *p) { return _mm256_loadu_ps(p); }
-#define NB_ONE_ROW 4 /* 16 ymm registers */
-#define NB_MORE_ROWS 2
 #else
 #define ISA 0
 #endif
@@ -67,53 +65,53 @@ static inline float widen_bf16(uint16_t h) {
     return v.f;
 }
 
-/* Rows x[0..R) (stride ldx) times weight rows n..n+NB of type T: y[r * N + n + j]. */
-#define BLOCK(T, R, NB)                                                                             \
-    static void block_##T##_##R##_##NB(const wt_##T *w, const float *x, long ldx, const float *b, \
-                                       float *y, long N, long K, long n) {                         \
-        vec acc[NB][R];                                                                             \
-        for (int j = 0; j < NB; j++)                                                                \
-            for (int r = 0; r < R; r++) acc[j][r] = vzero();                                        \
-        long k = 0;                                                                                 \
-        for (; k + LANES <= K; k += LANES) {                                                        \
-            vec xv[R];                                                                              \
-            for (int r = 0; r < R; r++) xv[r] = vload(x + r * ldx + k);                             \
-            for (int j = 0; j < NB; j++) {                                                          \
-                vec wv = wload_##T(w + (n + j) * K + k);                                            \
-                for (int r = 0; r < R; r++) acc[j][r] = vfma(wv, xv[r], acc[j][r]);                 \
+/* Rows x[0..R) (stride ldx) times every weight row of type T: y[r * N + n].
+ *
+ * One weight row at a time, read front to back: the weights stream through memory in order,
+ * which the hardware prefetchers follow (interleaving several weight rows, as a blocked
+ * matrix product would, read them at a quarter of the speed once they are out of cache). Two
+ * accumulators per activation row keep the chain of dependent multiply-adds short. */
+#define ROWS(T, R)                                                                                  \
+    static void rows_##T##_##R(const wt_##T *w, const float *x, long ldx, const float *b, float *y, \
+                               long N, long K) {                                                    \
+        for (long n = 0; n < N; n++) {                                                              \
+            const wt_##T *wn = w + n * K;                                                           \
+            vec even[R], odd[R];                                                                    \
+            for (int r = 0; r < R; r++) even[r] = odd[r] = vzero();                                 \
+            long k = 0;                                                                             \
+            for (; k + 2 * LANES <= K; k += 2 * LANES) {                                            \
+                vec w0 = wload_##T(wn + k), w1 = wload_##T(wn + k + LANES);                         \
+                for (int r = 0; r < R; r++) {                                                       \
+                    even[r] = vfma(w0, vload(x + r * ldx + k), even[r]);                            \
+                    odd[r] = vfma(w1, vload(x + r * ldx + k + LANES), odd[r]);                      \
+                }                                                                                   \
             }                                                                                       \
-        }                                                                                           \
-        for (int j = 0; j < NB; j++) {                                                              \
+            if (k + LANES <= K) {                                                                   \
+                vec w0 = wload_##T(wn + k);                                                         \
+                for (int r = 0; r < R; r++) even[r] = vfma(w0, vload(x + r * ldx + k), even[r]);    \
+                k += LANES;                                                                         \
+            }                                                                                       \
             for (int r = 0; r < R; r++) {                                                           \
-                float s = vsum(acc[j][r]);                                                          \
-                for (long t = k; t < K; t++) s += widen_##T(w[(n + j) * K + t]) * x[r * ldx + t];    \
-                y[r * N + n + j] = b ? s + b[n + j] : s;                                            \
+                float s = vsum(vadd(even[r], odd[r]));                                              \
+                for (long t = k; t < K; t++) s += widen_##T(wn[t]) * x[r * ldx + t];                \
+                y[r * N + n] = b ? s + b[n] : s;                                                    \
             }                                                                                       \
         }                                                                                           \
     }
-#define BLOCK_(T, R, NB) BLOCK(T, R, NB) /* expands NB_ONE_ROW etc. before pasting the name */
 
-/* One sweep over the weight rows for R activation rows: blocks of NB weight rows, then singles. */
-#define SWEEP(T, R, NB)                                                                             \
-    for (; n + NB <= N; n += NB) block_##T##_##R##_##NB(w, xm, ldx, b, ym, N, K, n);               \
-    for (; n < N; n++) block_##T##_##R##_1(w, xm, ldx, b, ym, N, K, n);
-#define SWEEP_(T, R, NB) SWEEP(T, R, NB)
-
-/* Everything for one storage type T: its blocks and the loop over groups of four rows. */
+/* Everything for one storage type T: the loop over groups of up to four activation rows. */
 #define LINEAR(T)                                                                                   \
-    BLOCK_(T, 1, NB_ONE_ROW) BLOCK_(T, 1, 1) BLOCK_(T, 2, NB_MORE_ROWS) BLOCK_(T, 2, 1)              \
-    BLOCK_(T, 3, NB_MORE_ROWS) BLOCK_(T, 3, 1) BLOCK_(T, 4, NB_MORE_ROWS) BLOCK_(T, 4, 1)            \
+    ROWS(T, 1) ROWS(T, 2) ROWS(T, 3) ROWS(T, 4)                                                     \
     static void linear_##T(const wt_##T *w, const float *x, long ldx, const float *b, float *y,   \
                            long rows, long N, long K) {                                             \
         for (long m = 0; m < rows; m += 4) {                                                        \
             const float *xm = x + m * ldx;                                                          \
             float *ym = y + m * N;                                                                  \
-            long n = 0;                                                                             \
             switch (rows - m) {                                                                     \
-            case 1: SWEEP_(T, 1, NB_ONE_ROW) break;                                                 \
-            case 2: SWEEP_(T, 2, NB_MORE_ROWS) break;                                               \
-            case 3: SWEEP_(T, 3, NB_MORE_ROWS) break;                                               \
-            default: SWEEP_(T, 4, NB_MORE_ROWS) break;                                              \
+            case 1: rows_##T##_1(w, xm, ldx, b, ym, N, K); break;                                   \
+            case 2: rows_##T##_2(w, xm, ldx, b, ym, N, K); break;                                   \
+            case 3: rows_##T##_3(w, xm, ldx, b, ym, N, K); break;                                   \
+            default: rows_##T##_4(w, xm, ldx, b, ym, N, K); break;                                  \
             }                                                                                       \
         }                                                                                           \
     }
