@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 # Most rows (streams x new rows) one call fuses. The kernel reads the weights once per four rows
 # and is bound by arithmetic at many rows, where torch's tuned products are the better tool (a
 # file's 32-step encoder chunks stay with them); up to 64 rows it still wins, measured on the
-# bundled model, one thread: 4 streams (16 encoder rows) 16.7 -> 11.6 ms per step, 16 streams
-# (64 rows) 35.8 -> 30.8 ms.
+# bundled model, one thread: 4 streams (16 encoder rows) 17.2 -> 11.1 ms per step, 16 streams
+# (64 rows) 31.7 -> 29.1 ms.
 ROWS_MAX = 64
 # Up to this many bytes of weights per stack the fused step runs whatever torch's thread count
 # (the bundled recogniser, 2 threads on the 2-core test CPU: 8.3 ms per live step with the
