@@ -91,3 +91,57 @@ def utterance_errors(reference: str, hypothesis: str) -> tuple[int, int]:
         return len(hyp.split()), 0
     out = jiwer.process_words(ref, hyp)
     return out.substitutions + out.deletions + out.insertions, len(ref.split())
+
+
+def delay_differences(
+    errors: dict[int, Sequence[int]],
+    words: Sequence[int],
+    languages: Sequence[str],
+    samples: int = 2000,
+    seed: int = 0,
+) -> dict[tuple[int, int], dict[str, tuple[float, float, float]]]:
+    """Change in WER (points) from each delay to the next longer one, with a 95 % interval.
+
+    ``errors[delay][i]`` and ``words[i]`` are utterance i's word edits and reference words. Two
+    delays' WERs on the same files differ by much less than either one's sampling error, so the
+    interval comes from a paired bootstrap: the same resampled utterances score both delays.
+    A change whose interval excludes 0 is one that another draw of sentences would also show.
+    Returns {(shorter, longer): {language or "all": (change, low, high)}}.
+    """
+    import torch
+
+    delays = sorted(errors)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, lang in enumerate(languages):
+        groups[lang].append(i)
+    groups = dict(sorted(groups.items()))
+    groups["all"] = list(range(len(languages)))
+    gen = torch.Generator().manual_seed(seed)
+    edits = torch.tensor([list(errors[d]) for d in delays], dtype=torch.float64)  # [D, N]
+    counts = torch.tensor(list(words), dtype=torch.float64)  # [N]
+    out: dict[tuple[int, int], dict[str, tuple[float, float, float]]] = {(a, b): {} for a, b in zip(delays, delays[1:])}
+    for lang, idx in groups.items():
+        index = torch.tensor(idx)
+        draws = index[torch.randint(len(idx), (samples, len(idx)), generator=gen)]  # [S, n] utterance ids
+        total = counts[draws].sum(1).clamp_min(1)  # [S]
+        wer = 100 * edits[:, draws].sum(2) / total  # [D, S]
+        point = 100 * edits[:, index].sum(1) / counts[index].sum().clamp_min(1)  # [D]
+        for k, (a, b) in enumerate(zip(delays, delays[1:])):
+            change = wer[k + 1] - wer[k]  # [S]
+            low, high = torch.quantile(change, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+            out[(a, b)][lang] = (float(point[k + 1] - point[k]), low, high)
+    return out
+
+
+def format_differences(diffs: dict[tuple[int, int], dict[str, tuple[float, float, float]]]) -> str:
+    """Markdown table: one row per language, one column per pair of neighbouring delays."""
+    pairs = sorted(diffs)
+    langs = sorted({lang for cells in diffs.values() for lang in cells} - {"all"}) + ["all"]
+    lines = ["| language | " + " | ".join(f"{a} → {b} ms" for a, b in pairs) + " |", "|---|" + "---|" * len(pairs)]
+    for lang in langs:
+        cells = []
+        for pair in pairs:
+            change, low, high = diffs[pair][lang]
+            cells.append(f"{change:+.1f} [{low:+.1f}, {high:+.1f}]")
+        lines.append(f"| {lang} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from voxkit.api import Transcriber
-from voxkit.asr.evaluate import normalize_text, word_error_rate
+from voxkit.asr.evaluate import delay_differences, format_differences, normalize_text, word_error_rate
 from voxkit.cli.main import main
 from voxkit.data.espeak import Voice
 from voxkit.data.synth import render
@@ -28,6 +28,26 @@ def test_normalisation_and_corpus_wer() -> None:
     assert word_error_rate(["a b", "c d e f"], ["a b", "c d"]) == pytest.approx(2 / 6)  # pooled, not averaged
     assert word_error_rate(["", "a b"], ["noise", "a b"]) == 0.0  # empty references are skipped
     assert word_error_rate([""], [""]) == 0.0
+
+
+def test_delay_differences_are_paired_bootstrap_intervals() -> None:
+    words = [10] * 40 + [20] * 40
+    langs = ["en"] * 40 + ["fr"] * 40
+    short = [3] * 40 + [6] * 40
+    longer = [2] * 40 + [6] * 40  # one fewer error in every English utterance, French unchanged
+    noisy = [2 + (i % 3) for i in range(40)] + [6] * 40  # English errors that vary from utterance to utterance
+    diffs = delay_differences({160: short, 480: longer, 960: noisy}, words, langs, samples=500)
+    change, low, high = diffs[(160, 480)]["en"]
+    assert change == pytest.approx(-10.0) and low == pytest.approx(-10.0) and high == pytest.approx(-10.0)
+    assert diffs[(160, 480)]["fr"] == (0.0, 0.0, 0.0)
+    assert diffs[(160, 480)]["all"][0] == pytest.approx(100 * (sum(longer) - sum(short)) / sum(words))
+    change, low, high = diffs[(480, 960)]["en"]
+    assert change == pytest.approx(100 * (sum(noisy[:40]) - sum(longer[:40])) / 400)
+    assert low < change < high and high - low > 1.0  # utterance-to-utterance spread gives a real interval
+    table = format_differences(diffs).splitlines()
+    assert table[0] == "| language | 160 → 480 ms | 480 → 960 ms |"
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["en", "fr", "all"]
+    assert table[2].split("|")[2].strip() == "-10.0 [-10.0, -10.0]"
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +72,15 @@ def test_eval_prints_the_table_of_the_bundled_model(manifest: Path, tmp_path: Pa
     captured = capsys.readouterr()
     out = captured.out
     assert "delay 960 ms" in captured.err  # progress goes to stderr, also when it is not a terminal
-    lines = table_file.read_text().splitlines()
+    table_text, _, change_text = table_file.read_text().partition("\n\n")
+    lines = table_text.splitlines()
     assert lines[0] == "| language | 480 ms | 960 ms |" and lines[0] in out
     cells = {line.split("|")[1].strip(): [float(c) for c in line.split("|")[2:-1]] for line in lines[2:]}
+    # below the table: the change from 480 to 960 ms per language, equal to the table's difference
+    changes = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in change_text.splitlines() if line.startswith("| ")}
+    assert changes["language"] == "480 → 960 ms" and "paired-bootstrap" in out
+    for lang in ("de", "en", "all"):
+        assert float(changes[lang].split()[0]) == pytest.approx(cells[lang][1] - cells[lang][0], abs=0.11)
     assert list(cells) == ["de", "en", "all"]
     # the table is the API's transcripts scored with word_error_rate, and the bundled model is usable
     asr = Transcriber(delay_ms=480)

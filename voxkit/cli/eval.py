@@ -29,7 +29,7 @@ def run_asr(args: argparse.Namespace) -> int:
 
     from voxkit.api import check_delay_ms
     from voxkit.asr.bundle import load_bundle
-    from voxkit.asr.evaluate import evaluate_manifest, format_table
+    from voxkit.asr.evaluate import delay_differences, evaluate_manifest, format_differences, format_table, utterance_errors
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
 
@@ -55,6 +55,12 @@ def run_asr(args: argparse.Namespace) -> int:
         bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses
     )
     text = format_table(table)
+    if len(delays) > 1:
+        counts = {d: [utterance_errors(r["text"], h) for r, h in zip(rows, hyps, strict=True)] for d, hyps in hypotheses.items()}
+        diffs = delay_differences({d: [e for e, _ in c] for d, c in counts.items()}, [w for _, w in next(iter(counts.values()))],
+                                  [r.get("language", "?") for r in rows])
+        text += ("\n\nChange in WER (points) from each delay to the next, with a 95 % paired-bootstrap interval"
+                 " over utterances (an interval that excludes 0 is a real change):\n\n" + format_differences(diffs))
     print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances)\n")
     print(text)
     if args.output:
