@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 
@@ -119,14 +120,18 @@ def delay_differences(
     gen = torch.Generator().manual_seed(seed)
     edits = torch.tensor([list(errors[d]) for d in delays], dtype=torch.float64)  # [D, N]
     counts = torch.tensor(list(words), dtype=torch.float64)  # [N]
-    out: dict[tuple[int, int], dict[str, tuple[float, float, float]]] = {(a, b): {} for a, b in zip(delays, delays[1:])}
+    out: dict[tuple[int, int], dict[str, tuple[float, float, float]]] = {pair: {} for pair in pairwise(delays)}
     for lang, idx in groups.items():
         index = torch.tensor(idx)
-        draws = index[torch.randint(len(idx), (samples, len(idx)), generator=gen)]  # [S, n] utterance ids
-        total = counts[draws].sum(1).clamp_min(1)  # [S]
-        wer = 100 * edits[:, draws].sum(2) / total  # [D, S]
+        block = max(1, 4_000_000 // len(idx))  # resamples per draw: bounded memory on large manifests
+        parts = []
+        for start in range(0, samples, block):
+            draws = index[torch.randint(len(idx), (min(block, samples - start), len(idx)), generator=gen)]  # [s, n] utterance ids
+            total = counts[draws].sum(1).clamp_min(1)  # [s]
+            parts.append(100 * edits[:, draws].sum(2) / total)  # [D, s]
+        wer = torch.cat(parts, dim=1)  # [D, S]
         point = 100 * edits[:, index].sum(1) / counts[index].sum().clamp_min(1)  # [D]
-        for k, (a, b) in enumerate(zip(delays, delays[1:])):
+        for k, (a, b) in enumerate(pairwise(delays)):
             change = wer[k + 1] - wer[k]  # [S]
             low, high = torch.quantile(change, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
             out[(a, b)][lang] = (float(point[k + 1] - point[k]), low, high)
