@@ -55,7 +55,7 @@ def run_asr(args: argparse.Namespace) -> int:
         bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses
     )
     text = format_table(table)
-    if len(delays) > 1:
+    if len(hypotheses) > 1:  # distinct delays
         counts = {d: [utterance_errors(r["text"], h) for r, h in zip(rows, hyps, strict=True)] for d, hyps in hypotheses.items()}
         diffs = delay_differences({d: [e for e, _ in c] for d, c in counts.items()}, [w for _, w in next(iter(counts.values()))],
                                   [r.get("language", "?") for r in rows])
