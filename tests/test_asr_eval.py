@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from voxkit.api import Transcriber
-from voxkit.asr.evaluate import delay_differences, format_differences, normalize_text, word_error_rate
+from voxkit.asr.evaluate import with_noise, delay_differences, format_differences, normalize_text, word_error_rate
 from voxkit.cli.main import main
 from voxkit.data.espeak import Voice
 from voxkit.data.synth import render
@@ -104,6 +104,28 @@ def test_eval_writes_every_transcript(manifest: Path, tmp_path: Path) -> None:
     errors, words = sum(r["errors"] for r in english), sum(r["words"] for r in english)
     table_wer = word_error_rate([r["reference"] for r in english], [r["hypothesis"] for r in english])
     assert errors / words == pytest.approx(table_wer)
+
+
+def test_snr_scores_the_same_noisy_audio_at_every_delay(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from voxkit.audio.io import load_audio
+
+    clean = load_audio(json.loads(manifest.read_text().splitlines()[0])["audio"], 16000)
+    noisy = with_noise(clean, 5.0, seed=0)
+    snr = 10 * torch.log10(clean.pow(2).mean() / (noisy - clean).pow(2).mean())
+    assert float(snr) == pytest.approx(5.0, abs=0.3)  # white noise at the SNR asked (clipping aside)
+    assert torch.equal(noisy, with_noise(clean, 5.0, seed=0)) and not torch.equal(noisy, with_noise(clean, 5.0, seed=1))
+
+    out = tmp_path / "hyp.jsonl"
+    assert main(["eval", "asr", str(manifest), "--delays", "480,960", "--snr", "0", "--hypotheses", str(out), "--quiet"]) == 0
+    assert "white noise at 0 dB SNR" in capsys.readouterr().out
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for delay_ms in (480, 960):
+        asr = Transcriber(delay_ms=delay_ms)
+        hyps = [r["hypothesis"] for r in records if r["delay_ms"] == delay_ms]
+        assert hyps == [asr.transcribe(with_noise(load_audio(r["audio"], 16000), 0.0, seed=i)).text for i, r in enumerate(rows)]
 
 
 @pytest.mark.parametrize(
