@@ -142,6 +142,18 @@ def test_bad_options_are_messages_not_tracebacks(manifest: Path, args: list[str]
     assert code != 0 and message in err and "Traceback" not in err
 
 
+def test_a_manifest_of_audio_and_text_is_enough(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"audio": r["audio"], "text": r["text"]} for r in map(json.loads, manifest.read_text().splitlines())]
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "asr", str(plain), "--delays", "480", "--quiet"]) == 0
+    assert "| ? |" in capsys.readouterr().out  # no language given: one row for them all
+    (tmp_path / "notext.jsonl").write_text(json.dumps({"audio": rows[0]["audio"]}) + "\n")
+    assert main(["eval", "asr", str(tmp_path / "notext.jsonl")]) != 0
+    err = capsys.readouterr().err
+    assert "missing field(s) text" in err and "Traceback" not in err
+
+
 def test_missing_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["eval", "asr", str(tmp_path / "nope.jsonl")])
     err = capsys.readouterr().err

@@ -43,7 +43,7 @@ def run_asr(args: argparse.Namespace) -> int:
         check_delay_ms(d)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = read_manifest(args.manifest)
+    rows = read_manifest(args.manifest, required=("audio", "text"))
     if args.languages:
         keep = set(args.languages.split(","))
         rows = [r for r in rows if r.get("language") in keep]

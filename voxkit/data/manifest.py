@@ -49,14 +49,18 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
             yield n, row, None
 
 
-def read_manifest(path: str | os.PathLike, *, resolve: bool = True) -> list[dict]:
-    """All rows; ``audio`` made absolute when ``resolve``. Raises DataError on a malformed line."""
+def read_manifest(path: str | os.PathLike, *, resolve: bool = True, required: tuple[str, ...] = REQUIRED) -> list[dict]:
+    """All rows; ``audio`` made absolute when ``resolve``. Raises DataError on a malformed line.
+
+    ``required``: the fields every row must have (training needs durations to batch; scoring a
+    user's own manifest needs only audio and text).
+    """
     base = os.path.dirname(os.path.abspath(path))
     rows = []
     for n, row, err in iter_manifest(path):
         if err or row is None:
             raise DataError(f"{os.fspath(path)}:{n}: {err}")
-        missing = [k for k in REQUIRED if k not in row]
+        missing = [k for k in required if k not in row]
         if missing:
             raise DataError(f"{os.fspath(path)}:{n}: missing field(s) {', '.join(missing)}")
         if resolve:
