@@ -80,7 +80,8 @@ def main() -> None:
                 pool.terminate()
                 break
     write_manifest(os.path.join(args.out, f"{args.split}.jsonl"), kept)
-    print(f"{len(kept)} utterances, {seconds / 3600:.2f} h, {len(jobs) - len(kept)} not rendered or not needed -> {args.out}/{args.split}.jsonl")
+    skipped = len(jobs) - len(kept)
+    print(f"{len(kept)} utterances, {seconds / 3600:.2f} h, {skipped} not rendered or not needed -> {args.out}/{args.split}.jsonl")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def test_corpus_script_renders_a_split_with_the_voices_given(tmp_path: Path) -> 
     source = tmp_path / "source.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "corpus"
-    cmd = [sys.executable, str(ROOT / "scripts" / "flite_corpus.py"), str(source), str(out), "--split", "dev", "--voices", "rms", "--workers", "1"]
+    script = ROOT / "scripts" / "flite_corpus.py"
+    cmd = [sys.executable, str(script), str(source), str(out), "--split", "dev", "--voices", "rms", "--workers", "1"]
     subprocess.run(cmd, check=True, capture_output=True)
     made = [json.loads(line) for line in (out / "dev.jsonl").read_text().splitlines()]
     assert sorted(r["text"] for r in made) == ["She sold sea shells.", "The cat sat on the mat."]  # English only
