@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("error_phonemes", ROOT / "scripts" / "error_phonemes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_homophones_near_misses_and_misspellings_are_told_apart() -> None:
-    ep = _script()
+def test_homophones_near_misses_and_misspellings_are_told_apart(load_script: Callable[[str], ModuleType]) -> None:
+    ep = load_script("error_phonemes")
     assert ep.edit_distance("kat", "kaat") == 1 and ep.edit_distance("", "ab") == 2
     assert ep.classify("They lost their keys.", "They lost there keys", "en-us") == {"same": 1, "one apart": 0, "other": 0, "words": 4}
     assert ep.classify("He went to Chicago.", "He went to Shehicago", "en-us")["other"] == 1

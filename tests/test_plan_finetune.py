@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from voxkit.data.espeak import Voice
 from voxkit.data.synth import VOICE_SPLITS
 from voxkit.data.text import dedupe_key, pick_split, stable_fraction
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("plan_finetune", ROOT / "scripts" / "plan_finetune.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -25,8 +17,8 @@ def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps({"audio": "a.flac", "duration": 1.0, **r}) + "\n" for r in rows), encoding="utf-8")
 
 
-def test_held_out_collects_dev_and_test_sentences_and_variants(tmp_path: Path) -> None:
-    pf = _script()
+def test_held_out_collects_dev_and_test_sentences_and_variants(tmp_path: Path, load_script: Callable[[str], ModuleType]) -> None:
+    pf = load_script("plan_finetune")
     _write(tmp_path / "en" / "dev.jsonl", [{"text": "Hello, World!", "speaker": "en:Marco:p45:g80:r150"}])
     _write(tmp_path / "en" / "test.jsonl", [{"text": "It's late.", "speaker": "en:john:p45:g80:r150"}])
     _write(tmp_path / "fed" / "dev.jsonl", [{"text": "Guten Tag.", "speaker": "de:f3:p45:g80:r150"}])
@@ -38,8 +30,8 @@ def test_held_out_collects_dev_and_test_sentences_and_variants(tmp_path: Path) -
     assert dedupe_key("It's late") in sentences and dedupe_key("guten tag") in sentences
 
 
-def test_voice_filter_needs_a_training_variant_under_both_salts_and_not_held() -> None:
-    pf = _script()
+def test_voice_filter_needs_a_training_variant_under_both_salts_and_not_held(load_script: Callable[[str], ModuleType]) -> None:
+    pf = load_script("plan_finetune")
     variants = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "max", "david"]
     for variant in variants:
         voice = Voice("en-us", variant)
