@@ -10,7 +10,10 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def normalize_text(text: str) -> str:
@@ -79,7 +82,7 @@ def evaluate_manifest(
     return table
 
 
-def with_noise(wave: Any, snr_db: float, seed: int) -> Any:
+def with_noise(wave: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
     """[T] -> [T]: ``wave`` plus white noise at ``snr_db``, clipped to [-1, 1]."""
     import torch
 
