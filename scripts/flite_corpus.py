@@ -18,9 +18,9 @@ import os
 import random
 from multiprocessing import Pool
 
-import soundfile as sf
 from tqdm import tqdm
 
+from voxkit.audio.io import save_audio
 from voxkit.data.flite import VOICES, FliteVoice, render_flite
 from voxkit.data.manifest import read_manifest, write_manifest
 
@@ -37,7 +37,7 @@ def _render(job: tuple[int, str, FliteVoice, str, str]) -> dict | None:
     wav, words = rendered
     uid = f"flite-{split}-{index:06d}"
     rel = os.path.join("audio", split, uid + ".wav")
-    sf.write(os.path.join(out, rel), wav, 16000, subtype="PCM_16")
+    save_audio(os.path.join(out, rel), wav, 16000)
     return {"audio": rel, "text": text, "language": "en", "speaker": voice.speaker, "duration": round(wav.size / 16000, 3),
             "sample_rate": 16000, "words": words, "id": uid}
 
@@ -61,7 +61,6 @@ def main() -> None:
     rng.shuffle(rows)
     if args.max_utterances:
         rows = rows[: args.max_utterances]
-    os.makedirs(os.path.join(args.out, "audio", args.split), exist_ok=True)
     jobs = []
     for i, row in enumerate(rows):
         name = voices[rng.randrange(len(voices))]
