@@ -3,7 +3,8 @@
 Causal convolutions pad on the left only, so an output frame never sees later input; in streaming
 mode the module keeps the last ``left_pad`` input frames as state instead of padding with zeros,
 which makes chunked processing equal to the one-shot result. The transformer is the shared
-:class:`voxkit.lm.Transformer` with ``vocab_size = 0`` (its embeddings come from the stem).
+:class:`voxkit.lm.Transformer` with ``vocab_size = 0`` (its embeddings come from the stem). The
+state lives in the caller's :class:`EncoderState`, never on the modules (voxkit/streaming.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from voxkit.lm import Transformer, TransformerArgs
+from voxkit.lm.cache import RingState
 from voxkit.streaming import StreamingModule, StreamingState
 
 
 @dataclasses.dataclass
 class ConvTailState(StreamingState):
     tail: torch.Tensor  # [B, C_in, left_pad] last input frames (zeros at stream start)
+
+
+@dataclasses.dataclass
+class EncoderState(StreamingState):
+    """The conv stem's tails and the transformer's ring caches of ``B`` streams."""
+
+    convs: list[ConvTailState]
+    transformer: RingState
 
 
 class CausalConv1d(StreamingModule):
@@ -35,16 +45,14 @@ class CausalConv1d(StreamingModule):
         self.left_pad = kernel_size - stride
         self.stride = stride
 
-    def _init_streaming_state(self, batch_size: int) -> ConvTailState:
+    def init_state(self, batch_size: int, dtype: torch.dtype | None = None) -> ConvTailState:
         w = self.conv.weight
-        return ConvTailState(tail=torch.zeros(batch_size, w.shape[1], self.left_pad, dtype=w.dtype, device=w.device))
+        return ConvTailState(tail=torch.zeros(batch_size, w.shape[1], self.left_pad, dtype=dtype or w.dtype, device=w.device))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: ConvTailState | None = None) -> torch.Tensor:
         """x: [B, C_in, T] -> [B, C_out, T // stride] (streaming chunks: T a multiple of stride)."""
-        state = self._streaming_state
         if state is None:
             return self.conv(F.pad(x, (self.left_pad, 0)))
-        assert isinstance(state, ConvTailState)
         if x.shape[-1] % self.stride:
             raise ValueError(f"streaming chunks must hold a multiple of {self.stride} frames")
         padded = torch.cat([state.tail, x], dim=-1)  # [B, C_in, left_pad + T]
@@ -67,12 +75,24 @@ class CausalAudioEncoder(StreamingModule):
         # The encoder never embeds tokens: build the stack without vocabulary whatever params.json says.
         self.transformer = Transformer(dataclasses.replace(args, vocab_size=0, tied_embeddings=False))
 
-    def forward(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def init_state(self, batch_size: int, *, capacity: int | None = None, dtype: torch.dtype | None = None) -> EncoderState:
+        """capacity: ring positions (50 Hz frames) per layer; see :meth:`Transformer.init_state`."""
+        dtype = dtype or self.transformer.norm.weight.dtype
+        return EncoderState(
+            convs=[conv.init_state(batch_size, dtype) for conv in self.conv_layers],
+            transformer=self.transformer.init_state(batch_size, capacity=capacity, dtype=dtype),
+        )
+
+    def forward(
+        self, mel: torch.Tensor, num_delay_tokens: torch.Tensor | None = None, state: EncoderState | None = None
+    ) -> torch.Tensor:
         """``num_delay_tokens`` [B] is needed only by a delay-conditioned encoder (ignored otherwise)."""
         x = mel
-        for conv in self.conv_layers:
-            x = F.gelu(conv(x))  # [B, dim, T'] exact (erf) GELU as published
-        return self.transformer.forward_embeddings(x.transpose(1, 2), num_delay_tokens=num_delay_tokens)  # [B, T // 2, dim]
+        for i, conv in enumerate(self.conv_layers):
+            x = F.gelu(conv(x, None if state is None else state.convs[i]))  # [B, dim, T'] exact (erf) GELU as published
+        hidden = x.transpose(1, 2)  # [B, T // 2, dim]
+        ring = None if state is None else state.transformer
+        return self.transformer.forward_embeddings(hidden, state=ring, num_delay_tokens=num_delay_tokens)  # [B, T // 2, dim]
 
 
 class AudioAdapter(nn.Sequential):

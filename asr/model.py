@@ -1,22 +1,36 @@
 """The streaming recogniser: causal encoder + adapter + delay-conditioned lm decoder.
 
 At every 80 ms step the decoder input is ``adapter(audio_t) + embed(token_{t-1})`` and exactly one
-token comes out. The same :meth:`RealtimeRecognizer.forward` trains on whole sequences and, inside
-``with model.streaming(B):``, advances streams by whole steps (8 mel frames per step).
+token comes out. The same :meth:`RealtimeRecognizer.forward` trains on whole sequences and, given a
+:class:`RecognizerState` from :meth:`RealtimeRecognizer.init_state`, advances streams by whole steps
+(8 mel frames per step). The state belongs to the caller: one loaded model serves many streams.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
 
 from voxkit.asr.args import RealtimeArgs
-from voxkit.asr.encoder import AudioAdapter, CausalAudioEncoder
+from voxkit.asr.encoder import AudioAdapter, CausalAudioEncoder, EncoderState
 from voxkit.asr.features import LogMel
 from voxkit.lm import Transformer
-from voxkit.streaming import StreamingModule
+from voxkit.lm.cache import RingState
+from voxkit.streaming import StreamingModule, StreamingState
 
 CTC_CLASSES = 257  # UTF-8 bytes + blank (256)
+ENCODER_FULL_ATTENTION_CAPACITY = 3000  # 50 Hz frames kept when an encoder has no sliding window (60 s)
+DECODER_FULL_ATTENTION_CAPACITY = 8192  # 80 ms steps kept when a decoder has no sliding window
+
+
+@dataclasses.dataclass
+class RecognizerState(StreamingState):
+    """Everything ``B`` live streams remember: the encoder's conv tails and caches, the decoder's caches."""
+
+    encoder: EncoderState
+    decoder: RingState
 
 
 class RealtimeRecognizer(StreamingModule):
@@ -28,6 +42,23 @@ class RealtimeRecognizer(StreamingModule):
         self.decoder = Transformer(args.decoder)
         self.features = LogMel(args.n_mels)
         self.ctc_head: nn.Linear | None = None
+
+    def init_state(self, batch_size: int, *, chunk_steps: int = 1, dtype: torch.dtype | None = None) -> RecognizerState:
+        """Caches for ``batch_size`` streams advancing up to ``chunk_steps`` 80 ms steps per call.
+
+        The encoder's ring keeps its window while one call writes ``4 * chunk_steps`` frames
+        (lm/cache.py); the decoder's holds its window (one token per call).
+        """
+        if chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+        frames = self.mel_frames_per_step // 2  # 50 Hz encoder frames per step
+        enc_window = self.args.encoder.max_window or ENCODER_FULL_ATTENTION_CAPACITY
+        return RecognizerState(
+            encoder=self.encoder.init_state(batch_size, capacity=enc_window + frames * chunk_steps - 1, dtype=dtype),
+            decoder=self.decoder.init_state(
+                batch_size, capacity=self.args.decoder.max_window or DECODER_FULL_ATTENTION_CAPACITY, dtype=dtype
+            ),
+        )
 
     def export_config(self) -> dict:
         """The published params.json of this model (stored next to training checkpoints)."""
@@ -60,23 +91,28 @@ class RealtimeRecognizer(StreamingModule):
             raise ValueError("the CTC head is not enabled")
         return logits, self.ctc_head(frames).float().log_softmax(-1)
 
-    def encode_frames(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+    def encode_frames(
+        self, mel: torch.Tensor, num_delay_tokens: torch.Tensor, state: RecognizerState | None = None
+    ) -> torch.Tensor:
         """mel [B, n_mels, 8 T] -> 50 Hz encoder states [B, 4 T, d_enc]."""
         if mel.shape[-1] % self.mel_frames_per_step:
             raise ValueError(f"mel frames ({mel.shape[-1]}) must be a multiple of {self.mel_frames_per_step}")
-        return self.encoder(mel, num_delay_tokens)
+        return self.encoder(mel, num_delay_tokens, None if state is None else state.encoder)
 
-    def encode(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+    def encode(self, mel: torch.Tensor, num_delay_tokens: torch.Tensor, state: RecognizerState | None = None) -> torch.Tensor:
         """mel [B, n_mels, 8 T] -> decoder audio inputs [B, T, D].
 
         Split from :meth:`decode` so that file transcription can run the encoder over many steps
         at once (it is causal: the same outputs) and then step the decoder token by token.
         """
-        return self.adapter(self.encode_frames(mel, num_delay_tokens))
+        return self.adapter(self.encode_frames(mel, num_delay_tokens, state))
 
-    def decode(self, audio: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, audio: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor, state: RecognizerState | None = None
+    ) -> torch.Tensor:
         """audio [B, T, D] (from :meth:`encode`), tokens [B, T] (previous token per step) -> logits [B, T, V]."""
         if audio.shape[1] != tokens.shape[1]:
             raise ValueError(f"{audio.shape[1]} audio steps but {tokens.shape[1]} tokens")
         x = audio + self.decoder.embed(tokens)  # [B, T, D]
-        return self.decoder.logits(self.decoder.forward_embeddings(x, num_delay_tokens=num_delay_tokens))
+        ring = None if state is None else state.decoder
+        return self.decoder.logits(self.decoder.forward_embeddings(x, state=ring, num_delay_tokens=num_delay_tokens))

@@ -25,7 +25,7 @@ import torch
 
 from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP, STEP_WINDOW
 from voxkit.asr.layout import STEP_SECONDS
-from voxkit.asr.model import RealtimeRecognizer
+from voxkit.asr.model import RealtimeRecognizer, RecognizerState
 from voxkit.asr.transcript import Transcript, Word
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
@@ -91,12 +91,10 @@ class StreamingSession:
         self.right_pad = args.right_pad_tokens
         if self.left_pad < 1:
             raise ValueError("the recogniser needs at least one left-pad step")
-        enc_window = args.encoder.max_window
-        dec_window = args.decoder.max_window
-        # The ring must keep the window while a call writes 4 frames per step (lm/cache.py).
-        model.encoder.transformer.cache_capacity = (enc_window or 3000) + 4 * chunk_steps - 1
-        model.decoder.cache_capacity = dec_window or 8192
-        model.start_streaming(batch_size)
+        # The session's own caches: the model is shared and never written to, so any number of
+        # sessions, file transcriptions and generations can use it at once.
+        self.state: RecognizerState = model.init_state(batch_size, chunk_steps=chunk_steps)
+        self.state.enter()
         self.slots = [_Slot() for _ in range(batch_size)]
         dtype = model.decoder.norm.weight.dtype  # the activations' dtype (weights may be kept in 16 bits)
         most = chunk_steps * SAMPLES_PER_STEP
@@ -112,7 +110,7 @@ class StreamingSession:
         self.dtype = dtype
 
     def close(self) -> None:
-        self.model.stop_streaming()
+        self.state.exit()
 
     # ------------------------------------------------------------------------- stream control
 
@@ -122,7 +120,7 @@ class StreamingSession:
             raise ValueError(f"delay must be 1..60 steps of 80 ms, got {delay}")
         mask = torch.zeros(self.B, dtype=torch.bool, device=self.device)
         mask[stream] = True
-        self.model.reset_streaming(mask)
+        self.state.reset(mask)
         self._overlap[stream].zero_()
         self.steps[stream] = 0
         self.prompt[stream] = 1 + self.left_pad + delay
@@ -181,12 +179,12 @@ class StreamingSession:
         window[:, OVERLAP:].copy_(torch.from_numpy(self.staging[:, :n]))
         self._overlap.copy_(window[:, n:])  # the next window starts 240 samples before this one ends
         mel = self.model.features.frames(window).to(self.dtype)  # [B, n_mels, 8 steps]
-        audio = self.model.encode(mel, self.delays)  # [B, steps, D]
+        audio = self.model.encode(mel, self.delays, self.state)  # [B, steps, D]
         for k in range(steps):
             # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
             forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
             tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
-            logits = self.model.decode(audio[:, k : k + 1], tokens[:, None], self.delays)  # [B, 1, V]
+            logits = self.model.decode(audio[:, k : k + 1], tokens[:, None], self.delays, self.state)  # [B, 1, V]
             self.prev = logits[:, -1].argmax(-1)  # [B]
             self.tokens_out[:, k] = self.prev
             self.steps += 1

@@ -12,7 +12,6 @@ from voxkit.lm.cache import KVState, StepPlan, new_kv_state, write_kv
 from voxkit.lm.fusion import FusedProjection
 from voxkit.lm.rope import apply_rotary
 from voxkit.ops import attention
-from voxkit.streaming import StreamingModule
 
 
 @dataclasses.dataclass
@@ -26,7 +25,7 @@ class AttentionInputs:
     plan: StepPlan | None  # streaming only
 
 
-class Attention(StreamingModule):
+class Attention(nn.Module):
     def __init__(self, args: TransformerArgs, layer: int) -> None:
         super().__init__()
         self.n_heads = args.n_heads
@@ -34,8 +33,6 @@ class Attention(StreamingModule):
         self.head_dim = args.head_dim
         self.window = args.window_for_layer(layer)
         self.causal = args.causal
-        self.capacity = 0  # set by the owning Transformer before streaming starts
-        self.cache_dtype: torch.dtype | None = None  # likewise (None: the weights' dtype)
         bias = args.use_biases
         hd = args.head_dim
         self.wq = nn.Linear(args.dim, args.n_heads * hd, bias=bias)
@@ -48,13 +45,12 @@ class Attention(StreamingModule):
         """Compute q, k and v with one product and rotate q and k in one call (inference only)."""
         self.wqkv = FusedProjection([self.wq, self.wk, self.wv])
 
-    def _init_streaming_state(self, batch_size: int) -> KVState:
-        w = self.wk.weight
-        dtype = self.cache_dtype or w.dtype
-        return new_kv_state(batch_size, self.n_kv_heads, self.capacity, self.head_dim, dtype, w.device)
+    def init_cache(self, batch_size: int, capacity: int, dtype: torch.dtype) -> KVState:
+        """An empty ring of ``capacity`` keys and values per stream (owned by the caller's state)."""
+        return new_kv_state(batch_size, self.n_kv_heads, capacity, self.head_dim, dtype, self.wk.weight.device)
 
-    def forward(self, x: torch.Tensor, inputs: AttentionInputs) -> torch.Tensor:
-        """x: [B, T, D] -> [B, T, D]."""
+    def forward(self, x: torch.Tensor, inputs: AttentionInputs, cache: KVState | None = None) -> torch.Tensor:
+        """x: [B, T, D] -> [B, T, D]; with a cache, the new keys are written to it and attended with the old."""
         B, T, _ = x.shape
         H, Hkv = self.n_heads, self.n_kv_heads
         if self.wqkv is not None and self.wqkv.usable(x):
@@ -69,12 +65,12 @@ class Attention(StreamingModule):
             k = apply_rotary(k, inputs.rotation)
         if inputs.q_scale is not None:
             q = q * inputs.q_scale.to(q.dtype)
-        state = self._streaming_state
-        if state is not None:
-            assert isinstance(state, KVState) and inputs.plan is not None
-            write_kv(state, inputs.plan.slots, k, v)
+        if cache is not None:
+            if inputs.plan is None:
+                raise ValueError("a cache needs the step plan of a streaming call")
+            write_kv(cache, inputs.plan.slots, k, v)
             used = inputs.plan.used
-            keys, values = state.k[:, :, :used], state.v[:, :, :used]  # [B, Hkv, used, hd] views
+            keys, values = cache.k[:, :, :used], cache.v[:, :, :used]  # [B, Hkv, used, hd] views
             out = attention(q, keys, values, mask=inputs.plan.mask(self.window))  # [B, H, T, hd]
         else:
             mask = inputs.masks.get(self.window)

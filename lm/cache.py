@@ -2,7 +2,7 @@
 
 Why a ring: streams (live transcription, long chats) run for longer than any buffer, and sliding
 window attention only ever needs the last ``window`` keys. Slot ``pos % capacity`` holds position
-``pos``; nothing is ever concatenated or reallocated after ``streaming()`` starts.
+``pos``; nothing is ever concatenated or reallocated once the state exists.
 
 Worked example (capacity 4, window 3, one stream): after positions 0..5 are written the slots hold
 ``slot_pos = [4, 5, 2, 3]``. Query position 5 may attend to positions 3, 4, 5 (``5 - p < 3``),
@@ -25,11 +25,26 @@ from voxkit.streaming import StreamingState
 
 
 @dataclasses.dataclass
+class KVState(StreamingState):
+    """One layer's keys and values. Stale entries are masked by ``slot_pos``, never cleared."""
+
+    k: torch.Tensor  # [B, Hkv, C, hd]
+    v: torch.Tensor  # [B, Hkv, C, hd]
+
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        pass  # emptiness lives in RingState.slot_pos; zero-filled values are never read
+
+
+@dataclasses.dataclass
 class RingState(StreamingState):
-    """Positions shared by all layers of one stack."""
+    """The streaming state of one stack: positions shared by all layers, and each layer's cache."""
 
     offset: torch.Tensor  # [B] long: next absolute position of each stream
     slot_pos: torch.Tensor = dataclasses.field(metadata={"reset": -1})  # [B, C] long, -1 = empty
+    kv: list[KVState] = dataclasses.field(default_factory=list)  # one per layer
+    # Static shapes: every step reads the whole ring (no host sync to find the written part), as a
+    # compiled decode step (torch.compile) and a GPU want; results are the same either way.
+    static: bool = False
     # The stack's Ada-RMSNorm factors for the delays they were computed for (Transformer.delay_gains):
     # (delays [B], dtype, one [B, 1, D] per layer). Lives only as long as this streaming session.
     gains: tuple[torch.Tensor, torch.dtype, list] | None = None
@@ -37,16 +52,9 @@ class RingState(StreamingState):
     # session; a dict, so that resetting streams leaves it alone.
     fused: dict[str, object] = dataclasses.field(default_factory=dict)
 
-
-@dataclasses.dataclass
-class KVState(StreamingState):
-    """One layer's keys and values. Stale entries are masked by ``slot_pos``, never cleared."""
-
-    k: torch.Tensor  # [B, Hkv, C, hd]
-    v: torch.Tensor  # [B, Hkv, C, hd]
-
-    def reset(self, mask: torch.Tensor) -> None:
-        pass  # emptiness lives in RingState.slot_pos; zero-filled values are never read
+    @property
+    def capacity(self) -> int:
+        return self.slot_pos.shape[1]
 
 
 @dataclasses.dataclass
@@ -73,10 +81,14 @@ class StepPlan:
         return mask
 
 
-def new_ring_state(batch_size: int, capacity: int, device: torch.device) -> RingState:
+def new_ring_state(
+    batch_size: int, capacity: int, device: torch.device, kv: list[KVState] | None = None, static: bool = False
+) -> RingState:
     return RingState(
         offset=torch.zeros(batch_size, dtype=torch.long, device=device),
         slot_pos=torch.full((batch_size, capacity), -1, dtype=torch.long, device=device),
+        kv=kv or [],
+        static=static,
     )
 
 
@@ -99,7 +111,7 @@ def plan_step(ring: RingState, num_tokens: int) -> StepPlan:
     slots = positions % capacity  # [B, T]
     ring.slot_pos.scatter_(1, slots, positions)
     used = capacity
-    if ring.offset.device.type == "cpu":
+    if ring.offset.device.type == "cpu" and not ring.static:
         # Until a stream wraps around the ring, the slots past its newest position were never
         # written (a restarted stream's old slots are marked empty): leave them out of the
         # attention instead of reading and masking them. A young stream (a file shorter than

@@ -200,6 +200,8 @@ def fused_stack_step(
     ``plan`` (slots and positions of the new rows) must already be registered in ``state``
     (:func:`voxkit.lm.cache.plan_step`); the caller commits the step afterwards as usual.
     """
+    if torch.compiler.is_compiling():
+        return None  # a compiled step traces the modules; the C call would break the graph
     B, T, D = x.shape
     if (
         B * T > ROWS_MAX
@@ -217,7 +219,7 @@ def fused_stack_step(
     blocks = description.blocks
     if state.offset.shape[0] != B or inputs.rotation.dtype != torch.complex64 or inputs.rotation.shape[0] not in (1, B):
         return None
-    caches = [layer.attention._streaming_state for layer in stack.layers]
+    caches = state.kv
     first = blocks[0]
     cache_shape = (B, first.n_kv_heads, state.slot_pos.shape[1], first.head_dim)
     if any(not isinstance(c, KVState) or not (_plain(c.k, cache_shape) and _plain(c.v, cache_shape)) for c in caches):

@@ -14,11 +14,13 @@ only synchronises with the device every ``sync_every`` steps to check whether al
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
 from voxkit.lm.sampling import SamplingConfig, sample_next
+from voxkit.lm.cache import RingState
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
 
 PAD_ID = 0  # value of the right padding of the prompt batch; never cached, never attended to
@@ -40,6 +42,9 @@ class Generator:
     stop_ids end a stream; the stop token itself is not part of the output. prefill_chunk bounds
     how many prompt tokens go through the model at once; with a sliding window it also sets the
     ring capacity (``window + prefill_chunk - 1``), so it trades prefill speed against cache memory.
+    ``compile`` runs each decode step as one ``torch.compile(fullgraph=True)`` graph over caches of
+    fixed shape (worth it on a GPU, where per-operator launches dominate a step). A delay-conditioned
+    decoder (the recogniser's) generates under the delay ``num_delay_tokens``.
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class Generator:
         stop_ids: Sequence[int] = (),
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
         sync_every: int = 16,
+        compile: bool = False,
+        num_delay_tokens: float | None = None,
     ) -> None:
         if model.tok_embeddings is None:
             raise ValueError("generation needs a text decoder (vocab_size > 0)")
@@ -60,6 +67,14 @@ class Generator:
         self.stop_ids = tuple(int(i) for i in stop_ids)
         self.prefill_chunk = prefill_chunk
         self.sync_every = sync_every
+        self.compile = compile
+        if model.args.ada_rms_norm_t_cond and num_delay_tokens is None:
+            raise ValueError("this decoder is delay-conditioned (Ada-RMSNorm): pass num_delay_tokens")
+        self.num_delay_tokens = num_delay_tokens
+        self._decode: Callable[..., torch.Tensor] = functools.partial(decode_step, model)
+        if compile:
+            # Compiled once per generator; the prompt's prefill stays eager (its length varies).
+            self._decode = torch.compile(self._decode, fullgraph=True, dynamic=False)
 
     # ----------------------------------------------------------------------------- public API
 
@@ -137,25 +152,39 @@ class Generator:
             generator.manual_seed(seed)
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
         rows = torch.arange(B, device=device)  # [B]
+        delays = None
+        if self.num_delay_tokens is not None:
+            delays = torch.full((B,), float(self.num_delay_tokens), device=device)  # [B]
 
-        saved_capacity = model.cache_capacity
-        model.cache_capacity = self.capacity_for(tokens.shape[1], max_new_tokens)
-        try:
+        capacity = self.capacity_for(tokens.shape[1], max_new_tokens)
+        # The caches belong to this run: the model itself is never written to, so other streams
+        # (a live transcription, another generation) can use it at the same time.
+        with model.streaming(B, capacity=capacity, static=self.compile) as state:
             # Grad mode is switched off per model call, not around the loop: a generator's context
             # would otherwise leak into the caller's code between steps.
-            with model.streaming(B):
-                with torch.inference_mode():
-                    hidden = model.forward_embeddings(model.embed(tokens), lengths=lengths)  # [B, Tmax, D]
-                    # Only each stream's last real position needs the (large) output projection.
-                    logits = model.logits(hidden[rows, lengths - 1][:, None])[:, 0]  # [B, V]
-                alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
-                for index in range(max_new_tokens):
-                    next_tokens = sample_next(logits, self.sampling, generator)  # [B]
-                    emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
-                    alive = emitted
-                    yield _Step(index=index, tokens=next_tokens, emitted=emitted, alive=alive)
-                    if index + 1 < max_new_tokens:
-                        with torch.inference_mode():
-                            logits = model(next_tokens[:, None])[:, 0]  # [B, V]
-        finally:
-            model.cache_capacity = saved_capacity
+            with torch.inference_mode():
+                hidden = model.forward_embeddings(
+                    model.embed(tokens), state=state, lengths=lengths, num_delay_tokens=delays
+                )  # [B, Tmax, D]
+                # Only each stream's last real position needs the (large) output projection.
+                logits = model.logits(hidden[rows, lengths - 1][:, None])[:, 0]  # [B, V]
+            alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
+            for index in range(max_new_tokens):
+                next_tokens = sample_next(logits, self.sampling, generator)  # [B]
+                emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
+                alive = emitted
+                yield _Step(index=index, tokens=next_tokens, emitted=emitted, alive=alive)
+                if index + 1 < max_new_tokens:
+                    with torch.inference_mode():
+                        logits = self._decode(next_tokens, state, delays)  # [B, V]
+
+
+def decode_step(
+    model: Transformer, tokens: torch.Tensor, state: RingState, num_delay_tokens: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One new token per stream: tokens [B] -> next-token logits [B, V], caches updated in ``state``.
+
+    Static shapes whatever the position when ``state.static`` is set, which is what lets
+    ``torch.compile(fullgraph=True)`` turn the whole step into one graph (gpt-fast style).
+    """
+    return model(tokens[:, None], state=state, num_delay_tokens=num_delay_tokens)[:, 0]

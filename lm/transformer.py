@@ -3,7 +3,9 @@
 One class serves as a text decoder (``vocab_size > 0``: embeddings, final norm, output head), as
 the body of an audio encoder (``vocab_size == 0``: embeddings come from outside), and as the
 Voxtral Realtime decoder (Ada-RMSNorm delay conditioning). Offline calls see whole sequences;
-inside ``with model.streaming(B):`` the same forward consumes chunks and keeps a ring KV cache.
+given a state from :meth:`Transformer.init_state` the same forward consumes chunks and keeps them
+in that state's ring KV cache. The state belongs to the caller, so one model serves any number of
+streams at once (voxkit/streaming.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 
 from voxkit.lm.args import TransformerArgs
 from voxkit.lm.attention import Attention, AttentionInputs
-from voxkit.lm.cache import RingState, commit_step, new_ring_state, plan_step
+from voxkit.lm.cache import KVState, RingState, commit_step, new_ring_state, plan_step
 from voxkit.lm.ffn import FeedForward, MoeFeedForward
 from voxkit.lm.fused_step import fused_stack_step
 from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, delay_embedding
@@ -38,9 +40,11 @@ class TransformerBlock(nn.Module):
             self.feed_forward = FeedForward(args.dim, args.hidden_dim, args.use_biases)
         self.ada_rms_norm_t_cond = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
 
-    def forward(self, x: torch.Tensor, inputs: AttentionInputs, gain: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, inputs: AttentionInputs, gain: torch.Tensor | None, cache: KVState | None = None
+    ) -> torch.Tensor:
         """``gain``: this layer's ``1 + g(delay)`` [B, 1, D] (:meth:`Transformer.delay_gains`)."""
-        h = x + self.attention(self.attention_norm(x), inputs)  # [B, T, D]
+        h = x + self.attention(self.attention_norm(x), inputs, cache)  # [B, T, D]
         normed = self.ffn_norm(h)
         if self.ada_rms_norm_t_cond is not None:
             assert gain is not None
@@ -60,7 +64,6 @@ class Transformer(StreamingModule):
         )
         self.rope = RotaryEmbedding(args)
         self.windows: set[int | None] = {args.window_for_layer(i) for i in range(args.n_layers)}
-        self.cache_capacity: int | None = None  # None: derived from the window (see below)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -89,21 +92,31 @@ class Transformer(StreamingModule):
             return window + DEFAULT_PREFILL_CHUNK - 1
         if self.args.max_seq_len:
             return self.args.max_seq_len
-        raise ValueError("full-attention model without max_seq_len: set cache_capacity before streaming")
+        raise ValueError("full-attention model without max_seq_len: pass capacity= to init_state")
 
-    @property
-    def max_chunk(self) -> int:
+    def init_state(
+        self, batch_size: int, *, capacity: int | None = None, dtype: torch.dtype | None = None, static: bool = False
+    ) -> RingState:
+        """Caches for ``batch_size`` streams: a ring of ``capacity`` positions per layer.
+
+        capacity defaults to the window plus one prefill chunk (or max_seq_len for full attention);
+        dtype to the activations' dtype (the norms'), whatever dtype the weights are stored in.
+        ``static`` makes every step read the whole ring (fixed shapes for torch.compile; lm/cache.py).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        capacity = capacity or self.default_capacity()
+        if capacity < 1:
+            raise ValueError(f"cache capacity must be >= 1, got {capacity}")
+        dtype = dtype or self.norm.weight.dtype
+        kv = [layer.attention.init_cache(batch_size, capacity, dtype) for layer in self.layers]
+        return new_ring_state(batch_size, capacity, self.norm.weight.device, kv=kv, static=static)
+
+    def max_chunk(self, state: RingState) -> int:
         """Largest chunk one streaming call may write without evicting keys it still needs."""
-        capacity = self.cache_capacity or self.default_capacity()
+        capacity = state.capacity
         window = self.args.max_window
         return capacity if window is None or window >= capacity else capacity - window + 1
-
-    def _init_streaming_state(self, batch_size: int) -> RingState:
-        capacity = self.cache_capacity or self.default_capacity()
-        for layer in self.layers:
-            layer.attention.capacity = capacity
-            layer.attention.cache_dtype = self.norm.weight.dtype  # the activations' dtype, whatever the weights' storage
-        return new_ring_state(batch_size, capacity, self.norm.weight.device)
 
     # ----------------------------------------------------------------------------- forward
 
@@ -129,40 +142,47 @@ class Transformer(StreamingModule):
         self,
         tokens: torch.Tensor,
         *,
+        state: RingState | None = None,
         lengths: torch.Tensor | None = None,
         num_delay_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, V]. See :meth:`forward_embeddings` for the options."""
-        hidden = self.forward_embeddings(self.embed(tokens), lengths=lengths, num_delay_tokens=num_delay_tokens)
+        hidden = self.forward_embeddings(self.embed(tokens), state=state, lengths=lengths, num_delay_tokens=num_delay_tokens)
         return self.logits(hidden)
 
     def forward_embeddings(
         self,
         x: torch.Tensor,
         *,
+        state: RingState | None = None,
         lengths: torch.Tensor | None = None,
         num_delay_tokens: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the stack on input embeddings x [B, T, D]; returns final-norm hidden states [B, T, D].
 
-        lengths [B]: in streaming mode, how many of the T inputs of each stream are real (the rest
+        state: the caller's caches (:meth:`init_state`); without one, x is a whole sequence.
+        lengths [B]: with a state, how many of the T inputs of each stream are real (the rest
         is right padding that is neither cached nor counted). num_delay_tokens [B]: the delay that
         conditions Ada-RMSNorm (required when the args enable it). positions [T]: offline only,
         absolute positions (default ``arange(T)``).
         """
-        state = self._streaming_state
-        assert state is None or isinstance(state, RingState)
         gains = self.delay_gains(num_delay_tokens, x, state)
         if state is None:
             return self._forward_offline(x, gains, positions)
+        if len(state.kv) != len(self.layers) or state.offset.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"state for {state.offset.shape[0]} streams of {len(state.kv)} layers, input of {x.shape[0]} streams "
+                f"for {len(self.layers)} layers: make the state with this model's init_state"
+            )
         T = x.shape[1]
-        if T <= self.max_chunk:
+        max_chunk = self.max_chunk(state)
+        if T <= max_chunk:
             return self._forward_step(x, state, lengths, gains)
         # Larger than the ring allows at once: consume it in chunks (prefill only, never per step).
         outs = []
-        for start in range(0, T, self.max_chunk):
-            chunk = x[:, start : start + self.max_chunk]
+        for start in range(0, T, max_chunk):
+            chunk = x[:, start : start + max_chunk]
             chunk_len = None if lengths is None else (lengths - start).clamp(0, chunk.shape[1])
             outs.append(self._forward_step(chunk, state, chunk_len, gains))
         return torch.cat(outs, dim=1)
@@ -179,7 +199,7 @@ class Transformer(StreamingModule):
             return [None] * len(self.layers)
         if num_delay_tokens is None:
             raise ValueError("this model is delay-conditioned: pass num_delay_tokens")
-        reuse = state is not None and not torch.is_grad_enabled()
+        reuse = state is not None and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
         if reuse and state.gains is not None:
             delays, dtype, gains = state.gains
             if dtype == x.dtype and delays.shape == num_delay_tokens.shape and torch.equal(delays, num_delay_tokens):
@@ -221,8 +241,8 @@ class Transformer(StreamingModule):
         if fused is not None:
             x = fused
         else:
-            for layer, gain in zip(self.layers, gains, strict=True):
-                x = layer(x, inputs, gain)
+            for layer, gain, cache in zip(self.layers, gains, state.kv, strict=True):
+                x = layer(x, inputs, gain, cache)
         commit_step(state, plan, lengths)
         return self.norm(x)
 

@@ -47,9 +47,8 @@ def test_incremental_decode_matches_full_forward(name: str) -> None:
     with torch.no_grad():
         full = model(tokens, num_delay_tokens=delay)  # [2, 30, V]
         # Tiny ring: the cache wraps several times over 30 steps.
-        model.cache_capacity = (args.max_window or 40) + 1
-        with model.streaming(2):
-            steps = [model(tokens[:, t : t + 1], num_delay_tokens=delay) for t in range(30)]
+        with model.streaming(2, capacity=(args.max_window or 40) + 1) as state:
+            steps = [model(tokens[:, t : t + 1], state=state, num_delay_tokens=delay) for t in range(30)]
     assert (torch.cat(steps, dim=1) - full).abs().max().item() < 1e-5
 
 
@@ -61,11 +60,11 @@ def test_chunked_prefill_matches_one_shot(name: str) -> None:
     delay = _delay(args, 2)
     with torch.no_grad():
         full = model(tokens, num_delay_tokens=delay)
-        model.cache_capacity = 9  # chunks larger than capacity - window + 1 are split internally
-        with model.streaming(2):
+        # chunks larger than capacity - window + 1 are split internally
+        with model.streaming(2, capacity=9) as state:
             parts, start = [], 0
             for size in (3, 1, 7, 13, 2, 14):
-                parts.append(model(tokens[:, start : start + size], num_delay_tokens=delay))
+                parts.append(model(tokens[:, start : start + size], state=state, num_delay_tokens=delay))
                 start += size
     assert start == 40
     assert (torch.cat(parts, dim=1) - full).abs().max().item() < 1e-5
@@ -80,10 +79,9 @@ def test_batched_prompts_of_different_lengths_match_one_by_one() -> None:
         padded[b, : len(p)] = p
     lengths = torch.tensor([len(p) for p in prompts])
     with torch.no_grad():
-        model.cache_capacity = 24
-        with model.streaming(3):
-            first = model(padded, lengths=lengths)  # [3, 13, V]
-            nxt = torch.cat([model(follow[:, t : t + 1]) for t in range(6)], dim=1)  # [3, 6, V]
+        with model.streaming(3, capacity=24) as state:
+            first = model(padded, state=state, lengths=lengths)  # [3, 13, V]
+            nxt = torch.cat([model(follow[:, t : t + 1], state=state) for t in range(6)], dim=1)  # [3, 6, V]
         for b, p in enumerate(prompts):
             alone = model(torch.cat([p, follow[b]])[None])[0]  # [n + 6, V]
             assert (first[b, : len(p)] - alone[: len(p)]).abs().max().item() < 1e-5
@@ -95,10 +93,10 @@ def test_reset_mask_restarts_one_stream_only() -> None:
     a = torch.randint(0, VOCAB, (2, 12))
     b = torch.randint(0, VOCAB, (2, 8))
     with torch.no_grad():
-        with model.streaming(2):
-            model(a)
-            model.reset_streaming(torch.tensor([False, True]))
-            out = model(b)
+        with model.streaming(2) as state:
+            model(a, state=state)
+            state.reset(torch.tensor([False, True]))
+            out = model(b, state=state)
         stream0 = model(torch.cat([a[0], b[0]])[None])[0, 12:]
         stream1_fresh = model(b[1:2])[0]
     assert (out[0] - stream0).abs().max().item() < 1e-5
@@ -137,18 +135,16 @@ def test_attention_reads_only_the_written_part_of_the_ring() -> None:
     tokens = torch.randint(0, VOCAB, (2, 40))
     with torch.no_grad():
         full = model(tokens)
-        model.cache_capacity = 32
-        with model.streaming(2):
-            state = model._streaming_state
+        with model.streaming(2, capacity=32) as state:
             assert plan_step(state, 3).used == 3  # a dry plan: nothing written yet
             state.slot_pos.fill_(-1)
-            out = [model(tokens[:, :12])]
+            out = [model(tokens[:, :12], state=state)]
             assert plan_step(state, 1).used == 13
             state.slot_pos[:, 12] = -1  # undo the dry plan's registration
-            model.reset_streaming(torch.tensor([True, False]))  # stream 0 restarts at slot 0
+            state.reset(torch.tensor([True, False]))  # stream 0 restarts at slot 0
             assert plan_step(state, 1).used == 13  # stream 1 still needs its 13 slots
             state.slot_pos[0, 0], state.slot_pos[1, 12] = -1, -1
-            out += [model(tokens[:, 12 + t : 13 + t]) for t in range(28)]  # stream 1 wraps the ring
+            out += [model(tokens[:, 12 + t : 13 + t], state=state) for t in range(28)]  # stream 1 wraps the ring
             assert plan_step(state, 1).used == 32
     # stream 1 never restarted: equal to the offline forward all the way through the wrap
     assert (torch.cat(out, dim=1)[1] - full[1]).abs().max().item() < 1e-5

@@ -49,9 +49,9 @@ def test_fused_steps_match_the_full_forward(name: str, chunk: int, fused_calls: 
     delay = _delay(args, 2)
     with torch.no_grad():
         full = model(tokens, num_delay_tokens=delay)  # [2, 30, V]
-        model.cache_capacity = (args.max_window or 40) + chunk  # tiny ring: wraps several times
-        with model.streaming(2):
-            steps = [model(tokens[:, t : t + chunk], num_delay_tokens=delay) for t in range(0, 30, chunk)]
+        # tiny ring: wraps several times
+        with model.streaming(2, capacity=(args.max_window or 40) + chunk) as state:
+            steps = [model(tokens[:, t : t + chunk], state=state, num_delay_tokens=delay) for t in range(0, 30, chunk)]
     assert (torch.cat(steps, dim=1) - full).abs().max().item() < 1e-5
     assert all(fused_calls) == CAN_BUILD and len(fused_calls) == len(steps)
 
@@ -100,8 +100,8 @@ def test_fallbacks(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> 
     tokens = torch.randint(0, VOCAB, (1, 4))
 
     def run(model: torch.nn.Module, grad: bool = False) -> None:
-        with torch.set_grad_enabled(grad), model.streaming(1):
-            model(tokens)
+        with torch.set_grad_enabled(grad), model.streaming(1) as state:
+            model(tokens, state=state)
 
     plain = _model(args)  # projections not fused: the modules run
     run(plain)
@@ -132,11 +132,11 @@ def test_fallbacks(fused_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> 
 def _steps(model: torch.nn.Module, tokens: torch.Tensor, delay: torch.Tensor | None, swap_at: int | None = None,
            new_state: dict | None = None) -> torch.Tensor:
     outs = []
-    with torch.no_grad(), model.streaming(tokens.shape[0]):
+    with torch.no_grad(), model.streaming(tokens.shape[0]) as state:
         for t in range(tokens.shape[1]):
             if t == swap_at:
                 model.load_state_dict(new_state, assign=True)  # new tensors mid-session
-            outs.append(model(tokens[:, t : t + 1], num_delay_tokens=delay))
+            outs.append(model(tokens[:, t : t + 1], state=state, num_delay_tokens=delay))
     return torch.cat(outs, dim=1)
 
 

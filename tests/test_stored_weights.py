@@ -49,8 +49,9 @@ def test_float16_storage_changes_no_output_bit(monkeypatch: pytest.MonkeyPatch) 
 
     stored = run_stream(model, wav, delay=4)[0]
     assert stored == run_stream(reference, wav, delay=4)[0]
-    caches = [m._streaming_state for m in model.modules() if isinstance(getattr(m, "_streaming_state", None), KVState)]
-    assert all(c.k.dtype == torch.float32 for c in caches)  # activations and caches stay float32
+    state = model.init_state(1)
+    caches = [*state.encoder.transformer.kv, *state.decoder.kv]
+    assert caches and all(isinstance(c, KVState) and c.k.dtype == torch.float32 for c in caches)  # caches stay float32
 
 
 def test_bfloat16_values_use_bfloat16_storage() -> None:

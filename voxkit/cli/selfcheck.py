@@ -45,9 +45,8 @@ def _mistral_like(tmp: Path) -> list[tuple[str, float, float]]:
             diff = max((ours(tokens) - ref).abs().max().item(), (native(tokens) - ref).abs().max().item())
         out.append((f"{name}: logits vs transformers (HF and native folders)", diff, 1e-4))
         with torch.no_grad():
-            ours.cache_capacity = 12 if extra.get("sliding_window") else 40
-            with ours.streaming(2):
-                steps = torch.cat([ours(tokens[:, t : t + 1]) for t in range(29)], dim=1)
+            with ours.streaming(2, capacity=12 if extra.get("sliding_window") else 40) as state:
+                steps = torch.cat([ours(tokens[:, t : t + 1], state=state) for t in range(29)], dim=1)
             out.append((f"{name}: token-by-token ring-cache decode vs full forward", (steps - ours(tokens)).abs().max().item(), 1e-4))
     return out
 
