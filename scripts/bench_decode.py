@@ -8,6 +8,7 @@ of several timed repeats after one untimed warm-up.
 
     python scripts/bench_decode.py                     # fp32 on CPU (+ bf16 on CUDA if present)
     python scripts/bench_decode.py --threads 1 --repeats 3
+    python scripts/bench_decode.py --no-cpu --size 7b --compile   # a GPU: Mistral-7B shape, + compiled step
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from voxkit.lm.generate import Generator
 
 SIZES = {
     # weight-read bound on CPUs: 117 MB of fp32 weights per token
-    "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4, head_dim=64),
+    "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4,
+                  head_dim=64, num_hidden_layers=4),
     # per-step overhead bound: what a library adds around the matrix products shows
-    "tiny": dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_attention_heads=4, num_key_value_heads=2, head_dim=64),
+    "tiny": dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_attention_heads=4, num_key_value_heads=2,
+                 head_dim=64, num_hidden_layers=4),
+    # Mistral-7B's shape (random weights): 14.5 GB in bf16, for a GPU
+    "7b": dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
+               head_dim=128, num_hidden_layers=32),
 }
 
 
@@ -37,11 +43,17 @@ def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.devic
     from transformers import MistralConfig, MistralForCausalLM
 
     config = MistralConfig(
-        **SIZES[size], num_hidden_layers=4, sliding_window=sliding_window,
+        **SIZES[size], sliding_window=sliding_window,
         max_position_embeddings=8192, rope_theta=1e6, tie_word_embeddings=False,
     )
     torch.manual_seed(0)
-    return MistralForCausalLM(config).to(device=device, dtype=dtype).eval()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # initialise in place on the device: a 7B model never visits the host
+    try:
+        with torch.device(device):
+            return MistralForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def build_voxkit_from(hf_model) -> Transformer:  # noqa: ANN001 (transformers model)
@@ -97,7 +109,9 @@ def linear_floor(model: Transformer, n: int) -> Callable[[], object]:
     return run
 
 
-def bench(device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int, size: str) -> dict:
+def bench(
+    device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int, size: str, compile: bool
+) -> dict:
     hf = build_hf(window, dtype, device, size)
     ours = build_voxkit_from(hf)
     prompt = torch.randint(100, SIZES[size]["vocab_size"], (1, prompt_len), generator=torch.Generator().manual_seed(1)).to(device)
@@ -110,8 +124,19 @@ def bench(device: torch.device, dtype: torch.dtype, window: int | None, n: int, 
         "ours": lambda: gen.generate([prompt[0].tolist()], n),
         "floor": linear_floor(ours, n),
     }
+    result: dict = {"agree": agree, "compiled_agree": None, "compile_s": float("nan")}
+    if compile:
+        compiled = Generator(ours, compile=True)
+        start = time.perf_counter()
+        compiled_tokens = compiled.generate([prompt[0].tolist()], n)[0]  # the first call compiles
+        result["compile_s"] = time.perf_counter() - start
+        result["compiled_agree"] = next((i for i, (a, b) in enumerate(zip(compiled_tokens, ours_tokens)) if a != b), n)
+        fns["compiled"] = lambda: compiled.generate([prompt[0].tolist()], n)
     t = timed(fns, repeats, device)
-    return {"agree": agree, **{name: n / seconds for name, seconds in t.items()}}
+    del hf, ours
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {**result, **{name: n / seconds for name, seconds in t.items()}}
 
 
 def main() -> None:
@@ -121,34 +146,44 @@ def main() -> None:
     parser.add_argument("--prompt-len", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA bf16 rows")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small", help="small: dim 512, vocab 32768; tiny: dim 256, vocab 4096")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU fp32 rows")
+    parser.add_argument("--compile", action="store_true", help="also time voxkit's torch.compile'd decode step")
+    parser.add_argument("--windows", default="4096,none", help="sliding windows to run, comma-separated ('none': full attention)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="small: dim 512, vocab 32768; tiny: dim 256, vocab 4096; 7b: Mistral-7B's shape")
     opts = parser.parse_args()
     import os
 
     import transformers
 
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
-    runs = [(torch.device("cpu"), torch.float32)]
+    runs = [] if opts.no_cpu else [(torch.device("cpu"), torch.float32)]
     if torch.cuda.is_available() and not opts.no_cuda:
         runs.append((torch.device("cuda"), torch.bfloat16))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, CPU threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} cores, load average {load} (other processes share the cores)")
     c = SIZES[opts.size]
-    print(f"model ({opts.size}): 4 layers, dim {c['hidden_size']}, {c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
+    print(f"model ({opts.size}): {c['num_hidden_layers']} layers, dim {c['hidden_size']}, {c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
           f"(head_dim {c['head_dim']}), hidden {c['intermediate_size']}, vocab {c['vocab_size']}; "
           f"prompt {opts.prompt_len}, {opts.new_tokens} new tokens, batch 1, greedy; median of {opts.repeats}")
     print()
+    extra = " voxkit compiled tok/s | compiled = eager tokens | compile s |" if opts.compile else ""
     print("| device | dtype | sliding window | transformers tok/s | voxkit tok/s | speed-up | same greedy tokens "
-          "| weights-read floor tok/s |")
-    print("|---|---|---|---:|---:|---:|---|---:|")
+          f"| weights-read floor tok/s |{extra}")
+    print("|---|---|---|---:|---:|---:|---|---:|" + ("---:|---|---:|" if opts.compile else ""))
+    windows = [None if w.strip().lower() == "none" else int(w) for w in opts.windows.split(",")]
     for device, dtype in runs:
-        for window in (4096, None):
-            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size)
+        for window in windows:
+            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size, opts.compile)
             same = "all" if r["agree"] == opts.new_tokens else f"first {r['agree']}"
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-            print(f"| {name} | {str(dtype).removeprefix('torch.')} | {window} | {r['hf']:.1f} | {r['ours']:.1f} "
-                  f"| {r['ours'] / r['hf']:.2f}x | {same} | {r['floor']:.1f} |", flush=True)
+            row = (f"| {name} | {str(dtype).removeprefix('torch.')} | {window} | {r['hf']:.1f} | {r['ours']:.1f} "
+                   f"| {r['ours'] / r['hf']:.2f}x | {same} | {r['floor']:.1f} |")
+            if opts.compile:
+                c_same = "all" if r["compiled_agree"] == opts.new_tokens else f"first {r['compiled_agree']}"
+                row += f" {r['compiled']:.1f} | {c_same} | {r['compile_s']:.0f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
