@@ -1,4 +1,4 @@
-"""Grouped-query self-attention with RoPE, sliding window and the ring KV cache."""
+"""Grouped-query self-attention: RoPE or ALiBi or no positions, QK-norm, windows, the ring KV cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from torch import nn
 from voxkit.lm.args import TransformerArgs
 from voxkit.lm.cache import KVState, StepPlan, new_kv_state, write_kv
 from voxkit.lm.fusion import FusedProjection
-from voxkit.lm.rope import apply_rotary
+from voxkit.lm.norm import QKNorm
+from voxkit.lm.rope import Rotation, apply_rotary
 from voxkit.ops import attention
 
 
@@ -18,9 +19,11 @@ from voxkit.ops import attention
 class AttentionInputs:
     """Everything attention needs besides x, computed once per forward for all layers."""
 
-    rotation: torch.Tensor  # [1 or B, 1, T, hd/2] complex RoPE factors
+    rotation: Rotation | None  # RoPE (cos, sin) [1 or B, 1, T, hd/2] each; None: other positions
     q_scale: torch.Tensor | None  # [1 or B, 1, T, 1] (Ministral-3) or None
-    # Offline: window -> [T, T] bool mask, or None for the built-in causal / no mask.
+    # window -> what attention gets as its mask: offline a [T, T] bool mask, or None for the
+    # built-in causal / no mask; with ALiBi (offline and streaming) a float bias [1|B, H, T, S].
+    # A streaming call without an entry takes the ring's bool mask (StepPlan.mask).
     masks: dict[int | None, torch.Tensor | None]
     plan: StepPlan | None  # streaming only
 
@@ -40,6 +43,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, args.n_kv_heads * hd, bias=bias)
         self.wo = nn.Linear(args.n_heads * hd, args.dim, bias=bias)
         self.wqkv: FusedProjection | None = None  # inference only, see fuse_projections
+        self.qk_norm = QKNorm(hd, args.norm_eps) if args.qk_norm else None
 
     def fuse_projections(self) -> None:
         """Compute q, k and v with one product and rotate q and k in one call (inference only)."""
@@ -55,12 +59,21 @@ class Attention(nn.Module):
         H, Hkv = self.n_heads, self.n_kv_heads
         if self.wqkv is not None and self.wqkv.usable(x):
             qkv = self.wqkv(x).view(B, T, H + 2 * Hkv, self.head_dim).transpose(1, 2)  # [B, H + 2 Hkv, T, hd]
-            qk = apply_rotary(qkv[:, : H + Hkv], inputs.rotation)  # [B, H + Hkv, T, hd]
-            q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + Hkv :]
+            qk, v = qkv[:, : H + Hkv], qkv[:, H + Hkv :]  # [B, H + Hkv, T, hd], [B, Hkv, T, hd]
+            if self.qk_norm is None and inputs.rotation is not None:
+                qk = apply_rotary(qk, inputs.rotation)  # q and k rotated in one call
+                rotated = True
+            else:
+                rotated = False
+            q, k = qk[:, :H], qk[:, H:]
         else:
             q = self.wq(x).view(B, T, H, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
             k = self.wk(x).view(B, T, Hkv, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
             v = self.wv(x).view(B, T, Hkv, self.head_dim).transpose(1, 2)  # [B, Hkv, T, hd]
+            rotated = False
+        if self.qk_norm is not None:
+            q, k = self.qk_norm(q, k)  # normalised per head, before the rotation
+        if inputs.rotation is not None and not rotated:
             q = apply_rotary(q, inputs.rotation)
             k = apply_rotary(k, inputs.rotation)
         if inputs.q_scale is not None:
@@ -71,7 +84,8 @@ class Attention(nn.Module):
             write_kv(cache, inputs.plan.slots, k, v)
             used = inputs.plan.used
             keys, values = cache.k[:, :, :used], cache.v[:, :, :used]  # [B, Hkv, used, hd] views
-            out = attention(q, keys, values, mask=inputs.plan.mask(self.window))  # [B, H, T, hd]
+            mask = inputs.masks[self.window] if self.window in inputs.masks else inputs.plan.mask(self.window)
+            out = attention(q, keys, values, mask=mask)  # [B, H, T, hd]
         else:
             mask = inputs.masks.get(self.window)
             out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]

@@ -1,4 +1,4 @@
-"""SwiGLU feed-forward and the Mixtral-style sparse mixture of experts."""
+"""The block's MLPs: SwiGLU, the Whisper-style GELU MLP and the Mixtral-style sparse mixture of experts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxkit.lm.args import MoeArgs
+from voxkit.lm.args import MoeArgs, TransformerArgs
 from voxkit.lm.fusion import FusedProjection
+from voxkit.ops import swiglu
 
 
 class FeedForward(nn.Module):
@@ -27,8 +28,8 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.w13 is not None and self.w13.usable(x):
             gate, up = self.w13(x).chunk(2, dim=-1)  # [..., hidden] each
-            return self.w2(F.silu(gate) * up)
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+            return self.w2(swiglu(gate, up))
+        return self.w2(swiglu(self.w1(x), self.w3(x)))  # [..., hidden] inside
 
 
 class MoeFeedForward(nn.Module):
@@ -57,3 +58,30 @@ class MoeFeedForward(nn.Module):
                 continue
             out.index_add_(0, rows, expert(flat[rows]) * weights[rows, slot, None])
         return out.view(shape)
+
+
+class GeluFeedForward(nn.Module):
+    """``w2(gelu(w1 x))`` with the exact (erf) GELU: Whisper's MLP, whose fc1/fc2 are w1/w2 here.
+
+    Both projections carry a bias when ``bias`` is set (Whisper biases fc1 and fc2), unlike SwiGLU
+    where the Voxtral pattern biases w2 only. Keys stay native-style (``feed_forward.w1``/``w2``)
+    so that the stack's init and converters treat w2 as the residual branch output either way.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, bias: bool = False) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden_dim, bias=bias)
+        self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [..., D] -> [..., D]."""
+        return self.w2(F.gelu(self.w1(x)))  # [..., hidden] inside
+
+
+def make_ffn(args: TransformerArgs) -> FeedForward | MoeFeedForward | GeluFeedForward:
+    """The MLP ``args`` describes: mixture of experts when ``args.moe`` is set, else ``args.mlp``."""
+    if args.moe is not None:
+        return MoeFeedForward(args.dim, args.hidden_dim, args.moe, args.use_biases)
+    if args.mlp == "gelu":
+        return GeluFeedForward(args.dim, args.hidden_dim, args.use_biases)
+    return FeedForward(args.dim, args.hidden_dim, args.use_biases)

@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from voxkit.lm.attention import AttentionInputs
+from voxkit.lm.block import TransformerBlock
 from voxkit.lm.cache import KVState, RingState, StepPlan
 from voxkit.lm.ffn import FeedForward
 from voxkit.lm.fusion import FusedProjection
 from voxkit.lm.norm import RMSNorm
 from voxkit.ops import native
-from voxkit.ops.dispatch import announce, kernels_enabled
+from voxkit.ops.dispatch import announce, kernels_enabled, log
 from voxkit.ops.linear import linear16_kernel
 
 if TYPE_CHECKING:
@@ -66,11 +67,33 @@ class _Step(ctypes.Structure):
     _fields_ += [(name, ctypes.c_void_p) for name in ("slots", "positions", "slot_pos", "k_cache", "v_cache", "scratch")]
 
 
+def python_layout() -> list[int]:
+    """Sizes and field offsets of the ctypes mirrors, in block_step.c's ``block_step_layout`` order."""
+    out: list[int] = []
+    for struct in (_Matrix, _Block, _Step):
+        out.append(ctypes.sizeof(struct))
+        out += [getattr(struct, name).offset for name, _ in struct._fields_]
+    return out
+
+
+def c_layout(lib: ctypes.CDLL) -> list[int]:
+    """The same numbers as the C compiler laid the structs out."""
+    lib.block_step_layout.argtypes = [ctypes.POINTER(ctypes.c_long), ctypes.c_long]
+    lib.block_step_layout.restype = ctypes.c_long
+    buffer = (ctypes.c_long * 64)()
+    count = lib.block_step_layout(buffer, 64)
+    return list(buffer[: min(count, 64)])
+
+
 @functools.cache
 def block_step_library() -> ctypes.CDLL | None:
-    """The built kernel library (None where it cannot be built or the CPU lacks AVX2 + F16C)."""
+    """The built kernel library (None where it cannot be built, the CPU lacks AVX2 + F16C, or the
+    C structs are not laid out as their ctypes mirrors)."""
     lib = native.load("block_step")
     if lib is None or lib.block_step_isa() == 0:
+        return None
+    if c_layout(lib) != python_layout():
+        log.warning("voxkit kernel block_step: C struct layout differs from lm/fused_step.py's, using the PyTorch modules")
         return None
     lib.block_step.argtypes = [ctypes.POINTER(_Block), ctypes.POINTER(_Step)]
     lib.block_step.restype = None
@@ -131,12 +154,13 @@ class _Description:
 
 def _describe(stack: Transformer) -> _Description | None:
     """One C description per block, or None when some block is not the plain fused layout."""
-    from voxkit.lm.transformer import TransformerBlock  # the transformer module imports this one
-
     blocks, watch = [], []
     for layer in stack.layers:
         attn, ffn = layer.attention, layer.feed_forward
-        if type(layer) is not TransformerBlock or not isinstance(ffn, FeedForward) or attn.wqkv is None or ffn.w13 is None:
+        # The kernel implements one block layout; the block says whether it is that one.
+        if type(layer) is not TransformerBlock or layer.fused_step_support() is not None:
+            return None
+        if not isinstance(ffn, FeedForward) or attn.wqkv is None or ffn.w13 is None:
             return None
         if not (_still_fused(attn.wqkv, [attn.wq, attn.wk, attn.wv]) and _still_fused(ffn.w13, [ffn.w1, ffn.w3])):
             return None  # the projections no longer share the stacked storage (lm/fusion.py)
@@ -217,7 +241,10 @@ def fused_stack_step(
     if description is None or (description.weight_bytes > SMALL_STACK_BYTES and torch.get_num_threads() != 1):
         return None
     blocks = description.blocks
-    if state.offset.shape[0] != B or inputs.rotation.dtype != torch.complex64 or inputs.rotation.shape[0] not in (1, B):
+    if inputs.rotation is None or inputs.masks or state.offset.shape[0] != B:
+        return None  # positions other than RoPE (the block check refuses them too)
+    cos, sin = inputs.rotation  # [1|B, 1, T, hd/2] each
+    if cos.dtype != torch.float32 or cos.shape[0] not in (1, B) or cos.shape != sin.shape:
         return None
     caches = state.kv
     first = blocks[0]
@@ -234,7 +261,7 @@ def fused_stack_step(
     if scratch is None or scratch.numel() < need:
         scratch = state.fused["scratch"] = torch.empty(need, dtype=torch.float32)  # once per session
     out = x.clone(memory_format=torch.contiguous_format)  # [B, T, D] updated in place by every block
-    rotation = torch.view_as_real(inputs.rotation).contiguous()  # [1|B, 1, T, hd/2, 2]
+    rotation = torch.stack((cos, sin), dim=-1)  # [1|B, 1, T, hd/2, 2] (cos, sin) pairs, as the kernel reads them
     slots, positions = plan.slots.contiguous(), plan.positions.contiguous()  # [B, T] int64
     step = _Step(B, T, capacity, plan.used)
     step.x, step.rotation, step.rot_batch = out.data_ptr(), rotation.data_ptr(), rotation.shape[0]

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.lm.cache import RingState
+from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
 
 PAD_ID = 0  # value of the right padding of the prompt batch; never cached, never attended to
@@ -94,7 +94,7 @@ class Generator:
         # A stream emits a prefix of the steps (alive only ever turns off), so its count is its length.
         counts = emitted.sum(dim=1).tolist()  # one sync for the whole batch
         rows = out.tolist()
-        return [row[:n] for row, n in zip(rows, counts)]
+        return [row[:n] for row, n in zip(rows, counts, strict=True)]
 
     def stream(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, seed: int | None = None

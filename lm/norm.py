@@ -1,16 +1,20 @@
-"""RMSNorm and the Ada-RMSNorm delay conditioning of Voxtral Realtime."""
+"""The block's norms (RMSNorm, LayerNorm, QK-norm) and the Ada-RMSNorm delay conditioning of Voxtral Realtime."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from voxkit.lm.args import TransformerArgs
 from voxkit.ops import rms_norm
 
 
 class RMSNorm(nn.Module):
+    """``weight * x / rms(x)`` over the last dimension, statistics in fp32 (voxkit.ops.rms_norm)."""
+
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps
@@ -18,6 +22,53 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return rms_norm(x, self.weight, self.eps)
+
+
+class LayerNorm(nn.Module):
+    """``weight * (x - mean) / std + bias`` over the last dimension (Whisper's encoder norm).
+
+    Computed in fp32 (or wider, for fp64 input) and cast back to the input dtype, as Whisper does, so that a 16-bit
+    model matches the published encoder: subtracting the mean in 16 bits loses the small
+    differences a LayerNorm exists to amplify. Parameter names match nn.LayerNorm (weight, bias).
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [..., D] -> [..., D] in x's dtype."""
+        wide = torch.promote_types(x.dtype, torch.float32)
+        out = F.layer_norm(x.to(wide), (x.shape[-1],), self.weight.to(wide), self.bias.to(wide), self.eps)  # [..., D]
+        return out.to(x.dtype)
+
+
+def make_norm(args: TransformerArgs, dim: int) -> RMSNorm | LayerNorm:
+    """The norm ``args.norm`` names, over ``dim`` channels with ``args.norm_eps``."""
+    if args.norm == "layer":
+        return LayerNorm(dim, args.norm_eps)
+    return RMSNorm(dim, args.norm_eps)
+
+
+class QKNorm(nn.Module):
+    """RMSNorm of every query and every key head over head_dim, applied before RoPE (codec).
+
+    Why: bounding the norms of q and k bounds the attention logits, which keeps the softmax from
+    saturating when a stack is trained with large learning rates. One weight [head_dim] for all
+    query heads (``q_norm``) and one for all key heads (``k_norm``): a head's channels are scaled
+    the same way whichever head they belong to, so GQA (fewer key heads) needs nothing special.
+    """
+
+    def __init__(self, head_dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.q_norm = RMSNorm(head_dim, eps)
+        self.k_norm = RMSNorm(head_dim, eps)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q: [B, H, T, hd], k: [B, Hkv, S, hd] -> both normalised, same shapes and dtypes."""
+        return self.q_norm(q), self.k_norm(k)
 
 
 def delay_embedding(num_delay_tokens: torch.Tensor, dim: int) -> torch.Tensor:

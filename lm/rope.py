@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from voxkit.lm.args import TransformerArgs, YarnArgs
+from voxkit.ops import rope
 
 
 def yarn_inv_freq(head_dim: int, theta: float, yarn: YarnArgs) -> tuple[torch.Tensor, float]:
@@ -75,17 +76,30 @@ class RotaryEmbedding(nn.Module):
             inv_freq = self._frequencies(None)[0]
         self.inv_freq = inv_freq.to(device)
 
-    def rotation(self, positions: torch.Tensor) -> torch.Tensor:
-        """positions [T] or [B, T] -> unit complex rotations (times the YaRN factor), [1|B, 1, T, hd/2]."""
+    def rotation(self, positions: torch.Tensor) -> Rotation:
+        """positions [T] or [B, T] -> (cos, sin) of every angle times the YaRN factor, each [1|B, 1, T, hd/2].
+
+        Real tables rather than complex numbers: a compiled step (torch.compile) and the kernels
+        take them as they are.
+        """
         angles = positions.float()[..., None] * self.inv_freq  # [(B,) T, hd/2]
-        rot = torch.polar(torch.full_like(angles, self.cos_sin_scale), angles)  # complex64
-        return rot[None, None] if positions.dim() == 1 else rot[:, None]
+        cos, sin = angles.cos() * self.cos_sin_scale, angles.sin() * self.cos_sin_scale  # [(B,) T, hd/2]
+        if positions.dim() == 1:
+            return cos[None, None], sin[None, None]
+        return cos[:, None], sin[:, None]
 
 
-def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs of x [B, H, T, hd] as complex numbers: (x0 + i x1) * e^(i angle)."""
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, H, T, hd/2] complex
-    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
+Rotation = tuple[torch.Tensor, torch.Tensor]  # (cos, sin), each [1|B, 1, T, hd/2]
+
+
+def apply_rotary(x: torch.Tensor, rotation: Rotation | torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs of x [B, H, T, hd]: (x0 + i x1) e^(i angle), through the ``rope`` op.
+
+    rotation: (cos, sin) from :meth:`RotaryEmbedding.rotation`, or one complex tensor.
+    """
+    if isinstance(rotation, torch.Tensor):
+        rotation = (rotation.real, rotation.imag)
+    return rope(x, *rotation)
 
 
 def llama4_query_scale(positions: torch.Tensor, beta: float, original_max: int) -> torch.Tensor:

@@ -14,42 +14,17 @@ import torch
 from torch import nn
 
 from voxkit.lm.args import TransformerArgs
-from voxkit.lm.attention import Attention, AttentionInputs
-from voxkit.lm.cache import KVState, RingState, commit_step, new_ring_state, plan_step
-from voxkit.lm.ffn import FeedForward, MoeFeedForward
+from voxkit.lm.attention import AttentionInputs
+from voxkit.lm.block import TransformerBlock
+from voxkit.lm.cache import RingState, StepPlan, commit_step, new_ring_state, plan_step
 from voxkit.lm.fused_step import fused_stack_step
-from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, delay_embedding
-from voxkit.lm.rope import RotaryEmbedding, llama4_query_scale
+from voxkit.lm.norm import delay_embedding, make_norm
+from voxkit.lm.positions import ALiBi, SinusoidalPositions, position_mask
+from voxkit.lm.rope import RotaryEmbedding, Rotation, llama4_query_scale
 from voxkit.ops import linear16
 from voxkit.streaming import StreamingModule
 
 DEFAULT_PREFILL_CHUNK = 256
-
-
-class TransformerBlock(nn.Module):
-    """``h = x + attn(attention_norm(x))``; ``out = h + ffn(ffn_norm(h) [* (1 + g)])``."""
-
-    def __init__(self, args: TransformerArgs, layer: int) -> None:
-        super().__init__()
-        self.attention = Attention(args, layer)
-        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
-        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
-        if args.moe is not None:
-            self.feed_forward: nn.Module = MoeFeedForward(args.dim, args.hidden_dim, args.moe, args.use_biases)
-        else:
-            self.feed_forward = FeedForward(args.dim, args.hidden_dim, args.use_biases)
-        self.ada_rms_norm_t_cond = AdaRMSNormGain(args.dim, args.ada_dim) if args.ada_rms_norm_t_cond else None
-
-    def forward(
-        self, x: torch.Tensor, inputs: AttentionInputs, gain: torch.Tensor | None, cache: KVState | None = None
-    ) -> torch.Tensor:
-        """``gain``: this layer's ``1 + g(delay)`` [B, 1, D] (:meth:`Transformer.delay_gains`)."""
-        h = x + self.attention(self.attention_norm(x), inputs, cache)  # [B, T, D]
-        normed = self.ffn_norm(h)
-        if self.ada_rms_norm_t_cond is not None:
-            assert gain is not None
-            normed = normed * gain
-        return h + self.feed_forward(normed)
 
 
 class Transformer(StreamingModule):
@@ -58,11 +33,14 @@ class Transformer(StreamingModule):
         self.args = args
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim) if args.vocab_size > 0 else None
         self.layers = nn.ModuleList(TransformerBlock(args, i) for i in range(args.n_layers))
-        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.norm = make_norm(args, args.dim)
         self.output = (
             nn.Linear(args.dim, args.vocab_size, bias=False) if args.vocab_size > 0 and not args.tied_embeddings else None
         )
-        self.rope = RotaryEmbedding(args)
+        # Positions: exactly one of these is set, by args.positions ("none" sets none of them).
+        self.rope = RotaryEmbedding(args) if args.positions == "rope" else None
+        self.alibi = ALiBi(args.n_heads) if args.positions == "alibi" else None
+        self.abs_positions = SinusoidalPositions(args.max_seq_len, args.dim) if args.positions == "sinusoidal" else None
         self.windows: set[int | None] = {args.window_for_layer(i) for i in range(args.n_layers)}
         self.init_weights()
 
@@ -170,6 +148,8 @@ class Transformer(StreamingModule):
         gains = self.delay_gains(num_delay_tokens, x, state)
         if state is None:
             return self._forward_offline(x, gains, positions)
+        if not self.args.causal:
+            raise ValueError("a bidirectional stack cannot stream: call it on whole sequences (state=None)")
         if len(state.kv) != len(self.layers) or state.offset.shape[0] != x.shape[0]:
             raise ValueError(
                 f"state for {state.offset.shape[0]} streams of {len(state.kv)} layers, input of {x.shape[0]} streams "
@@ -177,7 +157,7 @@ class Transformer(StreamingModule):
             )
         T = x.shape[1]
         max_chunk = self.max_chunk(state)
-        if T <= max_chunk:
+        if max_chunk >= T:
             return self._forward_step(x, state, lengths, gains)
         # Larger than the ring allows at once: consume it in chunks (prefill only, never per step).
         outs = []
@@ -210,33 +190,54 @@ class Transformer(StreamingModule):
             state.gains = (num_delay_tokens.clone(), x.dtype, gains)
         return gains
 
-    def _rotary_inputs(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        rotation = self.rope.rotation(positions)
+    def _rotary_inputs(self, positions: torch.Tensor) -> tuple[Rotation | None, torch.Tensor | None]:
+        rotation = None if self.rope is None else self.rope.rotation(positions)
         q_scale = None
         if self.args.llama_4_scaling is not None:
             s = self.args.llama_4_scaling
             q_scale = llama4_query_scale(positions, s.beta, s.original_max_position_embeddings)
         return rotation, q_scale
 
+    def _add_absolute_positions(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Whisper-style stacks add a sinusoidal table to their input; others use RoPE or ALiBi."""
+        if self.abs_positions is None:
+            return x
+        return x + self.abs_positions(positions).to(x.dtype)  # [B, T, D] + [(B,) T, D]
+
     def _forward_offline(self, x: torch.Tensor, gains: list[torch.Tensor | None], positions: torch.Tensor | None) -> torch.Tensor:
         T = x.shape[1]
         if positions is None:
             positions = torch.arange(T, device=x.device)
+        x = self._add_absolute_positions(x, positions)
         rotation, q_scale = self._rotary_inputs(positions)
         masks: dict[int | None, torch.Tensor | None] = {}
+        causal = self.args.causal
         for w in self.windows:
-            masks[w] = None if w is None or w >= T else _band_mask(T, w, x.device, causal=self.args.causal)
+            if self.alibi is not None:
+                masks[w] = self.alibi(positions, positions, causal=causal, window=w, dtype=x.dtype)  # [1, H, T, T]
+            elif w is None or w >= T:
+                masks[w] = None  # the built-in causal mask, or none
+            else:
+                masks[w] = position_mask(positions, positions, causal=causal, window=w)[0, 0]  # [T, T]
         inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=masks, plan=None)
         for layer, gain in zip(self.layers, gains, strict=True):
             x = layer(x, inputs, gain)
         return self.norm(x)
 
+    def _step_masks(self, plan: StepPlan, dtype: torch.dtype) -> dict[int | None, torch.Tensor | None]:
+        """ALiBi's float biases over the ring for this step; empty otherwise (the plan's bool masks serve)."""
+        if self.alibi is None:
+            return {}
+        keys = plan.slot_pos[:, : plan.used]  # [B, used] positions in the ring, -1 = empty
+        return {w: self.alibi(plan.positions, keys, causal=True, window=w, dtype=dtype) for w in self.windows}  # [B, H, T, used]
+
     def _forward_step(
         self, x: torch.Tensor, state: RingState, lengths: torch.Tensor | None, gains: list[torch.Tensor | None]
     ) -> torch.Tensor:
         plan = plan_step(state, x.shape[1])
+        x = self._add_absolute_positions(x, plan.positions)
         rotation, q_scale = self._rotary_inputs(plan.positions)
-        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks={}, plan=plan)
+        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=self._step_masks(plan, x.dtype), plan=plan)
         fused = fused_stack_step(self, x, state, plan, inputs, gains)  # one C call per block (CPU), or None
         if fused is not None:
             x = fused
@@ -245,12 +246,3 @@ class Transformer(StreamingModule):
                 x = layer(x, inputs, gain, cache)
         commit_step(state, plan, lengths)
         return self.norm(x)
-
-
-def _band_mask(T: int, window: int, device: torch.device, causal: bool) -> torch.Tensor:
-    """[T, T] bool: query i may see key j when ``i - window < j <= i`` (or ``|i - j| < window``)."""
-    i = torch.arange(T, device=device)[:, None]
-    j = torch.arange(T, device=device)[None, :]
-    if causal:
-        return (j <= i) & (i - j < window)
-    return (i - j).abs() < window

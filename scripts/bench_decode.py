@@ -25,7 +25,6 @@ from voxkit.lm import Transformer
 from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
 from voxkit.lm.generate import Generator
 
-
 SIZES = {
     # weight-read bound on CPUs: 117 MB of fp32 weights per token
     "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4,
@@ -118,7 +117,7 @@ def bench(
     gen = Generator(ours)
     ours_tokens = gen.generate([prompt[0].tolist()], n)[0]
     hf_tokens = hf_decode(hf, prompt, n)
-    agree = next((i for i, (a, b) in enumerate(zip(ours_tokens, hf_tokens)) if a != b), n)
+    agree = next((i for i, (a, b) in enumerate(zip(ours_tokens, hf_tokens, strict=True)) if a != b), n)
     fns = {
         "hf": lambda: hf_decode(hf, prompt, n),
         "ours": lambda: gen.generate([prompt[0].tolist()], n),
@@ -130,12 +129,9 @@ def bench(
         start = time.perf_counter()
         compiled_tokens = compiled.generate([prompt[0].tolist()], n)[0]  # the first call compiles
         result["compile_s"] = time.perf_counter() - start
-        result["compiled_agree"] = next((i for i, (a, b) in enumerate(zip(compiled_tokens, ours_tokens)) if a != b), n)
+        result["compiled_agree"] = next((i for i, (a, b) in enumerate(zip(compiled_tokens, ours_tokens, strict=True)) if a != b), n)
         fns["compiled"] = lambda: compiled.generate([prompt[0].tolist()], n)
     t = timed(fns, repeats, device)
-    del hf, ours
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return {**result, **{name: n / seconds for name, seconds in t.items()}}
 
 
@@ -164,7 +160,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, CPU threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} cores, load average {load} (other processes share the cores)")
     c = SIZES[opts.size]
-    print(f"model ({opts.size}): {c['num_hidden_layers']} layers, dim {c['hidden_size']}, {c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
+    print(f"model ({opts.size}): {c['num_hidden_layers']} layers, dim {c['hidden_size']}, "
+          f"{c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
           f"(head_dim {c['head_dim']}), hidden {c['intermediate_size']}, vocab {c['vocab_size']}; "
           f"prompt {opts.prompt_len}, {opts.new_tokens} new tokens, batch 1, greedy; median of {opts.repeats}")
     print()
@@ -184,6 +181,8 @@ def main() -> None:
                 c_same = "all" if r["compiled_agree"] == opts.new_tokens else f"first {r['compiled_agree']}"
                 row += f" {r['compiled']:.1f} | {c_same} | {r['compile_s']:.0f} |"
             print(row, flush=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # the next model (a 7B one: 14.5 GB) starts from a clean cache
 
 
 if __name__ == "__main__":

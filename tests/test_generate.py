@@ -65,7 +65,7 @@ def test_stop_ids_end_a_stream_and_others_continue() -> None:
     free = gen.generate(PROMPTS, 12)
     stop = free[1][4]  # the 5th token of stream 1 becomes a stop id
     stopped = Generator(model, prefill_chunk=4, stop_ids=[stop]).generate(PROMPTS, 12)
-    for full, cut in zip(free, stopped):
+    for full, cut in zip(free, stopped, strict=True):
         expected = full[: full.index(stop)] if stop in full else full
         assert cut == expected
     assert stopped[1] == free[1][: free[1].index(stop)]

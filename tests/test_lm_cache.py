@@ -20,7 +20,10 @@ VARIANTS = {
     "window": tiny(sliding_window=5),
     "window-per-layer": tiny(sliding_window=[4, 9]),
     "moe": tiny(sliding_window=6, moe=MoeArgs(num_experts=4, num_experts_per_tok=2)),
-    "ministral3": tiny(sliding_window=None, max_seq_len=64, yarn=YarnArgs(factor=4, original_max_position_embeddings=8), llama_4_scaling=Llama4ScalingArgs(8, 0.1)),
+    "ministral3": tiny(
+        sliding_window=None, max_seq_len=64, yarn=YarnArgs(factor=4, original_max_position_embeddings=8),
+        llama_4_scaling=Llama4ScalingArgs(8, 0.1),
+    ),
     "ada-biases": tiny(sliding_window=6, ada_rms_norm_t_cond=True, use_biases=True),
 }
 

@@ -166,3 +166,20 @@ def test_a_delay_broadcast_over_the_batch_uses_the_modules(fused_calls: list[boo
     assert not any(fused_calls)
     monkeypatch.setenv("VOXKIT_KERNELS", "off")
     assert torch.equal(fused, _steps(model, tokens, one_delay))
+
+
+@pytest.mark.skipif(not CAN_BUILD, reason="the kernel needs an x86 C compiler and AVX2 + F16C")
+def test_c_struct_layout_equals_the_ctypes_mirrors(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = fused_step.native.load("block_step")
+    assert lib is not None
+    layout = fused_step.c_layout(lib)
+    assert layout == fused_step.python_layout() and len(layout) == (1 + 3) + (1 + 13) + (1 + 14)  # size + fields each
+    # A mirror that drifted from the C struct (a field added on one side) disables the kernel.
+    monkeypatch.setattr(fused_step, "python_layout", lambda: [*layout[:-1], layout[-1] + 8])
+    fused_step.block_step_library.cache_clear()
+    try:
+        assert fused_step.block_step_library() is None
+    finally:
+        monkeypatch.undo()
+        fused_step.block_step_library.cache_clear()
+    assert fused_step.block_step_library() is not None

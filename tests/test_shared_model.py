@@ -48,6 +48,16 @@ PROMPT = [1, 33, 70, 71, 72]
 
 def test_two_interleaved_streams_equal_each_alone(transcriber: voxkit.Transcriber, clips: dict[str, np.ndarray]) -> None:
     """Two live streams of ONE Transcriber, with different delays, pushed alternately."""
+    _check_interleaved(transcriber, clips)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_two_interleaved_streams_on_cuda(clips: dict[str, np.ndarray]) -> None:
+    _check_interleaved(voxkit.Transcriber(device="cuda"), clips)
+
+
+def _check_interleaved(transcriber: voxkit.Transcriber, clips: dict[str, np.ndarray]) -> None:
     a, b = clips["en"], clips["fr"]
     alone_a, steps_a = _alone(transcriber, a, 480)
     alone_b, steps_b = _alone(transcriber, b, 960)
@@ -100,14 +110,12 @@ def test_file_transcription_and_generation_inside_a_live_stream(
 def test_entering_one_state_twice_raises(transcriber: voxkit.Transcriber) -> None:
     model = transcriber.bundle.model
     state = model.init_state(1)
-    with state:
-        with pytest.raises(RuntimeError, match="already streaming"):
-            state.enter()
+    with state, pytest.raises(RuntimeError, match="already streaming"):
+        state.enter()
     state.enter()  # free again once the first user left
     state.exit()
-    with model.decoder.streaming(2) as ring:
-        with pytest.raises(RuntimeError, match="already streaming"), ring:
-            pass
+    with model.decoder.streaming(2) as ring, pytest.raises(RuntimeError, match="already streaming"), ring:
+        pass
 
 
 def test_the_model_holds_no_stream_state(transcriber: voxkit.Transcriber, clips: dict[str, np.ndarray]) -> None:

@@ -1,7 +1,23 @@
-"""Numerical building blocks with one dispatch point each (fused kernel or PyTorch reference)."""
+"""Numerical building blocks, each one op of the registry (:mod:`voxkit.ops.registry`): a PyTorch
+reference, optional faster implementations per device type, a ``torch.library`` custom op."""
 
 from voxkit.ops.attention import attention
 from voxkit.ops.linear import linear16, stored_linear
-from voxkit.ops.norm import rms_norm
+from voxkit.ops.norm import ada_rms_norm, add_rms_norm, rms_norm
+from voxkit.ops.registry import describe, register_implementation, unregister_implementation
+from voxkit.ops.rope import rope
+from voxkit.ops.swiglu import swiglu
 
-__all__ = ["attention", "linear16", "rms_norm", "stored_linear"]
+__all__ = [
+    "ada_rms_norm",
+    "add_rms_norm",
+    "attention",
+    "describe",
+    "linear16",
+    "register_implementation",
+    "rms_norm",
+    "rope",
+    "stored_linear",
+    "swiglu",
+    "unregister_implementation",
+]

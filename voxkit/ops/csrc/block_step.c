@@ -129,6 +129,25 @@ long block_step_scratch(long rows, long dim, long n_heads, long n_kv_heads, long
 
 int block_step_isa(void) { return ISA; }
 
+/* The memory layout of Block, Matrix and Step as this compiler laid them out: sizes, then every
+ * field's offset in declaration order. voxkit/lm/fused_step.py compares it with its ctypes
+ * mirrors before the first call, so a field added on one side only is refused, never misread. */
+#define OFF(T, f) (long)offsetof(T, f)
+long block_step_layout(long *out, long n) {
+    const long layout[] = {
+        (long)sizeof(Matrix), OFF(Matrix, w), OFF(Matrix, b), OFF(Matrix, dtype),
+        (long)sizeof(Block), OFF(Block, dim), OFF(Block, n_heads), OFF(Block, n_kv_heads), OFF(Block, head_dim),
+        OFF(Block, hidden), OFF(Block, window), OFF(Block, eps), OFF(Block, attention_norm), OFF(Block, ffn_norm),
+        OFF(Block, wqkv), OFF(Block, wo), OFF(Block, w13), OFF(Block, w2),
+        (long)sizeof(Step), OFF(Step, batch), OFF(Step, rows), OFF(Step, capacity), OFF(Step, used), OFF(Step, x),
+        OFF(Step, gain), OFF(Step, rotation), OFF(Step, rot_batch), OFF(Step, slots), OFF(Step, positions),
+        OFF(Step, slot_pos), OFF(Step, k_cache), OFF(Step, v_cache), OFF(Step, scratch),
+    };
+    long count = (long)(sizeof(layout) / sizeof(layout[0]));
+    for (long i = 0; i < count && i < n; i++) out[i] = layout[i];
+    return count;
+}
+
 #if ISA
 void block_step(const Block *w, const Step *s) {
     const long B = s->batch, T = s->rows, R = B * T, D = w->dim, H = w->n_heads, G = w->n_kv_heads;
