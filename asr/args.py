@@ -17,6 +17,7 @@ from voxkit.lm import TransformerArgs
 
 PUBLISHED_LEFT_PAD = 32
 PUBLISHED_DELAY = 6
+RIGHT_PAD = 10  # extra silent steps after delay + 1 that flush the text stream (voxkit's own setting)
 
 
 @dataclasses.dataclass
@@ -27,7 +28,7 @@ class RealtimeArgs:
     n_mels: int = 128
     n_left_pad_tokens: int = PUBLISHED_LEFT_PAD
     default_delay_tokens: int = PUBLISHED_DELAY
-    right_pad_tokens: int = 10  # extra silent steps after delay + 1 to flush the text stream
+    right_pad_tokens: int = RIGHT_PAD
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RealtimeArgs:
@@ -54,7 +55,7 @@ class RealtimeArgs:
             n_mels=n_mels,
             n_left_pad_tokens=int(voxkit.get("n_left_pad_tokens", PUBLISHED_LEFT_PAD)),
             default_delay_tokens=int(voxkit.get("default_delay_tokens", PUBLISHED_DELAY)),
-            right_pad_tokens=int(voxkit.get("right_pad_tokens", 10)),
+            right_pad_tokens=int(voxkit.get("right_pad_tokens", RIGHT_PAD)),
         )
 
     def to_params(self) -> dict[str, Any]:

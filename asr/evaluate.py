@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from voxkit.asr.options import RecognizerOptions
+
 
 def normalize_text(text: str) -> str:
     kept = [" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in unicodedata.normalize("NFC", text.casefold())]
@@ -39,13 +41,16 @@ def evaluate_manifest(
     model: Any,
     tokenizer: Any,
     rows: Sequence[dict[str, Any]],
-    delays_ms: Sequence[int],
+    delays: Sequence[RecognizerOptions],
     batch_size: int = 32,
     progress: bool = True,
     hypotheses: dict[int, list[str]] | None = None,
     snr_db: float | None = None,
 ) -> dict[int, dict[str, float]]:
-    """WER (percent) for each delay (ms) and language, plus "all": {delay: {lang: wer}}.
+    """WER (percent) for each delay and language, plus "all": {delay in ms: {lang: wer}}.
+
+    ``delays`` arrive validated (:class:`~voxkit.asr.options.RecognizerOptions`, built where the
+    user typed them), so a bad one fails before minutes of audio are loaded.
 
     ``hypotheses``: when given, filled with each delay's transcripts in the order of ``rows``
     (for error analysis: which utterances a longer delay fixes or breaks).
@@ -57,18 +62,20 @@ def evaluate_manifest(
     from tqdm import tqdm
 
     from voxkit.asr.session import transcribe_batch
+    from voxkit.audio.constants import ASR_SAMPLE_RATE
     from voxkit.audio.io import load_audio
 
-    waves = [load_audio(r["audio"], 16000) for r in tqdm(rows, desc="loading audio", disable=not progress)]
+    waves = [load_audio(r["audio"], ASR_SAMPLE_RATE) for r in tqdm(rows, desc="loading audio", disable=not progress)]
     if snr_db is not None:
         waves = [with_noise(w, snr_db, seed=i) for i, w in enumerate(waves)]
     table: dict[int, dict[str, float]] = {}
-    for delay_ms in delays_ms:
+    for options in delays:
+        delay_ms = options.delay_ms
         results = []
         bar = tqdm(total=len(rows), desc=f"delay {delay_ms} ms", disable=not progress)
         for start in range(0, len(rows), batch_size * 4):
             chunk = waves[start : start + batch_size * 4]
-            results.extend(transcribe_batch(model, tokenizer, chunk, delay=delay_ms // 80, batch_size=batch_size))
+            results.extend(transcribe_batch(model, tokenizer, chunk, delay=options.delay_steps, batch_size=batch_size))
             bar.update(len(chunk))
         bar.close()
         if hypotheses is not None:
@@ -76,7 +83,10 @@ def evaluate_manifest(
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, r in enumerate(rows):
             by_lang[r.get("language", "?")].append(i)
-        scores = {lang: 100 * word_error_rate([rows[i]["text"] for i in idx], [results[i].text for i in idx]) for lang, idx in sorted(by_lang.items())}
+        scores = {
+            lang: 100 * word_error_rate([rows[i]["text"] for i in idx], [results[i].text for i in idx])
+            for lang, idx in sorted(by_lang.items())
+        }
         scores["all"] = 100 * word_error_rate([r["text"] for r in rows], [t.text for t in results])
         table[delay_ms] = scores
     return table

@@ -14,13 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160
-N_MELS = 128
+from voxkit.audio import constants
+
+# The recogniser's names for the shared audio numbers (voxkit.audio.constants holds the values).
+SAMPLE_RATE = constants.ASR_SAMPLE_RATE
+N_FFT = constants.MEL_N_FFT
+HOP = constants.MEL_HOP
+N_MELS = constants.MEL_BINS
+FRAMES_PER_STEP = constants.MEL_FRAMES_PER_STEP  # mel frames per 80 ms decoder step
+SAMPLES_PER_STEP = constants.ASR_SAMPLES_PER_STEP  # 1280
 GLOBAL_LOG_MEL_MAX = 1.5
-FRAMES_PER_STEP = 8  # mel frames per 80 ms decoder step
-SAMPLES_PER_STEP = HOP * FRAMES_PER_STEP  # 1280
 LOOKAHEAD = N_FFT // 2 - HOP  # 40: samples past a step's end that its last frame needs
 STEP_WINDOW = N_FFT + HOP * (FRAMES_PER_STEP - 1)  # 1520 samples give 8 frames
 

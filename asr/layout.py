@@ -20,10 +20,9 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from voxkit.asr.features import SAMPLES_PER_STEP, SAMPLE_RATE
+from voxkit.asr.features import SAMPLES_PER_STEP
+from voxkit.audio.constants import STEP_SECONDS
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID
-
-STEP_SECONDS = SAMPLES_PER_STEP / SAMPLE_RATE  # 0.08
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,10 +23,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP, STEP_WINDOW
+from voxkit.asr.features import LOOKAHEAD, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_WINDOW
 from voxkit.asr.layout import STEP_SECONDS
 from voxkit.asr.model import RealtimeRecognizer, RecognizerState
+from voxkit.asr.options import RecognizerOptions
 from voxkit.asr.transcript import Transcript, Word
+from voxkit.audio.constants import STEP_MS
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
 OVERLAP = STEP_WINDOW - SAMPLES_PER_STEP  # 240 samples shared by consecutive windows
@@ -116,8 +118,7 @@ class StreamingSession:
 
     def start(self, stream: int, delay: int) -> None:
         """(Re)start slot ``stream`` with a delay in steps of 80 ms."""
-        if not 1 <= delay <= 60:
-            raise ValueError(f"delay must be 1..60 steps of 80 ms, got {delay}")
+        delay = RecognizerOptions.from_steps(delay).delay_steps  # the one set of bounds (asr/options.py)
         mask = torch.zeros(self.B, dtype=torch.bool, device=self.device)
         mask[stream] = True
         self.state.reset(mask)
@@ -167,7 +168,7 @@ class StreamingSession:
         if not 1 <= steps <= self.chunk_steps:
             raise ValueError(f"steps must be 1..{self.chunk_steps} (the session's chunk_steps), got {steps}")
         if self.steps_ready() < steps:
-            raise RuntimeError(f"not every active stream has {steps * 80} ms of audio")
+            raise RuntimeError(f"not every active stream has {steps * STEP_MS} ms of audio")
         n = steps * SAMPLES_PER_STEP
         for b, slot in enumerate(self.slots):
             if slot.active:
@@ -203,7 +204,8 @@ class StreamingSession:
             if slot.finishing and slot.available() < SAMPLES_PER_STEP:
                 events.extend(self._close_word(b, slot, None))
                 slot.active = False
-                events.append(Event("final", b, Transcript(slot.words, slot.audio_samples / 16000).text, 0.0, slot.audio_samples / 16000))
+                duration = slot.audio_samples / SAMPLE_RATE
+                events.append(Event("final", b, Transcript(slot.words, duration).text, 0.0, duration))
         return events
 
     def _on_token(self, b: int, slot: _Slot, token: int, generated_step: int) -> list[Event]:
@@ -228,7 +230,7 @@ class StreamingSession:
         slot.has_word, slot.pending = False, []
         if not text:
             return []
-        duration = slot.audio_samples / 16000
+        duration = slot.audio_samples / SAMPLE_RATE
         guess = slot.pending_start + 0.25 + 0.06 * len(text)  # no end marker in the stream: estimate
         end = min(x for x in (guess, next_start, duration) if x is not None)
         word = Word(text, slot.pending_start, max(end, slot.pending_start))
@@ -237,7 +239,7 @@ class StreamingSession:
 
     def transcript(self, stream: int) -> Transcript:
         slot = self.slots[stream]
-        return Transcript(list(slot.words), slot.audio_samples / 16000)
+        return Transcript(list(slot.words), slot.audio_samples / SAMPLE_RATE)
 
 
 def transcribe_batch(

@@ -1,7 +1,7 @@
 """Live transcription demo: a file paced at real time (or the microphone), with tentative words.
 
     python demos/live_transcription.py voxkit/assets/samples/en.flac
-    python demos/live_transcription.py --mic          # needs: pip install 'voxkit[demo]'
+    python demos/live_transcription.py --mic          # needs: pip install 'voxkit[mic]'
 
 Committed words are printed normally; the word still being written is shown dimmed after them and
 rewritten in place as it grows (a thin layer over ``voxkit.Transcriber.stream``).
@@ -14,6 +14,7 @@ import sys
 import time
 
 import voxkit
+from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP
 from voxkit.audio.io import load_audio
 from voxkit.audio.stream import read_microphone
 
@@ -33,8 +34,9 @@ def main() -> None:
     if args.mic:
         chunks = read_microphone()
     else:
-        wav = load_audio(args.audio, 16000).numpy()
-        chunks = (wav[i : i + 1280] for i in range(0, len(wav), 1280))
+        wav = load_audio(args.audio, ASR_SAMPLE_RATE).numpy()
+        step = ASR_SAMPLES_PER_STEP  # one 80 ms step per push, as a microphone delivers it
+        chunks = (wav[i : i + step] for i in range(0, len(wav), step))
     start, fed, tentative = time.perf_counter(), 0.0, ""
 
     def show(events: list) -> None:
@@ -50,7 +52,7 @@ def main() -> None:
 
     try:
         for chunk in chunks:
-            fed += len(chunk) / 16000
+            fed += len(chunk) / ASR_SAMPLE_RATE
             time.sleep(max(0.0, fed - (time.perf_counter() - start)) if not args.mic else 0.0)
             show(stream.push(chunk))
     except KeyboardInterrupt:

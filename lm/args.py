@@ -21,6 +21,9 @@ POSITIONS_KINDS: tuple[str, ...] = ("rope", "alibi", "sinusoidal", "none")
 _LAYOUT_DEFAULTS: dict[str, Any] = {"norm": "rms", "mlp": "swiglu", "positions": "rope", "qk_norm": False}
 
 
+ADA_COND_DIM = 32  # Ada-RMSNorm gain width of the published Voxtral Realtime decoder (when params.json omits it)
+
+
 @dataclasses.dataclass
 class MoeArgs(JsonArgs):
     """Mixtral-style sparse mixture of experts."""
@@ -172,7 +175,7 @@ class TransformerArgs(JsonArgs):
 
     @property
     def ada_dim(self) -> int:
-        return self.ada_rms_norm_t_cond_dim or 32
+        return self.ada_rms_norm_t_cond_dim or ADA_COND_DIM
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -28,6 +28,7 @@ import torch
 from voxkit.asr.bundle import default_model_dir, load_bundle
 from voxkit.asr.checkpoint import load_recognizer
 from voxkit.asr.session import StreamingSession, transcribe_batch
+from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
 from voxkit.audio.io import load_audio
 from voxkit.lm.fusion import fuse_projections
 
@@ -58,9 +59,10 @@ def hf_transcribe(model, wav: torch.Tensor, left_pad: int, delay: int) -> list[i
     """transformers' own offline streaming-layout decode (padding as mistral-common's offline mode)."""
     from transformers import VoxtralRealtimeFeatureExtractor
 
-    steps = -(-wav.numel() // 1280)
-    audio = torch.nn.functional.pad(wav, (left_pad * 1280, (steps * 1280 - wav.numel()) + (delay + 1 + 10) * 1280))
-    feats = VoxtralRealtimeFeatureExtractor()(audio.numpy(), sampling_rate=16000, return_tensors="pt").input_features
+    step = ASR_SAMPLES_PER_STEP
+    steps = -(-wav.numel() // step)
+    audio = torch.nn.functional.pad(wav, (left_pad * step, (steps * step - wav.numel()) + (delay + 1 + 10) * step))
+    feats = VoxtralRealtimeFeatureExtractor()(audio.numpy(), sampling_rate=ASR_SAMPLE_RATE, return_tensors="pt").input_features
     feats = feats.to(model.device, model.dtype)
     prompt = torch.tensor([[1] + [32] * (left_pad + delay)], device=model.device)
     with torch.inference_mode():
@@ -85,7 +87,7 @@ def median_time(fn, repeats: int, sync: bool) -> float:  # noqa: ANN001
 def step_latency(model, tokenizer, streams: int, steps: int, delay: int) -> list[float]:  # noqa: ANN001
     """Seconds per lock-step 80 ms step for ``streams`` concurrent live streams."""
     session = StreamingSession(model, tokenizer, streams, device=next(model.parameters()).device)
-    noise = torch.randn(1280 * (steps + 40)) * 0.05
+    noise = torch.randn(ASR_SAMPLES_PER_STEP * (steps + 40)) * 0.05
     for b in range(streams):
         session.start(b, delay)
         session.push(b, noise)
@@ -113,9 +115,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.full_size else "cpu")
     dtype = torch.bfloat16 if a.full_size else torch.float32
-    wav = load_audio(SAMPLE, 16000)
-    seconds = wav.numel() / 16000
-    print(f"audio: {SAMPLE.name}, {seconds:.2f} s; delay {a.delay * 80} ms; device {device}, {dtype}, threads {a.threads}")
+    wav = load_audio(SAMPLE, ASR_SAMPLE_RATE)
+    seconds = wav.numel() / ASR_SAMPLE_RATE
+    print(f"audio: {SAMPLE.name}, {seconds:.2f} s; delay {a.delay * STEP_MS} ms; device {device}, {dtype}, threads {a.threads}")
 
     if a.full_size:
         from voxkit.asr.args import RealtimeArgs
@@ -123,7 +125,8 @@ def main() -> None:
 
         args = RealtimeArgs(
             decoder=TransformerArgs(dim=3072, n_layers=26, head_dim=128, hidden_dim=9216, n_heads=32, n_kv_heads=8, vocab_size=131072,
-                                    rope_theta=1e6, sliding_window=8192, tied_embeddings=True, ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32),
+                                    rope_theta=1e6, sliding_window=8192, tied_embeddings=True, ada_rms_norm_t_cond=True,
+                                    ada_rms_norm_t_cond_dim=32),
             encoder=TransformerArgs(dim=1280, n_layers=32, head_dim=64, hidden_dim=5120, n_heads=32, n_kv_heads=32, vocab_size=0,
                                     rope_theta=1e6, sliding_window=750, use_biases=True),
         )
@@ -155,7 +158,8 @@ def main() -> None:
     print("\n| what (same random weights, same audio) | transformers | voxkit | speed-up |")
     print("|---|---:|---:|---:|")
     print(f"| RTF, one file, greedy | {t_hf / seconds:.4f} | {t_vk / seconds:.4f} | {t_hf / t_vk:.2f}x |")
-    print(f"| RTF, one file, voxkit stepping 80 ms at a time (live) | {t_hf / seconds:.4f} | {t_live / seconds:.4f} | {t_hf / t_live:.2f}x |")
+    print(f"| RTF, one file, voxkit stepping 80 ms at a time (live) | {t_hf / seconds:.4f} | {t_live / seconds:.4f} "
+          f"| {t_hf / t_live:.2f}x |")
 
     trained = ours if a.full_size else bundle.model
     hf = None  # drop the transformers twin's weights (8 GB at full size): the streams' KV caches need the room

@@ -24,7 +24,7 @@ import jiwer
 from voxkit.asr.evaluate import normalize_text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def phonemes(text: str, voice: str) -> str:
     """espeak-ng's ASCII phonemes of ``text`` without stress marks, pauses or spaces."""
     out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, text], capture_output=True, text=True, check=True).stdout

@@ -20,6 +20,7 @@ from multiprocessing import Pool
 
 from tqdm import tqdm
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.io import save_audio
 from voxkit.data.flite import VOICES, FliteVoice, render_flite
 from voxkit.data.manifest import read_manifest, write_manifest
@@ -37,9 +38,9 @@ def _render(job: tuple[int, str, FliteVoice, str, str]) -> dict | None:
     wav, words = rendered
     uid = f"flite-{split}-{index:06d}"
     rel = os.path.join("audio", split, uid + ".wav")
-    save_audio(os.path.join(out, rel), wav, 16000)
-    return {"audio": rel, "text": text, "language": "en", "speaker": voice.speaker, "duration": round(wav.size / 16000, 3),
-            "sample_rate": 16000, "words": words, "id": uid}
+    save_audio(os.path.join(out, rel), wav, ASR_SAMPLE_RATE)
+    return {"audio": rel, "text": text, "language": "en", "speaker": voice.speaker, "duration": round(wav.size / ASR_SAMPLE_RATE, 3),
+            "sample_rate": ASR_SAMPLE_RATE, "words": words, "id": uid}
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import sys
 
 def main() -> int:
     from voxkit.asr.grow import grow_checkpoint
-
     from voxkit.errors import VoxkitError
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -50,7 +50,9 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     recipe = load_recipe(a.recipe, a.overrides)
     device_name = recipe.train.device
-    device = torch.device("cuda" if device_name == "auto" and torch.cuda.is_available() else ("cpu" if device_name == "auto" else device_name))
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_name)
     torch.manual_seed(recipe.train.seed)
     model = build_model(recipe.model).to(device).train()
     tasks = build_tasks(recipe, model)

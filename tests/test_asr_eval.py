@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from voxkit.api import Transcriber
-from voxkit.asr.evaluate import with_noise, delay_differences, format_differences, normalize_text, word_error_rate
+from voxkit.asr.evaluate import delay_differences, format_differences, normalize_text, with_noise, word_error_rate
 from voxkit.cli.main import main
 from voxkit.data.espeak import Voice
 from voxkit.data.synth import render

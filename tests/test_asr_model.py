@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers  # noqa: E402  (a declared test dependency: never skipped)
 
 from asr_helpers import chirp, tiny_model
 from voxkit.asr.checkpoint import load_recognizer, save_recognizer
@@ -15,8 +16,6 @@ from voxkit.asr.features import LogMel
 from voxkit.asr.layout import StreamLayout, build_text_stream
 from voxkit.errors import CheckpointError
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID
-
-import transformers  # noqa: E402  (a declared test dependency: never skipped)
 
 
 def _hf_model() -> torch.nn.Module:
@@ -107,7 +106,8 @@ def test_text_model_folder_is_not_a_recogniser(tmp_path: Path) -> None:
     from voxkit.lm import Transformer, TransformerArgs
     from voxkit.lm.loading import save_transformer
 
-    save_transformer(Transformer(TransformerArgs(dim=16, n_layers=1, head_dim=8, hidden_dim=32, n_heads=2, n_kv_heads=1, vocab_size=10)), tmp_path)
+    backbone = TransformerArgs(dim=16, n_layers=1, head_dim=8, hidden_dim=32, n_heads=2, n_kv_heads=1, vocab_size=10)
+    save_transformer(Transformer(backbone), tmp_path)
     with pytest.raises(CheckpointError, match="not a realtime recogniser"):
         load_recognizer(tmp_path)
 

@@ -88,9 +88,9 @@ def test_batched_streams_with_different_delays_match_each_alone() -> None:
     model = tiny_model()
     waves = [chirp(1.2, seed=4), chirp(2.1, seed=5), chirp(0.7, seed=6)]
     delays = [2, 5, 1]
-    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays)]
+    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays, strict=True)]
     session = StreamingSession(model, TOK, 3)
-    for b, (w, d) in enumerate(zip(waves, delays)):
+    for b, (w, d) in enumerate(zip(waves, delays, strict=True)):
         session.start(b, d)
         session.push(b, w)
         session.finish(b)
@@ -163,9 +163,9 @@ def test_chunked_steps_give_the_tokens_of_single_steps() -> None:
     model = tiny_model()
     waves = [chirp(2.3, seed=10), chirp(1.1, seed=11)]
     delays = [3, 1]
-    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays)]
+    alone = [run_stream(model, w, d)[0] for w, d in zip(waves, delays, strict=True)]
     session = StreamingSession(model, TOK, 2, chunk_steps=7)
-    for b, (w, d) in enumerate(zip(waves, delays)):
+    for b, (w, d) in enumerate(zip(waves, delays, strict=True)):
         session.start(b, d)
         session.push(b, w)
         session.finish(b)

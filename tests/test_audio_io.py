@@ -77,3 +77,21 @@ def test_wav_stream_cut_inside_its_header_says_so():
     sf.write(whole, _tone(16000).numpy(), 16000, format="WAV", subtype="PCM_16")
     with pytest.raises(AudioError, match="header ends early"):
         next(read_wav_stream(io.BytesIO(whole.getvalue()[:30])))
+
+
+def test_audio_constants_agree_with_the_design_and_each_other():
+    from voxkit.asr import features
+    from voxkit.audio import constants as c
+    from voxkit.audio.stream import TARGET_RATE
+
+    # DESIGN §2: 16 kHz recognition, 24 kHz codec, one step = 80 ms = 12.5 Hz, 400/160/128 log-mel, 240-sample patches
+    assert (c.ASR_SAMPLE_RATE, c.CODEC_SAMPLE_RATE, c.STEP_MS, c.STEPS_PER_SECOND) == (16000, 24000, 80, 12.5)
+    assert (c.ASR_SAMPLES_PER_STEP, c.CODEC_SAMPLES_PER_STEP) == (1280, 1920)
+    assert (c.MEL_N_FFT, c.MEL_HOP, c.MEL_BINS, c.MEL_FRAMES_PER_STEP) == (400, 160, 128, 8)
+    assert (c.CODEC_PATCH, c.CODEC_PATCHES_PER_STEP) == (240, 8)
+    assert c.ASR_SAMPLES_PER_STEP == c.MEL_HOP * c.MEL_FRAMES_PER_STEP  # a step holds whole mel frames
+    assert c.CODEC_SAMPLES_PER_STEP == c.CODEC_PATCH * c.CODEC_PATCHES_PER_STEP  # and whole codec patches
+    assert c.ASR_SAMPLES_PER_STEP / c.ASR_SAMPLE_RATE == c.STEP_SECONDS == c.CODEC_SAMPLES_PER_STEP / c.CODEC_SAMPLE_RATE
+    # the recogniser's names and the live sources read the same values
+    assert (features.SAMPLE_RATE, features.SAMPLES_PER_STEP, features.HOP, features.N_FFT) == (16000, 1280, 160, 400)
+    assert TARGET_RATE == c.ASR_SAMPLE_RATE

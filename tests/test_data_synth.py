@@ -3,14 +3,15 @@
 import itertools
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from voxkit.audio.io import load_audio
+from voxkit.data.align import _fill_merged, align_words
 from voxkit.data.espeak import Voice, get_engine
 from voxkit.data.manifest import check_manifest, read_manifest
-from voxkit.data.align import _fill_merged, align_words
 from voxkit.data.synth import build_corpus, plan_corpus, render
 from voxkit.data.text import LANGUAGES, spoken_words
 
@@ -156,9 +157,9 @@ def test_resume_skips_existing(corpus):
         assert json.load(f)["utterances"] == first["utterances"]
     # A row rendered with another voice than the plan now gives (same id and text) is redone.
     shards = sorted(os.path.join(out, "shards", n) for n in os.listdir(os.path.join(out, "shards")))
-    every_id = [json.loads(line)["id"] for path in shards for line in open(path, encoding="utf-8")]
+    every_id = [json.loads(line)["id"] for path in shards for line in Path(path).read_text(encoding="utf-8").splitlines()]
     shard = shards[0]
-    rows = [json.loads(line) for line in open(shard, encoding="utf-8")]
+    rows = [json.loads(line) for line in Path(shard).read_text(encoding="utf-8").splitlines()]
     victim = next(r for r in rows if not r.get("rejected") and every_id.count(r["id"]) == 1)  # no newer copy
     victim["speaker"] = "en:someone-else:p1:g1:r1"
     with open(shard, "w", encoding="utf-8") as f:

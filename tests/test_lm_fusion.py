@@ -8,8 +8,8 @@ import torch
 
 from asr_helpers import chirp, tiny_model
 from test_asr_streaming import TOK, run_stream
-from voxkit.asr.session import StreamingSession
 from test_stored_weights import rounded_model
+from voxkit.asr.session import StreamingSession
 from voxkit.lm.fusion import fuse_projections
 from voxkit.lm.transformer import Transformer
 from voxkit.ops.stored_weights import keep_16bit_weights

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 import transformers  # noqa: E402  (a declared test dependency: never skipped)
 
 from voxkit.lm.loading import load_transformer, save_transformer  # noqa: E402
 
-TINY = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=128)
+TINY = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            vocab_size=128)
 YARN = {
     "rope_type": "yarn",
     "rope_theta": 1e6,
@@ -30,7 +30,9 @@ YARN = {
 }
 CASES = {
     # window 7 < sequence 29: the sliding-window mask matters
-    "mistral-swa": ("MistralConfig", "MistralForCausalLM", dict(sliding_window=7, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    "mistral-swa": (
+        "MistralConfig", "MistralForCausalLM", dict(sliding_window=7, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    ),
     "mistral-tied": ("MistralConfig", "MistralForCausalLM", dict(sliding_window=None, tie_word_embeddings=True)),
     "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(num_local_experts=4, num_experts_per_tok=2, sliding_window=None)),
     "ministral3": ("Ministral3Config", "Ministral3ForCausalLM", dict(rope_parameters=YARN, max_position_embeddings=32)),

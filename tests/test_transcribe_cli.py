@@ -83,7 +83,8 @@ def test_stdin_raw_and_wav_give_the_file_result(model_dir: Path, wav_path: Path)
     # 48 kHz stereo raw input is resampled and downmixed on the fly
     hi = torch.nn.functional.interpolate(chirp(1.5)[None, None], scale_factor=3, mode="linear")[0, 0].numpy()
     stereo = np.stack([hi, hi], axis=1)
-    res = subprocess.run([*cmd, "--sample-rate", "48000", "--channels", "2", "--format", "f32le"], input=stereo.astype("<f4").tobytes(), capture_output=True)
+    raw_args = ["--sample-rate", "48000", "--channels", "2", "--format", "f32le"]
+    res = subprocess.run([*cmd, *raw_args], input=stereo.astype("<f4").tobytes(), capture_output=True)
     assert res.returncode == 0 and res.stderr == b""
 
 
@@ -96,7 +97,9 @@ def test_stdin_raw_and_wav_give_the_file_result(model_dir: Path, wav_path: Path)
         (["--mic", "x.wav"], "--mic takes no input files"),
     ],
 )
-def test_user_errors_are_messages_not_tracebacks(model_dir: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_are_messages_not_tracebacks(
+    model_dir: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = _run(["transcribe", *args, "--model", str(model_dir)], capsys)
     assert code in (1, 2)
     assert message in err and "Traceback" not in err

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voxkit.asr.options import RecognizerOptions
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.errors import VoxkitError
 
 if TYPE_CHECKING:
@@ -28,18 +30,10 @@ if TYPE_CHECKING:
     from voxkit.asr.transcript import Transcript
 
 
-MIN_DELAY_MS, MAX_DELAY_MS, STEP_MS = 80, 2400, 80
-
-
-def check_delay_ms(delay_ms: int) -> int:
-    """Delay in steps of 80 ms; raises VoxkitError for values the model was not trained for."""
-    if delay_ms % STEP_MS or not MIN_DELAY_MS <= delay_ms <= MAX_DELAY_MS:
-        raise VoxkitError(f"delay must be a multiple of 80 ms between 80 and 2400 ms, got {delay_ms}")
-    return delay_ms // STEP_MS
-
-
 class Transcriber:
-    """A loaded recogniser; thread-compatible, not thread-safe (one call at a time)."""
+    """A loaded recogniser, shared by everything made from it: any number of live streams
+    (:meth:`stream`), file transcriptions and generations may run interleaved, each with its own
+    state (the model is never written to). Not thread-safe: one call at a time."""
 
     def __init__(
         self,
@@ -56,8 +50,9 @@ class Transcriber:
         if threads:
             torch.set_num_threads(threads)
         self.bundle = load_bundle(model, device=device)
-        default = self.bundle.model.args.default_delay_tokens * STEP_MS
-        self.delay = check_delay_ms(delay_ms if delay_ms is not None else default)
+        # The delay is validated here, once, in milliseconds (asr/options.py owns the bounds).
+        self.options = RecognizerOptions.for_model(self.bundle.model.args.default_delay_tokens, delay_ms)
+        self.delay = self.options.delay_steps
 
     @property
     def model_dir(self) -> Path:
@@ -69,7 +64,7 @@ class Transcriber:
         from voxkit.audio.io import load_audio, resample
 
         if isinstance(audio, (str, os.PathLike)):
-            return load_audio(audio, 16000)
+            return load_audio(audio, ASR_SAMPLE_RATE)
         wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if isinstance(audio, np.ndarray) else audio).float()
         if wav.dim() == 2:
             wav = wav.mean(0)  # [C, T] -> [T]
@@ -77,14 +72,18 @@ class Transcriber:
             raise VoxkitError("audio arrays must be non-empty [T] or [C, T]")
         if not torch.isfinite(wav).all():
             raise VoxkitError("audio contains NaN or infinite samples")
-        return resample(wav, sample_rate, 16000)
+        return resample(wav, sample_rate, ASR_SAMPLE_RATE)
 
-    def transcribe(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, sample_rate: int = 16000) -> Transcript:
+    def transcribe(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
         """Transcribe a file or array (any rate/channels) as fast as the machine allows."""
         return self.transcribe_many([audio], sample_rate=sample_rate)[0]
 
     def transcribe_many(
-        self, audios: Sequence[str | os.PathLike[str] | np.ndarray | torch.Tensor], *, sample_rate: int = 16000, batch_size: int = 8
+        self,
+        audios: Sequence[str | os.PathLike[str] | np.ndarray | torch.Tensor],
+        *,
+        sample_rate: int = ASR_SAMPLE_RATE,
+        batch_size: int = 8,
     ) -> list[Transcript]:
         from voxkit.asr.session import transcribe_batch
 
@@ -93,7 +92,7 @@ class Transcriber:
 
     def stream(self, delay_ms: int | None = None) -> TranscriptionStream:
         """A live session: push 16 kHz mono samples as they arrive, get word events back."""
-        delay = check_delay_ms(delay_ms) if delay_ms is not None else self.delay
+        delay = RecognizerOptions.from_ms(delay_ms).delay_steps if delay_ms is not None else self.delay
         return TranscriptionStream(self, delay)
 
 
@@ -106,7 +105,7 @@ class TranscriptionStream:
         # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s.
         self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=device, chunk_steps=FILE_CHUNK_STEPS)
         self.session.start(0, delay)
-        self.delay = delay
+        self.delay = delay  # steps of 80 ms
         self.done = False
 
     def push(self, samples: np.ndarray | torch.Tensor) -> list[Event]:
@@ -135,6 +134,10 @@ class TranscriptionStream:
     @property
     def transcript(self) -> Transcript:
         return self.session.transcript(0)
+
+    @property
+    def delay_ms(self) -> int:
+        return RecognizerOptions.from_steps(self.delay).delay_ms
 
     @property
     def steps(self) -> int:

@@ -16,9 +16,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.errors import AudioError
 
-TARGET_RATE = 16000
+TARGET_RATE = ASR_SAMPLE_RATE
 RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
 
 
@@ -153,7 +154,7 @@ def read_microphone(block_seconds: float = 0.08, device: str | int | None = None
     try:
         import sounddevice as sd
     except (ImportError, OSError) as err:
-        raise AudioError(f"--mic needs the 'sounddevice' package and PortAudio (pip install 'voxkit[demo]'): {err}") from None
+        raise AudioError(f"--mic needs the 'sounddevice' package and PortAudio (pip install 'voxkit[mic]'): {err}") from None
     try:
         info = sd.query_devices(device, "input")
     except Exception as err:  # no device, or PortAudio cannot list devices

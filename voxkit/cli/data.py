@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
+
 
 def _synth(args: argparse.Namespace) -> int:
     from voxkit.data.synth import build_corpus, load_plan, plan_corpus, save_plan
@@ -92,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--languages", default="en,fr,es,de,it,pt,nl,pl")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
-    s.add_argument("--sample-rates", default="16000", help="comma-separated, first is the main manifest's rate")
+    s.add_argument("--sample-rates", default=str(ASR_SAMPLE_RATE), help="comma-separated, first is the main manifest's rate")
     s.add_argument("--format", default="flac", choices=("flac", "wav"))
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--save-plan", metavar="FILE", help="only plan (text sources + faker needed) and write the plan to FILE")

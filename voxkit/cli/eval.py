@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import random
 
+from voxkit.audio.constants import STEP_MS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate models on a manifest")
@@ -12,12 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a = sub.add_parser("asr", help="word error rate of a recogniser, per language and delay")
     a.add_argument("manifest", help="JSONL manifest with audio and text")
     a.add_argument("--model", default=None, help="recogniser folder (default: the bundled model)")
-    a.add_argument("--delays", default="160,480,960,2400", help="comma-separated delays in ms (multiples of 80)")
+    a.add_argument("--delays", default="160,480,960,2400", help=f"comma-separated delays in ms (multiples of {STEP_MS})")
     a.add_argument("--languages", default=None, help="only these languages (comma-separated)")
     a.add_argument("--max-utterances", type=int, default=None, help="evaluate a seeded random subset of this size")
     a.add_argument("--snr", type=float, default=None, metavar="DB",
                    help="add white noise at this signal-to-noise ratio in dB (same noise at every delay; robustness check)")
-    a.add_argument("--batch-size", type=int, default=32, help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
+    a.add_argument("--batch-size", type=int, default=32,
+                   help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
     a.add_argument("--threads", type=int, default=None)
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
     a.add_argument("--hypotheses", default=None, metavar="FILE",
@@ -29,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_asr(args: argparse.Namespace) -> int:
     import torch
 
-    from voxkit.api import check_delay_ms
     from voxkit.asr.bundle import load_bundle
     from voxkit.asr.evaluate import delay_differences, evaluate_manifest, format_differences, format_table, utterance_errors
+    from voxkit.asr.options import RecognizerOptions
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
 
@@ -39,8 +42,7 @@ def run_asr(args: argparse.Namespace) -> int:
         delays = [int(d) for d in args.delays.split(",") if d.strip()]
     except ValueError:
         raise VoxkitError(f"--delays must be integers in ms, got {args.delays!r}") from None
-    for d in delays:
-        check_delay_ms(d)
+    options = [RecognizerOptions.from_ms(d) for d in delays]
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_manifest(args.manifest, required=("audio", "text"))
@@ -54,7 +56,7 @@ def run_asr(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     hypotheses: dict[int, list[str]] = {}
     table = evaluate_manifest(
-        bundle.model, bundle.tokenizer, rows, delays, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses,
+        bundle.model, bundle.tokenizer, rows, options, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses,
         snr_db=args.snr,
     )
     text = format_table(table)

@@ -1,7 +1,8 @@
 """``voxkit selfcheck``: verify this installation against transformers on tiny random models.
 
-Prints each check with its measured number, then exits non-zero if any failed. Needs the test
-extra (transformers); everything runs offline on the CPU in well under a minute.
+Prints each check with its measured number, then exits non-zero if any failed. Needs the parity
+extra (``pip install 'voxkit[parity]'``: transformers); everything runs offline on the CPU in well
+under a minute.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from voxkit.errors import VoxkitError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,13 +27,18 @@ def _mistral_like(tmp: Path) -> list[tuple[str, float, float]]:
 
     from voxkit.lm.loading import load_transformer, save_transformer
 
-    tiny = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=128)
+    tiny = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                head_dim=16, vocab_size=128)
     yarn = {"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0, "original_max_position_embeddings": 8, "beta_fast": 32.0,
             "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1}
     cases = {
         "Mistral (sliding window 7 < 29 tokens)": (transformers.MistralConfig, transformers.MistralForCausalLM, dict(sliding_window=7)),
-        "Mixtral (4 experts, top-2)": (transformers.MixtralConfig, transformers.MixtralForCausalLM, dict(num_local_experts=4, num_experts_per_tok=2)),
-        "Ministral-3 (YaRN + llama-4 query scale)": (transformers.Ministral3Config, transformers.Ministral3ForCausalLM, dict(rope_parameters=yarn, max_position_embeddings=32)),
+        "Mixtral (4 experts, top-2)": (
+            transformers.MixtralConfig, transformers.MixtralForCausalLM, dict(num_local_experts=4, num_experts_per_tok=2)
+        ),
+        "Ministral-3 (YaRN + llama-4 query scale)": (
+            transformers.Ministral3Config, transformers.Ministral3ForCausalLM, dict(rope_parameters=yarn, max_position_embeddings=32)
+        ),
     }
     out = []
     tokens = torch.randint(0, 128, (2, 29))
@@ -56,6 +64,7 @@ def _recogniser(tmp: Path) -> list[tuple[str, float, float]]:
     import transformers
 
     from voxkit.asr.checkpoint import load_recognizer
+    from voxkit.asr.features import SAMPLE_RATE
     from voxkit.asr.session import StreamingSession
     from voxkit.lm.fused_step import prepare_cpu_kernels
     from voxkit.lm.fusion import fuse_projections
@@ -76,7 +85,7 @@ def _recogniser(tmp: Path) -> list[tuple[str, float, float]]:
     with torch.no_grad():
         diff = (hf(input_ids=ids, input_features=mel, num_delay_tokens=6).logits - ours(mel, ids, torch.tensor([6.0]))).abs().max().item()
     out = [("Voxtral Realtime recogniser: logits vs transformers (delay 480 ms)", diff, 1e-4)]
-    wav = torch.randn(16000) * 0.1
+    wav = torch.randn(SAMPLE_RATE) * 0.1  # one second
     fuse_projections(ours)  # as load_bundle does: on a CPU the stream then takes the fused C step
     path = "fused C step" if torch.device("cpu") == next(ours.parameters()).device and prepare_cpu_kernels() else "PyTorch modules"
     session = StreamingSession(ours, ByteTokenizer(), 1)
@@ -92,16 +101,16 @@ def _recogniser(tmp: Path) -> list[tuple[str, float, float]]:
         session.step()
         streamed.append(int(session.prev[0]))
     session.close()
-    from voxkit.asr.features import LogMel
+    from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP, LogMel
 
     L, steps = 3, len(streamed)
-    audio = torch.zeros(steps * 1280 + 40)
-    audio[L * 1280 : L * 1280 + wav.numel()] = wav
+    audio = torch.zeros(steps * SAMPLES_PER_STEP + LOOKAHEAD)
+    audio[L * SAMPLES_PER_STEP : L * SAMPLES_PER_STEP + wav.numel()] = wav
     feats = LogMel()(audio[None])[..., : steps * 8]
     prompt = [1] + [32] * (L + 6)
     with torch.no_grad():
         logits = ours(feats, torch.tensor([prompt + streamed[len(prompt) - 1 : -1]]), torch.tensor([6.0]))[0]
-    mismatch = sum(int(a != b) for a, b in zip(logits.argmax(-1).tolist()[len(prompt) - 1 :], streamed[len(prompt) - 1 :]))
+    mismatch = sum(int(a != b) for a, b in zip(logits.argmax(-1).tolist()[len(prompt) - 1 :], streamed[len(prompt) - 1 :], strict=True))
     name = f"Recogniser ({path}): streamed tokens (random 777-sample chunks) that differ from the offline forward"
     out.append((name, float(mismatch), 0.0))
     return out
@@ -112,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    import transformers
+
+    try:
+        import transformers
+    except ImportError:
+        raise VoxkitError("voxkit selfcheck compares against transformers: pip install 'voxkit[parity]'") from None
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

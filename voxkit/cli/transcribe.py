@@ -17,9 +17,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from voxkit.asr.options import MAX_DELAY_MS, MIN_DELAY_MS, RecognizerOptions
+from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
 from voxkit.errors import AudioError, VoxkitError
 
 FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
+FILE_CHUNK_SECONDS = 30  # files not paced at real time are pushed in pieces of this length
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="recogniser folder (default: the bundled small model)")
     p.add_argument("--mic", action="store_true", help="transcribe the default microphone until Ctrl-C")
     p.add_argument("--realtime", action="store_true", help="pace file input at real time (like a live source)")
-    p.add_argument("--delay-ms", type=int, default=None, help="transcription delay, 80..2400 in steps of 80 (default: the model's, 480)")
+    p.add_argument(
+        "--delay-ms", type=int, default=None,
+        help=f"transcription delay, {MIN_DELAY_MS}..{MAX_DELAY_MS} in steps of {STEP_MS} (default: the model's, 480)",
+    )
     p.add_argument("--language", default=None, help="expected language code (informational: the model detects it)")
-    p.add_argument("-f", "--output-format", choices=(*FORMATS, "all"), default=None, help="txt, srt, vtt, json, jsonl (event stream) or all")
+    p.add_argument(
+        "-f", "--output-format", choices=(*FORMATS, "all"), default=None, help="txt, srt, vtt, json, jsonl (event stream) or all"
+    )
     p.add_argument("-o", "--output-dir", default=None, help="write <input>.<format> files here instead of stdout")
     p.add_argument("--word-timestamps", action="store_true", help="one cue per word in srt/vtt; print word times live")
-    p.add_argument("--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"), help="stdin encoding (auto: WAV if it starts with RIFF, else s16le)")
-    p.add_argument("--sample-rate", type=int, default=16000, help="sample rate of raw stdin audio (default 16000)")
+    p.add_argument(
+        "--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"),
+        help="stdin encoding (auto: WAV if it starts with RIFF, else s16le)",
+    )
+    p.add_argument("--sample-rate", type=int, default=ASR_SAMPLE_RATE, help="sample rate of raw stdin audio (default %(default)s)")
     p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")
     p.add_argument("--stats", action="store_true", help="print real-time factor and latency to stderr")
     p.add_argument(
@@ -62,8 +73,8 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Itera
             continue
 
         def chunks(path: str = name) -> Iterator[np.ndarray]:
-            wav = load_audio(path, 16000).numpy()
-            size = 1280 if args.realtime else 16000 * 30
+            wav = load_audio(path, ASR_SAMPLE_RATE).numpy()
+            size = ASR_SAMPLES_PER_STEP if args.realtime else ASR_SAMPLE_RATE * FILE_CHUNK_SECONDS
             return (wav[i : i + size] for i in range(0, len(wav), size))
 
         yield name, chunks
@@ -95,6 +106,28 @@ def _event_json(ev: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+class _EventSink:
+    """One input's events: printed live, kept as JSON lines, and timed against the wall clock."""
+
+    def __init__(self, printer: LivePrinter | None, keep_jsonl: bool, live_stdout: bool, started: float) -> None:
+        self.printer, self.keep_jsonl, self.live_stdout, self.started = printer, keep_jsonl, live_stdout, started
+        self.jsonl: list[str] = []
+        self.lag: list[float] = []  # seconds from each word's start in the audio to its emission
+
+    def __call__(self, events: list[Any]) -> None:
+        now = time.perf_counter() - self.started
+        for ev in events:
+            if self.printer:
+                self.printer.event(ev)
+            if self.keep_jsonl:
+                line = _event_json(ev)
+                self.jsonl.append(line)
+                if self.live_stdout:
+                    print(line, flush=True)
+            if ev.kind == "word":
+                self.lag.append(now - ev.start)
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.mic:
         raise VoxkitError("give audio files, - for stdin, or --mic")
@@ -104,14 +137,14 @@ def run(args: argparse.Namespace) -> int:
         raise VoxkitError("stdin (-) can be read only once")
     if args.output_dir and not args.output_format:
         args.output_format = "all"
-    from voxkit.api import Transcriber, check_delay_ms
+    from voxkit.api import Transcriber
     from voxkit.asr.transcript import render
     from voxkit.audio.stream import read_microphone
 
     args.microphone = read_microphone() if args.mic else None  # fails early without a device
 
     if args.delay_ms is not None:
-        check_delay_ms(args.delay_ms)
+        RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads)
     formats = list(FORMATS) if args.output_format == "all" else ([args.output_format] if args.output_format else [])
     live_stdout = not args.output_dir and (not formats or formats == ["jsonl"])
@@ -123,30 +156,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {name}", file=sys.stderr)
         stream = asr.stream()
         printer = LivePrinter(sys.stdout, args.word_timestamps) if live_stdout and not formats else None
-        events_out: list[str] = []
         compute, started, audio_seconds = 0.0, time.perf_counter(), 0.0
-        emitted_lag: list[float] = []
-
-        def handle(events: list[Any]) -> None:
-            now = time.perf_counter() - started
-            for ev in events:
-                if printer:
-                    printer.event(ev)
-                if "jsonl" in formats:
-                    line = _event_json(ev)
-                    events_out.append(line)
-                    if live_stdout:
-                        print(line, flush=True)
-                if ev.kind == "word":
-                    emitted_lag.append(now - ev.start)
-
+        handle = _EventSink(printer, "jsonl" in formats, live_stdout, started)
         try:
             for chunk in open_source():
                 if args.realtime:  # a live source delivers audio no faster than it is spoken
                     wait = audio_seconds - (time.perf_counter() - started)
                     if wait > 0:
                         time.sleep(wait)
-                audio_seconds += len(chunk) / 16000
+                audio_seconds += len(chunk) / ASR_SAMPLE_RATE
                 t0 = time.perf_counter()
                 events = stream.push(chunk)
                 compute += time.perf_counter() - t0
@@ -165,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         if audio_seconds == 0:
             print(f"voxkit transcribe: warning: {name}: no audio received", file=sys.stderr)
         for fmt in formats:
-            text = "\n".join(events_out) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
+            text = "\n".join(handle.jsonl) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
             if args.output_dir:
                 out_dir = Path(args.output_dir)
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
         if args.stats:
             steps = max(1, stream.steps)
             rtf = compute / max(audio_seconds, 1e-9)
-            lag = f", word latency {np.mean(emitted_lag):.2f} s after word start" if args.realtime and emitted_lag else ""
+            lag = f", word latency {np.mean(handle.lag):.2f} s after word start" if args.realtime and handle.lag else ""
             print(
                 f"voxkit transcribe: {name}: {audio_seconds:.2f} s audio, compute {compute:.2f} s, RTF {rtf:.3f}, "
-                f"{1000 * compute / steps:.2f} ms per 80 ms step, delay {stream.delay * 80} ms{lag}",
+                f"{1000 * compute / steps:.2f} ms per {STEP_MS} ms step, delay {stream.delay * STEP_MS} ms{lag}",
                 file=sys.stderr,
             )
     if failures:

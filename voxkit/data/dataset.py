@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.data.augment import Augment, rms_normalize
 from voxkit.data.manifest import read_manifest
 
@@ -30,7 +31,7 @@ class ManifestDataset(Dataset):
     def __init__(
         self,
         manifests: str | os.PathLike | Sequence[str | os.PathLike],
-        sample_rate: int = 16000,
+        sample_rate: int = ASR_SAMPLE_RATE,
         *,
         min_duration: float = 0.0,
         max_duration: float = math.inf,

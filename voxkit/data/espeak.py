@@ -145,9 +145,9 @@ class Espeak:
         """Select the voice; a no-op when it is already selected (SetVoiceByName reloads files)."""
         if voice == self._voice:
             return
-        if self._voice is None or (voice.language, voice.variant) != (self._voice.language, self._voice.variant):
-            if self._lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
-                raise DataError(f"espeak-ng has no voice {voice.espeak_name!r}")
+        new_voice = self._voice is None or (voice.language, voice.variant) != (self._voice.language, self._voice.variant)
+        if new_voice and self._lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
+            raise DataError(f"espeak-ng has no voice {voice.espeak_name!r}")
         for key in ("rate", "volume", "pitch", "range", "wordgap"):
             self._lib.espeak_SetParameter(_PARAM[key], int(getattr(voice, key)), 0)
         self._lib.espeak_SetParameter(_PARAM["punctuation"], 0, 0)

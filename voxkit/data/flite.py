@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.data.text import token_spans
 from voxkit.errors import DataError
 
@@ -135,7 +136,7 @@ def render_flite(text: str, voice: FliteVoice, tail_s: float = 0.25) -> tuple[np
             return None  # Flite read the text as other words (digits, abbreviations)
         segments = parse_segments(_run([*voice.options(), "-psdur", "-o", wav_path, "-t", text]))
         wav, rate = sf.read(wav_path, dtype="float32")  # [T]
-    if rate != 16000:
+    if rate != ASR_SAMPLE_RATE:
         raise DataError(f"flite voice {voice.name} speaks at {rate} Hz; use one of {', '.join(VOICES)}")
     phones = word_phones([w for _, _, w in spans], voice)
     times = split_words(segments, phones) if phones is not None else None

@@ -19,8 +19,10 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from voxkit.errors import DataError
+from voxkit.fileio import atomic_write
 
 REQUIRED = ("audio", "text", "duration")
 
@@ -70,17 +72,20 @@ def read_manifest(path: str | os.PathLike, *, resolve: bool = True, required: tu
 
 
 def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, relative_to: str | None = None) -> int:
-    """Write rows atomically (tmp + rename); audio paths made relative to ``relative_to`` if given."""
-    tmp = f"{os.fspath(path)}.tmp"
+    """Write rows atomically (:func:`voxkit.fileio.atomic_write`); audio paths made relative to ``relative_to`` if given."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            if relative_to is not None and os.path.isabs(str(row["audio"])):
-                row = {**row, "audio": os.path.relpath(row["audio"], relative_to)}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        nonlocal n
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                if relative_to is not None and os.path.isabs(str(row["audio"])):
+                    row = {**row, "audio": os.path.relpath(row["audio"], relative_to)}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+
+    atomic_write(path, write)
     return n
 
 
@@ -161,7 +166,7 @@ def _check_words(words: object, text: str, duration: float | None, tolerance: fl
     if not all(math.isfinite(x) for x in starts + ends):
         reasons.append("non-finite word time")
         return reasons
-    if any(s > e for s, e in zip(starts, ends)) or any(e > s2 + 1e-6 for e, s2 in zip(ends, starts[1:])):
+    if any(s > e for s, e in zip(starts, ends, strict=True)) or any(e > s2 + 1e-6 for e, s2 in zip(ends[:-1], starts[1:], strict=True)):
         reasons.append("word times are not monotonic")
     if starts and (starts[0] < 0 or (duration is not None and ends[-1] > duration + tolerance)):
         reasons.append("word times fall outside the audio")

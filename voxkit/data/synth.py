@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.data.align import align_words
 from voxkit.data.espeak import Voice
 from voxkit.errors import DataError
@@ -79,7 +80,9 @@ def _resample(wav: np.ndarray, orig: int, target: int) -> np.ndarray:
         return _RESAMPLERS[key](torch.from_numpy(wav)).numpy()  # [T']
 
 
-def render(text: str, voice: Voice, sample_rates: tuple[int, ...] = (16000,), tail_s: float = 0.25) -> tuple[dict[int, np.ndarray], list[dict]] | None:
+def render(
+    text: str, voice: Voice, sample_rates: tuple[int, ...] = (ASR_SAMPLE_RATE,), tail_s: float = 0.25
+) -> tuple[dict[int, np.ndarray], list[dict]] | None:
     """Synthesise ``text``; returns ({rate: float32 [T]}, words) or None when alignment fails.
 
     Trailing silence beyond ``tail_s`` after the last word is cut (espeak adds ~0.5 s).
@@ -300,7 +303,8 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
         if crashed is None:
             break
         with open(shard, "a", encoding="utf-8") as f:
-            row = {"id": crashed.id, "text": crashed.text, "speaker": crashed.speaker, "rejected": True, "crashed": os.WTERMSIG(status), "_files": []}
+            row = {"id": crashed.id, "text": crashed.text, "speaker": crashed.speaker, "rejected": True,
+                   "crashed": os.WTERMSIG(status), "_files": []}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     rows = finished()
     new = [rows[p.id] for p in plans if p.id in rows and p.id not in before]
@@ -321,7 +325,7 @@ def build_corpus(
     hours: float,
     seed: int = 0,
     workers: int = 1,
-    sample_rates: tuple[int, ...] = (16000,),
+    sample_rates: tuple[int, ...] = (ASR_SAMPLE_RATE,),
     fmt: str = "flac",
     chunk_size: int = 20,
     progress: bool = True,

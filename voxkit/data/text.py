@@ -207,7 +207,8 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def _read_text(path: str) -> str:
-    raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+    with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as fh:
+        raw = fh.read()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
