@@ -2,7 +2,9 @@
 
 A folder holds the published layout (params.json + consolidated.safetensors) plus its tokenizer:
 ``vocab_subset.json`` (a compact vocabulary over Tekken, voxkit's small models), ``tekken.json``
-(published models), or nothing (the Tekken file shipped with mistral-common).
+(published models), or nothing (the Tekken file shipped with mistral-common). A training
+checkpoint (``voxkit train``) loads too, with the tokenizer its run recorded; when that cannot be
+found, the error names the export command that writes a self-contained folder.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import torch
 
 from voxkit.asr.checkpoint import load_recognizer, save_recognizer
 from voxkit.asr.model import RealtimeRecognizer
+from voxkit.checkpoint import detect_layout, recorded_tokenizer, recorded_tokenizer_spec
 from voxkit.errors import CheckpointError
 from voxkit.lm.fused_step import prepare_cpu_kernels
 from voxkit.lm.fusion import fuse_projections
 from voxkit.ops.stored_weights import keep_16bit_weights
 from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
-from voxkit.tokenizer import Tokenizer
+from voxkit.tokenizer import ByteTokenizer, Tokenizer
 
 
 def default_model_dir() -> Path:
@@ -58,13 +61,18 @@ def load_bundle(
             "docs/asr.md): pass --model DIR with a recogniser folder, e.g. the published Voxtral Realtime "
             "weights or one made with 'voxkit train' + 'voxkit export asr'"
         )
+    tokenizer = None
+    if detect_layout(path) == "training":  # the tokenizer first: a missing one fails before the weights load
+        remedy = f"export it with its tokenizer: voxkit export asr {path} --out DIR --tokenizer TOKENIZER_DIR"
+        tokenizer = training_tokenizer(path, remedy)
     model = load_recognizer(path, device=device, dtype=dtype)
     if keep_16bit and torch.device(device).type == "cpu" and dtype == torch.float32:
         keep_16bit_weights(model)
     fuse_projections(model)  # one product for q/k/v and one for w1/w3 (used only without gradients)
     if torch.device(device).type == "cpu":
         prepare_cpu_kernels()  # the fused streaming step's C kernels (lm/fused_step.py)
-    tokenizer = load_folder_tokenizer(path)
+    if tokenizer is None:
+        tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:
         raise CheckpointError(
             f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model {model.args.decoder.vocab_size}"
@@ -72,8 +80,21 @@ def load_bundle(
     return RecognizerBundle(model, tokenizer, path)
 
 
+def training_tokenizer(path: str | os.PathLike[str], remedy: str) -> Tokenizer:
+    """The tokenizer a training checkpoint's run recorded; a one-line CheckpointError ending in ``remedy`` otherwise."""
+    tokenizer = recorded_tokenizer(path)
+    if tokenizer is None:
+        spec = recorded_tokenizer_spec(path)
+        why = f"its recipe names {spec!r}, which is not a folder from here" if spec else "it has no recipe.json"
+        raise CheckpointError(f"cannot tell the tokenizer of training checkpoint {path} ({why}): {remedy}")
+    return tokenizer
+
+
 def save_bundle(model: RealtimeRecognizer, tokenizer: Tokenizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
-    path = save_recognizer(model, folder, dtype=dtype)
+    # the folder must name its tokenizer: a subset is saved, a byte tokenizer is named in params.json
+    # (voxkit.tokenizer.load_tokenizer's rule), and nothing means the shipped Tekken
+    extra = {"tokenizer": "byte"} if isinstance(tokenizer, ByteTokenizer) else None
+    path = save_recognizer(model, folder, dtype=dtype, extra_params=extra)
     if isinstance(tokenizer, SubsetTokenizer):
         tokenizer.save(path)
     return path

@@ -1,9 +1,10 @@
-"""Recogniser checkpoints: the published mistral-native layout, and transformers' layout.
+"""Recogniser checkpoints: the published mistral-native layout, transformers' layout, and training checkpoints.
 
 Native keys (``consolidated.safetensors``): the decoder at the top level (``layers.*``, ``norm``,
 ``output`` when untied), and the audio side under ``mm_streams_embeddings.embedding_module.``:
 ``whisper_encoder.*``, ``audio_language_projection.{0,2}``, ``tok_embeddings``. voxkit's module
-tree (``encoder``, ``adapter``, ``decoder``) differs only by these prefixes.
+tree (``encoder``, ``adapter``, ``decoder``) differs only by these prefixes. A training checkpoint
+(``voxkit train``) holds the module tree's own keys and the native params as its ``config.json``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import torch
 
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.model import RealtimeRecognizer
-from voxkit.checkpoint import build_and_load, detect_layout, read_config, read_tensors, weight_files, write_folder
+from voxkit.checkpoint import build_and_load, detect_layout, read_config, read_tensors, training_model, weight_files, write_folder
 from voxkit.errors import CheckpointError
 from voxkit.lm import TransformerArgs
 from voxkit.lm.convert import hf_to_native_state, rope_rows_to_native
 
+RECOGNIZER_MODEL = "realtime_recognizer"  # the recipe's [model] name, recorded in training checkpoints
+TRAINING_ONLY_PREFIXES = ("ctc_head.",)  # training-only heads: not part of the published layout
 AUDIO = "mm_streams_embeddings.embedding_module."
 _PREFIXES = [  # (native, voxkit module tree)
     (AUDIO + "whisper_encoder.", "encoder."),
@@ -47,8 +50,8 @@ def native_to_module_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 def module_to_native_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if key.startswith("ctc_head."):
-            continue  # training-only head, not part of the published layout
+        if key.startswith(TRAINING_ONLY_PREFIXES):
+            continue
         for native, ours in _PREFIXES:
             if key.startswith(ours):
                 out[native + key[len(ours) :]] = value
@@ -150,13 +153,27 @@ def hf_config_to_args(config: dict[str, Any]) -> RealtimeArgs:
 def load_recognizer(
     folder: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> RealtimeRecognizer:
-    """Load a recogniser from a native (published) or transformers folder."""
+    """Load a recogniser from a native (published), transformers or training checkpoint folder.
+
+    A training checkpoint loads without its training-only heads; it has no tokenizer of its own,
+    which :func:`voxkit.asr.bundle.load_bundle` finds through the run's recipe.
+    """
     layout = detect_layout(folder)
     config = read_config(folder, layout)
+    if layout == "training":
+        model = training_model(folder)
+        if model not in (None, RECOGNIZER_MODEL):
+            raise CheckpointError(f"{folder} is a training checkpoint of a {model!r} model, not of a recogniser ({RECOGNIZER_MODEL})")
     state = read_tensors(weight_files(folder, layout))
     if layout == "native":
         args = RealtimeArgs.from_params(config)
         state = native_to_module_state(state)
+    elif layout == "training":
+        try:
+            args = RealtimeArgs.from_params(config)
+        except CheckpointError as err:
+            raise CheckpointError(f"{Path(folder) / 'config.json'}: {err}") from None
+        state = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
     else:
         if config.get("model_type") != "voxtral_realtime":
             raise CheckpointError(f"{folder}: config.json model_type {config.get('model_type')!r} is not voxtral_realtime")
@@ -165,7 +182,9 @@ def load_recognizer(
     return build_and_load(lambda: RealtimeRecognizer(args), state, device=device, dtype=dtype, where=str(folder))
 
 
-def save_recognizer(model: RealtimeRecognizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
-    """Write the published native layout (params.json + consolidated.safetensors)."""
+def save_recognizer(
+    model: RealtimeRecognizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None, extra_params: dict[str, Any] | None = None
+) -> Path:
+    """Write the published native layout (params.json + consolidated.safetensors); ``extra_params`` join params.json."""
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    return write_folder(folder, "native", model.args.to_params(), module_to_native_state(state))
+    return write_folder(folder, "native", model.args.to_params() | (extra_params or {}), module_to_native_state(state))

@@ -1,39 +1,52 @@
 """Turn a training checkpoint into a recogniser folder in the published layout (+ tokenizer).
 
 Training checkpoints hold voxkit's module keys (and training-only heads such as the auxiliary
-CTC head) next to ``config.json`` (the params.json the model exports). The shipped folder is the
-published native layout plus the vocabulary subset, optionally stored in half precision.
+CTC head) next to ``config.json`` (the params.json the model exports) and ``recipe.json``. The
+shipped folder is the published native layout plus the vocabulary subset, optionally stored in
+half precision. The tokenizer is the one the run recorded (the recipe's ``data.tokenizer``)
+unless another is given.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 
-from voxkit.asr.args import RealtimeArgs
-from voxkit.asr.bundle import save_bundle
+from voxkit.asr.bundle import save_bundle, training_tokenizer
+from voxkit.asr.checkpoint import load_recognizer
 from voxkit.asr.model import RealtimeRecognizer
-from voxkit.checkpoint import build_and_load, read_tensors
+from voxkit.checkpoint import detect_layout
 from voxkit.errors import CheckpointError
 from voxkit.tokenizer import Tokenizer
 
 
+def _require_training(checkpoint: str | os.PathLike[str]) -> None:
+    layout = detect_layout(checkpoint)
+    if layout != "training":
+        raise CheckpointError(
+            f"{checkpoint} is a {layout} model folder, not a training checkpoint (config.json + model.safetensors from voxkit train)"
+        )
+
+
 def load_training_checkpoint(checkpoint: str | os.PathLike[str]) -> RealtimeRecognizer:
-    path = Path(checkpoint)
-    if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
-        raise CheckpointError(f"{path} is not a training checkpoint (config.json + model.safetensors)")
-    args = RealtimeArgs.from_params(json.loads((path / "config.json").read_text(encoding="utf-8")))
-    state = {k: v for k, v in read_tensors([path / "model.safetensors"]).items() if not k.startswith("ctc_head.")}
-    return build_and_load(lambda: RealtimeRecognizer(args), state, where=str(path))
+    """The recogniser of a training checkpoint folder, without its training-only heads."""
+    _require_training(checkpoint)
+    return load_recognizer(checkpoint)
 
 
 def export_checkpoint(
-    checkpoint: str | os.PathLike[str], tokenizer: Tokenizer, out: str | os.PathLike[str], dtype: torch.dtype | None = None
+    checkpoint: str | os.PathLike[str],
+    tokenizer: Tokenizer | None,
+    out: str | os.PathLike[str],
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    model = load_training_checkpoint(checkpoint)
+    """Write ``checkpoint`` as a published-layout folder; ``tokenizer`` None: the one the run recorded."""
+    _require_training(checkpoint)
+    if tokenizer is None:
+        tokenizer = training_tokenizer(checkpoint, "pass the tokenizer folder with --tokenizer DIR")  # before the weights
+    model = load_recognizer(checkpoint)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:
         raise CheckpointError(f"tokenizer has {tokenizer.vocab_size} tokens, the checkpoint {model.args.decoder.vocab_size}")
     return save_bundle(model, tokenizer, out, dtype=dtype)

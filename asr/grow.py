@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from voxkit.lm.args import ADA_COND_DIM
+
 _LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
 # a layer's residual outputs (biases too, for stacks that have them)
 _ZEROED = ("attention.wo.weight", "attention.wo.bias", "feed_forward.w2.weight", "feed_forward.w2.bias")
@@ -78,7 +80,7 @@ def add_twins(state: dict[str, torch.Tensor], n_layers: int, twins: Iterable[int
 
 
 def add_encoder_delay_gains(
-    state: dict[str, torch.Tensor], encoder: dict, generator: torch.Generator, cond_dim: int = 32
+    state: dict[str, torch.Tensor], encoder: dict, generator: torch.Generator, cond_dim: int = ADA_COND_DIM
 ) -> dict[str, torch.Tensor]:
     """Module state dict -> the same plus silent Ada-RMSNorm gains in every encoder layer.
 
@@ -111,7 +113,7 @@ def grow_state(
     twins = sorted(set(twins))
     if encoder_delay:
         encoder = params["multimodal"]["whisper_model_args"]["encoder_args"]
-        cond_dim = int(params.get("ada_rms_norm_t_cond_dim") or 32)  # the decoder's gain width
+        cond_dim = int(params.get("ada_rms_norm_t_cond_dim") or ADA_COND_DIM)  # the decoder's gain width
         state = add_encoder_delay_gains(state, encoder, torch.Generator().manual_seed(seed + 1), cond_dim)
         encoder.update(ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=cond_dim)
     if ffn_hidden is not None and ffn_hidden != params["hidden_dim"]:
@@ -131,22 +133,27 @@ def grow_checkpoint(
     seed: int = 0,
     encoder_delay: bool = False,
 ) -> dict:
-    """Training checkpoint folder (config.json + model.safetensors) -> grown folder for ``model.init_from``; returns the new config."""
-    from safetensors.torch import save_file
+    """Training checkpoint folder (config.json + model.safetensors) -> grown folder for ``model.init_from``; returns the new config.
 
-    from voxkit.checkpoint import read_tensors
+    The grown folder is itself a training checkpoint of the recogniser (weights + marked config,
+    no train state): ``model.init_from`` reads its weights, ``voxkit export asr`` exports it.
+    """
+    from voxkit.asr.checkpoint import RECOGNIZER_MODEL
+    from voxkit.checkpoint import detect_layout, read_config, read_tensors, weight_files, write_folder
     from voxkit.errors import CheckpointError
 
     src, dst = Path(src), Path(dst)
-    if not (src / "config.json").exists() or not (src / "model.safetensors").exists():
-        raise CheckpointError(f"{src} is not a training checkpoint (config.json + model.safetensors)")
-    params = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    state = {k: v.float() for k, v in read_tensors([src / "model.safetensors"]).items()}
+    try:
+        kind = detect_layout(src)
+    except CheckpointError as err:
+        raise CheckpointError(f"{src} is not a training checkpoint (config.json + model.safetensors): {err}") from None
+    if kind != "training":
+        raise CheckpointError(f"{src} is not a training checkpoint (config.json + model.safetensors) but a {kind} model folder")
+    params = read_config(src, "training")
+    state = {k: v.float() for k, v in read_tensors(weight_files(src, "training")).items()}
     try:
         state, params = grow_state(state, params, twins, ffn_hidden, seed, encoder_delay)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
-    dst.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(dst / "model.safetensors"))
-    (dst / "config.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_folder(dst, "training", params, state, model=RECOGNIZER_MODEL)
     return params

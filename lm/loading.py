@@ -13,6 +13,7 @@ from voxkit.checkpoint import (
     detect_layout,
     read_config,
     read_tensors,
+    training_model,
     weight_files,
     write_folder,
 )
@@ -25,6 +26,13 @@ from voxkit.lm.transformer import Transformer
 def load_args(folder: str | os.PathLike[str]) -> tuple[TransformerArgs, Layout]:
     layout = detect_layout(folder)
     config = read_config(folder, layout)
+    if layout == "training" and "multimodal" in config:
+        # A whole model's training checkpoint (a recogniser's, ...), not a bare backbone's.
+        what = training_model(folder) or "a multimodal model"
+        raise CheckpointError(
+            f"{folder} is a training checkpoint of {what!r}, not a backbone folder: load it with that model's "
+            f"loader, or export it first (voxkit export asr {folder} --out DIR)"
+        )
     if layout == "hf":
         return hf_config_to_args(config), layout
     try:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from asr_helpers import chirp, tiny_model
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.features import LogMel
 from voxkit.asr.grow import grow_checkpoint, grow_state
 from voxkit.asr.model import RealtimeRecognizer
-
+from voxkit.checkpoint import detect_layout, read_config
 from voxkit.errors import CheckpointError
 
 
@@ -65,7 +66,7 @@ def test_grow_checkpoint_folder_and_errors(tmp_path: Path) -> None:
     (src / "config.json").write_text(json.dumps(model.args.to_params()))
     params = grow_checkpoint(src, tmp_path / "grown", twins=[1], ffn_hidden=96)
     assert (params["n_layers"], params["hidden_dim"]) == (3, 96)
-    assert json.loads((tmp_path / "grown" / "config.json").read_text()) == params
+    assert read_config(tmp_path / "grown", "training") == params and detect_layout(tmp_path / "grown") == "training"
     with pytest.raises(CheckpointError, match="narrow"):
         grow_checkpoint(src, tmp_path / "bad", ffn_hidden=32)
     with pytest.raises(CheckpointError, match="twins"):

@@ -1,7 +1,13 @@
-"""Safetensors checkpoint folders: mistral-native and Hugging Face layouts.
+"""Safetensors checkpoint folders: mistral-native and Hugging Face layouts, and voxkit's training checkpoints.
 
 Native: ``params.json`` + ``consolidated.safetensors`` (or ``consolidated-*.safetensors`` shards).
 HF: ``config.json`` + ``model.safetensors`` or shards listed by ``model.safetensors.index.json``.
+Training: ``config.json`` (the model's own params, not a transformers config) + ``model.safetensors``
+(voxkit's module keys, training-only heads included) + ``train_state.pt`` + ``recipe.json``, as
+written by ``voxkit train``. It shares file names with the HF layout, so its ``config.json`` says
+what it is (:data:`CHECKPOINT_MARKER`); older ones are recognised by their train state, or by a
+params-style config (no ``model_type``, which every transformers config has) for averaged and
+grown folders. Loaders load a training checkpoint where they can, or name the export command.
 Only safetensors are read: pickle files (``.bin``, ``.pt``, ...) can run code when loaded, so a
 folder that offers nothing else is refused with an explanation instead of being unpickled.
 Models are built on the meta device and receive the loaded tensors with ``assign=True``; every
@@ -12,17 +18,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from voxkit.errors import CheckpointError
+from voxkit.fileio import atomic_write
 
-Layout = Literal["native", "hf"]
+if TYPE_CHECKING:
+    from voxkit.tokenizer import Tokenizer
+
+Layout = Literal["native", "hf", "training"]
 M = TypeVar("M", bound=nn.Module)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 NATIVE_PARAMS = "params.json"
@@ -30,6 +39,34 @@ NATIVE_WEIGHTS = "consolidated.safetensors"
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
+TRAINING_STATE = "train_state.pt"
+TRAINING_RECIPE = "recipe.json"
+CHECKPOINT_MARKER = "voxkit_checkpoint"  # config.json key: {"kind": "training", "model": <recipe model name>}
+
+
+def mark_training_config(config: dict[str, Any], model: str | None) -> dict[str, Any]:
+    """``config`` plus the marker that makes a folder a training checkpoint of ``model`` (a recipe model name)."""
+    return {**config, CHECKPOINT_MARKER: {"kind": "training", "model": model}}
+
+
+def _peek_json(file: Path) -> dict[str, Any]:
+    """A JSON object, or {} when the file is unreadable (detection only: :func:`read_config` reports errors)."""
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_training(path: Path, names: set[str]) -> bool:
+    if TRAINING_STATE in names:
+        return True
+    config = _peek_json(path / HF_CONFIG)
+    marker = config.get(CHECKPOINT_MARKER)
+    if isinstance(marker, dict) and marker.get("kind") == "training":
+        return True
+    return "model_type" not in config and {"dim", "n_layers"} <= config.keys()
 
 
 def detect_layout(folder: str | os.PathLike[str]) -> Layout:
@@ -44,12 +81,17 @@ def detect_layout(folder: str | os.PathLike[str]) -> Layout:
     if NATIVE_PARAMS in names and has_st:
         return "native"
     if HF_CONFIG in names and has_st:
-        return "hf"
+        return "training" if _is_training(path, names) else "hf"
     pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
     if pickles and not has_st:
         raise CheckpointError(
             f"{str(path)!r} holds only pickle weights ({', '.join(pickles)}); voxkit never unpickles files "
             "because that can execute code. Convert them to safetensors first."
+        )
+    if has_st and TRAINING_STATE in names:
+        raise CheckpointError(
+            f"{str(path)!r} is a training checkpoint whose model records no config.json: resume it with voxkit train, "
+            "it cannot be loaded as a model folder"
         )
     if has_st:
         raise CheckpointError(f"{str(path)!r} has safetensors weights but neither params.json nor config.json")
@@ -59,6 +101,7 @@ def detect_layout(folder: str | os.PathLike[str]) -> Layout:
 
 
 def read_config(folder: str | os.PathLike[str], layout: Layout) -> dict[str, Any]:
+    """The folder's model config; a training checkpoint's without the :data:`CHECKPOINT_MARKER`."""
     name = NATIVE_PARAMS if layout == "native" else HF_CONFIG
     file = Path(folder) / name
     try:
@@ -68,7 +111,81 @@ def read_config(folder: str | os.PathLike[str], layout: Layout) -> dict[str, Any
         raise CheckpointError(f"{file} is not valid JSON: {err}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{file} must hold a JSON object")
+    if layout == "training":
+        data.pop(CHECKPOINT_MARKER, None)
     return data
+
+
+def training_recipe(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The resolved recipe a training checkpoint was written with (``recipe.json``), if it has one."""
+    file = Path(folder) / TRAINING_RECIPE
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{file} is not readable JSON: {err}") from None
+    return data if isinstance(data, dict) else None
+
+
+def training_model(folder: str | os.PathLike[str]) -> str | None:
+    """The recipe model name (e.g. "realtime_recognizer") of a training checkpoint, when it records one."""
+    marker = _peek_json(Path(folder) / HF_CONFIG).get(CHECKPOINT_MARKER)
+    if isinstance(marker, dict) and isinstance(marker.get("model"), str):
+        return marker["model"]
+    model = ((training_recipe(folder) or {}).get("model") or {}).get("name")
+    return model if isinstance(model, str) else None
+
+
+def recorded_tokenizer_spec(folder: str | os.PathLike[str]) -> str | None:
+    """The recipe's ``data.tokenizer`` of a training checkpoint ("byte", "tekken" or a folder); None without a recipe."""
+    recipe = training_recipe(folder)
+    if recipe is None:
+        return None
+    spec = (recipe.get("data") or {}).get("tokenizer", "tekken")  # the trainer's default
+    return spec if isinstance(spec, str) else None
+
+
+def tokenizer_from_spec(spec: str) -> Tokenizer:
+    """A recipe's ``data.tokenizer``: "byte", "tekken" (the shipped Tekken) or a model/tokenizer folder."""
+    from voxkit.subset_tokenizer import load_folder_tokenizer
+    from voxkit.tokenizer import ByteTokenizer, TekkenTokenizer
+
+    if spec == "byte":
+        return ByteTokenizer()
+    if spec == "tekken":
+        return TekkenTokenizer.shipped()
+    return load_folder_tokenizer(spec)
+
+
+def recorded_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer | None:
+    """The tokenizer the training run of checkpoint ``folder`` used, or None when it cannot be found.
+
+    A tokenizer folder in the recipe is relative to where training ran. That place is recovered
+    from the checkpoint's own path (``<cwd>/<train.out_dir>/checkpoints/step_N``) when it has
+    that shape, so an export works from any working directory; otherwise the current one is used.
+    """
+    spec = recorded_tokenizer_spec(folder)
+    if spec is None:
+        return None
+    if spec in ("byte", "tekken"):
+        return tokenizer_from_spec(spec)
+    for candidate in _tokenizer_candidates(Path(folder), Path(spec)):
+        if candidate.is_dir():
+            return tokenizer_from_spec(str(candidate))
+    return None
+
+
+def _tokenizer_candidates(checkpoint: Path, spec: Path) -> list[Path]:
+    if spec.is_absolute():
+        return [spec]
+    candidates = [spec]
+    out_dir = Path(str(((training_recipe(checkpoint) or {}).get("train") or {}).get("out_dir", "")))
+    run = checkpoint.resolve().parent.parent  # <cwd>/<out_dir> for <out_dir>/checkpoints/step_N
+    depth = len(out_dir.parts)
+    if out_dir.parts and not out_dir.is_absolute() and run.parts[-depth:] == out_dir.parts:
+        candidates.append(Path(*run.parts[:-depth]) / spec)
+    return candidates
 
 
 def weight_files(folder: str | os.PathLike[str], layout: Layout) -> list[Path]:
@@ -81,7 +198,7 @@ def weight_files(folder: str | os.PathLike[str], layout: Layout) -> list[Path]:
         if missing:
             raise CheckpointError(f"{path / HF_INDEX} lists shards that are missing: {', '.join(missing)}")
         return [path / f for f in files]
-    if layout == "hf" and (path / HF_WEIGHTS).exists():
+    if layout in ("hf", "training") and (path / HF_WEIGHTS).exists():
         return [path / HF_WEIGHTS]
     if layout == "native":
         if (path / NATIVE_WEIGHTS).exists():
@@ -112,27 +229,13 @@ def read_tensors(files: Iterable[Path], device: str | torch.device = "cpu") -> d
     return tensors
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    def write(tmp: str) -> None:
+    def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -140,7 +243,7 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
     # safetensors refuses shared or non-contiguous storage (tied weights, views): store copies.
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata or {"format": "pt"}))
+    atomic_write(path, lambda tmp: save_file(clean, str(tmp), metadata=metadata or {"format": "pt"}))
 
 
 def write_folder(
@@ -149,13 +252,23 @@ def write_folder(
     config: dict[str, Any],
     tensors: dict[str, torch.Tensor],
     max_shard_bytes: int | None = None,
+    *,
+    model: str | None = None,
 ) -> Path:
-    """Write a checkpoint folder in ``layout``; HF weights are sharded above ``max_shard_bytes``."""
+    """Write a checkpoint folder in ``layout``; HF weights are sharded above ``max_shard_bytes``.
+
+    ``training``: weights and the marked config only (``model`` is the recipe model name it records);
+    the trainer itself writes full checkpoints with their train state.
+    """
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     if layout == "native":
         write_safetensors(path / NATIVE_WEIGHTS, tensors)
         write_json(path / NATIVE_PARAMS, config)
+        return path
+    if layout == "training":
+        write_safetensors(path / HF_WEIGHTS, tensors)
+        write_json(path / HF_CONFIG, mark_training_config(config, model))
         return path
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
@@ -239,7 +352,8 @@ def average_folders(folders: Iterable[str | os.PathLike[str]], out: str | os.Pat
     fairseq's ``average_checkpoints``). Sums are taken in float64 and cast back to each tensor's
     dtype; integer tensors must agree and are copied. The first folder's layout and config are
     kept, and its other JSON files (a training ``recipe.json``) are copied so that the result
-    resumes and exports like any checkpoint of the run; optimizer state is not averaged.
+    exports and fine-tunes like any checkpoint of the run (a training checkpoint stays one, marked
+    with its model); optimizer state is not averaged.
     """
     paths = [Path(f) for f in folders]
     if not paths:
@@ -267,7 +381,7 @@ def average_folders(folders: Iterable[str | os.PathLike[str]], out: str | os.Pat
             elif not torch.equal(value, first[key]):
                 raise CheckpointError(f"{path}: integer tensor {key} differs from {paths[0]}")
     mean = {k: (v / len(paths)).to(first[k].dtype) if first[k].is_floating_point() else v for k, v in total.items()}
-    target = write_folder(out, layout, config, mean)
+    target = write_folder(out, layout, config, mean, model=training_model(paths[0]) if layout == "training" else None)
     own = {NATIVE_PARAMS, HF_CONFIG, HF_INDEX}
     for extra in sorted(paths[0].glob("*.json")):
         if extra.name not in own:

@@ -1,4 +1,8 @@
-"""``voxkit export asr CHECKPOINT --out DIR``: a training checkpoint -> a shippable model folder."""
+"""``voxkit export asr CHECKPOINT --out DIR``: a training checkpoint -> a shippable model folder.
+
+The tokenizer is the one the run recorded (its recipe's ``data.tokenizer``); ``--tokenizer`` names
+another, or the right one when the recorded folder cannot be found from here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="export_kind", metavar="KIND", required=True)
     a = sub.add_parser("asr", help="a recogniser checkpoint -> params.json + consolidated.safetensors + tokenizer")
     a.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
-    a.add_argument("--tokenizer", required=True, help="tokenizer folder used in training (the recipe's data.tokenizer)")
+    a.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the recipe's data.tokenizer recorded with the checkpoint)")
     a.add_argument("--out", required=True, help="output model folder")
     a.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="storage precision")
     a.set_defaults(func=run_asr)
@@ -28,7 +32,8 @@ def run_asr(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     if (path / "checkpoints").is_dir():
         path = latest_checkpoint(path) or path
-    out = export_checkpoint(path, load_folder_tokenizer(args.tokenizer), args.out, dtype=getattr(torch, args.dtype))
+    tokenizer = load_folder_tokenizer(args.tokenizer) if args.tokenizer else None
+    out = export_checkpoint(path, tokenizer, args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: recogniser from {path} ({size:.1f} MB)")
     return 0

@@ -3,14 +3,17 @@
 Layout of ``<out_dir>/checkpoints/step_00001000/``:
 
 - ``model.safetensors``: ``model.state_dict()`` (tied weights stored once, restored by name);
-- ``train_state.pt``: step, optimizer, scheduler, RNG states, task-mixture position and the
-  resolved recipe; only tensors and plain containers, read with ``torch.load(weights_only=True)``
+- ``train_state.pt``: step, every optimizer's state (by name), RNG states, task-mixture position
+  and the resolved recipe; only tensors and plain containers, read with ``torch.load(weights_only=True)``
   so a checkpoint from elsewhere cannot run code;
-- ``config.json``: ``model.export_config()`` when the model has it, enough to rebuild the model;
+- ``config.json``: ``model.export_config()`` when the model has it, enough to rebuild the model,
+  with a ``voxkit_checkpoint`` marker (kind "training", the recipe's model name) so that loaders
+  tell it from a published folder (voxkit/checkpoint.py);
 - ``recipe.json``: the resolved recipe, human-readable.
 
 A checkpoint is written into a hidden temporary folder next to the others, every file and the
-folder are fsynced, and only then is the folder renamed to its final name. A crash at any point
+folder are fsynced, and only then is the folder renamed to its final name
+(:func:`voxkit.fileio.atomic_folder`, the one atomic-write implementation). A crash at any point
 leaves either the previous set of checkpoints or the new complete one, never a half-written
 ``step_*`` folder; :func:`latest_checkpoint` therefore trusts any ``step_*`` folder it finds.
 Exporting to the published layouts (e.g. the realtime recogniser's native folder) is the model
@@ -20,10 +23,8 @@ owner's job and starts from :func:`load_checkpoint`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from voxkit.checkpoint import HF_CONFIG, HF_WEIGHTS, TRAINING_RECIPE, TRAINING_STATE, mark_training_config
 from voxkit.errors import CheckpointError
+from voxkit.fileio import atomic_folder
 
 CHECKPOINTS = "checkpoints"
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "train_state.pt"
-CONFIG_FILE = "config.json"
-RECIPE_FILE = "recipe.json"
+MODEL_FILE, STATE_FILE, CONFIG_FILE, RECIPE_FILE = HF_WEIGHTS, TRAINING_STATE, HF_CONFIG, TRAINING_RECIPE
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
@@ -67,20 +67,6 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def _fsync(path: Path) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        if path.is_dir():
-            return  # some platforms (Windows) cannot open folders; the rename is still atomic
-        raise
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
     out_dir: str | Path,
     step: int,
@@ -94,35 +80,20 @@ def save_checkpoint(
     ``train_state`` must hold only tensors, numbers, strings, None and lists/dicts of them.
     Call on one process only (rank 0).
     """
-    root = Path(out_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:08d}"
-    final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-    try:
-        from safetensors.torch import save_model
+    from safetensors.torch import save_model
 
-        plain = unwrap(model)
+    final = Path(out_dir) / CHECKPOINTS / f"step_{step:08d}"
+    plain = unwrap(model)
+    with atomic_folder(final) as tmp:
         save_model(plain, str(tmp / MODEL_FILE), metadata={"format": "pt", "step": str(step)})
         torch.save({**train_state, "step": step}, tmp / STATE_FILE)
         if callable(getattr(plain, "export_config", None)):
-            (tmp / CONFIG_FILE).write_text(json.dumps(plain.export_config(), indent=2, sort_keys=True) + "\n")
+            # Marked as a training checkpoint of the recipe's model: loaders tell it from published folders.
+            name = ((recipe or {}).get("model") or {}).get("name")
+            config = mark_training_config(plain.export_config(), name)
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if recipe is not None:
             (tmp / RECIPE_FILE).write_text(json.dumps(dict(recipe), indent=2, sort_keys=True) + "\n")
-        for file in tmp.iterdir():
-            _fsync(file)
-        _fsync(tmp)
-        if final.exists():  # re-saving a step (e.g. resumed at the end): swap, then drop the old one
-            old = root / f".old-{name}-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-        _fsync(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for stale in list_checkpoints(out_dir)[:-keep_last]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
@@ -131,13 +102,14 @@ def save_checkpoint(
 def load_checkpoint(
     path: str | Path,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
-    """Load weights into ``model`` (and optimizer/scheduler state when given); return the train state.
+    """Load weights into ``model`` (and the optimizers' states when given); return the train state.
 
     ``path`` is a checkpoint folder, or a run folder (its latest checkpoint is used). Weights are
     copied into the model's existing parameters, so they keep their device and dtype.
+    ``optimizers`` maps names to optimizers (a single optimizer is ``"main"``); the checkpoint
+    must hold the same names.
     """
     path = Path(path)
     if not (path / MODEL_FILE).is_file():
@@ -157,14 +129,22 @@ def load_checkpoint(
         raise CheckpointError(f"{path} has no {STATE_FILE}") from None
     except Exception as err:  # pickle errors come in many types; all mean "not a safe, valid state file"
         raise CheckpointError(f"{path / STATE_FILE} is not a valid train state: {err}") from None
-    if optimizer is not None:
-        if "optimizer" not in state:
-            raise CheckpointError(f"{path / STATE_FILE} has no optimizer state")
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as err:
-            raise CheckpointError(f"optimizer state in {path} does not fit this model/optimizer: {err}") from None
-    if scheduler is not None and "scheduler" in state:
-        scheduler.load_state_dict(state["scheduler"])
+    if optimizers is not None:
+        _load_optimizers(path, state, {"main": optimizers} if isinstance(optimizers, torch.optim.Optimizer) else optimizers)
     state["path"] = str(path)
     return state
+
+
+def _load_optimizers(path: Path, state: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+    saved = state.get("optimizers")
+    if saved is None and "optimizer" in state:
+        saved = {"main": state["optimizer"]}  # written before runs could have several optimizers
+    if saved is None:
+        raise CheckpointError(f"{path / STATE_FILE} has no optimizer state")
+    if set(saved) != set(optimizers):
+        raise CheckpointError(f"{path} holds the optimizers {sorted(saved)}, but this run has {sorted(optimizers)}")
+    for name, optimizer in optimizers.items():
+        try:
+            optimizer.load_state_dict(saved[name])
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"the state of optimizer {name!r} in {path} does not fit this model/optimizer: {err}") from None
