@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtual environment (.venv) and install voxkit with its test
-# dependencies. Idempotent: re-running only installs what is missing.
+# dependencies (the dev extra: pytest, ruff, transformers) at the versions of constraints.txt.
+# Idempotent: re-running only installs what is missing or differs from a pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +22,9 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 pipq() { python -m pip install -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
-# torch first, pinned, so that pip takes the wheel already on disk instead of downloading a new build.
-python -c "import torch, torchaudio" 2>/dev/null || pipq "torch==2.14.1" "torchaudio==2.11.0"
-pipq -e ".[dev]"
+# Every version pin lives in constraints.txt. torch first, so that pip takes the wheel already on
+# disk instead of downloading a new build while resolving the rest.
+python -c "import torch, torchaudio" 2>/dev/null || pipq -c constraints.txt torch torchaudio
+pipq -c constraints.txt -e ".[dev]"
 python -c "import voxkit, torch, torchaudio" || { echo "setup: voxkit failed to import" >&2; exit 1; }
 echo "setup: ok ($(python -c 'import torch; print("torch", torch.__version__)'))"

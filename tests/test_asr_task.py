@@ -12,8 +12,8 @@ import torch
 from asr_helpers import chirp, tiny_args
 from voxkit.asr.features import SAMPLES_PER_STEP
 from voxkit.asr.model import RealtimeRecognizer
+from voxkit.asr.task import AsrTask, AsrTaskConfig
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, ByteTokenizer
-from voxkit.train.asr_task import AsrTask, AsrTaskConfig
 
 WORDS = ["alpha", "beta", "gamma", "delta", "echo", "fox"]
 
@@ -129,3 +129,27 @@ def test_closing_the_mixture_ends_the_loader_worker_processes(manifest: Path) ->
     while set(multiprocessing.active_children()) - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not set(multiprocessing.active_children()) - before
+
+
+def test_voxkit_train_runs_the_asr_task_from_a_recipe(manifest: Path, tmp_path: Path) -> None:
+    """The recipe names the model and the task; the trainer finds both by name (entry points)."""
+    from voxkit.cli.main import main as cli_main
+    from voxkit.train.checkpointing import latest_checkpoint
+    from voxkit.train.recipe import load_recipe
+    from voxkit.train.registry import build_model, build_tasks
+
+    layers = "dim = 32\nn_layers = 1\nhead_dim = 8\nn_heads = 4\nn_kv_heads = 2\nhidden_dim = 64\nsliding_window = 16\n"
+    path = tmp_path / "asr.toml"
+    path.write_text(
+        f'[model]\nname = "realtime_recognizer"\nn_left_pad_tokens = 2\nctc_head = true\n'
+        f"[model.encoder]\n{layers}[model.decoder]\n{layers}vocab_size = {ByteTokenizer().vocab_size}\n"
+        f'[data]\ntokenizer = "byte"\n[train]\nmax_steps = 1\nprogress = false\nout_dir = "{tmp_path / "run"}"\n'
+        f'[tasks.asr]\ntrain = ["{manifest}"]\nmax_seconds = 8.0\naugment = false\nctc_weight = 0.5\n'
+    )
+    recipe = load_recipe(path)
+    model = build_model(recipe.model)
+    task = build_tasks(recipe, model)["asr"]
+    assert isinstance(model, RealtimeRecognizer) and isinstance(task, AsrTask)
+    assert task.args is model.args and task.eval_delay == model.args.default_delay_tokens and task.cfg.ctc_weight == 0.5
+    assert cli_main(["train", str(path)]) == 0
+    assert latest_checkpoint(tmp_path / "run").name == "step_00000001"

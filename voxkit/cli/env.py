@@ -114,6 +114,11 @@ def _op_lines() -> Iterator[str]:
     for device_type in device_types:
         for name, active, available in describe(device_type):
             yield f"{device_type:<5} {name:<14} {active:<10} available: {', '.join(available)}"
+    # Not a registry op: one C call per transformer block in a CPU streaming step (lm/fused_step.py).
+    from voxkit.lm.fused_step import block_step_library
+
+    fused = "c-kernel" if kernels_enabled() and block_step_library() is not None else "torch"
+    yield f"{'cpu':<5} {'block_step':<14} {fused:<10} the fused CPU streaming step of whole blocks (needs cc, AVX2 + F16C)"
 
 
 def _section(title: str, lines: Callable[[], Iterator[str]]) -> list[str]:

@@ -2,8 +2,9 @@
 
 The same command runs on one CPU, one GPU, or many processes under
 ``torchrun --nproc-per-node=N -m voxkit.cli.main train ...``; the trainer reads torchrun's
-environment itself. Models and tasks come from the registry (voxkit.train.registry), so this file
-knows nothing about any particular model.
+environment itself. Models and tasks come from the registry (voxkit.train.registry), found by the
+names in the recipe, so this file knows nothing about any particular model and ``--help`` imports
+none.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model from a recipe (TOML), on one device or under torchrun",
         description="Train from a TOML recipe. Overrides: section.key=value (e.g. train.max_steps=200 "
-        "optim.lr=3e-4 tasks.asr.max_delay=30); +section.key=value adds a key the recipe lacks.",
+        "optim.lr=3e-4 tasks.asr.max_delay=30), typed by the key they set; +tasks.NAME.key=value adds a task. "
+        "Every key is checked: a typo stops the run and names the closest known key.",
     )
     p.add_argument("recipe", help="recipe file (.toml, or a run's recipe.json)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, applied in order")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.out_dir")
-    p.add_argument("--stop-at", type=int, default=None, metavar="STEP", help="checkpoint and stop after this step (the schedule still spans train.max_steps)")
+    p.add_argument(
+        "--stop-at", type=int, default=None, metavar="STEP",
+        help="checkpoint and stop after this step (the schedule still spans train.max_steps)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from voxkit.train.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)  # fail on recipe errors before importing models
+    recipe = load_recipe(args.recipe, args.overrides)  # every key checked before anything is built
 
     import torch
 
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         n_params = sum(p.numel() for p in model.parameters())
         mixture = ", ".join(f"{n} ({w:g})" for n, w in recipe.task_weights().items())
-        print(f"model {recipe.model['name']}: {n_params / 1e6:.2f} M parameters; tasks: {mixture}; out_dir {recipe.train.out_dir}", file=sys.stderr)
+        summary = f"model {recipe.model['name']}: {n_params / 1e6:.2f} M parameters; tasks: {mixture}; out_dir {recipe.train.out_dir}"
+        print(summary, file=sys.stderr)
     scalars = Trainer(recipe, model, tasks, recipe.task_weights()).fit(resume=args.resume, stop_at=args.stop_at)
     if int(os.environ.get("RANK", "0")) == 0 and scalars:
         print(" ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))

@@ -1,12 +1,13 @@
 """Training recipes: one TOML file, overridable from the command line, saved with every run.
 
-A recipe has five sections. ``optim`` and ``train`` belong to the trainer and are typed dataclasses,
-so a typo (``train.max_step``) or a wrong type (``optim.lr=fast``) fails before any work starts.
-``model``, ``data`` and ``tasks.<name>`` belong to the model and task factories; the trainer cannot
-know their keys, so they stay free-form dicts, and an override may only replace a key the recipe
-already has (typed by its current value), or add one explicitly with a leading ``+``
-(``+tasks.asr.max_delay=30``). Every error is a :class:`~voxkit.errors.VoxkitError` with the
-offending key in the message.
+A recipe has five sections. ``optim``, ``train`` and ``data`` belong to the trainer and are typed
+dataclasses here. ``model`` and ``tasks.<name>`` belong to a model and its tasks, which declare
+their keys as dataclasses of their own (see :mod:`voxkit.train.registry`): :func:`load_recipe`
+checks those sections against them too. Every key anywhere is therefore known: a typo
+(``train.max_step``, ``[model.decoder] n_layer``) or a wrong type (``optim.lr=fast``) fails before
+any work starts, with a :class:`RecipeError` that names the key, suggests the closest known one, and
+says whether it came from the file or from a command-line override. Defaults are the dataclasses'
+own, so no default is written twice.
 
 The resolved recipe (file + overrides) is written as ``recipe.json`` in the run folder and inside
 each checkpoint, so a run can always be reproduced or resumed from what it actually used.
@@ -14,25 +15,23 @@ each checkpoint, so a run can always be reproduced or resumed from what it actua
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the identical backport, if installed
-    import tomli as tomllib  # type: ignore[no-redef]
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from voxkit.errors import VoxkitError
+from voxkit.config import ConfigError, RawValue, check_table, closest, strict_from_dict, unknown_key_error
 
 SCHEDULES = ("cosine", "linear", "constant")
 AMP_MODES = ("bf16", "off")
-TRAINER_TASK_KEYS = ("weight", "type")  # keys of a [tasks.<name>] section the trainer consumes
+SECTIONS = ("model", "data", "optim", "train", "tasks")
 
 
-class RecipeError(VoxkitError):
+class RecipeError(ConfigError):
     """A recipe file or override is missing, malformed, or names an unknown key."""
 
 
@@ -47,7 +46,7 @@ class OptimConfig:
     warmup_steps: int = 100
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    grad_clip: float = 1.0  # max global gradient norm of each optimizer; 0 disables clipping
 
 
 @dataclasses.dataclass
@@ -74,21 +73,42 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class DataConfig:
+    """Data settings every task shares; a task's own data (manifests, batch size) sit in its section."""
+
+    tokenizer: str = "tekken"  # "byte", "tekken" (the shipped Tekken) or a model folder
+
+
+@dataclasses.dataclass
+class TaskKeys:
+    """The keys of a ``[tasks.<name>]`` section that the trainer consumes; the rest are the task's options."""
+
+    weight: float = 1.0  # mixture weight
+    type: str = ""  # registry name of the task; empty: the section name
+
+
+TRAINER_TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskKeys))
+
+
+@dataclasses.dataclass
 class Recipe:
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
-    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     tasks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     # ------------------------------------------------------------------ task sections
 
+    def task_keys(self, name: str) -> TaskKeys:
+        return strict_from_dict(TaskKeys, {k: v for k, v in self.tasks[name].items() if k in TRAINER_TASK_KEYS}, ("tasks", name))
+
     def task_weights(self) -> dict[str, float]:
-        return {name: float(section.get("weight", 1.0)) for name, section in self.tasks.items()}
+        return {name: self.task_keys(name).weight for name in self.tasks}
 
     def task_type(self, name: str) -> str:
         """Registry name of task ``name``: its ``type`` key, else the section name (two ASR sets: ``type = "asr"``)."""
-        return str(self.tasks[name].get("type", name))
+        return self.task_keys(name).type or name
 
     def task_options(self, name: str) -> dict[str, Any]:
         """The task's own options: its section without the keys the trainer consumes."""
@@ -100,62 +120,76 @@ class Recipe:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> Recipe:
-        if not isinstance(data, dict):
-            raise RecipeError(f"{where}: expected a table at the top level")
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise RecipeError(f"{where}: unknown section(s) {sorted(unknown)}; known: model, data, optim, train, tasks")
-        recipe = cls(
-            model=_table(data.get("model", {}), f"{where}: [model]"),
-            data=_table(data.get("data", {}), f"{where}: [data]"),
-            optim=_dataclass_from(OptimConfig, data.get("optim", {}), f"{where}: [optim]"),
-            train=_dataclass_from(TrainConfig, data.get("train", {}), f"{where}: [train]"),
-            tasks={name: _table(sec, f"{where}: [tasks.{name}]") for name, sec in _table(data.get("tasks", {}), f"{where}: [tasks]").items()},
-        )
-        recipe.validate(where)
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> Recipe:
+        """The trainer's view of ``data``: its own sections typed and checked; ``model`` and the tasks'
+        options are checked against their declared keys by :func:`load_recipe`. ``where`` (a file
+        name) prefixes error messages."""
+        try:
+            if not isinstance(data, dict):
+                raise RecipeError("expected a table at the top level")
+            for section in data:
+                if section not in SECTIONS:
+                    raise unknown_key_error(section, SECTIONS, ())
+            tasks = _table(data.get("tasks", {}), ("tasks",))
+            recipe = cls(
+                model=_table(data.get("model", {}), ("model",)),
+                data=strict_from_dict(DataConfig, data.get("data", {}), ("data",)),
+                optim=strict_from_dict(OptimConfig, data.get("optim", {}), ("optim",)),
+                train=strict_from_dict(TrainConfig, data.get("train", {}), ("train",)),
+                tasks={name: check_table(TaskKeys, _table(section, ("tasks", name)), ("tasks", name), ignore=_not_trainer(section))
+                       for name, section in tasks.items()},
+            )
+            recipe.validate()
+        except ConfigError as err:
+            raise _located(err, where) from None
         return recipe
 
-    def validate(self, where: str = "recipe") -> None:
+    def validate(self, where: str = "") -> None:
         """Reject values the trainer cannot run with, naming the key."""
         o, t = self.optim, self.train
-        checks: list[tuple[bool, str]] = [
-            (o.lr > 0, f"optim.lr must be > 0, got {o.lr}"),
-            (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), f"optim.betas must be two numbers in [0, 1), got {o.betas}"),
-            (o.eps > 0, f"optim.eps must be > 0, got {o.eps}"),
-            (o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}"),
-            (o.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {o.warmup_steps}"),
-            (o.schedule in SCHEDULES, f"optim.schedule must be one of {list(SCHEDULES)}, got {o.schedule!r}"),
-            (0 <= o.min_lr_ratio <= 1, f"optim.min_lr_ratio must be in [0, 1], got {o.min_lr_ratio}"),
-            (o.grad_clip >= 0, f"optim.grad_clip must be >= 0 (0 = off), got {o.grad_clip}"),
-            (t.max_steps >= 1, f"train.max_steps must be >= 1, got {t.max_steps}"),
-            (t.time_budget_s >= 0, f"train.time_budget_s must be >= 0 (0 = no budget), got {t.time_budget_s}"),
-            (t.grad_accum >= 1, f"train.grad_accum must be >= 1, got {t.grad_accum}"),
-            (t.log_every >= 1, f"train.log_every must be >= 1, got {t.log_every}"),
-            (t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}"),
-            (t.save_every >= 0, f"train.save_every must be >= 0, got {t.save_every}"),
-            (t.keep_last >= 1, f"train.keep_last must be >= 1, got {t.keep_last}"),
-            (re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}"),
-            (t.amp in AMP_MODES, f"train.amp must be one of {list(AMP_MODES)}, got {t.amp!r}"),
-            (t.num_threads >= 0, f"train.num_threads must be >= 0, got {t.num_threads}"),
-            (bool(t.out_dir), "train.out_dir is empty"),
+        checks: list[tuple[bool, str, str]] = [
+            (o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}"),
+            (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", f"must be two numbers in [0, 1), got {o.betas}"),
+            (o.eps > 0, "optim.eps", f"must be > 0, got {o.eps}"),
+            (o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}"),
+            (o.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {o.warmup_steps}"),
+            (o.schedule in SCHEDULES, "optim.schedule", f"must be one of {list(SCHEDULES)}, got {o.schedule!r}"),
+            (0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}"),
+            (o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}"),
+            (t.max_steps >= 1, "train.max_steps", f"must be >= 1, got {t.max_steps}"),
+            (t.time_budget_s >= 0, "train.time_budget_s", f"must be >= 0 (0 = no budget), got {t.time_budget_s}"),
+            (t.grad_accum >= 1, "train.grad_accum", f"must be >= 1, got {t.grad_accum}"),
+            (t.log_every >= 1, "train.log_every", f"must be >= 1, got {t.log_every}"),
+            (t.eval_every >= 0, "train.eval_every", f"must be >= 0, got {t.eval_every}"),
+            (t.save_every >= 0, "train.save_every", f"must be >= 0, got {t.save_every}"),
+            (t.keep_last >= 1, "train.keep_last", f"must be >= 1, got {t.keep_last}"),
+            (re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, "train.device",
+             f"must be auto, cpu, cuda or cuda:N, got {t.device!r}"),
+            (t.amp in AMP_MODES, "train.amp", f"must be one of {list(AMP_MODES)}, got {t.amp!r}"),
+            (t.num_threads >= 0, "train.num_threads", f"must be >= 0, got {t.num_threads}"),
+            (bool(t.out_dir), "train.out_dir", "is empty"),
         ]
-        for name, section in self.tasks.items():
-            w = section.get("weight", 1.0)
-            checks.append((isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0, f"tasks.{name}.weight must be a number >= 0, got {w!r}"))
-            checks.append((isinstance(section.get("type", name), str), f"tasks.{name}.type must be a string"))
-        for ok, message in checks:
-            if not ok:
-                raise RecipeError(f"{where}: {message}")
-        if self.tasks and sum(self.task_weights().values()) <= 0:
-            raise RecipeError(f"{where}: all task weights are 0")
+        try:
+            weights = self.task_weights()
+            checks += [(w >= 0, f"tasks.{name}.weight", f"must be >= 0, got {w}") for name, w in weights.items()]
+            for ok, key, message in checks:
+                if not ok:
+                    raise RecipeError(f"{key} {message}", tuple(key.split(".")))
+            if weights and sum(weights.values()) <= 0:
+                raise RecipeError("all task weights are 0", ("tasks",))
+        except ConfigError as err:
+            raise _located(err, where) from None
 
 
 # ---------------------------------------------------------------------------- loading
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a TOML recipe (or a saved ``recipe.json``), apply ``section.key=value`` overrides, validate."""
+    """Read a TOML recipe (or a saved ``recipe.json``), apply ``section.key=value`` overrides, check every key.
+
+    The model and task sections are checked against the keys their factories declare, which
+    imports the model's package (not the model's weights: nothing is built).
+    """
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
@@ -164,131 +198,80 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {err}") from None
-    recipe = Recipe.from_dict(data, where=str(path))
-    return apply_overrides(recipe, overrides)
+    return apply_overrides(data, overrides, where=str(path))
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> None:
     Path(path).write_text(json.dumps(recipe.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def apply_overrides(recipe: Recipe, overrides: Sequence[str]) -> Recipe:
-    """Apply ``a.b.c=value`` overrides in order; values are typed by the key they replace."""
-    data = recipe.to_dict()
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], where: str = "recipe") -> Recipe:
+    """``data`` (a recipe as a dict) with ``a.b.c=value`` overrides applied in order, then fully checked.
+
+    A value is parsed by the type of the field it sets (``optim.lr=3e-4`` is a number,
+    ``data.tokenizer=byte`` text, ``model.decoder.sliding_window=[64, 128]`` a list). A key the
+    recipe lacks may be set as long as the section's owner declares it; a new task section needs a
+    leading ``+`` (``+tasks.text.weight=0.5``) so that a misspelt task name is not a new task. An
+    error caused by an override names that override.
+    """
+    from voxkit.train.registry import check_sections
+
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{where}: expected a table at the top level")
+    data = copy.deepcopy(dict(data))
+    origin: dict[tuple[str, ...], str] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         add = key.startswith("+")
-        key = key.removeprefix("+").strip()
-        parts = key.split(".")
-        if not sep or not key or any(not p for p in parts):
+        parts = tuple(key.removeprefix("+").strip().split("."))
+        if not sep or not all(parts):
             raise RecipeError(f"override {item!r}: expected section.key=value (e.g. train.max_steps=200)")
         if len(parts) < 2:
             raise RecipeError(f"override {item!r}: name a key inside a section (e.g. optim.lr=3e-4)")
-        section = parts[0]
-        if section in ("optim", "train"):
-            cls = OptimConfig if section == "optim" else TrainConfig
-            hints = get_type_hints(cls)
-            if len(parts) != 2 or parts[1] not in hints:
-                raise RecipeError(f"override {item!r}: unknown key {key!r}; [{section}] has {sorted(hints)}")
-            data[section][parts[1]] = _parse_typed(raw, getattr(cls(), parts[1]), item)
-            continue
-        if section not in ("model", "data", "tasks"):
-            raise RecipeError(f"override {item!r}: unknown section {section!r}; known: model, data, optim, train, tasks")
-        node = data[section]
-        for depth, part in enumerate(parts[1:-1], start=1):
-            if part not in node:
-                if not add:
-                    raise RecipeError(f"override {item!r}: unknown key {'.'.join(parts[: depth + 1])!r} (use +{key}=... to add it)")
-                node[part] = {}
-            node = node[part]
+        if parts[0] not in SECTIONS:
+            guess = closest(parts[0], SECTIONS)
+            hint = f"did you mean {guess!r}?" if guess else f"known: {', '.join(SECTIONS)}"
+            raise RecipeError(f"override {item!r}: unknown section {parts[0]!r}; {hint}")
+        if parts[0] == "tasks" and parts[1] not in data.get("tasks", {}) and not add:
+            known = sorted(data.get("tasks", {}))
+            guess = closest(parts[1], known)
+            hint = f"did you mean {guess!r}? " if guess else ""
+            raise RecipeError(f"override {item!r}: the recipe has no task {parts[1]!r} (tasks: {', '.join(known) or 'none'}); {hint}"
+                              f"add one with +{'.'.join(parts)}=...")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise RecipeError(f"override {item!r}: {'.'.join(parts[: depth + 1])!r} is a value, not a table")
-        leaf = parts[-1]
-        if leaf in node:
-            node[leaf] = _parse_typed(raw, node[leaf], item)
-        elif add:
-            node[leaf] = _parse_literal(raw)
-        else:
-            known = sorted(node) if node else "no keys"
-            raise RecipeError(f"override {item!r}: unknown key {key!r} (known here: {known}; use +{key}=... to add it)")
-    return Recipe.from_dict(data, where="recipe after overrides")
+        if isinstance(node.get(parts[-1]), dict):
+            raise RecipeError(f"override {item!r}: {'.'.join(parts)!r} is a table; override its keys one by one")
+        node[parts[-1]] = RawValue(raw)
+        origin[parts] = item
+    try:
+        recipe = Recipe.from_dict(data)
+        check_sections(recipe)
+    except ConfigError as err:
+        # the last override that set this key (or the table holding it, or a key inside it)
+        culprits = [item for parts, item in origin.items()
+                    if err.path[: len(parts)] == parts or (len(err.path) > 1 and parts[: len(err.path)] == err.path)]
+        raise _located(err, f"override {culprits[-1]!r}" if culprits else where) from None
+    return recipe
 
 
-# ---------------------------------------------------------------------------- typing helpers
+# ---------------------------------------------------------------------------- helpers
 
 
-def _table(value: Any, where: str) -> dict[str, Any]:
+def _located(err: ConfigError, where: str) -> RecipeError:
+    """``err`` as a :class:`RecipeError` that says where the offending entry came from."""
+    return RecipeError(f"{where}: {err}" if where else str(err), err.path)
+
+
+def _table(value: Any, path: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise RecipeError(f"{where}: expected a table, got {type(value).__name__}")
+        raise RecipeError(f"[{'.'.join(path)}] must be a table, got {type(value).__name__}", path)
     return dict(value)
 
 
-def _dataclass_from(cls: type, data: Any, where: str) -> Any:
-    data = _table(data, where)
-    hints = get_type_hints(cls)
-    unknown = set(data) - set(hints)
-    if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(hints)}")
-    defaults = cls()
-    kwargs = {k: _check_type(v, getattr(defaults, k), f"{where} {k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def _check_type(value: Any, like: Any, where: str) -> Any:
-    """``value`` converted to the type of ``like`` if that loses nothing (int -> float), else an error."""
-    if isinstance(like, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(like, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(like, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(like, list):
-        ok = isinstance(value, list)
-        if ok and like:
-            value = [_check_type(v, like[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    else:
-        ok = isinstance(value, type(like))
-    if not ok:
-        raise RecipeError(f"{where}: expected {_type_name(like)}, got {value!r}")
-    return value
-
-
-def _parse_typed(raw: str, like: Any, item: str) -> Any:
-    """Parse an override value as the type of the value it replaces."""
-    raw = raw.strip()
-    if isinstance(like, dict):
-        raise RecipeError(f"override {item!r}: that key is a table; override its keys one by one")
-    if isinstance(like, str):
-        return raw
-    if isinstance(like, bool):
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise RecipeError(f"override {item!r}: expected true or false")
-    try:
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
-    except ValueError:
-        raise RecipeError(f"override {item!r}: expected {_type_name(like)}, got {raw!r}") from None
-    return _check_type(_parse_literal(raw), like, f"override {item!r}")
-
-
-def _parse_literal(raw: str) -> Any:
-    """A TOML value (number, bool, string, array, inline table); bare words stay strings."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw.strip()
-
-
-def _type_name(like: Any) -> str:
-    if isinstance(like, bool):
-        return "true or false"
-    if isinstance(like, list):
-        return f"a list of {_type_name(like[0])}" if like else "a list"
-    return {int: "an integer", float: "a number", str: "a string", dict: "a table"}.get(type(like), type(like).__name__)
+def _not_trainer(section: Mapping[str, Any]) -> list[str]:
+    """The keys of a task section that the task, not the trainer, checks."""
+    return [k for k in section if k not in TRAINER_TASK_KEYS]

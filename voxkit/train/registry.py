@@ -1,29 +1,45 @@
-"""Names in a recipe -> the code that builds the model and the tasks.
+"""Names in a recipe -> the code that builds the model and the tasks; the trainer names no model.
 
-``[model] name = "realtime_recognizer"`` and ``[tasks.asr]`` (or ``type = "asr"``) are looked up
-here. Known factories are listed as ``"module:function"`` strings and imported only when a recipe
-asks for them, so ``voxkit train --help`` stays instant and a missing optional part (e.g. TTS)
-only matters to recipes that use it. Code outside voxkit adds its own with :func:`register_model`
-and :func:`register_task`.
+``[model] name = "..."`` and ``[tasks.<name>]`` (or ``type = "..."``) are looked up here. A model
+package declares what it can train as Python entry points in its distribution's metadata, one per
+name, pointing at a :class:`ModelSpec` or :class:`TaskSpec` object that lives next to the model::
+
+    [project.entry-points."voxkit.models"]
+    my_model = "mypackage.task:MY_MODEL"
+
+    [project.entry-points."voxkit.tasks"]
+    my_task = "mypackage.task:MY_TASK"
+
+Why entry points: the trainer finds a new model package without an edit of voxkit/train, a
+package outside voxkit plugs in the same way, and listing the known names reads metadata only.
+Only the module of the name a recipe asks for is imported, so ``voxkit train --help`` stays instant
+and an uninstalled optional part only matters to the recipes that use it. Code that builds specs
+at run time (tests, notebooks) adds them with :func:`register_model` / :func:`register_task`.
+
+Each spec declares its section's keys as a dataclass (``options``): every default lives there,
+and :func:`check_sections` rejects any other key with the closest known one as a suggestion.
 
 Factory signatures:
 
-- model: ``factory(section: dict) -> nn.Module``; ``section`` is the ``[model]`` table, ``name``
-  included;
-- task: ``factory(options: dict, model: nn.Module, [tokenizer], [recipe]) -> Task``; ``options`` is
-  the ``[tasks.<name>]`` table without the trainer's ``weight``/``type`` keys. A factory that
-  declares a parameter named ``tokenizer`` receives the tokenizer named by ``data.tokenizer``
-  (``"byte"``, ``"tekken"`` = shipped Tekken, or a model folder; default ``"tekken"``); one that
-  declares ``recipe`` receives the whole :class:`~voxkit.train.recipe.Recipe`.
+- model: ``build(options) -> nn.Module``; ``options`` is the ``[model]`` table (without ``name``)
+  as an instance of the spec's options dataclass;
+- task: ``build(options, model, [tokenizer], [recipe]) -> Task``; ``options`` is the
+  ``[tasks.<name>]`` table without the trainer's ``weight``/``type`` keys, as an instance of the
+  spec's options dataclass; ``model`` is the one model instance every task of the recipe shares. A
+  factory that declares a parameter named ``tokenizer`` receives the tokenizer named by
+  ``data.tokenizer``; one that declares ``recipe`` receives the whole :class:`~voxkit.train.recipe.Recipe`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from voxkit.config import ConfigError, check_table, closest, strict_from_dict
 from voxkit.errors import VoxkitError
 
 if TYPE_CHECKING:
@@ -33,84 +49,156 @@ if TYPE_CHECKING:
     from voxkit.train.recipe import Recipe
     from voxkit.train.task import Task
 
-ModelFactory = Callable[[dict[str, Any]], "nn.Module"]
-TaskFactory = Callable[..., "Task"]
-
-_MODELS: dict[str, ModelFactory | str] = {
-    "realtime_recognizer": "voxkit.train.asr_task:build_recognizer",
-}
-_TASKS: dict[str, TaskFactory | str] = {
-    "asr": "voxkit.train.asr_task:build_asr_task",
-}
+MODEL_GROUP = "voxkit.models"
+TASK_GROUP = "voxkit.tasks"
 
 
-def register_model(name: str, factory: ModelFactory | str) -> None:
-    """Make ``[model] name = "<name>"`` build its model with ``factory`` (a callable or "module:function")."""
-    _MODELS[name] = factory
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """How to build a model from a recipe's ``[model]`` section."""
+
+    options: type  # dataclass of the section's keys (besides ``name``), with their defaults
+    build: Callable[[Any], nn.Module]
 
 
-def register_task(name: str, factory: TaskFactory | str) -> None:
-    """Make ``[tasks.<name>]`` (or ``type = "<name>"``) build its task with ``factory``."""
-    _TASKS[name] = factory
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """How to build a task from a recipe's ``[tasks.<name>]`` section."""
+
+    options: type  # dataclass of the section's keys (besides the trainer's weight and type), with their defaults
+    build: Callable[..., Task]
 
 
-def _resolve(table: dict[str, Any], name: str, kind: str) -> Callable[..., Any]:
-    if name not in table:
-        raise VoxkitError(f"unknown {kind} {name!r}; known: {sorted(table)}")
-    factory = table[name]
-    if isinstance(factory, str):
-        module_name, _, attr = factory.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and module_name.startswith(err.name):
-                raise VoxkitError(f"{kind} {name!r} needs {module_name}, which is not part of this installation") from None
-            raise
-        try:
-            factory = getattr(module, attr)
-        except AttributeError:
-            raise VoxkitError(f"{kind} {name!r}: {module_name} has no {attr}") from None
-        table[name] = factory
-    return factory
+_REGISTERED: dict[str, dict[str, ModelSpec | TaskSpec]] = {MODEL_GROUP: {}, TASK_GROUP: {}}
+_KIND = {MODEL_GROUP: "model", TASK_GROUP: "task"}
+_SPEC_TYPE = {MODEL_GROUP: ModelSpec, TASK_GROUP: TaskSpec}
+
+
+def register_model(name: str, spec: ModelSpec) -> None:
+    """Make ``[model] name = "<name>"`` build its model with ``spec`` (takes precedence over entry points)."""
+    _register(MODEL_GROUP, name, spec)
+
+
+def register_task(name: str, spec: TaskSpec) -> None:
+    """Make ``[tasks.<name>]`` (or ``type = "<name>"``) build its task with ``spec``."""
+    _register(TASK_GROUP, name, spec)
+
+
+def _register(group: str, name: str, spec: ModelSpec | TaskSpec) -> None:
+    if not isinstance(spec, _SPEC_TYPE[group]) or not dataclasses.is_dataclass(spec.options):
+        raise TypeError(f"{_KIND[group]} {name!r}: expected a {_SPEC_TYPE[group].__name__} whose options is a dataclass, got {spec!r}")
+    _REGISTERED[group][name] = spec
+
+
+def known_models() -> list[str]:
+    return _known(MODEL_GROUP)
+
+
+def known_tasks() -> list[str]:
+    return _known(TASK_GROUP)
+
+
+def _known(group: str) -> list[str]:
+    return sorted(set(_REGISTERED[group]) | {ep.name for ep in entry_points(group=group)})
+
+
+def model_spec(name: str) -> ModelSpec:
+    return _lookup(MODEL_GROUP, name, ("model", "name"))  # type: ignore[return-value]
+
+
+def task_spec(name: str, section: str | None = None) -> TaskSpec:
+    """The spec of task type ``name`` (``section``: the recipe section that asks for it, for error messages)."""
+    return _lookup(TASK_GROUP, name, ("tasks", section or name))  # type: ignore[return-value]
+
+
+def _lookup(group: str, name: str, path: tuple[str, ...]) -> ModelSpec | TaskSpec:
+    kind = _KIND[group]
+    if name in _REGISTERED[group]:
+        return _REGISTERED[group][name]
+    found = [ep for ep in entry_points(group=group) if ep.name == name]
+    if not found:
+        known = _known(group)
+        guess = closest(name, known)
+        hint = f"did you mean {guess!r}? " if guess else ""
+        message = f"unknown {kind} {name!r}; {hint}known: {', '.join(known) or 'none'}"
+        if not any(True for _ in entry_points(group=group)):
+            message += f" (no package declares {group!r} entry points: after updating a voxkit checkout, re-run `pip install -e .`)"
+        raise ConfigError(message, path)
+    point = found[0]
+    try:
+        module = importlib.import_module(point.module)
+    except ModuleNotFoundError as err:
+        raise VoxkitError(f"{kind} {name!r} needs {err.name}, which is not installed") from None
+    spec = getattr(module, point.attr or "", None)
+    if spec is None:
+        raise VoxkitError(f"{kind} {name!r}: the entry point names {point.value}, which does not exist")
+    _register(group, name, spec)
+    return spec
+
+
+# ---------------------------------------------------------------------------- checking and building
+
+
+def check_sections(recipe: Recipe) -> None:
+    """Check ``[model]`` and every task's options against the keys their specs declare, in place.
+
+    Values are converted to their fields' types (command-line text becomes numbers, lists...), and
+    each section is built into its options dataclass once, so that the dataclass's own validation
+    runs too. Nothing is imported beyond the specs' modules and nothing heavy is built.
+    """
+    from voxkit.train.recipe import TRAINER_TASK_KEYS
+
+    model_name = _model_name(recipe.model)
+    model = model_spec(model_name)
+    typed = _without(check_table(model.options, recipe.model, ("model",), ignore=("name",)), ("name",))
+    strict_from_dict(model.options, typed, ("model",))
+    recipe.model = {"name": str(model_name), **typed}
+    for name in recipe.tasks:
+        task = task_spec(recipe.task_type(name), name)
+        typed = check_table(task.options, recipe.tasks[name], ("tasks", name), ignore=TRAINER_TASK_KEYS)
+        strict_from_dict(task.options, _without(typed, TRAINER_TASK_KEYS), ("tasks", name))
+        recipe.tasks[name] = typed
+
+
+def _without(table: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if k not in keys}
+
+
+def _model_name(section: dict[str, Any]) -> str:
+    name = section.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"[model] needs a name; known models: {', '.join(known_models()) or 'none'}", ("model", "name"))
+    return name
 
 
 def build_model(section: dict[str, Any]) -> nn.Module:
-    """The model named by a recipe's ``[model]`` section."""
-    name = section.get("name")
-    if not isinstance(name, str) or not name:
-        raise VoxkitError(f"recipe [model] needs a name; known: {sorted(_MODELS)}")
-    return _resolve(_MODELS, name, "model")(dict(section))
+    """The model named by a recipe's ``[model]`` section, built from its checked options."""
+    spec = model_spec(_model_name(section))
+    return spec.build(strict_from_dict(spec.options, _without(section, ("name",)), ("model",)))
 
 
 def build_tasks(recipe: Recipe, model: nn.Module) -> dict[str, Task]:
-    """Every task of the recipe, built against ``model`` (the shared backbone instance)."""
+    """Every task of the recipe, built against ``model`` (the one backbone instance all tasks share)."""
     if not recipe.tasks:
         raise VoxkitError("the recipe has no [tasks.<name>] section")
     tokenizer: Tokenizer | None = None
     tasks: dict[str, Task] = {}
     for name in recipe.tasks:
-        factory = _resolve(_TASKS, recipe.task_type(name), "task")
-        params = inspect.signature(factory).parameters
+        spec = task_spec(recipe.task_type(name), name)
+        options = strict_from_dict(spec.options, recipe.task_options(name), ("tasks", name))
+        params = inspect.signature(spec.build).parameters
         kwargs: dict[str, Any] = {}
         if "tokenizer" in params:
             tokenizer = tokenizer or recipe_tokenizer(recipe)
             kwargs["tokenizer"] = tokenizer
         if "recipe" in params:
             kwargs["recipe"] = recipe
-        tasks[name] = factory(recipe.task_options(name), model, **kwargs)
+        tasks[name] = spec.build(options, model, **kwargs)
     return tasks
 
 
 def recipe_tokenizer(recipe: Recipe) -> Tokenizer:
     """The tokenizer named by ``data.tokenizer``: "byte", "tekken" (shipped) or a model folder."""
-    from voxkit.subset_tokenizer import load_folder_tokenizer
-    from voxkit.tokenizer import ByteTokenizer, TekkenTokenizer
+    from voxkit.checkpoint import tokenizer_from_spec
 
-    spec = recipe.data.get("tokenizer", "tekken")
-    if spec == "byte":
-        return ByteTokenizer()
-    if spec == "tekken":
-        return TekkenTokenizer.shipped()
-    if not isinstance(spec, str):
-        raise VoxkitError(f"data.tokenizer must be 'byte', 'tekken' or a folder, got {spec!r}")
-    return load_folder_tokenizer(spec)
+    return tokenizer_from_spec(recipe.data.tokenizer)

@@ -2,20 +2,40 @@
 
 The trainer knows nothing about speech, text or audio tokens: a task owns its data (one epoch of
 batches per rank), its loss and its held-out metrics. That keeps one trainer for the streaming
-recogniser today and the text/ASR/TTS/chat mixture later, all on one backbone instance.
+recogniser today and the text/ASR/TTS/chat mixture later, all on one backbone instance: every task
+of a recipe is built against the same model object, so a parameter two tasks use receives the
+gradients of both.
 
 The mixture decides, for every micro-batch, which task supplies it. Every rank draws the same task
 sequence from the same seeded generator, so in DDP all ranks run the same task (the same sub-graph
 of the shared model) at the same micro-step; only the batches differ, because each task shards its
 data by ``rank``/``world_size``.
+
+Two optional hooks let a task train more than one loss with more than one optimizer (a codec's
+generator and discriminator) or give parts of the model their own learning rate (a pretrained
+encoder fine-tuned at a tenth of the rate); a task without them is trained with one AdamW over
+every parameter on :meth:`Task.loss`:
+
+- ``optimizers(model) -> dict[str, list[dict]]``: named optimizers, each a list of torch parameter
+  groups. A group may set ``lr_scale`` (multiplies ``optim.lr`` and its schedule; default 1) and
+  any AdamW option (``weight_decay``, ``betas``, ``eps``); without ``weight_decay`` it gets the
+  trainer's split (matrices decayed, biases, norms and embeddings not). Every parameter no group
+  names belongs to the optimizer ``"main"``. A parameter belongs to one optimizer only.
+- ``updates() -> list[Update]``: what one optimizer step of this task does, in order. Default:
+  ``[Update("main", self.loss)]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+
+MAIN = "main"  # the optimizer of every parameter no task assigns to another one
+
+LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, Mapping[str, Any]]]
 
 
 @runtime_checkable
@@ -37,13 +57,57 @@ class Task(Protocol):
         """Scalar loss (mean over the batch's target tokens) and metrics to log.
 
         Metric values may be floats or 0-d tensors; tensors are averaged on the device and only
-        synchronised at log steps, which avoids a host sync per micro-batch.
+        synchronised at log steps, which avoids a host sync per micro-batch. A task with an
+        ``updates()`` hook is trained on its updates' losses; this one is then what tools that time
+        one step of the task run.
         """
         ...
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Held-out metrics (may be empty); called on rank 0 only, under ``torch.no_grad``."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    """One loss minimised by one optimizer, at the steps its schedule names.
+
+    At each optimizer step the trainer runs the active updates of the drawn tasks grouped by
+    optimizer, optimizers in the order the tasks' updates first name them (tasks sorted by name):
+    each optimizer accumulates the gradients of its updates over the step's micro-batches (starting
+    from zero, so an earlier update's gradients never leak into it), is clipped and stepped, and
+    every gradient is cleared. A GAN lists the discriminator's update first, so the generator's
+    update sees the discriminator after its step.
+
+    ``every`` and ``start`` schedule it: it runs at the 0-based optimizer steps ``start``,
+    ``start + every``, ... (``every=2`` with ``start`` 0 and 1 alternates two updates).
+
+    Under DDP ``loss`` receives the DistributedDataParallel wrapper, which averages gradients over
+    ranks only for what runs through its forward: an update that must train on every rank's data
+    selects its part of the model through forward arguments, not by calling submodules.
+    """
+
+    optimizer: str
+    loss: LossFn
+    every: int = 1
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.start < 0:
+            raise ValueError(f"Update needs every >= 1 and start >= 0, got every={self.every}, start={self.start}")
+
+    def active(self, step: int) -> bool:
+        return step >= self.start and (step - self.start) % self.every == 0
+
+
+def task_updates(task: Task) -> list[Update]:
+    """The task's updates: its ``updates()`` hook, else its :meth:`Task.loss` on the main optimizer."""
+    hook = getattr(task, "updates", None)
+    updates = list(hook()) if callable(hook) else [Update(MAIN, task.loss)]
+    seen = [u.optimizer for u in updates]
+    if not updates or len(set(seen)) != len(seen):
+        raise ValueError(f"task {task.name!r}: updates() must name each of its optimizers once, got {seen}")
+    return updates
 
 
 def move_to(obj: Any, device: torch.device | str) -> Any:

@@ -9,21 +9,20 @@ Decisions, and why:
   of the same sub-graph; tasks shard their data by rank.
 - **Precision**: parameters and optimizer state stay float32; on CUDA the forward runs under
   bf16 autocast (``train.amp = "bf16"``). CPU runs in float32, which keeps CPU tests exact.
-- **Optimizer**: AdamW. Weight decay applies to matrices (``ndim >= 2``) only; biases, norm gains
-  (1-D) and embedding tables (including an output head tied to them) are not decayed, because
-  shrinking them towards zero only fights the normalisation and rare-token rows.
-- **Schedule**: linear warmup over ``warmup_steps`` then cosine/linear decay to
-  ``min_lr_ratio * lr`` at ``max_steps``, or constant.
+- **Optimizers and schedule**: AdamW, one by default, several when tasks declare them (a codec's
+  generator and discriminator; per-module learning rates), each with its own updates and its own
+  gradient clipping; see :mod:`voxkit.train.optimizers` and :class:`~voxkit.train.task.Update`.
 - **Accumulation**: each micro-batch loss is divided by ``grad_accum``, so an optimizer step sees
   the mean over micro-batches (equal to one big batch when micro-batches hold equal token counts);
-  DDP all-reduces only on the last micro-batch (``no_sync``). Losses stay on the device and are
-  synchronised only at log steps.
-- **Resume** restores exactly: weights, AdamW moments, scheduler, step, every rank's torch /
-  CUDA / Python / NumPy RNG state, the mixture's draw generator and each task's epoch and
-  position (replayed by re-iterating the epoch). An interrupted run then continues bit-exactly on
-  the same hardware when ``train_batches`` is deterministic per epoch. Not restored: state hidden
-  inside a task's own objects (e.g. a DataLoader's worker RNG), and per-rank RNGs when the world
-  size changed (those ranks are reseeded).
+  DDP all-reduces only on an optimizer's last micro-batch (``no_sync``). Losses stay on the device
+  and are synchronised only at log steps.
+- **Resume** restores exactly: weights, every optimizer's AdamW moments, the step (which fixes
+  the learning rate), every rank's torch / CUDA / Python / NumPy RNG state, the mixture's draw
+  generator and each task's epoch and position (replayed by re-iterating the epoch). An
+  interrupted run then continues bit-exactly on the same hardware when ``train_batches`` is
+  deterministic per epoch. Not restored: state hidden inside a task's own objects (e.g. a
+  DataLoader's worker RNG), and per-rank RNGs when the world size changed (those ranks are
+  reseeded).
 - **Evaluation** runs under a forked RNG, so evaluating never changes the training trajectory.
 """
 
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import random
 import sys
@@ -46,39 +44,16 @@ from torch import nn
 
 from voxkit.errors import VoxkitError
 from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
-from voxkit.train.recipe import OptimConfig, Recipe, save_recipe
-from voxkit.train.task import Task, TaskMixture, move_to
+from voxkit.train.optimizers import build_optimizer as build_optimizer  # re-exported: the default optimizer
+from voxkit.train.optimizers import build_optimizers, lr_factor, set_lr
+from voxkit.train.recipe import Recipe, save_recipe
+from voxkit.train.task import MAIN, Task, TaskMixture, Update, move_to, task_updates
 from voxkit.train.time_budget import TimeBudget
 
 SCALARS_FILE = "scalars.jsonl"
 
 
 # ---------------------------------------------------------------------------- building blocks
-
-
-def lr_factor(step: int, optim: OptimConfig, max_steps: int) -> float:
-    """Multiplier of ``optim.lr`` for optimizer step ``step`` (0-based)."""
-    if step < optim.warmup_steps:
-        return (step + 1) / optim.warmup_steps
-    if optim.schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - optim.warmup_steps) / max(1, max_steps - optim.warmup_steps))
-    low = optim.min_lr_ratio
-    if optim.schedule == "cosine":
-        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1 - (1 - low) * progress  # linear
-
-
-def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on matrices only (no decay on biases, norms, embeddings; see module doc)."""
-    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    decay, no_decay = [], []
-    for p in model.parameters():  # parameters() yields tied tensors once
-        if p.requires_grad:
-            (decay if p.ndim >= 2 and id(p) not in embedding_ids else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=fused)  # type: ignore[arg-type]
 
 
 def _rng_state() -> dict[str, Any]:
@@ -151,23 +126,29 @@ class _Running:
     def __init__(self) -> None:
         self.sums: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
+        self.reduce: set[str] = set()
 
-    def add(self, key: str, value: torch.Tensor | float) -> None:
+    def add(self, key: str, value: torch.Tensor | float, reduce: bool = False) -> None:
+        """Add one value; ``reduce``: also average over ranks at the log step (losses; every rank adds the same keys)."""
         value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
         self.sums[key] = self.sums.get(key, 0.0) + value
         self.counts[key] = self.counts.get(key, 0) + 1
+        if reduce:
+            self.reduce.add(key)
 
-    def means(self, reduce: list[str]) -> dict[str, float]:
-        """Means over the interval; keys in ``reduce`` are also averaged over ranks (one all-reduce)."""
+    def means(self) -> dict[str, float]:
+        """Means over the interval; the ``reduce`` keys are also averaged over ranks (one all-reduce)."""
+        reduce = sorted(self.reduce)
         out = {k: self.sums[k] / self.counts[k] for k in self.sums}
         if reduce and dist.is_initialized() and dist.get_world_size() > 1:
             anchor = next((v for v in out.values() if isinstance(v, torch.Tensor)), None)
             device = anchor.device if anchor is not None else torch.device("cpu")
             packed = torch.stack([torch.as_tensor(out[k], dtype=torch.float32, device=device) for k in reduce])
             dist.all_reduce(packed)
-            out.update(zip(reduce, (packed / dist.get_world_size()).unbind()))
+            out.update(zip(reduce, (packed / dist.get_world_size()).unbind(), strict=True))
         self.sums.clear()
         self.counts.clear()
+        self.reduce.clear()
         return {k: float(v) for k, v in out.items()}
 
 
@@ -246,9 +227,8 @@ class Trainer:
             _seed_everything(cfg.seed + self.rank)
             self.model.to(self.device)
             self.model.train()
-            self.optimizer = build_optimizer(self.model, self.recipe.optim, self.device)
+            self._build_optimizers()
             self.max_steps = cfg.max_steps  # lowered by train.time_budget_s once the step time is known
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.recipe.optim, self.max_steps))
             self.mixture = TaskMixture(self.tasks, self.weights, seed=cfg.seed, rank=self.rank, world_size=self.world_size)
             self.step = 0
             if checkpoint is not None:
@@ -256,8 +236,9 @@ class Trainer:
             self.ddp_model: nn.Module = self.model
             if self.world_size > 1:
                 ids = [self.device.index] if self.device.type == "cuda" else None
-                # a mixture's tasks use different parts of the shared model (text LM: no audio encoder)
-                unused = cfg.find_unused_parameters or len(self.tasks) > 1
+                # a mixture's tasks use different parts of the shared model (text LM: no audio encoder), and
+                # each optimizer's updates only reach its own parameters
+                unused = cfg.find_unused_parameters or len(self.tasks) > 1 or len(self.optimizers) > 1
                 self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
             scalars = self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
             if created_group and self.world_size > 1:
@@ -291,7 +272,7 @@ class Trainer:
         stopped_by_budget = False
         try:
             while self.step < last_step:
-                grad_norm = self._train_step(running)
+                grad_norms = self._train_step(running)
                 self.step += 1
                 if bar is not None:
                     bar.update(1)
@@ -314,15 +295,17 @@ class Trainer:
                         stopped_by_budget = True
                 if self.step % cfg.log_every == 0 or self.step == last_step:
                     elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                    scalars = self._scalars(running, grad_norm, elapsed / (self.step - logged_at))
+                    scalars = self._scalars(running, grad_norms, elapsed / (self.step - logged_at))
                     logged_at = self.step
                     self.last_scalars.update(scalars)
                     if log is not None:
                         log.log(self.step, scalars)
+                        loss = scalars.get("train/loss", float("nan"))  # nan: no update ran in the interval
                         if bar is not None:
-                            bar.set_postfix(loss=f"{scalars['train/loss']:.4f}", lr=f"{scalars['train/lr']:.2e}")
+                            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scalars['train/lr']:.2e}")
                         else:
-                            print(f"step {self.step}/{self.max_steps} loss {scalars['train/loss']:.4f} lr {scalars['train/lr']:.3e}", file=sys.stderr, flush=True)
+                            line = f"step {self.step}/{self.max_steps} loss {loss:.4f} lr {scalars['train/lr']:.3e}"
+                            print(line, file=sys.stderr, flush=True)
                 if cfg.save_every and self.step % cfg.save_every == 0:
                     self._save(out_dir)
                     saved_at = self.step
@@ -349,41 +332,78 @@ class Trainer:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def _train_step(self, running: _Running) -> torch.Tensor | None:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the gradient norm (on device) if computed."""
+    def _build_optimizers(self) -> None:
+        """The optimizers the tasks declare (one AdamW by default), and the order they step in."""
+        self.optimizers = build_optimizers(self.model, self.tasks, self.recipe.optim, self.device)
+        self.updates: dict[str, list[Update]] = {name: task_updates(task) for name, task in self.tasks.items()}
+        self.order: list[str] = []  # optimizers by first mention in the tasks' updates (tasks sorted by name)
+        for name in sorted(self.tasks):
+            for update in self.updates[name]:
+                if update.optimizer not in self.optimizers:
+                    raise VoxkitError(f"task {name!r} steps optimizer {update.optimizer!r}, which has no parameters "
+                                      f"(optimizers: {', '.join(sorted(self.optimizers))})")
+                if update.optimizer not in self.order:
+                    self.order.append(update.optimizer)
+        # clipped in the model's parameter order: the norm of a step then does not depend on how the groups are split
+        members = {name: {id(p) for g in opt.param_groups for p in g["params"]} for name, opt in self.optimizers.items()}
+        self._clip_params = {name: [p for p in self.model.parameters() if id(p) in ids] for name, ids in members.items()}
+
+    def _train_step(self, running: _Running) -> dict[str, torch.Tensor]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns each clipped optimizer's gradient norm (on device).
+
+        Every optimizer with an active update accumulates the losses of its updates over the
+        step's micro-batches from zero gradients, then is clipped and stepped; a micro-batch is
+        fetched once, when its first update runs (with one optimizer: fetch, forward and backward
+        alternate, micro-batch by micro-batch).
+        """
         accum = self.recipe.train.grad_accum
         names = self.mixture.draw(accum)
-        for i, name in enumerate(names):
-            wait = time.perf_counter()
-            batch = self.mixture.next_batch(name)
-            # host time spent waiting for the loader: near step_s when data loading is the bottleneck
-            running.add("train/data_wait_s", time.perf_counter() - wait)
-            batch = move_to(batch, self.device)
-            last = i == accum - 1
-            no_sync = self.ddp_model.no_sync() if self.ddp_model is not self.model and not last else contextlib.nullcontext()
-            with no_sync:
-                with self._autocast():
-                    loss, metrics = self.tasks[name].loss(self.ddp_model, batch)
-                (loss / accum).backward()
-            running.add("train/loss", loss)
-            running.add(f"train/{name}/loss", loss)
-            for key, value in metrics.items():
-                running.add(f"train/{name}/{key}", value)
-        grad_norm = None
-        clip = self.recipe.optim.grad_clip
-        if clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm
+        batches: dict[int, Any] = {}
 
-    def _scalars(self, running: _Running, grad_norm: torch.Tensor | None, step_s: float) -> dict[str, float]:
-        reduce = sorted(k for k in running.sums if k == "train/loss" or (k.endswith("/loss") and k.count("/") == 2))
-        scalars = running.means(reduce)
-        scalars["train/lr"] = self.scheduler.get_last_lr()[0]
-        if grad_norm is not None:
-            scalars["train/grad_norm"] = float(grad_norm)
+        def batch_of(i: int) -> Any:
+            if i not in batches:
+                wait = time.perf_counter()
+                batch = self.mixture.next_batch(names[i])
+                # host time spent waiting for the loader: near step_s when data loading is the bottleneck
+                running.add("train/data_wait_s", time.perf_counter() - wait)
+                batches[i] = move_to(batch, self.device)
+            return batches[i]
+
+        norms: dict[str, torch.Tensor] = {}
+        lr = self.recipe.optim.lr * lr_factor(self.step, self.recipe.optim, self.max_steps)
+        for opt_name in self.order:
+            work = [(i, name, u) for i, name in enumerate(names) for u in self.updates[name]
+                    if u.optimizer == opt_name and u.active(self.step)]
+            if not work:
+                continue
+            self.model.zero_grad(set_to_none=True)  # nothing from another optimizer's updates leaks into this one
+            for j, (i, name, update) in enumerate(work):
+                batch = batch_of(i)
+                last = j == len(work) - 1
+                no_sync = self.ddp_model.no_sync() if self.ddp_model is not self.model and not last else contextlib.nullcontext()
+                with no_sync:
+                    with self._autocast():
+                        loss, metrics = update.loss(self.ddp_model, batch)
+                    (loss / accum).backward()
+                prefix = f"train/{name}" if len(self.updates[name]) == 1 else f"train/{name}/{opt_name}"
+                running.add("train/loss", loss, reduce=True)
+                running.add(f"{prefix}/loss", loss, reduce=True)
+                for key, value in metrics.items():
+                    running.add(f"{prefix}/{key}", value)
+            optimizer = self.optimizers[opt_name]
+            clip = self.recipe.optim.grad_clip
+            if clip > 0:
+                norms[opt_name] = torch.nn.utils.clip_grad_norm_(self._clip_params[opt_name], clip)
+            set_lr(optimizer, lr)
+            optimizer.step()
+            self.model.zero_grad(set_to_none=True)
+        return norms
+
+    def _scalars(self, running: _Running, grad_norms: Mapping[str, torch.Tensor], step_s: float) -> dict[str, float]:
+        scalars = running.means()
+        scalars["train/lr"] = self.recipe.optim.lr * lr_factor(self.step, self.recipe.optim, self.max_steps)  # of the next step
+        for name, norm in grad_norms.items():
+            scalars["train/grad_norm" if name == MAIN else f"train/grad_norm/{name}"] = float(norm)
         scalars["train/step_s"] = step_s
         return scalars
 
@@ -419,8 +439,7 @@ class Trainer:
             all_rng = [rng]
         if self.rank == 0:
             state = {
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 "rng": all_rng,
                 "mixture": self.mixture.state_dict(),
                 "world_size": self.world_size,
@@ -433,7 +452,7 @@ class Trainer:
             dist.barrier()  # nobody races ahead to a resume/exit while rank 0 is still writing
 
     def _restore(self, checkpoint: Path) -> None:
-        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
+        state = load_checkpoint(checkpoint, self.model, self.optimizers)
         self.step = int(state["step"])
         fitted = state.get("fitted_max_steps")
         if self.recipe.train.time_budget_s > 0:

@@ -1,9 +1,16 @@
-"""Streaming-ASR training task: delayed text streams over word-aligned manifests.
+"""The recogniser's training task and its model factory, registered with the trainer by name.
 
-Every utterance gets its own random delay (``min_delay``..``max_delay`` steps of 80 ms), which is
-also fed to the decoder's Ada-RMSNorm, so one model serves every delay chosen at inference. The
-audio is framed exactly as the streaming engine frames it (``left_pad`` silent steps first, silence
-after), so training and inference see the same inputs.
+The task trains delayed text streams over word-aligned manifests. Every utterance gets its own
+random delay (``min_delay``..``max_delay`` steps of 80 ms), which is also fed to the decoder's
+Ada-RMSNorm, so one model serves every delay chosen at inference. The audio is framed exactly as the
+streaming engine frames it (``left_pad`` silent steps first, silence after), so training and
+inference see the same inputs.
+
+The trainer finds :data:`RECOGNIZER` (``[model] name = "realtime_recognizer"``) and :data:`ASR_TASK`
+(``[tasks.asr]``) through the entry points declared in pyproject.toml; it imports nothing from this
+package by name. Each declares its recipe keys as a dataclass whose defaults are the only ones:
+the model section is :class:`RealtimeArgs` itself plus training-only keys, the task section is
+:class:`AsrTaskConfig`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,23 +28,29 @@ from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
 from voxkit.asr.layout import StreamLayout, build_text_stream
 from voxkit.asr.model import RealtimeRecognizer
+from voxkit.asr.options import MAX_DELAY_STEPS, MIN_DELAY_STEPS
+from voxkit.audio.constants import ASR_SAMPLE_RATE, STEP_MS
 from voxkit.errors import VoxkitError
-from voxkit.subset_tokenizer import N_SPECIAL
 from voxkit.lm import TransformerArgs
+from voxkit.subset_tokenizer import N_SPECIAL
 from voxkit.tokenizer import STREAMING_PAD_ID, Tokenizer
+from voxkit.train.registry import ModelSpec, TaskSpec
 
 
 @dataclasses.dataclass
 class AsrTaskConfig:
-    train: list[str]
+    """The keys of a recipe's ``[tasks.asr]`` section, with their defaults."""
+
+    train: list[str]  # manifests (JSON lines with word timings)
     dev: list[str] = dataclasses.field(default_factory=list)
     max_seconds: float = 80.0  # audio seconds per micro-batch (padding counted)
     max_duration: float = 20.0
-    min_delay: int = 1
-    max_delay: int = 30
+    # the delays the model is trained for are the delays inference accepts
+    min_delay: int = MIN_DELAY_STEPS
+    max_delay: int = MAX_DELAY_STEPS
     # "uniform" over min..max, or "log_uniform" (more short delays: the easiest alignment to learn
     # first, while every delay in the range still appears)
-    delay_sampling: str = "uniform"
+    delay_sampling: Literal["uniform", "log_uniform"] = "uniform"
     augment: bool = True
     num_workers: int = 0
     pad_weight: float = 0.5  # loss weight of idle [STREAMING_PAD] targets
@@ -50,8 +63,21 @@ class AsrTaskConfig:
     token_dropout: float = 0.0
     ctc_weight: float = 0.0  # auxiliary byte-level CTC on the encoder (needs model.ctc_head = true)
     eval_utterances: int = 48
-    eval_delay: int = 6
+    eval_delay: int | None = None  # delay of the dev-set WER, in steps; None: the model's default_delay_tokens
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not MIN_DELAY_STEPS <= self.min_delay <= self.max_delay <= MAX_DELAY_STEPS:
+            raise ValueError(f"need {MIN_DELAY_STEPS} <= min_delay <= max_delay <= {MAX_DELAY_STEPS} ({STEP_MS} ms steps), "
+                             f"got min_delay={self.min_delay}, max_delay={self.max_delay}")
+        if self.eval_delay is not None and not MIN_DELAY_STEPS <= self.eval_delay <= MAX_DELAY_STEPS:
+            raise ValueError(
+                f"eval_delay must be between {MIN_DELAY_STEPS} and {MAX_DELAY_STEPS} ({STEP_MS} ms steps), got {self.eval_delay}"
+            )
+        if self.delay_sampling not in ("uniform", "log_uniform"):
+            raise ValueError(f"delay_sampling must be uniform or log_uniform, got {self.delay_sampling!r}")
+        if not 0 <= self.token_dropout < 1:
+            raise ValueError(f"token_dropout must be in [0, 1), got {self.token_dropout}")
 
 
 def word_token_lists(tokenizer: Tokenizer, words: list[dict[str, Any]]) -> tuple[list[list[int]], list[float]]:
@@ -74,8 +100,9 @@ class AsrTask:
         self.args = model_args
         self.tokenizer = tokenizer
         augment = Augment() if cfg.augment else None
-        self.train_set = ManifestDataset(cfg.train, 16000, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
-        self.dev_set = ManifestDataset(cfg.dev, 16000, max_duration=cfg.max_duration) if cfg.dev else None
+        self.train_set = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
+        self.dev_set = ManifestDataset(cfg.dev, ASR_SAMPLE_RATE, max_duration=cfg.max_duration) if cfg.dev else None
+        self.eval_delay = model_args.default_delay_tokens if cfg.eval_delay is None else cfg.eval_delay
         self.features = LogMel(model_args.n_mels)
         self.batcher = StreamBatcher(cfg, model_args, tokenizer)
 
@@ -129,7 +156,7 @@ class AsrTask:
         return loss, metrics
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        """Greedy streaming transcription of a dev subset at ``eval_delay``: WER in percent."""
+        """Greedy streaming transcription of a dev subset at ``eval_delay`` (default: the model's delay): WER in percent."""
         if self.dev_set is None:
             return {}
         from voxkit.asr.evaluate import word_error_rate
@@ -139,9 +166,9 @@ class AsrTask:
         n = min(self.cfg.eval_utterances, len(self.dev_set))
         # evenly spaced over the dev set, so every manifest (language) in it is represented
         items = [self.dev_set[i * len(self.dev_set) // n] for i in range(n)]
-        results = transcribe_batch(inner, self.tokenizer, [it["audio"] for it in items], delay=self.cfg.eval_delay)
+        results = transcribe_batch(inner, self.tokenizer, [it["audio"] for it in items], delay=self.eval_delay)
         wer = word_error_rate([it["text"] for it in items], [r.text for r in results])
-        return {f"wer_{self.cfg.eval_delay * 80}ms": 100 * wer}
+        return {f"wer_{self.eval_delay * STEP_MS}ms": 100 * wer}
 
 
 class StreamBatcher:
@@ -186,8 +213,6 @@ class StreamBatcher:
         lo, hi = self.cfg.min_delay, self.cfg.max_delay
         if self.cfg.delay_sampling == "log_uniform":
             return min(hi, max(lo, int(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))))
-        if self.cfg.delay_sampling != "uniform":
-            raise VoxkitError(f"tasks.asr.delay_sampling must be uniform or log_uniform, got {self.cfg.delay_sampling!r}")
         return rng.randint(lo, hi)
 
 
@@ -211,22 +236,39 @@ class _BatchMaker:
 # --------------------------------------------------------------------------------- registry
 
 
-def build_recognizer(section: dict[str, Any]) -> RealtimeRecognizer:
-    """A recogniser from a recipe's ``model`` section: {"encoder": {...}, "decoder": {...}, ...}."""
-    enc = TransformerArgs.from_dict({"use_biases": True, "vocab_size": 0, "rope_theta": 1e6, **section["encoder"]})
-    dec = TransformerArgs.from_dict({"ada_rms_norm_t_cond": True, "ada_rms_norm_t_cond_dim": 32, "tied_embeddings": True, **section["decoder"]})
-    args = RealtimeArgs(
-        decoder=dec,
-        encoder=enc,
-        n_left_pad_tokens=int(section.get("n_left_pad_tokens", 8)),
-        default_delay_tokens=int(section.get("default_delay_tokens", 6)),
-        right_pad_tokens=int(section.get("right_pad_tokens", 10)),
-    )
-    model = RealtimeRecognizer(args)
-    if section.get("ctc_head", False):
+def _encoder_defaults() -> TransformerArgs:
+    """The recogniser's audio encoder keys that differ from a text decoder's: biases, no vocabulary."""
+    return TransformerArgs(use_biases=True, vocab_size=0, rope_theta=1e6)
+
+
+def _decoder_defaults() -> TransformerArgs:
+    """The recogniser's decoder keys that differ from a plain text decoder's: delay conditioning, tied head."""
+    return TransformerArgs(ada_rms_norm_t_cond=True, ada_rms_norm_t_cond_dim=32, tied_embeddings=True)
+
+
+@dataclasses.dataclass
+class RecognizerRecipe(RealtimeArgs):
+    """The keys of a recipe's ``[model]`` section (besides ``name``): the recogniser's own
+    :class:`RealtimeArgs` (same keys, same defaults; ``[model.encoder]`` and ``[model.decoder]`` are
+    :class:`TransformerArgs` tables), plus keys that only matter to training."""
+
+    decoder: TransformerArgs = dataclasses.field(default_factory=_decoder_defaults)
+    encoder: TransformerArgs = dataclasses.field(default_factory=_encoder_defaults)
+    ctc_head: bool = False  # training-only auxiliary CTC head on the encoder (dropped on export)
+    init_from: str | None = None  # start from this training checkpoint's weights (fine-tuning)
+    init_skip: list[str] = dataclasses.field(default_factory=list)  # parameter-name prefixes that keep their fresh init
+
+    def model_args(self) -> RealtimeArgs:
+        return RealtimeArgs(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RealtimeArgs)})
+
+
+def build_recognizer(options: RecognizerRecipe) -> RealtimeRecognizer:
+    """A recogniser from a recipe's checked ``[model]`` section."""
+    model = RealtimeRecognizer(options.model_args())
+    if options.ctc_head:
         model.enable_ctc_head()
-    if section.get("init_from"):
-        _init_from(model, section["init_from"], section.get("init_skip", []))
+    if options.init_from:
+        _init_from(model, options.init_from, options.init_skip)
     return model
 
 
@@ -245,7 +287,9 @@ def _init_from(model: RealtimeRecognizer, checkpoint: str, skip: list[str]) -> N
     model.load_state_dict(state)
 
 
-def build_asr_task(section: dict[str, Any], model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
-    fields = {f.name for f in dataclasses.fields(AsrTaskConfig)}
-    cfg = AsrTaskConfig(**{k: v for k, v in section.items() if k in fields})
-    return AsrTask(cfg, model.args, tokenizer)
+def build_asr_task(options: AsrTaskConfig, model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
+    return AsrTask(options, model.args, tokenizer)
+
+
+RECOGNIZER = ModelSpec(options=RecognizerRecipe, build=build_recognizer)
+ASR_TASK = TaskSpec(options=AsrTaskConfig, build=build_asr_task)
