@@ -22,7 +22,7 @@ from voxkit.lm.attention import Attention, AttentionInputs
 from voxkit.lm.cache import KVState
 from voxkit.lm.ffn import FeedForward, MoeFeedForward, make_ffn
 from voxkit.lm.norm import AdaRMSNormGain, RMSNorm, make_norm
-from voxkit.ops import ada_rms_norm
+from voxkit.ops import ada_rms_norm, add_rms_norm
 
 
 class LayerScale(nn.Module):
@@ -73,15 +73,20 @@ class TransformerBlock(nn.Module):
         branch = self.attention(self.attention_norm(x), inputs, cache)  # [B, T, D]
         if self.attention_scale is not None:
             branch = self.attention_scale(branch)
-        h = x + branch  # [B, T, D]
-        if self.ada_rms_norm_t_cond is None:
-            normed = self.ffn_norm(h)  # [B, T, D]
-        elif gain is None:
+        conditioned, rms = self.ada_rms_norm_t_cond is not None, isinstance(self.ffn_norm, RMSNorm)
+        if conditioned and gain is None:
             raise ValueError("this block is delay-conditioned (Ada-RMSNorm): pass its gain")
-        elif isinstance(self.ffn_norm, RMSNorm):
-            normed = ada_rms_norm(h, self.ffn_norm.weight, gain, self.ffn_norm.eps)  # [B, T, D], gain [B, 1, D]
+        if rms and not conditioned:
+            # the residual add and the next norm as one op (a fused kernel where one is registered)
+            h, normed = add_rms_norm(x, branch, self.ffn_norm.weight, self.ffn_norm.eps)  # [B, T, D] each
         else:
-            normed = self.ffn_norm(h) * gain  # [B, T, D] * [B, 1, D]
+            h = x + branch  # [B, T, D]
+            if not conditioned:
+                normed = self.ffn_norm(h)  # [B, T, D]
+            elif rms:
+                normed = ada_rms_norm(h, self.ffn_norm.weight, gain, self.ffn_norm.eps)  # [B, T, D], gain [B, 1, D]
+            else:
+                normed = self.ffn_norm(h) * gain  # [B, T, D] * [B, 1, D]
         branch = self.feed_forward(normed)  # [B, T, D]
         if self.ffn_scale is not None:
             branch = self.ffn_scale(branch)
