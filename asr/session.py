@@ -13,6 +13,14 @@ The tokens are those of ``n`` single steps; the events come grouped by slot inst
 Audio framing matches training exactly: a stream starts with ``left_pad`` silent steps, step ``t``
 sees the 1520-sample window ``[1280 t - 200, 1280 t + 1320)`` of (silence + audio), and the end is
 flushed with ``delay + 1 + right_pad`` silent steps so that the last word comes out.
+
+Word times: a word starts at the step its [STREAMING_WORD] marker is written for (the marker comes
+``delay`` steps after the word begins, later when the previous word's tokens still fill those
+steps) and ends at the next word's start, the audio's end or an estimate from its length, whichever
+is first. The words written during the flush can carry steps past the end of the audio (a word cut
+off at the end, a backlog of long words, words the model reads into the silence), so they are held
+until the stream ends and then fitted into the audio by :func:`fit_tail`: every word of a
+transcript lies inside the audio, in order, with start < end.
 """
 
 from __future__ import annotations
@@ -24,11 +32,10 @@ import numpy as np
 import torch
 
 from voxkit.asr.features import LOOKAHEAD, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_WINDOW
-from voxkit.asr.layout import STEP_SECONDS
 from voxkit.asr.model import RealtimeRecognizer, RecognizerState
 from voxkit.asr.options import RecognizerOptions
 from voxkit.asr.transcript import Transcript, Word
-from voxkit.audio.constants import STEP_MS
+from voxkit.audio.constants import STEP_MS, STEP_SECONDS
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
 OVERLAP = STEP_WINDOW - SAMPLES_PER_STEP  # 240 samples shared by consecutive windows
@@ -58,6 +65,7 @@ class _Slot:
     pending: list[int] = dataclasses.field(default_factory=list)  # text tokens of the word in progress
     pending_start: float = 0.0
     has_word: bool = False
+    tail: list[Word] = dataclasses.field(default_factory=list)  # words closed after finish(), not yet timed
 
     def available(self) -> int:
         return self.buffer.shape[0] - self.pos
@@ -202,10 +210,21 @@ class StreamingSession:
                     events.extend(self._on_token(b, slot, token, index - first))
             # steps <= every slot's remaining steps, so a stream can only end at the last one
             if slot.finishing and slot.available() < SAMPLES_PER_STEP:
-                events.extend(self._close_word(b, slot, None))
-                slot.active = False
-                duration = slot.audio_samples / SAMPLE_RATE
-                events.append(Event("final", b, Transcript(slot.words, duration).text, 0.0, duration))
+                events.extend(self._end(b, slot))
+        return events
+
+    def _end(self, b: int, slot: _Slot) -> list[Event]:
+        """The flush is done: time the words it wrote (:func:`fit_tail`), report them, and end."""
+        self._close_word(b, slot, None)  # into the tail
+        duration = slot.audio_samples / SAMPLE_RATE
+        floor = slot.words[-1].end if slot.words else 0.0
+        events: list[Event] = []
+        for word in fit_tail(slot.tail, floor, duration):
+            slot.words.append(word)
+            events.append(Event("word", b, word.text, word.start, word.end))
+        slot.tail = []
+        slot.active = False
+        events.append(Event("final", b, Transcript(slot.words, duration).text, 0.0, duration))
         return events
 
     def _on_token(self, b: int, slot: _Slot, token: int, generated_step: int) -> list[Event]:
@@ -219,7 +238,8 @@ class StreamingSession:
             slot.has_word, slot.pending, slot.pending_start = True, [], generated_step * STEP_SECONDS
         slot.pending.append(token)
         text = self.tokenizer.decode(slot.pending)
-        return [Event("delta", b, text.replace("\ufffd", ""), slot.pending_start, slot.pending_start)]
+        when = min(slot.pending_start, slot.audio_samples / SAMPLE_RATE)  # a flush step may lie past the audio
+        return [Event("delta", b, text.replace("\ufffd", ""), when, when)]
 
     def _close_word(self, b: int, slot: _Slot, next_start: float | None) -> list[Event]:
         if not slot.has_word:
@@ -230,8 +250,13 @@ class StreamingSession:
         slot.has_word, slot.pending = False, []
         if not text:
             return []
-        duration = slot.audio_samples / SAMPLE_RATE
         guess = slot.pending_start + 0.25 + 0.06 * len(text)  # no end marker in the stream: estimate
+        if slot.finishing:  # written during the flush: timed with the words after it (fit_tail)
+            slot.tail.append(Word(text, slot.pending_start, guess))
+            return []
+        # Before finish() a marker is written only once ``delay + 1`` later steps of audio have
+        # arrived, so both the start and the next word's start lie inside the audio.
+        duration = slot.audio_samples / SAMPLE_RATE
         end = min(x for x in (guess, next_start, duration) if x is not None)
         word = Word(text, slot.pending_start, max(end, slot.pending_start))
         slot.words.append(word)
@@ -240,6 +265,38 @@ class StreamingSession:
     def transcript(self, stream: int) -> Transcript:
         slot = self.slots[stream]
         return Transcript(list(slot.words), slot.audio_samples / SAMPLE_RATE)
+
+
+def fit_tail(words: Sequence[Word], floor: float, duration: float, min_seconds: float = STEP_SECONDS) -> list[Word]:
+    """Times inside the audio for the words written after it ended (each given as (its marker's
+    start, its estimated end)), after a last word already reported that ends at ``floor``.
+
+    Why: a word's marker time is only an upper bound on its start (the marker waits for the
+    previous word's tokens), and in the flush it can lie past the end of the audio, where no word
+    can begin. Going backwards from the audio's end, each word ends at the earliest of its estimate,
+    the next word's start and the end of the audio, and starts at its marker, moved earlier as far
+    as needed to last at least ``min_seconds`` (the model's time resolution): words that fit keep
+    the times they had, and the late ones are pulled back into the audio in order. If that would
+    start before ``floor``, the words share the time from ``floor`` to the end equally. With no
+    audio left after ``floor`` they share the last ``min_seconds`` per word instead, overlapping
+    the last reported word: a word the model wrote late (behind a backlog of long words) may be
+    real speech, and dropping it would lose it.
+    """
+    if not words or duration <= 0:
+        return []
+    fitted: list[Word] = []
+    upper = duration
+    for word in reversed(words):
+        end = min(word.end, upper)
+        start = min(word.start, end - min_seconds)
+        fitted.append(Word(word.text, start, end))
+        upper = start
+    fitted.reverse()
+    if fitted[0].start < floor:
+        low = floor if floor < duration else max(0.0, duration - min_seconds * len(fitted))
+        width = (duration - low) / len(fitted)
+        fitted = [Word(w.text, low + i * width, low + (i + 1) * width) for i, w in enumerate(fitted)]
+    return fitted
 
 
 def transcribe_batch(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 
@@ -51,7 +52,9 @@ def _segment(words: list[Word]) -> dict[str, Any]:
 
 
 def _timestamp(seconds: float, sep: str) -> str:
-    ms = int(round(max(0.0, seconds) * 1000))
+    """``HH:MM:SS,mmm``, cut (not rounded) to the millisecond: a cue that ends with the audio must
+    not end after it, and rounding 0.9546875 s up to ,955 would."""
+    ms = math.floor(max(0.0, seconds) * 1000 + 1e-6)  # the 1e-6 keeps 1.102 (1101.99999...) at ,102
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
@@ -69,6 +72,9 @@ def render(transcript: Transcript, fmt: str, word_timestamps: bool = False) -> s
         if word_timestamps
         else transcript.segments()
     )
+    # A recogniser's words lie inside the audio (asr/session.py fits them); a transcript built by
+    # hand or by another tool may not, and a player shows a cue past the end over nothing.
+    cues = [{**c, "start": min(c["start"], transcript.duration), "end": min(c["end"], transcript.duration)} for c in cues]
     if fmt == "srt":
         blocks = [f"{i}\n{_timestamp(c['start'], ',')} --> {_timestamp(c['end'], ',')}\n{c['text']}\n" for i, c in enumerate(cues, 1)]
         return "\n".join(blocks)

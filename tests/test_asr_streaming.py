@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
+import pytest
 import torch
 
 from asr_helpers import chirp, tiny_model
@@ -209,3 +212,65 @@ def test_step_refuses_more_steps_than_the_audio_or_the_chunk() -> None:
     with pytest.raises(RuntimeError, match="240 ms"):
         session.step(3)
     session.close()
+
+
+def test_words_written_in_the_flush_are_fitted_inside_the_audio() -> None:
+    """The flush's silent steps let the last words out, at steps that can lie past the end of the
+    audio (1.12 s and 1.52 s here, for 1 s of audio): they are pulled back inside it, in order,
+    each reported once and with start < end, after the word already reported before finish()."""
+    from voxkit.tokenizer import STREAMING_WORD_ID
+
+    session = StreamingSession(tiny_model(), TOK, 1)
+    session.start(0, 2)
+    slot = session.slots[0]
+    session.push(0, chirp(1.0))
+    events = []
+
+    def write(step: int, text: str) -> None:
+        events.extend(session._on_token(0, slot, STREAMING_WORD_ID, step))
+        for k, token in enumerate(TOK.encode(text, bos=False), 1):
+            events.extend(session._on_token(0, slot, token, step + k))
+
+    write(2, "hello")  # 0.16 s
+    write(9, "world")  # 0.72 s: closes "hello" while audio is still arriving
+    assert [(e.text, e.start, e.end) for e in events if e.kind == "word"] == [("hello", 0.16, pytest.approx(0.71))]
+    session.finish(0)
+    write(14, "again")  # 1.12 s, past the end
+    write(19, "again")  # 1.52 s, past the end
+    events.extend(session._end(0, slot))
+    session.close()
+
+    words = session.transcript(0).words
+    duration = session.transcript(0).duration
+    assert duration == 1.0
+    assert [w.text for w in words] == ["hello", "world", "again", "again"]
+    assert [(e.text, e.start, e.end) for e in events if e.kind == "word"] == [(w.text, w.start, w.end) for w in words]
+    for before, after in pairwise(words):
+        assert before.end <= after.start
+    assert all(0.0 <= w.start < w.end <= duration for w in words)
+    assert words[-1].end == duration
+    assert words[0].start == 0.16  # a word that fits keeps its time
+    assert all(0.0 <= e.start <= duration for e in events if e.kind == "delta")
+    assert events[-1].kind == "final" and events[-1].text == "hello world again again"
+
+
+def test_fit_tail_keeps_words_that_fit_and_pulls_late_ones_in() -> None:
+    from voxkit.asr.session import fit_tail
+    from voxkit.asr.transcript import Word
+
+    # Inside the audio: each ends at its estimate or the next word's start, as before finish().
+    inside = fit_tail([Word("a", 1.0, 1.3), Word("b", 1.2, 1.6)], 0.9, 2.0)
+    assert [(w.start, w.end) for w in inside] == [(1.0, 1.2), (1.2, 1.6)]
+    # Past the end: moved back, one 80 ms step each at least, ending with the audio.
+    late = fit_tail([Word("a", 1.0, 1.5), Word("b", 2.1, 2.5), Word("c", 2.4, 2.8)], 0.9, 2.0)
+    assert [w.text for w in late] == ["a", "b", "c"]
+    assert late[-1].end == 2.0 and late[0].start == 1.0
+    assert all(w.end - w.start >= 0.08 - 1e-9 for w in late)
+    assert all(x.end <= y.start for x, y in pairwise(late))
+    # No room for one step each after the last reported word: the space is shared equally.
+    crowded = fit_tail([Word(t, 2.0, 2.3) for t in "abc"], 1.94, 2.0)
+    assert [round(w.start, 6) for w in crowded] == [1.94, 1.96, 1.98] and crowded[-1].end == 2.0
+    # No audio after the last reported word: kept (it may be real speech written late), in the last step.
+    kept = fit_tail([Word("a", 2.1, 2.4), Word("b", 2.3, 2.6)], 2.0, 2.0)
+    assert [(w.text, round(w.start, 6), w.end) for w in kept] == [("a", 1.84, 1.92), ("b", 1.92, 2.0)]
+    assert fit_tail([], 0.0, 1.0) == []

@@ -4,10 +4,11 @@
     >>> asr = voxkit.Transcriber()                 # the bundled model, 480 ms delay
     >>> print(asr.transcribe("talk.wav").text)
     >>> stream = asr.stream()
-    >>> for chunk in microphone_chunks():          # 16 kHz mono float32, any size
+    >>> for chunk in microphone_chunks():          # 16 kHz mono, float or int16, any size
     ...     for event in stream.push(chunk):
     ...         print(event.kind, event.text)
-    >>> stream.finish()
+    >>> for event in stream.finish():              # the last words come out at the end
+    ...     print(event.kind, event.text)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from voxkit.asr.options import RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE
-from voxkit.errors import VoxkitError
+from voxkit.errors import AudioError, VoxkitError
 
 if TYPE_CHECKING:
     import torch
@@ -61,21 +62,34 @@ class Transcriber:
     def _load(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
         import torch
 
-        from voxkit.audio.io import load_audio, resample
+        from voxkit.audio.io import array_to_mono, load_audio, resample
 
         if isinstance(audio, (str, os.PathLike)):
             return load_audio(audio, ASR_SAMPLE_RATE)
-        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if isinstance(audio, np.ndarray) else audio).float()
-        if wav.dim() == 2:
-            wav = wav.mean(0)  # [C, T] -> [T]
-        if wav.dim() != 1 or wav.numel() == 0:
-            raise VoxkitError("audio arrays must be non-empty [T] or [C, T]")
-        if not torch.isfinite(wav).all():
-            raise VoxkitError("audio contains NaN or infinite samples")
-        return resample(wav, sample_rate, ASR_SAMPLE_RATE)
+        whole = isinstance(sample_rate, (int, np.integer)) or (isinstance(sample_rate, float) and sample_rate.is_integer())
+        if isinstance(sample_rate, bool) or not whole or sample_rate <= 0:
+            raise VoxkitError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        wav = torch.from_numpy(array_to_mono(audio))  # [T] float32, integer PCM scaled
+        return resample(wav, int(sample_rate), ASR_SAMPLE_RATE)
 
     def transcribe(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
-        """Transcribe a file or array (any rate/channels) as fast as the machine allows."""
+        """Transcribe a file or an in-memory signal as fast as the machine allows.
+
+        A file is decoded whatever its rate and channels. An array or tensor (numpy or torch) is
+        read at ``sample_rate`` and may be:
+
+        - ``[T]`` mono samples;
+        - ``[T, C]`` (frames first: what ``soundfile.read`` and ``sounddevice`` return) or ``[C, T]``
+          (channels first: ``torchaudio.load``, ``librosa.load(mono=False)``), with 1 to 8 channels
+          and more than 8 samples. The channel axis is the short one; an array where both or
+          neither axis could hold the channels is refused, never guessed. Channels are averaged.
+        - float in [-1, 1], or integer PCM: int16 / int32 are scaled by 2^15 / 2^31, uint8 is
+          centred at 128 (the int16 that ``soundfile.read(..., dtype="int16")`` gives is the same
+          signal as its float).
+
+        Raises :class:`voxkit.errors.VoxkitError` (an ``AudioError``) for any other shape or type,
+        empty or non-finite audio, and an unreadable file.
+        """
         return self.transcribe_many([audio], sample_rate=sample_rate)[0]
 
     def transcribe_many(
@@ -109,10 +123,30 @@ class TranscriptionStream:
         self.done = False
 
     def push(self, samples: np.ndarray | torch.Tensor) -> list[Event]:
-        """Add audio (16 kHz mono float); returns the events of every step it completed."""
+        """Add 16 kHz mono audio; returns the events of every step it completed.
+
+        ``samples`` is a chunk of any length (numpy or torch): ``[T]``, or ``[T, 1]`` / ``[1, T]``
+        (a one-channel block from a sound card), float in [-1, 1] or integer PCM scaled like
+        :meth:`Transcriber.transcribe` (int16 by 2^15). Multichannel chunks are refused, not
+        downmixed: a short chunk does not show which axis holds the channels (transcribe() can tell
+        from a whole recording), so mix them down first, e.g. ``block.mean(axis=1)`` for a
+        frames-first block. Nor is anything resampled: resample other rates before pushing.
+        """
+        from voxkit.audio.io import as_float_samples
+
         if self.done:
             raise VoxkitError("this stream is finished")
-        self.session.push(0, samples)
+        data = as_float_samples(samples)
+        if data.ndim == 2 and 1 in data.shape:
+            data = data.reshape(-1)  # one channel, either layout
+        if data.ndim != 1:
+            raise AudioError(
+                f"push() takes 16 kHz mono samples [T] (or [T, 1] / [1, T]), got shape {tuple(data.shape)}; "
+                "mix multichannel audio down first, e.g. block.mean(axis=1) for [frames, channels]"
+            )
+        if not np.isfinite(data).all():
+            raise AudioError("audio contains NaN or infinite samples")
+        self.session.push(0, data)
         return self._run()
 
     def _run(self) -> list[Event]:

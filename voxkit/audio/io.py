@@ -1,4 +1,5 @@
-"""Audio file I/O: read anything soundfile decodes, as float32 mono (or multichannel) at a given rate.
+"""Audio I/O: read anything soundfile decodes, as float32 mono (or multichannel) at a given rate, and
+bring in-memory arrays (either channel layout, integer PCM) to the same float32 mono.
 
 Why soundfile + torchaudio.functional.resample: soundfile bundles libsndfile (wav/flac/ogg/mp3)
 without ffmpeg, and torchaudio's resampler is a plain tensor op — no numba compile (librosa) in the
@@ -18,9 +19,74 @@ from voxkit.errors import AudioError
 
 Source = str | os.PathLike | BinaryIO
 
+MAX_ARRAY_CHANNELS = 8
+"""Most channels an in-memory array may have: the shorter axis of a 2-D array is its channel axis."""
+
 
 def _name(source: Source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
+
+
+def pcm_to_float(data: np.ndarray) -> np.ndarray:
+    """Samples as float32, integer PCM scaled to [-1, 1).
+
+    Integer audio (int16 from a WAV reader or a sound card, int32, uint8) holds the same signal as
+    float audio at 2^(bits-1) times the scale; read as float it would be that many times too loud
+    and the recogniser would hear only clipping. Signed types are divided by 2^(bits-1); unsigned
+    ones are centred first (uint8's silence is 128). Floats are only cast. 64-bit integers are no
+    PCM format (they are what a list of Python ints becomes): scaled by 2^63 they would be silence,
+    so they are refused.
+    """
+    kind = data.dtype.kind
+    if kind == "f":
+        return data.astype(np.float32, copy=False)
+    if kind in "iu" and data.dtype.itemsize > 4:
+        raise AudioError(f"{data.dtype} is not a PCM sample type: give float samples in [-1, 1] or int16/int32 PCM")
+    if kind in "iu":
+        half = float(2 ** (8 * data.dtype.itemsize - 1))
+        centred = data.astype(np.float32) - (half if kind == "u" else 0.0)
+        return centred / half
+    raise AudioError(f"audio samples must be integers or floats, got {data.dtype}")
+
+
+def as_float_samples(samples: np.ndarray | torch.Tensor) -> np.ndarray:
+    """numpy or torch samples of any shape, on any device, as a float32 numpy array (integer PCM
+    scaled by :func:`pcm_to_float`)."""
+    if isinstance(samples, torch.Tensor):
+        samples = samples.detach().cpu()
+        samples = (samples.float() if samples.is_floating_point() else samples).numpy()  # bfloat16 has no numpy type
+    return pcm_to_float(np.asarray(samples))
+
+
+def array_to_mono(samples: np.ndarray | torch.Tensor, *, max_channels: int = MAX_ARRAY_CHANNELS) -> np.ndarray:
+    """An in-memory signal as float32 mono samples [T] (integers scaled, channels averaged).
+
+    2-D arrays come in both layouts: [T, C] from soundfile and sounddevice (frames first), [C, T]
+    from torchaudio and librosa. The channel axis is the one with at most ``max_channels`` entries
+    and the time axis the one with more; an array where both or neither axis could be the channels
+    is refused rather than guessed, because the wrong guess turns a recording into a handful of
+    many-channel "samples" and the transcript silently comes back empty.
+    Raises :class:`AudioError` for other shapes, empty or non-finite audio.
+    """
+    data = as_float_samples(samples)
+    if data.ndim not in (1, 2):
+        raise AudioError(f"audio arrays must be [T], [T, C] or [C, T], got shape {tuple(data.shape)}")
+    if data.size == 0:
+        raise AudioError(f"audio is empty (shape {tuple(data.shape)})")
+    if data.ndim == 2:
+        rows, cols = data.shape
+        if cols <= max_channels < rows:
+            data = data.mean(axis=1)  # [T, C] -> [T]
+        elif rows <= max_channels < cols:
+            data = data.mean(axis=0)  # [C, T] -> [T]
+        else:
+            raise AudioError(
+                f"cannot tell channels from samples in a {rows}x{cols} array: give [T] samples, or [T, C] / [C, T] "
+                f"with 1..{max_channels} channels and more than {max_channels} samples"
+            )
+    if not np.isfinite(data).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    return np.ascontiguousarray(data)
 
 
 def resample(wav: torch.Tensor, orig_sr: int, sample_rate: int) -> torch.Tensor:
@@ -41,6 +107,8 @@ def load_audio(source: Source, sample_rate: int, *, mono: bool = True) -> torch.
 
     name = _name(source)
     if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
+        if os.path.isdir(source):
+            raise AudioError(f"{name} is a folder, not an audio file")
         raise AudioError(f"audio file not found: {name}")
     try:
         data, sr = sf.read(source, dtype="float32", always_2d=True)  # [T, C]

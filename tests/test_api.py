@@ -1,0 +1,155 @@
+"""``voxkit.Transcriber`` fed the arrays users have: frames-first stereo, integer PCM, live chunks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import voxkit
+from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.audio.io import array_to_mono, load_audio, pcm_to_float
+from voxkit.errors import AudioError, VoxkitError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = Path(voxkit.__file__).parent / "assets" / "samples" / "en.flac"
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> voxkit.Transcriber:
+    return voxkit.Transcriber()  # the bundled model, loaded once
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """2.5 s of the English sample, on the int16 grid (so float and int16 hold the same signal)."""
+    wav = load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()[: 5 * ASR_SAMPLE_RATE // 2]
+    return np.round(wav * 32767).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def reference(transcriber: voxkit.Transcriber, speech: np.ndarray) -> str:
+    text = transcriber.transcribe(speech.astype(np.float32) / 32768).text
+    assert text.startswith("Order number seven")  # the sample's first words: the model hears this clip
+    return text
+
+
+def test_frames_first_stereo_as_soundfile_returns_it(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
+    mono = speech.astype(np.float32) / 32768
+    stereo = np.stack([mono, mono], axis=1)  # [T, 2]: soundfile.read's layout
+    assert transcriber.transcribe(stereo).text == reference
+    assert transcriber.transcribe(np.ascontiguousarray(stereo.T)).text == reference  # [2, T]: torchaudio's
+    assert transcriber.transcribe(torch.from_numpy(stereo)).text == reference
+    assert transcriber.transcribe(mono[:, None]).text == reference  # [T, 1]
+
+
+def test_stereo_at_another_rate_is_downmixed_then_resampled(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
+    import torchaudio.functional as AF
+
+    mono = torch.from_numpy(speech.astype(np.float32) / 32768)
+    at_48k = AF.resample(mono, ASR_SAMPLE_RATE, 48_000)  # [T']
+    stereo = torch.stack([at_48k, at_48k], dim=1).numpy()  # [T', 2]
+    assert transcriber.transcribe(stereo, sample_rate=48_000).text == reference
+
+
+def test_integer_pcm_is_scaled(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
+    assert transcriber.transcribe(speech).text == reference  # int16
+    assert transcriber.transcribe(speech.astype(np.int32) << 16).text == reference  # int32, same signal
+    assert transcriber.transcribe(torch.from_numpy(np.stack([speech, speech], axis=1))).text == reference  # int16 tensor, [T, 2]
+
+
+def test_pcm_scaling() -> None:
+    np.testing.assert_array_equal(pcm_to_float(np.array([-32768, 0, 16384], np.int16)), [-1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(pcm_to_float(np.array([-(2**31), 2**30], np.int32)), [-1.0, 0.5])
+    np.testing.assert_array_equal(pcm_to_float(np.array([0, 128, 192], np.uint8)), [-1.0, 0.0, 0.5])
+    assert pcm_to_float(np.array([0.25], np.float64)).dtype == np.float32
+    with pytest.raises(AudioError, match="not a PCM sample type"):
+        pcm_to_float(np.array([1, 2, 3]))  # int64: what a list of Python ints becomes
+    with pytest.raises(AudioError, match="integers or floats"):
+        pcm_to_float(np.array([1j]))
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((4, 6), "cannot tell channels from samples"),  # 4 channels of 6 samples, or 6 of 4?
+        ((8, 8), "cannot tell channels from samples"),
+        ((100, 200), "cannot tell channels from samples"),  # no axis short enough for channels
+        ((2, 3, 400), r"\[T\], \[T, C\] or \[C, T\]"),
+        ((0, 2), "empty"),
+        ((0,), "empty"),
+    ],
+)
+def test_shapes_that_are_refused(shape: tuple[int, ...], message: str) -> None:
+    with pytest.raises(AudioError, match=message):
+        array_to_mono(np.zeros(shape, np.float32))
+
+
+def test_bad_arrays_are_user_errors_not_tracebacks(transcriber: voxkit.Transcriber) -> None:
+    with pytest.raises(AudioError, match="cannot tell channels"):
+        transcriber.transcribe(np.zeros((4, 6), np.float32))
+    with pytest.raises(AudioError, match="NaN"):
+        transcriber.transcribe(np.full(4000, np.nan, np.float32))
+    with pytest.raises(VoxkitError, match="sample_rate"):
+        transcriber.transcribe(np.zeros(4000, np.float32), sample_rate=0)
+    with pytest.raises(VoxkitError, match="sample_rate"):
+        transcriber.transcribe(np.zeros(4000, np.float32), sample_rate=22050.5)
+
+
+def test_push_takes_mono_chunks_float_or_int16(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
+    def run(chunks: list) -> list[tuple[str, str]]:
+        stream = transcriber.stream()
+        events = [e for chunk in chunks for e in stream.push(chunk)] + stream.finish()
+        return [(e.kind, e.text) for e in events]
+
+    size = 3000
+    floats = run([speech[i : i + size].astype(np.float32) / 32768 for i in range(0, len(speech), size)])
+    assert floats[-1] == ("final", reference)
+    assert run([speech[i : i + size] for i in range(0, len(speech), size)]) == floats  # int16 chunks
+    assert run([speech[i : i + size, None] for i in range(0, len(speech), size)]) == floats  # [T, 1] blocks
+    assert run([torch.from_numpy(speech[None, i : i + size]) for i in range(0, len(speech), size)]) == floats  # [1, T]
+
+
+def test_push_refuses_what_it_cannot_take(transcriber: voxkit.Transcriber) -> None:
+    stream = transcriber.stream()
+    with pytest.raises(AudioError, match=r"mono.*mean\(axis=1\)"):
+        stream.push(np.zeros((3000, 2), np.float32))
+    with pytest.raises(AudioError, match="NaN"):
+        stream.push(np.array([0.0, np.inf], np.float32))
+    assert stream.push(np.zeros(0, np.float32)) == []  # an empty chunk is no audio, not an error
+    stream.finish()
+    with pytest.raises(VoxkitError, match="finished"):
+        stream.push(np.zeros(100, np.float32))
+
+
+def test_readme_streaming_snippet_prints_the_last_words(
+    speech: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python block, run as written on the sample: every word it prints from the
+    stream, the last ones (which finish() returns) included, are the transcript's words."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Transcription") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    import soundfile as sf
+
+    sf.write(tmp_path / "talk.wav", speech, ASR_SAMPLE_RATE)
+    monkeypatch.chdir(tmp_path)
+    chunks = [speech[i : i + 4000].astype(np.float32) / 32768 for i in range(0, len(speech), 4000)]
+    namespace = {"chunks": chunks}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102 - the project's own README
+    printed = capsys.readouterr().out.splitlines()
+    streamed = [line.split(" ", 1)[1] for line in printed if line.startswith("word ")]
+    assert streamed == [w.text for w in namespace["stream"].transcript.words]
+    assert f"final {namespace['result'].text}" in printed
+
+
+def test_a_folder_is_named_a_folder(tmp_path) -> None:  # noqa: ANN001
+    from voxkit.audio.io import load_audio
+    from voxkit.errors import AudioError
+
+    with pytest.raises(AudioError, match="is a folder, not an audio file"):
+        load_audio(tmp_path, 16000)
