@@ -95,3 +95,50 @@ def test_audio_constants_agree_with_the_design_and_each_other():
     # the recogniser's names and the live sources read the same values
     assert (features.SAMPLE_RATE, features.SAMPLES_PER_STEP, features.HOP, features.N_FFT) == (16000, 1280, 160, 400)
     assert TARGET_RATE == c.ASR_SAMPLE_RATE
+
+
+def _bytes_of(fmt: str, wav: torch.Tensor, sr: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wav.numpy(), sr, format=fmt)
+    return buf.getvalue()
+
+
+def test_stdin_containers_are_told_from_raw_samples():
+    from voxkit.audio.stream import HEAD_BYTES, audio_container
+
+    tone = _tone(16000)
+    named = {fmt: audio_container(_bytes_of(fmt, tone)[:HEAD_BYTES]) for fmt in ("WAV", "FLAC", "OGG", "MP3")}
+    assert {fmt: sig.name if sig else None for fmt, sig in named.items()} == {
+        "WAV": "WAV", "FLAC": "FLAC", "OGG": "Ogg (Vorbis/Opus)", "MP3": "MP3"  # libsndfile's MP3 has no ID3 tag
+    }
+    assert audio_container(b"ID3\x04\x00\x00\x00\x00\x00\x00\x00\x00").name == "MP3"
+    assert audio_container(b"\xff\xf1\x50\x80\x00\x1f\xfc\x00\x00\x00\x00\x00").name == "AAC (ADTS)"
+    assert audio_container(b"\x00\x00\x00\x20ftypM4A ").name == "MP4/M4A"
+    # raw s16le: quiet noise starting with the sample -1 (bytes FF FF) is no MPEG frame header (layer I/II/reserved are not MP3)
+    for first in (-1, -2, -257, 0, 1200, -30000):
+        raw = np.array([first, 5, -3, 7, 0, 2], "<i2").tobytes()
+        assert audio_container(raw) is None, first
+
+
+def test_float32_votes_tell_float_from_16_bit_samples():
+    from voxkit.audio.stream import FLOAT_SHARE, float32_votes
+
+    speech = _tone(16000, 1.0).numpy() * np.linspace(0.01, 1.0, 16000, dtype=np.float32)  # quiet to full scale
+    plausible, nonzero = float32_votes(speech.astype("<f4").tobytes())
+    assert nonzero == 16000 - 1 and plausible >= FLOAT_SHARE * nonzero  # sin(0) = 0 is skipped
+    plausible, nonzero = float32_votes((speech * 32767).astype("<i2").tobytes())
+    assert nonzero > 7000 and plausible < 0.2 * nonzero
+    assert float32_votes(bytes(4000)) == (0, 0)  # silence decides nothing
+
+
+def test_read_stdin_auto_puts_the_sniffed_bytes_back():
+    from voxkit.audio.stream import read_raw, read_stdin
+
+    pcm = (_tone(16000, 0.3).numpy() * 32767).astype("<i2").tobytes()
+    auto = np.concatenate(list(read_stdin("auto", 16000, stream=io.BytesIO(pcm))))
+    explicit = np.concatenate(list(read_raw(io.BytesIO(pcm), "s16le", 16000)))
+    np.testing.assert_array_equal(auto, explicit)  # no sample lost or shifted by the sniffing
+    wav = np.concatenate(list(read_stdin("auto", 16000, stream=io.BytesIO(_bytes_of("WAV", _tone(16000, 0.3))))))
+    np.testing.assert_allclose(wav, explicit, atol=1e-4)
+    with pytest.raises(AudioError, match=r"FLAC audio.*ffmpeg -i in\.flac -f wav -"):
+        read_stdin("auto", 16000, stream=io.BytesIO(_bytes_of("FLAC", _tone(16000))))

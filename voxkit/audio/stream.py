@@ -3,6 +3,12 @@
 Live sources arrive in pieces, so resampling is done block by block with overlap: each block is
 resampled together with ``CONTEXT`` input samples on both sides and only the outputs belonging to
 the block are kept. This equals whole-signal resampling up to the sinc filter's tiny tails.
+
+Stdin with ``--format auto`` is sniffed from its first bytes (:func:`audio_container`): a WAV
+header is decoded as WAV; MP3, FLAC, Ogg and other compressed containers are refused with the
+command that decodes them (they cannot be decoded from a pipe as it arrives); anything else is
+read as raw s16le. Raw data that is really 32-bit float is recognised by its bytes and warned
+about once (:func:`float32_votes`).
 """
 
 from __future__ import annotations
@@ -11,24 +17,17 @@ import math
 import sys
 import wave
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.audio.io import pcm_to_float as _to_float
 from voxkit.errors import AudioError
 
 TARGET_RATE = ASR_SAMPLE_RATE
 RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
-
-
-def _to_float(data: np.ndarray) -> np.ndarray:
-    if data.dtype == np.uint8:
-        return (data.astype(np.float32) - 128.0) / 128.0
-    if data.dtype.kind == "i":
-        return data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
-    return data.astype(np.float32)
 
 
 class StreamResampler:
@@ -74,8 +73,92 @@ class StreamResampler:
         return out[int(self.ctx * ratio) : int(self.ctx * ratio) + int(round(tail * ratio))]
 
 
-def read_raw(stream: BinaryIO, fmt: str, sample_rate: int, channels: int = 1, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
-    """Raw interleaved PCM from a byte stream; a truncated final frame is dropped, not fatal."""
+class ByteSource(Protocol):
+    """What the readers need of a byte stream: ``read(n)`` returning fewer than n bytes only at its end."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Signature(NamedTuple):
+    magic: bytes
+    name: str
+    extension: str  # for the decoding command in the message
+
+
+MP3 = Signature(b"ID3", "MP3", "mp3")  # an ID3 tag; untagged MP3 is told by its frame header
+AAC = Signature(b"", "AAC (ADTS)", "aac")  # told by its frame header
+MP4 = Signature(b"", "MP4/M4A", "m4a")  # "ftyp" at offset 4
+# Containers a stream starts with. WAV is the only one decoded from a pipe as it arrives.
+SIGNATURES = (
+    Signature(b"RIFF", "WAV", "wav"),
+    MP3,
+    Signature(b"fLaC", "FLAC", "flac"),
+    Signature(b"OggS", "Ogg (Vorbis/Opus)", "ogg"),
+    Signature(b"FORM", "AIFF", "aiff"),
+    Signature(b"\x1aE\xdf\xa3", "WebM/Matroska", "webm"),
+    Signature(b"#!AMR", "AMR", "amr"),
+    Signature(b"caff", "CAF", "caf"),
+)
+HEAD_BYTES = 12  # enough for every signature (MP4's "ftyp" sits at offset 4)
+FLOAT_CHECK_WORDS = 4096  # non-zero 4-byte words of raw input looked at before deciding "float or not"
+FLOAT_SHARE = 0.9  # share of them that must read as float samples in [-1, 1]
+
+
+def audio_container(head: bytes) -> Signature | None:
+    """The audio container a stream's first bytes (``HEAD_BYTES`` of them) open, or None for raw samples.
+
+    MP3 without an ID3 tag starts with a frame header: 11 set sync bits, a version that is not the
+    reserved one, layer III, and bitrate and sample-rate fields that hold no reserved value; AAC in
+    ADTS frames has 12 sync bits and layer 0. Read as s16le, such a header is a first sample of
+    exactly one of -7425, -7169, -3841, -3585, -3329, -3073, -1793, -1537, -1281 or -1025, which a
+    raw recording starts with only by rare chance; the message that refuses it names
+    ``--format s16le`` as the way out.
+    """
+    for sig in SIGNATURES:
+        if head.startswith(sig.magic):
+            return sig
+    if head[4:8] == b"ftyp":
+        return MP4
+    if len(head) >= 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        b1, b2 = head[1], head[2]
+        if b1 & 0xF6 == 0xF0 and (b2 >> 2) & 0x0F < 13:  # ADTS: 12 sync bits, layer 00, a listed rate
+            return AAC
+        version, layer, bitrate, rate = (b1 >> 3) & 3, (b1 >> 1) & 3, b2 >> 4, (b2 >> 2) & 3
+        if version != 1 and layer == 1 and bitrate not in (0, 15) and rate != 3:  # layer field 01 = layer III
+            return MP3
+    return None
+
+
+def float32_votes(data: bytes) -> tuple[int, int]:
+    """(words that read as float samples in [-1, 1], non-zero words) among ``data``'s 4-byte words.
+
+    Why this tells float32 from s16le: a float32 audio sample (2**-24 <= |x| <= 1) keeps its sign
+    and exponent in a narrow band, so almost every non-zero word of float audio passes; read as
+    16-bit audio, a word passes only when its second sample lies within 13184..16256 or
+    -19584..-16512, which ordinary recordings do for a small share of samples. Zero words are
+    skipped: silence is valid in both formats.
+    """
+    usable = len(data) // 4 * 4
+    bits = np.frombuffer(data[:usable], dtype="<u4")
+    nonzero = (bits & 0x7FFFFFFF) != 0  # +0.0 and -0.0
+    values = np.abs(bits[nonzero].view("<f4"))
+    with np.errstate(invalid="ignore"):
+        plausible = np.isfinite(values) & (values <= 1.0) & (values >= 2.0**-24)
+    return int(plausible.sum()), int(nonzero.sum())
+
+
+def _warn(message: str) -> None:
+    print(f"voxkit: warning: {message}", file=sys.stderr)
+
+
+def read_raw(
+    stream: ByteSource, fmt: str, sample_rate: int, channels: int = 1, block_seconds: float = 0.1, *, check_float: bool = False
+) -> Iterator[np.ndarray]:
+    """Raw interleaved PCM from a byte stream; a truncated final frame is dropped, not fatal.
+
+    ``check_float``: the format was guessed (``--format auto``), so warn once if the first
+    ``FLOAT_CHECK_WORDS`` non-zero words look like 32-bit float samples (:func:`float32_votes`).
+    """
     if fmt not in RAW_FORMATS:
         raise AudioError(f"unknown raw format {fmt!r} (choose from {', '.join(RAW_FORMATS)})")
     if sample_rate <= 0 or channels <= 0:
@@ -85,10 +168,19 @@ def read_raw(stream: BinaryIO, fmt: str, sample_rate: int, channels: int = 1, bl
     resampler = StreamResampler(sample_rate)
     block = max(frame, int(sample_rate * block_seconds) * frame)
     pending = b""
+    votes: list[int] | None = [0, 0] if check_float else None  # (float-like, non-zero) words so far
+    consumed = 0
     while True:
         data = stream.read(block)
         if not data:
             break
+        if votes is not None:
+            plausible, nonzero = float32_votes(data[-consumed % 4 :])  # words aligned to the stream's start
+            votes = [votes[0] + plausible, votes[1] + nonzero]
+            if votes[1] >= FLOAT_CHECK_WORDS:
+                _warn_if_float(votes, fmt)
+                votes = None
+        consumed += len(data)
         data = pending + data
         whole = len(data) // frame * frame
         pending = data[whole:]
@@ -96,14 +188,21 @@ def read_raw(stream: BinaryIO, fmt: str, sample_rate: int, channels: int = 1, bl
         out = resampler.push(samples)
         if out.size:
             yield out
+    if votes is not None and votes[1] >= FLOAT_CHECK_WORDS // 16:  # a short stream: decide on what came
+        _warn_if_float(votes, fmt)
     if pending:
-        print(f"voxkit: dropped {len(pending)} trailing bytes (an incomplete {fmt} frame)", file=sys.stderr)
+        _warn(f"dropped {len(pending)} trailing bytes (an incomplete {fmt} frame)")
     out = resampler.flush()
     if out.size:
         yield out
 
 
-def read_wav_stream(stream: BinaryIO, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
+def _warn_if_float(votes: list[int], fmt: str) -> None:
+    if votes[0] >= FLOAT_SHARE * votes[1]:
+        _warn(f"stdin looks like 32-bit float samples but is read as {fmt} (--format auto); if it is float, add --format f32le")
+
+
+def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
     """A WAV file arriving on a pipe (integer PCM), decoded as it comes."""
     try:
         wav = wave.open(stream, "rb")  # noqa: SIM115 - closed below
@@ -134,15 +233,43 @@ def read_wav_stream(stream: BinaryIO, block_seconds: float = 0.1) -> Iterator[np
             yield out
 
 
-def read_stdin(fmt: str, sample_rate: int, channels: int = 1) -> Iterator[np.ndarray]:
-    """``-`` on the command line: WAV (``fmt='wav'`` or auto-detected RIFF header) or raw PCM."""
-    stream = sys.stdin.buffer
+class _Replay:
+    """A byte stream with the first bytes already read from it (to sniff them) put back in front."""
+
+    def __init__(self, head: bytes, rest: ByteSource) -> None:
+        self.head, self.rest = head, rest
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n is None or n < 0:
+            out, self.head = self.head + self.rest.read(), b""
+            return out
+        out, self.head = self.head[:n], self.head[n:]
+        return out + self.rest.read(n - len(out)) if len(out) < n else out
+
+
+def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource | None = None) -> Iterator[np.ndarray]:
+    """``-`` on the command line (or ``stream``): WAV (``fmt='wav'`` or a RIFF header) or raw PCM.
+
+    With ``fmt='auto'`` a compressed container (MP3, FLAC, Ogg, ...) is refused with the command
+    that decodes it, and raw data is read as s16le with a warning if it looks like float32.
+    """
+    source: ByteSource = sys.stdin.buffer if stream is None else stream
     if fmt == "auto":
-        head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
-        fmt = "wav" if head == b"RIFF" else "s16le"
+        head = source.read(HEAD_BYTES)
+        source = _Replay(head, source)
+        kind = audio_container(head)
+        if kind is not None and kind.name != "WAV":
+            raise AudioError(
+                f"the data is {kind.name} audio, which voxkit decodes only from files: give the file's path instead of -, "
+                f"or decode it to WAV on the way (ffmpeg -i in.{kind.extension} -f wav - | voxkit transcribe -); "
+                "if it really is raw s16le samples, add --format s16le"
+            )
+        if kind is None:
+            return read_raw(source, "s16le", sample_rate, channels, check_float=True)
+        fmt = "wav"
     if fmt == "wav":
-        return read_wav_stream(stream)
-    return read_raw(stream, fmt, sample_rate, channels)
+        return read_wav_stream(source)
+    return read_raw(source, fmt, sample_rate, channels)
 
 
 def read_microphone(block_seconds: float = 0.08, device: str | int | None = None) -> Iterator[np.ndarray]:

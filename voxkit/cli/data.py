@@ -55,18 +55,27 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Exit 1 if any row (or some manifest) is bad, 2 if no manifest could be read at all."""
     from voxkit.data.manifest import check_manifest
+    from voxkit.errors import DataError
 
-    bad = 0
+    bad = unreadable = 0
     for path in args.manifests:
-        report = check_manifest(path, decode=args.decode)
+        try:
+            report = check_manifest(path, decode=args.decode)
+        except DataError as err:  # not a manifest at all (missing, a folder, audio or other binary data)
+            print(f"voxkit data: error: {err}", file=sys.stderr)
+            unreadable += 1
+            continue
         for line, reason in report.problems[: args.max_report]:
             print(f"{path}:{line}: {reason}")
         if len(report.problems) > args.max_report:
             print(f"{path}: ... {len(report.problems) - args.max_report} more bad rows")
         print(f"{path}: {report.good}/{report.rows} rows ok, {report.hours:.3f} h", file=sys.stderr if report.problems else sys.stdout)
         bad += len(report.problems)
-    return 1 if bad else 0
+    if unreadable == len(args.manifests):
+        return 2
+    return 1 if bad or unreadable else 0
 
 
 def _manifest(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 
 from voxkit.audio.constants import STEP_MS
@@ -43,6 +44,8 @@ def run_asr(args: argparse.Namespace) -> int:
     except ValueError:
         raise VoxkitError(f"--delays must be integers in ms, got {args.delays!r}") from None
     options = [RecognizerOptions.from_ms(d) for d in delays]
+    for flag, path in (("--output", args.output), ("--hypotheses", args.hypotheses)):
+        _check_destination(flag, path)  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_manifest(args.manifest, required=("audio", "text"))
@@ -70,22 +73,44 @@ def run_asr(args: argparse.Namespace) -> int:
     print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
     print(text)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        _write_text(args.output, text + "\n")
     if args.hypotheses:
-        _write_hypotheses(args.hypotheses, rows, hypotheses)
+        _write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses))
     return 0
 
 
-def _write_hypotheses(path: str, rows: list[dict], hypotheses: dict[int, list[str]]) -> None:
+def _check_destination(flag: str, path: str | None) -> None:
+    from voxkit.errors import VoxkitError
+
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise VoxkitError(f"{flag} {path} is a folder; give a file name")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise VoxkitError(f"{flag} {path}: its folder does not exist")
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write a result file whole (:func:`voxkit.fileio.atomic_write`); a bad place is a one-line error."""
+    from voxkit.errors import VoxkitError
+    from voxkit.fileio import atomic_write
+
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as err:
+        raise VoxkitError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]]) -> str:
     import json
 
     from voxkit.asr.evaluate import utterance_errors
 
-    with open(path, "w", encoding="utf-8") as fh:
-        for delay_ms, texts in hypotheses.items():
-            for row, hyp in zip(rows, texts, strict=True):
-                errors, words = utterance_errors(row["text"], hyp)
-                record = {"audio": row["audio"], "language": row.get("language", "?"), "delay_ms": delay_ms,
-                          "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    lines = []
+    for delay_ms, texts in hypotheses.items():
+        for row, hyp in zip(rows, texts, strict=True):
+            errors, words = utterance_errors(row["text"], hyp)
+            record = {"audio": row["audio"], "language": row.get("language", "?"), "delay_ms": delay_ms,
+                      "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)

@@ -3,12 +3,18 @@
 Words are printed as soon as the model commits them (one decoder step per 80 ms of audio, after
 the chosen delay). ``--realtime`` paces files at real time, as a live source would arrive;
 otherwise audio is fed as fast as the machine can go.
+
+Mistakes that would waste a model load (a device PyTorch cannot use, an output folder that cannot
+be written, two inputs that would write the same output files, a malformed ``--language``) are
+reported before the model loads, each as one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +26,11 @@ import numpy as np
 from voxkit.asr.options import MAX_DELAY_MS, MIN_DELAY_MS, RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
 from voxkit.errors import AudioError, VoxkitError
+from voxkit.fileio import atomic_write
 
 FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
 FILE_CHUNK_SECONDS = 30  # files not paced at real time are pushed in pieces of this length
+LANGUAGE_CODE = re.compile(r"[a-z]{2}")  # ISO 639-1, as the data kit names languages (en, fr, es, de, ...)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,15 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--delay-ms", type=int, default=None,
         help=f"transcription delay, {MIN_DELAY_MS}..{MAX_DELAY_MS} in steps of {STEP_MS} (default: the model's, 480)",
     )
-    p.add_argument("--language", default=None, help="expected language code (informational: the model detects it)")
+    p.add_argument(
+        "--language", default=None,
+        help="expected language, a two-letter code such as en, fr, es, de; checked against the languages the model records "
+        "and otherwise informational (the model detects the language itself)",
+    )
     p.add_argument(
         "-f", "--output-format", choices=(*FORMATS, "all"), default=None, help="txt, srt, vtt, json, jsonl (event stream) or all"
     )
-    p.add_argument("-o", "--output-dir", default=None, help="write <input>.<format> files here instead of stdout")
+    p.add_argument(
+        "-o", "--output-dir", default=None,
+        help="write NAME.FORMAT files here instead of stdout (NAME: the input's file name without its extension; stdin: "
+        "'stdin'); inputs with the same NAME (a/x.wav b/x.wav) are refused, since they would overwrite each other",
+    )
     p.add_argument("--word-timestamps", action="store_true", help="one cue per word in srt/vtt; print word times live")
     p.add_argument(
         "--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"),
-        help="stdin encoding (auto: WAV if it starts with RIFF, else s16le)",
+        help="stdin encoding (auto: WAV if it starts with RIFF; MP3, FLAC, Ogg and other compressed data are refused with "
+        "the command that decodes them; anything else is read as s16le, with a warning if it looks like 32-bit float)",
     )
     p.add_argument("--sample-rate", type=int, default=ASR_SAMPLE_RATE, help="sample rate of raw stdin audio (default %(default)s)")
     p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")
@@ -52,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=1,
         help="CPU threads (default 1: a stream's small per-step work runs fastest on one)",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); checked before the model loads")
     p.set_defaults(func=run)
 
 
@@ -73,6 +90,8 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Itera
             continue
 
         def chunks(path: str = name) -> Iterator[np.ndarray]:
+            if os.path.isdir(path):
+                raise AudioError(f"is a folder, not an audio file; give its files, e.g. {os.path.join(path, '*.wav')}")
             wav = load_audio(path, ASR_SAMPLE_RATE).numpy()
             size = ASR_SAMPLES_PER_STEP if args.realtime else ASR_SAMPLE_RATE * FILE_CHUNK_SECONDS
             return (wav[i : i + size] for i in range(0, len(wav), size))
@@ -128,6 +147,83 @@ class _EventSink:
                 self.lag.append(now - ev.start)
 
 
+def check_device(name: str) -> None:
+    """A device PyTorch cannot use here is a usage error, found before the model loads."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise VoxkitError(f"--device {name!r} is not a device name; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VoxkitError(f"--device {name}: PyTorch sees no CUDA GPU on this machine; use --device cpu")
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
+        raise VoxkitError(f"--device {name} is not usable here ({reason}); use --device cpu") from None
+
+
+def check_language_code(code: str) -> None:
+    """``--language`` must look like the data kit's codes; a near miss (EN, en-US, en_GB) gets a suggestion."""
+    if LANGUAGE_CODE.fullmatch(code):
+        return
+    from voxkit.data.text import LANGUAGES
+
+    guess = re.split(r"[-_]", code)[0].lower()
+    hint = f" (did you mean {guess}?)" if LANGUAGE_CODE.fullmatch(guess) else ""
+    raise VoxkitError(f"--language {code!r} is not a two-letter language code such as {', '.join(LANGUAGES)}{hint}")
+
+
+def model_languages(model: Any) -> tuple[str, ...] | None:
+    """The languages a recogniser records (a ``languages`` list at the top of its params.json), or None."""
+    recorded = model.args.decoder.extra.get("languages")
+    if isinstance(recorded, list) and recorded and all(isinstance(x, str) for x in recorded):
+        return tuple(recorded)
+    return None
+
+
+def output_names(inputs: list[str], mic: bool, folder: str) -> list[str]:
+    """The NAME of each input's NAME.FORMAT files; two inputs with one NAME are refused (they would overwrite)."""
+    if mic:
+        return ["microphone"]
+    names = ["stdin" if x == "-" else Path(x).stem for x in inputs]
+    first: dict[str, str] = {}
+    for given, name in zip(inputs, names, strict=True):
+        if name not in first:
+            first[name] = given
+        elif first[name] == given:
+            raise VoxkitError(f"{given} is given twice; with -o each input must be given once")
+        else:
+            raise VoxkitError(
+                f"{first[name]} and {given} would both be written as {name}.* in {folder}: rename one, "
+                "or transcribe them into different -o folders"
+            )
+    return names
+
+
+def output_folder(path: str) -> Path:
+    """Create the ``-o`` folder (and its parents) now, so that a bad place is reported before any work."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise VoxkitError(f"-o {path} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VoxkitError(f"-o {path}: cannot create the folder ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VoxkitError(f"-o {path}: the folder is not writable")
+    return folder
+
+
+def write_output(path: Path, text: str) -> None:
+    """One output file, complete or absent (:func:`voxkit.fileio.atomic_write`), with the user's usual mode."""
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as err:
+        raise VoxkitError(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.mic:
         raise VoxkitError("give audio files, - for stdin, or --mic")
@@ -137,20 +233,28 @@ def run(args: argparse.Namespace) -> int:
         raise VoxkitError("stdin (-) can be read only once")
     if args.output_dir and not args.output_format:
         args.output_format = "all"
+    if args.delay_ms is not None:
+        RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
+    if args.language is not None:
+        check_language_code(args.language)
+    check_device(args.device)
+    stems = output_names(args.inputs, args.mic, args.output_dir) if args.output_dir else []
+    out_dir = output_folder(args.output_dir) if args.output_dir else None
     from voxkit.api import Transcriber
     from voxkit.asr.transcript import render
     from voxkit.audio.stream import read_microphone
 
     args.microphone = read_microphone() if args.mic else None  # fails early without a device
 
-    if args.delay_ms is not None:
-        RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads)
+    known = model_languages(asr.bundle.model)
+    if args.language is not None and known is not None and args.language not in known:
+        raise VoxkitError(f"--language {args.language}: the model {asr.model_dir} knows {', '.join(known)}")
     formats = list(FORMATS) if args.output_format == "all" else ([args.output_format] if args.output_format else [])
     live_stdout = not args.output_dir and (not formats or formats == ["jsonl"])
     failures = 0
     inputs = 0
-    for name, open_source in _sources(args):
+    for index, (name, open_source) in enumerate(_sources(args)):
         inputs += 1
         if len(args.inputs) > 1:
             print(f"# {name}", file=sys.stderr)
@@ -184,11 +288,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"voxkit transcribe: warning: {name}: no audio received", file=sys.stderr)
         for fmt in formats:
             text = "\n".join(handle.jsonl) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
-            if args.output_dir:
-                out_dir = Path(args.output_dir)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                stem = Path(name).stem if name not in ("stdin", "microphone") else name
-                (out_dir / f"{stem}.{fmt}").write_text(text, encoding="utf-8")
+            if out_dir is not None:
+                write_output(out_dir / f"{stems[index]}.{fmt}", text)
             elif fmt != "jsonl":
                 sys.stdout.write(text)
         if args.stats:

@@ -14,6 +14,7 @@ inside the audio. The validator reports every bad row with a reason instead of s
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
@@ -32,12 +33,55 @@ def resolve_audio(row: dict, manifest_dir: str) -> str:
     return path if os.path.isabs(path) else os.path.join(manifest_dir, path)
 
 
+SNIFF_BYTES = 4096  # a manifest's first bytes, read to tell a text file from audio or other binary data
+
+
+def _binary_reason(path: str, head: bytes) -> str | None:
+    """Why a file that starts with ``head`` is no manifest (audio, binary data), or None for text.
+
+    Audio formats are named so that the message can say what to give instead (a user passing
+    ``clip.flac`` where the manifest goes is the usual case). Other files are binary when they hold
+    a NUL byte or are not UTF-8 at all; text that is merely not JSON, or has a few non-UTF-8 lines,
+    is left to the row-by-row report.
+    """
+    if b"\x00" not in head and head.lstrip()[:1] in (b"{", b""):
+        return None  # starts like JSONL
+    from voxkit.audio.stream import HEAD_BYTES, audio_container
+
+    kind = audio_container(head[:HEAD_BYTES])
+    if kind is not None:
+        return (f"{path} is {kind.name} audio, not a JSONL manifest: give the manifest that lists it "
+                "(voxkit data manifest DIR writes one for a folder of wav+txt pairs)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # the cut may split a character
+        binary = b"\x00" in head
+    except UnicodeDecodeError:
+        binary = True
+    return f"{path} is binary data, not a JSONL manifest (UTF-8 text, one JSON object per line)" if binary else None
+
+
 def iter_manifest(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
-    """(line number, row or None, JSON error or None) for every non-empty line."""
+    """(line number, row or None, JSON error or None) for every non-empty line.
+
+    A missing file, a folder, or a binary file (audio given in place of its manifest) raises
+    :class:`DataError`; a single line that is not UTF-8 is reported like a line of bad JSON.
+    """
+    name = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{name} is a folder, not a manifest (voxkit data manifest {name} writes one for wav+txt pairs)")
     if not os.path.isfile(path):
-        raise DataError(f"manifest not found: {os.fspath(path)}")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+        raise DataError(f"manifest not found: {name}")
+    with open(path, "rb") as f:
+        reason = _binary_reason(name, f.read(SNIFF_BYTES))
+        if reason:
+            raise DataError(reason)
+        f.seek(0)
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield n, None, "not UTF-8 text"
+                continue
             if not line.strip():
                 continue
             try:
