@@ -34,3 +34,17 @@ def load_script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random recogniser saved as a bundle with the byte tokenizer (for CLI tests)."""
+    from asr_helpers import tiny_model
+    from voxkit.asr.bundle import save_bundle
+    from voxkit.tokenizer import ByteTokenizer
+
+    folder = tmp_path_factory.mktemp("asr")
+    model = tiny_model()
+    model.args.decoder.extra["tokenizer"] = "byte"
+    save_bundle(model, ByteTokenizer(), folder)
+    return folder

@@ -11,20 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from asr_helpers import chirp, tiny_model
-from voxkit.asr.bundle import save_bundle
+from asr_helpers import chirp
 from voxkit.audio.io import save_audio
 from voxkit.cli.main import main
-from voxkit.tokenizer import ByteTokenizer
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("asr")
-    model = tiny_model()
-    model.args.decoder.extra["tokenizer"] = "byte"
-    save_bundle(model, ByteTokenizer(), folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

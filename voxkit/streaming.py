@@ -18,6 +18,7 @@ start and stop independently.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,12 +94,12 @@ def _children(value: Any) -> list[StreamingState]:
     return []
 
 
-class StreamingModule(nn.Module):
+class StreamingModule(nn.Module, abc.ABC):
     """An ``nn.Module`` whose forward can continue streams described by a state it builds."""
 
+    @abc.abstractmethod
     def init_state(self, batch_size: int, **options: Any) -> StreamingState:
         """A fresh state for ``batch_size`` streams, preallocated (options size the caches)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no streaming state")
 
     @contextmanager
     def streaming(self, batch_size: int, **options: Any) -> Iterator[Any]:
