@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from voxkit.asr.options import RecognizerOptions
+    from voxkit.asr.peer import Peer
 
 
 def normalize_text(text: str) -> str:
@@ -46,6 +47,7 @@ def evaluate_manifest(
     progress: bool = True,
     hypotheses: dict[int, list[str]] | None = None,
     snr_db: float | None = None,
+    waves: Sequence[torch.Tensor] | None = None,
 ) -> dict[int, dict[str, float]]:
     """WER (percent) for each delay and language, plus "all": {delay in ms: {lang: wer}}.
 
@@ -58,16 +60,15 @@ def evaluate_manifest(
     (seeded by its position, so every delay and every run hears the same noise). Clean synthetic
     speech leaves little for look-ahead to resolve; noise measures how a model uses it when the
     sounds alone are ambiguous.
+    ``waves``: the rows' audio already loaded by :func:`load_waves` (shared with a peer's run);
+    ``snr_db`` is then ignored, the noise being already in them.
     """
     from tqdm import tqdm
 
     from voxkit.asr.session import transcribe_batch
-    from voxkit.audio.constants import ASR_SAMPLE_RATE
-    from voxkit.audio.io import load_audio
 
-    waves = [load_audio(r["audio"], ASR_SAMPLE_RATE) for r in tqdm(rows, desc="loading audio", disable=not progress)]
-    if snr_db is not None:
-        waves = [with_noise(w, snr_db, seed=i) for i, w in enumerate(waves)]
+    if waves is None:
+        waves = load_waves(rows, snr_db=snr_db, progress=progress)
     table: dict[int, dict[str, float]] = {}
     for options in delays:
         delay_ms = options.delay_ms
@@ -80,16 +81,48 @@ def evaluate_manifest(
         bar.close()
         if hypotheses is not None:
             hypotheses[delay_ms] = [t.text for t in results]
-        by_lang: dict[str, list[int]] = defaultdict(list)
-        for i, r in enumerate(rows):
-            by_lang[r.get("language", "?")].append(i)
-        scores = {
-            lang: 100 * word_error_rate([rows[i]["text"] for i in idx], [results[i].text for i in idx])
-            for lang, idx in sorted(by_lang.items())
-        }
-        scores["all"] = 100 * word_error_rate([r["text"] for r in rows], [t.text for t in results])
-        table[delay_ms] = scores
+        table[delay_ms] = scores_by_language(rows, [t.text for t in results])
     return table
+
+
+def load_waves(rows: Sequence[dict[str, Any]], snr_db: float | None = None, progress: bool = True) -> list[torch.Tensor]:
+    """Each row's audio as [T] at ``ASR_SAMPLE_RATE``, with seeded white noise at ``snr_db`` when given."""
+    from tqdm import tqdm
+
+    from voxkit.audio.constants import ASR_SAMPLE_RATE
+    from voxkit.audio.io import load_audio
+
+    waves = [load_audio(r["audio"], ASR_SAMPLE_RATE) for r in tqdm(rows, desc="loading audio", disable=not progress)]
+    if snr_db is not None:
+        waves = [with_noise(w, snr_db, seed=i) for i, w in enumerate(waves)]
+    return waves
+
+
+def scores_by_language(rows: Sequence[dict[str, Any]], hypotheses: Sequence[str]) -> dict[str, float]:
+    """WER (percent) of ``hypotheses`` against the rows' texts, per language plus "all"."""
+    by_lang: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_lang[r.get("language", "?")].append(i)
+    scores = {
+        lang: 100 * word_error_rate([rows[i]["text"] for i in idx], [hypotheses[i] for i in idx])
+        for lang, idx in sorted(by_lang.items())
+    }
+    scores["all"] = 100 * word_error_rate([r["text"] for r in rows], hypotheses)
+    return scores
+
+
+def evaluate_peer(
+    peer: Peer, rows: Sequence[dict[str, Any]], waves: Sequence[torch.Tensor], progress: bool = True,
+) -> tuple[dict[str, float], list[str]]:
+    """A peer recogniser's (WER in percent per language plus "all", transcripts in row order).
+
+    Same audio (``waves`` from :func:`load_waves`) and same normaliser as voxkit's figures, so the
+    two columns differ only by the recogniser.
+    """
+    from tqdm import tqdm
+
+    texts = [peer.transcribe(w) for w in tqdm(waves, desc=peer.name, disable=not progress)]
+    return scores_by_language(rows, texts), texts
 
 
 def with_noise(wave: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
@@ -101,13 +134,16 @@ def with_noise(wave: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
     return add_noise(wave, snr_db, torch.Generator().manual_seed(seed)).clamp(-1.0, 1.0)
 
 
-def format_table(table: dict[int, dict[str, float]]) -> str:
-    """Markdown table: one row per language, one column per delay."""
+def format_table(table: dict[int, dict[str, float]], peer: tuple[str, dict[str, float]] | None = None) -> str:
+    """Markdown table: one row per language, one column per delay, then the peer's column (name, scores) if given."""
     delays = sorted(table)
     langs = sorted({lang for scores in table.values() for lang in scores} - {"all"}) + ["all"]
-    lines = ["| language | " + " | ".join(f"{d} ms" for d in delays) + " |", "|---|" + "---|" * len(delays)]
+    head = [f"{d} ms" for d in delays] + ([f"peer {peer[0]} (offline)"] if peer else [])
+    lines = ["| language | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for lang in langs:
         cells = [f"{table[d][lang]:.1f}" if lang in table[d] else "-" for d in delays]
+        if peer:
+            cells.append(f"{peer[1][lang]:.1f}" if lang in peer[1] else "-")
         lines.append(f"| {lang} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -158,3 +158,61 @@ def test_missing_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code = main(["eval", "asr", str(tmp_path / "nope.jsonl")])
     err = capsys.readouterr().err
     assert code != 0 and "nope.jsonl" in err and "Traceback" not in err
+
+
+class _FakePeer:
+    """Stands in for Whisper: answers from a fixed table keyed by the clip's length, and records what it heard."""
+
+    name = "whisper-tiny.en"
+
+    def __init__(self, answers: dict[int, str]) -> None:
+        self.answers = answers
+        self.heard: list = []
+
+    def transcribe(self, wave) -> str:  # noqa: ANN001 - a [T] tensor
+        self.heard.append(wave)
+        return self.answers[wave.numel()]
+
+
+def test_peer_column_scores_the_same_clips_with_the_same_normaliser(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from voxkit.asr import peer as peer_module
+    from voxkit.audio.io import load_audio
+
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    waves = [with_noise(load_audio(r["audio"], 16000), 10.0, seed=i) for i, r in enumerate(rows)]
+    # the first English clip right (case and punctuation differ), the second half wrong, German empty
+    half = rows[1]["text"].split()
+    answers = {waves[0].numel(): rows[0]["text"].upper().rstrip("."),
+               waves[1].numel(): " ".join(half[: len(half) // 2] + ["x"] * (len(half) - len(half) // 2)),
+               waves[2].numel(): ""}
+    fake = _FakePeer(answers)
+    monkeypatch.setitem(peer_module.PEERS, "whisper-tiny.en", lambda threads: fake)
+    out = tmp_path / "hyp.jsonl"
+    assert main(["eval", "asr", str(manifest), "--delays", "480", "--snr", "10", "--peer", "whisper-tiny.en",
+                 "--hypotheses", str(out), "--quiet"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| language | 480 ms | peer whisper-tiny.en (offline) |"
+    peer_cells = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in lines[1:]}
+    english_words = sum(len(normalize_text(r["text"]).split()) for r in rows[:2])
+    assert peer_cells["en"] == f"{100 * (len(half) - len(half) // 2) / english_words:.1f}"
+    assert peer_cells["de"] == "100.0"
+    # the peer heard exactly the audio voxkit was scored on (noise included)
+    assert len(fake.heard) == 3 and all(a.equal(b) for a, b in zip(fake.heard, waves, strict=True))
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["hypothesis"] for r in records if r.get("peer") == "whisper-tiny.en"] == [answers[w.numel()] for w in waves]
+    assert all(r["delay_ms"] is None for r in records if r.get("peer"))
+
+
+def test_peer_without_its_extra_is_a_one_line_error(manifest: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import fails as if not installed
+    assert main(["eval", "asr", str(manifest), "--delays", "480", "--peer", "whisper-tiny.en", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "voxkit[peer]" in err and "faster_whisper" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["eval", "asr", str(manifest), "--peer", "whisper-huge"])
+    assert "invalid choice: 'whisper-huge'" in capsys.readouterr().err

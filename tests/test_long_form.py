@@ -45,3 +45,18 @@ def test_minutes_of_a_stream_are_scored_beside_the_utterances_alone() -> None:
     assert rows[0].rss_mb > 0
     table = format_long_form(rows, 480)
     assert "| 1 |" in table and "worst minute: 1" in table
+
+
+def test_eval_cli_prints_the_long_form_table(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from voxkit.cli.main import main
+
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"audio": str(SAMPLES / "en.flac"), "text": "Order number seven hundred", "language": "en"}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "asr", str(manifest), "--long-form", "0.3", "--delays", "480", "--quiet", "--output", str(tmp_path / "t.md")]) == 0
+    out = capsys.readouterr().out
+    assert "Long-form stream at 480 ms" in out and "| 1 |" in out
+    assert (tmp_path / "t.md").read_text().startswith("Long-form stream at 480 ms")
+    assert main(["eval", "asr", str(manifest), "--long-form", "-1"]) == 2

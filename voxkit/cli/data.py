@@ -83,6 +83,10 @@ def _manifest(args: argparse.Namespace) -> int:
     from voxkit.data.manifest import write_manifest
 
     rows, skipped = import_directory(args.dir, language=args.language, speaker_from=args.speaker_from)
+    stamp = {k: v for k, v in (("source", args.source), ("licence", args.licence)) if v}
+    if args.eval_only:
+        stamp["eval_only"] = True  # voxkit.data.dataset refuses to train on such rows
+    rows = [{**r, **stamp} for r in rows]
     out = args.out or os.path.join(args.dir, "manifest.jsonl")
     n = write_manifest(out, rows, relative_to=os.path.dirname(os.path.abspath(out)) if args.relative else None)
     for path, reason in skipped[:20]:
@@ -117,13 +121,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--max-report", type=int, default=50)
     c.set_defaults(func=_check)
 
-    m = sub.add_parser("manifest", help="write a manifest for wav+txt pairs or a LibriSpeech-style tree")
+    m = sub.add_parser("manifest", help="write a manifest for wav+txt pairs, a LibriSpeech-style tree or Sphinx test data")
     m.add_argument("dir")
     m.add_argument("--out", help="manifest path (default DIR/manifest.jsonl)")
     m.add_argument("--language", default="en")
     m.add_argument("--speaker-from", default="auto", choices=("auto", "parent", "none"),
                    help="speaker id: LibriSpeech speaker folder / parent folder name / none")
     m.add_argument("--relative", action="store_true", help="store audio paths relative to the manifest")
+    m.add_argument("--eval-only", action="store_true",
+                   help="mark every row eval_only: evaluation may read the manifest, training refuses it (a dev set of real speech)")
+    m.add_argument("--source", default=None, help="where the recordings come from, stored in every row")
+    m.add_argument("--licence", default=None, help="the recordings' licence, stored in every row")
     m.set_defaults(func=_manifest)
 
     v = sub.add_parser("vocab", help="carve a compact Tekken vocabulary for a small model out of manifests")

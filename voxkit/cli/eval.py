@@ -6,6 +6,7 @@ import argparse
 import os
 import random
 
+from voxkit.asr.peer import PEERS
 from voxkit.audio.constants import STEP_MS
 
 
@@ -26,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
     a.add_argument("--hypotheses", default=None, metavar="FILE",
                    help="also write every transcript as JSONL (audio, language, delay_ms, reference, hypothesis, errors, words)")
+    a.add_argument("--peer", default=None, choices=tuple(PEERS),
+                   help="also score this reference recogniser on the same clips and normaliser (needs the peer extra)")
+    a.add_argument("--long-form", type=float, default=None, metavar="MINUTES",
+                   help="join the utterances (with pauses) into ONE stream of this many minutes and print WER per minute "
+                        "beside the same utterances alone, with resident memory (one delay: --delays if it names one, "
+                        "else the model's)")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
 
@@ -34,8 +41,17 @@ def run_asr(args: argparse.Namespace) -> int:
     import torch
 
     from voxkit.asr.bundle import load_bundle
-    from voxkit.asr.evaluate import delay_differences, evaluate_manifest, format_differences, format_table, utterance_errors
+    from voxkit.asr.evaluate import (
+        delay_differences,
+        evaluate_manifest,
+        evaluate_peer,
+        format_differences,
+        format_table,
+        load_waves,
+        utterance_errors,
+    )
     from voxkit.asr.options import RecognizerOptions
+    from voxkit.asr.peer import load_peer
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
 
@@ -56,13 +72,23 @@ def run_asr(args: argparse.Namespace) -> int:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
     if args.max_utterances and len(rows) > args.max_utterances:
         rows = random.Random(0).sample(rows, args.max_utterances)
+    if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
+        raise VoxkitError(f"--long-form takes minutes between 0 and {24 * 60}, got {args.long_form:g}")
+    peer = load_peer(args.peer, threads=args.threads or 0) if args.peer else None  # a missing extra fails before the long part
     bundle = load_bundle(args.model)
+    waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
+    if args.long_form is not None:
+        return _run_long_form(args, bundle, rows, waves, options)
     hypotheses: dict[int, list[str]] = {}
     table = evaluate_manifest(
         bundle.model, bundle.tokenizer, rows, options, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses,
-        snr_db=args.snr,
+        waves=waves,
     )
-    text = format_table(table)
+    peer_column, peer_texts = None, None
+    if peer is not None:
+        peer_scores, peer_texts = evaluate_peer(peer, rows, waves, progress=not args.quiet)
+        peer_column = (peer.name, peer_scores)
+    text = format_table(table, peer=peer_column)
     if len(hypotheses) > 1:  # distinct delays
         counts = {d: [utterance_errors(r["text"], h) for r, h in zip(rows, hyps, strict=True)] for d, hyps in hypotheses.items()}
         diffs = delay_differences({d: [e for e, _ in c] for d, c in counts.items()}, [w for _, w in next(iter(counts.values()))],
@@ -75,7 +101,25 @@ def run_asr(args: argparse.Namespace) -> int:
     if args.output:
         _write_text(args.output, text + "\n")
     if args.hypotheses:
-        _write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses))
+        peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
+        _write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
+    return 0
+
+
+def _run_long_form(args: argparse.Namespace, bundle: object, rows: list[dict], waves: list, options: list) -> int:
+    from voxkit.asr.long_form import evaluate_long_form, format_long_form
+    from voxkit.asr.options import RecognizerOptions
+
+    delay = options[0] if len(options) == 1 else RecognizerOptions.from_steps(bundle.model.args.default_delay_tokens)
+    result = evaluate_long_form(
+        bundle.model, bundle.tokenizer, waves, [r["text"] for r in rows], args.long_form, delay.delay_steps,
+        progress=not args.quiet,
+    )
+    text = format_long_form(result, delay.delay_ms)
+    print(f"{bundle.folder} on {args.manifest} ({len(rows)} utterances, joined into {args.long_form:g} minutes)\n")
+    print(text)
+    if args.output:
+        _write_text(args.output, text + "\n")
     return 0
 
 
@@ -101,16 +145,19 @@ def _write_text(path: str, text: str) -> None:
         raise VoxkitError(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]]) -> str:
+def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]], peers: dict[str, list[str]] | None = None) -> str:
+    """One record per (delay, row); a peer's records carry ``"peer": name`` and ``"delay_ms": null`` (it is offline)."""
     import json
 
     from voxkit.asr.evaluate import utterance_errors
 
+    runs: list[tuple[dict, list[str]]] = [({"delay_ms": d}, texts) for d, texts in hypotheses.items()]
+    runs += [({"delay_ms": None, "peer": name}, texts) for name, texts in (peers or {}).items()]
     lines = []
-    for delay_ms, texts in hypotheses.items():
+    for tag, texts in runs:
         for row, hyp in zip(rows, texts, strict=True):
             errors, words = utterance_errors(row["text"], hyp)
-            record = {"audio": row["audio"], "language": row.get("language", "?"), "delay_ms": delay_ms,
+            record = {"audio": row["audio"], "language": row.get("language", "?"), **tag,
                       "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     return "".join(lines)

@@ -1,9 +1,12 @@
 """Turn a user's folder of recordings into manifest rows.
 
-Two layouts are recognised, per folder, so a mixed tree works:
+Three layouts are recognised, per folder, so a mixed tree works:
 
 * LibriSpeech: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with lines ``<utt-id> TEXT``
   next to ``<utt-id>.flac``; the speaker id is the top folder.
+* CMU Sphinx: a ``transcription`` (or ``*.transcription``) file with lines ``<s> TEXT </s> (utt-id)``
+  next to ``<utt-id>.wav``: the layout of Debian's ``pocketsphinx-testdata`` clips (real read
+  speech, used as a dev set); the speaker is the folder's name.
 * Pairs: ``name.wav`` (or .flac/.ogg/.mp3) next to ``name.txt`` (or ``name.lab``) holding the
   transcript; the speaker is the parent folder's name (``--speaker-from parent``) or empty.
 
@@ -37,6 +40,24 @@ def _row(path: str, text: str, language: str, speaker: str) -> tuple[dict | None
             "duration": round(frames / sr, 3), "sample_rate": sr}, None
 
 
+def sphinx_transcripts(path: str) -> list[tuple[str, str]]:
+    """(utt-id, text) per line of a Sphinx ``transcription`` file; ``<s>``-style markers dropped."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line.endswith(")") or "(" not in line:
+                continue
+            body, _, utt = line[:-1].rpartition("(")
+            words = [w for w in body.split() if not (w.startswith("<") and w.endswith(">"))]
+            out.append((utt.strip(), " ".join(words)))
+    return out
+
+
+def _is_sphinx_transcription(name: str) -> bool:
+    return name == "transcription" or name.endswith(".transcription")
+
+
 def import_directory(root: str, *, language: str = "en", speaker_from: str = "auto") -> tuple[list[dict], list[tuple[str, str]]]:
     """Scan ``root``; returns (rows sorted by audio path, skipped (path, reason) list)."""
     if not os.path.isdir(root):
@@ -67,6 +88,19 @@ def import_directory(root: str, *, language: str = "en", speaker_from: str = "au
                         rows.append(row)
                     else:
                         skipped.append((os.path.join(folder, audio), why or "unusable"))
+        for trans in sorted(f for f in files if _is_sphinx_transcription(f)):
+            speaker = os.path.basename(folder) if speaker_from != "none" else ""
+            for utt, text in sphinx_transcripts(os.path.join(folder, trans)):
+                audio = next((utt + e for e in AUDIO_EXTS if os.path.isfile(os.path.join(folder, utt + e))), None)
+                if audio is None:
+                    skipped.append((os.path.join(folder, utt), "audio file missing for transcript line"))
+                    continue
+                used.add(audio)
+                row, why = _row(os.path.join(folder, audio), text, language, speaker)
+                if row:
+                    rows.append(row)
+                else:
+                    skipped.append((os.path.join(folder, audio), why or "unusable"))
         for name in sorted(names - used):
             stem, ext = os.path.splitext(name)
             if ext.lower() not in AUDIO_EXTS:
