@@ -58,6 +58,8 @@ def test_pitch_and_rate_change_the_voice_and_digits_are_rejected() -> None:
     assert not np.array_equal(low[0], high[0]) and slow[0].size > low[0].size * 1.1
     assert FliteVoice("slt", 140.0, 1.2).speaker == "flite:slt:f140:s1.20"
     assert render_flite("It was 1990.", FliteVoice("slt")) is None  # Flite reads digits as words the text does not have
+    # Flite splits a curly quote's bytes in its output: rejected, not a UnicodeDecodeError
+    assert render_flite("He said, \u201cI am your son.\u201d", FliteVoice("slt")) is None
 
 
 def test_corpus_script_renders_a_split_with_the_voices_given(tmp_path: Path) -> None:

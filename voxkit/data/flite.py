@@ -29,6 +29,8 @@ from voxkit.data.text import token_spans
 from voxkit.errors import DataError
 
 VOICES: tuple[str, ...] = ("slt", "awb", "rms", "kal16")  # the 16 kHz voices Debian's flite ships
+# Every voice Debian's flite ships is under CMU Flite's own free licence (debian/copyright of libflite1).
+LICENCE = "CMU Flite licence (BSD-style: use, modify, redistribute, commercial included; keep notices)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class FliteVoice:
         """Manifest speaker id, e.g. ``flite:slt:f180:s1.10``."""
         f0 = "f-" if self.f0_mean is None else f"f{self.f0_mean:.0f}"
         return f"flite:{self.name}:{f0}:s{self.stretch:.2f}"
+
+    @property
+    def licence(self) -> str:
+        return LICENCE
 
     def options(self) -> list[str]:
         opts = ["-voice", self.name, "--setf", f"duration_stretch={self.stretch}"]
@@ -61,7 +67,8 @@ def flite_binary() -> str:
 
 
 def _run(args: list[str]) -> str:
-    done = subprocess.run([flite_binary(), *args], capture_output=True, text=True, timeout=120)
+    # Flite works on bytes and may split a multi-byte character: decode leniently, the word check rejects it.
+    done = subprocess.run([flite_binary(), *args], capture_output=True, timeout=120, encoding="utf-8", errors="replace")
     if done.returncode != 0:
         raise DataError(f"flite failed: {done.stderr.strip()[:200]}")
     return done.stdout
@@ -72,21 +79,27 @@ def _normal(word: str) -> str:
     return re.sub(r"[^a-z]", "", word.lower())
 
 
-def _matches(written: list[str], printed: list[str]) -> bool:
-    """Whether Flite's printed words spell the written ones, a written word taking one or more.
+def printed_groups(written: list[str], printed: list[str]) -> list[int] | None:
+    """How many printed words spell each written word, or None when they do not spell the text.
 
-    Flite prints "they'll" as "they" "'ll" and "fifty-one" as "fifty" "one"; digits and
-    abbreviations come out as other words, which do not match.
+    Synthesisers print "they'll" as "they" "'ll" and "fifty-one" as "fifty" "one"; digits and
+    abbreviations come out as other words, which do not match. Festival's renderer uses this too.
     """
-    i = 0
+    counts, i = [], 0
     for word in written:
-        target, got = _normal(word), ""
+        target, got, start = _normal(word), "", i
         while i < len(printed) and len(got) < len(target):
             got += _normal(printed[i])
             i += 1
         if got != target:
-            return False
-    return i == len(printed)
+            return None
+        counts.append(i - start)
+    return counts if i == len(printed) else None
+
+
+def _matches(written: list[str], printed: list[str]) -> bool:
+    """Whether Flite's printed words spell the written ones, a written word taking one or more."""
+    return printed_groups(written, printed) is not None
 
 
 def word_phones(words: list[str], voice: FliteVoice) -> list[list[str]] | None:

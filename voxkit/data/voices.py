@@ -66,3 +66,15 @@ def speaker_pool(lang: str, split: str, count: int, fractions: dict[str, float],
 def utterance_voice(speaker: Voice, rng: random.Random) -> Voice:
     """Per-utterance variation of one speaker: loudness only (identity settings stay fixed)."""
     return replace(speaker, volume=rng.randint(60, 140))
+
+
+# Held out of training (docs/data.md): one whole engine, and some voices of each engine that is trained on.
+# Piper is the held-out engine: its neural voice is the closest to a person, and its licence chain
+# (fine-tuned from a voice trained on non-commercial data) keeps it out of a redistributed model anyway.
+HELD_OUT_ENGINE = "piper"
+HELD_OUT_VOICES: dict[str, frozenset[str]] = {"flite": frozenset({"rms"}), "festival": frozenset({"ked"})}
+
+
+def held_out(engine: str, voice: str) -> bool:
+    """Whether utterances of this engine's voice must stay out of training corpora."""
+    return engine == HELD_OUT_ENGINE or voice in HELD_OUT_VOICES.get(engine, frozenset())
