@@ -29,7 +29,8 @@ from voxkit.asr.features import SAMPLES_PER_STEP, LogMel
 from voxkit.asr.layout import StreamLayout, build_text_stream
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.asr.options import MAX_DELAY_STEPS, MIN_DELAY_STEPS
-from voxkit.audio.constants import ASR_SAMPLE_RATE, STEP_MS
+from voxkit.audio.constants import ASR_SAMPLE_RATE, MEL_HOP, STEP_MS
+from voxkit.data.augment import Augment, apply_spec_masks, draw_spec_masks
 from voxkit.errors import VoxkitError
 from voxkit.lm import TransformerArgs
 from voxkit.subset_tokenizer import N_SPECIAL
@@ -51,7 +52,9 @@ class AsrTaskConfig:
     # "uniform" over min..max, or "log_uniform" (more short delays: the easiest alignment to learn
     # first, while every delay in the range still appears)
     delay_sampling: Literal["uniform", "log_uniform"] = "uniform"
-    augment: bool = True
+    # every augmentation's probability and range ([tasks.asr.augment] table, see voxkit.data.augment.Augment);
+    # true: the defaults, false: none (after construction this is an Augment or None)
+    augment: Augment | bool | None = dataclasses.field(default_factory=Augment)
     num_workers: int = 0
     pad_weight: float = 0.5  # loss weight of idle [STREAMING_PAD] targets
     # Silent steps after delay + 1 in training (inference flushes with the model's right_pad_tokens;
@@ -67,6 +70,8 @@ class AsrTaskConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, bool):
+            self.augment = Augment() if self.augment else None
         if not MIN_DELAY_STEPS <= self.min_delay <= self.max_delay <= MAX_DELAY_STEPS:
             raise ValueError(f"need {MIN_DELAY_STEPS} <= min_delay <= max_delay <= {MAX_DELAY_STEPS} ({STEP_MS} ms steps), "
                              f"got min_delay={self.min_delay}, max_delay={self.max_delay}")
@@ -89,7 +94,6 @@ class AsrTask:
     name = "asr"
 
     def __init__(self, cfg: AsrTaskConfig, model_args: RealtimeArgs, tokenizer: Tokenizer) -> None:
-        from voxkit.data.augment import Augment
         from voxkit.data.dataset import ManifestDataset
 
         if tokenizer.vocab_size != model_args.decoder.vocab_size:
@@ -99,7 +103,11 @@ class AsrTask:
         self.cfg = cfg
         self.args = model_args
         self.tokenizer = tokenizer
-        augment = Augment() if cfg.augment else None
+        augment = cfg.augment if isinstance(cfg.augment, Augment) else None
+        if augment is not None and augment.p_room > 0:
+            from voxkit.data.channel import require_pyroomacoustics
+
+            require_pyroomacoustics()  # now, not in a loader worker mid-epoch
         self.train_set = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
         self.dev_set = ManifestDataset(cfg.dev, ASR_SAMPLE_RATE, max_duration=cfg.max_duration) if cfg.dev else None
         self.eval_delay = model_args.default_delay_tokens if cfg.eval_delay is None else cfg.eval_delay
@@ -129,6 +137,8 @@ class AsrTask:
         features = self.features.to(batch["audio"].device)
         with torch.autocast(batch["audio"].device.type, enabled=False):
             mel = features(batch["audio"])  # [B, n_mels, 8 P]
+        if model.training and "freq_masks" in batch:  # SpecAugment, masks drawn with the batch
+            mel = apply_spec_masks(mel, batch["freq_masks"], batch["time_masks"])  # [B, n_mels, 8 P]
         tokens = batch["tokens"]
         inputs = tokens[:, :-1]
         if self.cfg.token_dropout > 0 and model.training:
@@ -219,8 +229,8 @@ class StreamBatcher:
 class _BatchMaker:
     """The loader's collate function: pads the items, draws their delays and builds the streams.
 
-    Delays are drawn from a generator keyed by (seed, epoch, rank, first item id), so a batch gets
-    the same delays whichever worker process builds it.
+    Delays (and SpecAugment's masks) are drawn from a generator keyed by (seed, epoch, rank, first
+    item id), so a batch gets the same delays and masks whichever worker process builds it.
     """
 
     def __init__(self, batcher: StreamBatcher, epoch: int, rank: int) -> None:
@@ -230,7 +240,16 @@ class _BatchMaker:
         from voxkit.data.dataset import collate
 
         rng = random.Random(f"asr-delays-{self.batcher.cfg.seed}-{self.epoch}-{self.rank}-{items[0]['id']}")
-        return self.batcher.make_batch(collate(items), [self.batcher.sample_delay(rng) for _ in items])
+        collated = collate(items)
+        batch = self.batcher.make_batch(collated, [self.batcher.sample_delay(rng) for _ in items])
+        augment = self.batcher.cfg.augment
+        if isinstance(augment, Augment) and augment.p_specaugment > 0:
+            offset = self.batcher.args.n_left_pad_tokens * SAMPLES_PER_STEP // MEL_HOP  # mel frames before the speech
+            frames = [n // MEL_HOP for n in collated["audio_lengths"].tolist()]
+            batch["freq_masks"], batch["time_masks"] = draw_spec_masks(
+                augment, frames, [offset] * len(frames), self.batcher.args.n_mels, rng
+            )  # [B, Nf, 2], [B, Nt, 2]
+        return batch
 
 
 # --------------------------------------------------------------------------------- registry

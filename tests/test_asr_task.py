@@ -153,3 +153,63 @@ def test_voxkit_train_runs_the_asr_task_from_a_recipe(manifest: Path, tmp_path: 
     assert task.args is model.args and task.eval_delay == model.args.default_delay_tokens and task.cfg.ctc_weight == 0.5
     assert cli_main(["train", str(path)]) == 0
     assert latest_checkpoint(tmp_path / "run").name == "step_00000001"
+
+
+def test_specaugment_masks_are_drawn_with_the_batch_and_applied_in_training(manifest: Path) -> None:
+    from voxkit.data.augment import Augment
+
+    quiet = Augment(p_speed=0.0, p_pitch=0.0, p_room=0.0, p_noise=0.0, p_telephone=0.0, p_codec=0.0, gain_db=(0.0, 0.0),
+                    p_specaugment=1.0, time_masks_per_second=1.0)
+    task = AsrTask(AsrTaskConfig(train=[str(manifest)], max_seconds=8.0, augment=quiet), tiny_args(), ByteTokenizer())
+    first, again = next(task.train_batches(1, 0, 1)), next(task.train_batches(1, 0, 1))
+    assert all(torch.equal(first[k], again[k]) for k in ("freq_masks", "time_masks"))
+    lengths = (first["weights"].shape[0], first["time_masks"].shape[1])
+    assert first["freq_masks"].shape == (lengths[0], quiet.freq_masks, 2) and lengths[1] >= 1
+    offset = task.args.n_left_pad_tokens * SAMPLES_PER_STEP // 160
+    starts = first["time_masks"][..., 0][first["time_masks"][..., 1] > 0]
+    assert (starts >= offset).all()  # masks fall on the speech, not on the silent left padding
+    model = RealtimeRecognizer(task.args)
+    plain = {k: v for k, v in first.items() if k not in ("freq_masks", "time_masks")}
+    torch.manual_seed(0)
+    masked_loss = task.loss(model.train(), first)[0]
+    assert not torch.equal(masked_loss, task.loss(model.train(), plain)[0])
+    assert torch.equal(task.loss(model.eval(), first)[0], task.loss(model.eval(), plain)[0])  # never at evaluation
+    assert "freq_masks" not in next(make_task(manifest).train_batches(1, 0, 1))  # augment=False: no masks
+
+
+def test_recipes_tune_augmentation_by_key_and_refuse_unknown_keys(manifest: Path, tmp_path: Path) -> None:
+    from voxkit.data.augment import Augment
+    from voxkit.errors import VoxkitError
+    from voxkit.train.recipe import load_recipe
+    from voxkit.train.registry import build_model, build_tasks
+
+    layers = "dim = 32\nn_layers = 1\nhead_dim = 8\nn_heads = 4\nn_kv_heads = 2\nhidden_dim = 64\nsliding_window = 16\n"
+    path = tmp_path / "asr.toml"
+    path.write_text(
+        f'[model]\nname = "realtime_recognizer"\nn_left_pad_tokens = 2\n'
+        f"[model.encoder]\n{layers}[model.decoder]\n{layers}vocab_size = {ByteTokenizer().vocab_size}\n"
+        f'[data]\ntokenizer = "byte"\n[tasks.asr]\ntrain = ["{manifest}"]\n'
+        f"[tasks.asr.augment]\np_room = 0.0\nsnr_db = [0, 20]\n"
+    )
+    recipe = load_recipe(path, ["tasks.asr.augment.p_noise=0.25", "tasks.asr.augment.noise_colours=['pink']"])
+    task = build_tasks(recipe, build_model(recipe.model))["asr"]
+    aug = task.train_set.augment
+    assert isinstance(aug, Augment) and task.cfg.augment is aug
+    assert (aug.p_room, aug.snr_db, aug.p_noise, aug.noise_colours) == (0.0, (0.0, 20.0), 0.25, ("pink",))
+    assert aug.p_speed == Augment().p_speed  # untouched keys keep their defaults
+    with pytest.raises(VoxkitError, match="tasks.asr.augment.*p_nosie"):
+        load_recipe(path, ["tasks.asr.augment.p_nosie=0.2"])
+    with pytest.raises(VoxkitError, match="p_noise"):
+        load_recipe(path, ["tasks.asr.augment.p_noise=2"])
+
+
+def test_rooms_without_their_extra_stop_the_task_build_with_one_line(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from voxkit.data.augment import Augment
+    from voxkit.errors import VoxkitError
+
+    monkeypatch.setitem(sys.modules, "pyroomacoustics", None)  # as if not installed
+    with pytest.raises(VoxkitError, match=r"voxkit\[augment\]"):
+        AsrTask(AsrTaskConfig(train=[str(manifest)], augment=Augment(p_room=0.3)), tiny_args(), ByteTokenizer())
+    AsrTask(AsrTaskConfig(train=[str(manifest)], augment=Augment(p_room=0.0)), tiny_args(), ByteTokenizer())  # rooms off: builds

@@ -200,6 +200,9 @@ def _convert(value: Any, tp: Any, path: tuple[str, ...]) -> Any:
     """``value`` as the annotation ``tp`` describes it, or a :class:`ConfigError` naming the key."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        table_type = _dataclass_type(tp)
+        if table_type is not None and isinstance(value, Mapping):
+            return check_table(table_type, value, path)  # a table: its own keys' errors, not "wrong type"
         arms = typing.get_args(tp)
         if type(None) in arms and (value is None or (isinstance(value, RawValue) and value.strip().lower() in ("none", "null"))):
             return None

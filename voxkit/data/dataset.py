@@ -26,7 +26,11 @@ from voxkit.data.manifest import read_manifest
 
 
 class ManifestDataset(Dataset):
-    """Items: {"audio": float32 [T], "text", "language", "speaker", "words", "duration", "id"}."""
+    """Items: {"audio": float32 [T], "text", "language", "speaker", "words", "duration", "id"}.
+
+    ``allow_eval_only``: accept rows marked ``eval_only`` (a dev set read for validation); a
+    training set never passes it, so such a manifest cannot end up in the gradient.
+    """
 
     def __init__(
         self,
@@ -38,9 +42,10 @@ class ManifestDataset(Dataset):
         normalize_db: float | None = -23.0,
         augment: Augment | None = None,
         seed: int = 0,
+        allow_eval_only: bool = False,
     ) -> None:
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
-        rows = [r for p in paths for r in read_manifest(p)]
+        rows = [r for p in paths for r in _read_rows(p, allow_eval_only)]
         self.rows = [r for r in rows if min_duration <= float(r["duration"]) <= max_duration]
         self.sample_rate = sample_rate
         self.normalize_db = normalize_db
@@ -80,6 +85,22 @@ class ManifestDataset(Dataset):
             "duration": wav.numel() / self.sample_rate,
             "id": row.get("id", os.path.basename(row["audio"])),
         }
+
+
+def _read_rows(path: str | os.PathLike, allow_eval_only: bool) -> list[dict]:
+    """A manifest's rows; rows marked ``eval_only`` (real speech kept as a dev set) are refused unless allowed.
+
+    A dev set that leaks into training makes its WER meaningless without any visible sign, so the
+    mark is checked where every training manifest is read rather than trusted to the recipe.
+    """
+    from voxkit.errors import DataError
+
+    rows = read_manifest(path)
+    marked = sum(1 for r in rows if r.get("eval_only"))
+    if marked and not allow_eval_only:
+        raise DataError(f"{os.fspath(path)}: {marked} row(s) are marked eval_only (an evaluation set); "
+                        "it may be scored (voxkit eval asr) or used as a dev set, never trained on")
+    return rows
 
 
 class DurationBucketSampler(Sampler[list[int]]):
