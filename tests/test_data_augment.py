@@ -40,8 +40,6 @@ def band_energy(x: torch.Tensor, lo: float, hi: float) -> float:
 @pytest.mark.parametrize("steps", [dict(p_speed=1.0), dict(p_pitch=1.0), dict(p_room=1.0), dict(p_noise=1.0),
                                    dict(p_telephone=1.0), dict(p_codec=1.0)], ids=lambda d: next(iter(d)))
 def test_each_augmentation_is_deterministic_finite_in_range_and_keeps_timing(steps: dict[str, float]) -> None:
-    if "p_room" in steps:
-        pytest.importorskip("pyroomacoustics")
     aug = Augment(**{**ONLY, **steps}, room_bank=0)
     wav = speech_like(0.5)
     runs = [aug(wav, SR, torch.Generator().manual_seed(s)) for s in (7, 7, 8)]
@@ -57,7 +55,6 @@ def test_each_augmentation_is_deterministic_finite_in_range_and_keeps_timing(ste
 
 
 def test_the_default_chain_is_deterministic_and_the_speed_factor_matches_the_length() -> None:
-    pytest.importorskip("pyroomacoustics")
     aug = Augment(p_speed=1.0, p_pitch=1.0, p_room=1.0, p_noise=1.0, p_codec=1.0, room_bank=4)
     wav = speech_like(0.5, seed=1)
     a, fa = aug(wav, SR, torch.Generator().manual_seed(3))
@@ -85,7 +82,6 @@ def first_arrival(x: torch.Tensor) -> int:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_room_keeps_the_direct_path_where_it_was(seed: int) -> None:
-    pytest.importorskip("pyroomacoustics")
     rir, direct = channel.room_impulse_response(torch.Generator().manual_seed(seed), SR, rt60=(0.3, 0.8))
     assert first_arrival(rir) == pytest.approx(direct, abs=2) and int(rir[direct - 3 : direct + 4].abs().argmax()) == 3
     impulse = torch.zeros(SR // 2)
@@ -174,7 +170,6 @@ def test_spec_masks_cover_the_expected_bins_and_frames() -> None:
 
 def test_a_room_rings_for_about_its_reverberation_time() -> None:
     """The image sources give the early reflections; the noise tail must carry the decay to -60 dB at rt60."""
-    pytest.importorskip("pyroomacoustics")
     for seed in (0, 1):
         rir, _ = channel.room_impulse_response(torch.Generator().manual_seed(seed), SR, rt60=(0.6, 0.6))
         decay = rir.pow(2).flip(0).cumsum(0).flip(0)  # Schroeder's backward integral [L]
