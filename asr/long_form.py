@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from voxkit.asr.evaluate import normalize_text
+from voxkit.asr.evaluate import utterance_errors
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 
 PAUSE_SECONDS = (0.3, 2.0)  # silence between joined utterances, drawn uniformly
@@ -95,17 +95,6 @@ def assign_words(words: Sequence[tuple[str, float]], placements: Sequence[Placem
     return out
 
 
-def _errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit operations, reference words) after normalisation."""
-    import jiwer
-
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    if not ref:
-        return len(hyp.split()), 0
-    out = jiwer.process_words(ref, hyp)
-    return out.substitutions + out.deletions + out.insertions, len(ref.split())
-
-
 def resident_mb() -> float:
     """This process's resident memory in MB (Linux /proc; 0 where unavailable)."""
     try:
@@ -158,8 +147,8 @@ def evaluate_long_form(
     for placement, hyp in zip(placements, heard, strict=True):
         m = int(placement.start // 60)
         row = rows.setdefault(m, MinuteRow(m, 0, 0, 0, 0, rss[min(m, len(rss) - 1)]))
-        stream_errors, n = _errors(placement.text, " ".join(hyp))
-        alone_errors, _ = _errors(placement.text, alone_text[placement.index])
+        stream_errors, n = utterance_errors(placement.text, " ".join(hyp))
+        alone_errors, _ = utterance_errors(placement.text, alone_text[placement.index])
         row.utterances += 1
         row.reference_words += n
         row.stream_errors += stream_errors

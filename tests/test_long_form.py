@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 import voxkit
-from voxkit.asr.long_form import Placement, _errors, assign_words, evaluate_long_form, format_long_form, join_utterances
+from voxkit.asr.evaluate import utterance_errors
+from voxkit.asr.long_form import Placement, assign_words, evaluate_long_form, format_long_form, join_utterances
 from voxkit.audio.io import load_audio
 
 SAMPLES = Path(voxkit.__file__).parent / "assets" / "samples"
@@ -39,7 +40,7 @@ def test_minutes_of_a_stream_are_scored_beside_the_utterances_alone() -> None:
     _, placements = join_utterances(waves, texts, 0.25)
     assert [r.minute for r in rows] == [0] and rows[0].utterances == len(placements)
     alone = [asr.transcribe(w).text for w in waves]
-    expected_alone = sum(_errors(p.text, alone[p.index])[0] for p in placements)
+    expected_alone = sum(utterance_errors(p.text, alone[p.index])[0] for p in placements)
     assert rows[0].alone_errors == expected_alone
     assert rows[0].reference_words == sum(len(p.text.split()) for p in placements)
     assert rows[0].rss_mb > 0
