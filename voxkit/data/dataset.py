@@ -2,7 +2,8 @@
 
 * :class:`ManifestDataset` decodes an item at the requested rate (soundfile + torchaudio resample),
   optionally loudness-normalises and augments it — deterministically from (seed, epoch, index), so
-  results do not depend on which DataLoader worker handles an item.
+  results do not depend on which DataLoader worker handles an item. :meth:`ManifestDataset.load`
+  gives a row without augmentation, for wrappers that join rows first (:mod:`voxkit.data.chain`).
 * :class:`DurationBucketSampler` batches utterances of similar length up to a total number of
   seconds (less padding than fixed-size batches), shuffles deterministically by (seed, epoch), and
   splits batches over ``world_size`` ranks like DistributedSampler.
@@ -15,7 +16,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -63,28 +64,45 @@ class ManifestDataset(Dataset):
     def durations(self) -> list[float]:
         return [float(r["duration"]) for r in self.rows]
 
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> dict:
+        """Row ``index`` decoded at ``sample_rate`` and loudness-normalised, not augmented.
+
+        Separate from :meth:`__getitem__` so that a wrapper (:class:`voxkit.data.chain.ChainedDataset`)
+        can join several rows first and augment the joined stream once, as one recording.
+        """
         from voxkit.audio.io import load_audio
 
         row = self.rows[index]
         wav = load_audio(row["audio"], self.sample_rate)  # [T]
         if self.normalize_db is not None:
             wav = rms_normalize(wav, self.normalize_db)
-        words = [dict(w) for w in row.get("words") or []]
-        if self.augment is not None:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
-            wav, factor = self.augment(wav, self.sample_rate, g)
-            if factor != 1.0:
-                words = [{**w, "start": w["start"] / factor, "end": w["end"] / factor} for w in words]
         return {
             "audio": wav,
             "text": row["text"],
             "language": row.get("language", ""),
             "speaker": row.get("speaker", ""),
-            "words": words,
+            "words": [dict(w) for w in row.get("words") or []],
             "duration": wav.numel() / self.sample_rate,
             "id": row.get("id", os.path.basename(row["audio"])),
         }
+
+    def augmented(self, item: dict, index: int) -> dict:
+        """``item`` through ``augment`` with the generator of (seed, epoch, ``index``); as is without one.
+
+        The generator depends on nothing but that triple, so an item is the same in every worker
+        process. Speed changes scale the word times by 1 / factor; ``duration`` follows the audio.
+        """
+        if self.augment is None:
+            return item
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
+        wav, factor = self.augment(item["audio"], self.sample_rate, g)  # [T / factor]
+        words = item["words"]
+        if factor != 1.0:
+            words = [{**w, "start": w["start"] / factor, "end": w["end"] / factor} for w in words]
+        return {**item, "audio": wav, "words": words, "duration": wav.numel() / self.sample_rate}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.augmented(self.load(index), index)
 
 
 def _read_rows(path: str | os.PathLike, allow_eval_only: bool) -> list[dict]:
@@ -190,8 +208,19 @@ def collate(items: list[dict]) -> dict:
     return out
 
 
+class TimedDataset(Protocol):
+    """What :func:`make_loader` batches: items by index and each item's length in seconds, known before loading."""
+
+    @property
+    def durations(self) -> list[float]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict: ...
+
+
 def make_loader(
-    dataset: ManifestDataset, max_seconds: float, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+    dataset: TimedDataset, max_seconds: float, *, seed: int = 0, rank: int = 0, world_size: int = 1,
     num_workers: int = 0, shuffle: bool = True, collate_fn: Callable[[list[dict]], Any] = collate, pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
     """DataLoader with duration bucketing; call ``loader.batch_sampler.set_epoch(e)`` each epoch.
