@@ -19,6 +19,7 @@ spoken words are the whitespace tokens with edge punctuation stripped (:func:`sp
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
@@ -87,6 +88,10 @@ _EDGE = ".,;:!?'\"()«»¿¡„“”‘’–—-"
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "\u00a0": " ", "\t": " "})
 _SENT_SPLIT = re.compile(r"(?<=[.!?…])[\"'»”]?\s+(?=[\"'«“„¿¡(]?[A-ZÀ-ÖØ-ÞĄĆĘŁŃÓŚŹŻ])")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,7}(?![\w.,]\d|\w)")
+_SPACES = re.compile(r"\s+")
+_INNER_PERIOD = re.compile(r"\.\S|\S\.\s+\S")
+_OPTION = re.compile(r"^[(\"'«„“¿¡]*-\w")
+_CALL = re.compile(r"\w[()]\w|\w\(")
 
 
 def language_spec(code: str) -> LanguageSpec:
@@ -105,7 +110,7 @@ def spoken_words(text: str) -> list[str]:
     out = []
     for tok in text.split():
         w = tok.strip(_EDGE)
-        if w and any(c.isalpha() for c in w):
+        if w and any(map(str.isalpha, w)):
             out.append(w)
     return out
 
@@ -143,31 +148,31 @@ def clean_sentence(text: str, lang: str, *, min_words: int = 4, max_words: int =
     """
     spec = language_spec(lang)
     s = unicodedata.normalize("NFC", text).translate(_QUOTES)
-    s = re.sub(r"\s+", " ", s).strip()
+    s = _SPACES.sub(" ", s).strip()
     if not s or "http" in s or "www" in s or "@" in s:
         return None
-    if any(c.isdigit() for c in s):
+    if any(map(str.isdigit, s)):
         s = spell_numbers(s, lang)
-        if any(c.isdigit() for c in s):
+        if any(map(str.isdigit, s)):
             return None
-    allowed = set(spec.letters) | set(spec.letters.upper())
-    for c in s:
-        if not (("a" <= c <= "z") or ("A" <= c <= "Z") or c in allowed or c in _PUNCT):
-            return None
-    if re.search(r"\.\S|\S\.\s+\S", s[:-1].rstrip(".!?\"'»”)")):  # inner period: abbreviation or list
+    if not _allowed_chars(spec.letters).issuperset(s):
+        return None
+    if _INNER_PERIOD.search(s[:-1].rstrip(".!?\"'»”)")):  # inner period: abbreviation or list
         return None
     if "--" in s or "''" in s or s.count('"') % 2:
         return None
-    for tok in s.split():
-        if re.match(r"^[(\"'«„“¿¡]*-\w", tok) or re.search(r"\w[()]\w|\w\(", tok):
-            return None  # command-line option or function call
+    if "-" in s or "(" in s or ")" in s:  # the only tokens the two patterns can match
+        for tok in s.split():
+            if _OPTION.match(tok) or _CALL.search(tok):
+                return None  # command-line option or function call
     words = spoken_words(s)
     if not (min_words <= len(words) <= max_words) or len(s) > max_chars:
         return None
     for w in words:
-        letters = [c for c in w if c.isalpha()]
-        if len(letters) >= 2 and all(c.isupper() for c in letters):
-            return None  # acronym or shouting: espeak spells or reads it unpredictably
+        if not w.islower():  # a word with a lower-case letter and no capital is no acronym
+            letters = [c for c in w if c.isalpha()]
+            if len(letters) >= 2 and all(c.isupper() for c in letters):
+                return None  # acronym or shouting: espeak spells or reads it unpredictably
         if w[0] in "-'" or w[-1] in "-'":
             return None
     if not _looks_like(words, lang):
@@ -177,6 +182,13 @@ def clean_sentence(text: str, lang: str, *, min_words: int = 4, max_words: int =
     if s[-1] not in ".!?\"»”)":
         return None
     return s
+
+
+@functools.cache
+def _allowed_chars(letters: str) -> frozenset[str]:
+    """Every character :func:`clean_sentence` accepts: ASCII letters, the language's letters (both cases), punctuation."""
+    ascii_letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return frozenset(ascii_letters) | frozenset(letters) | frozenset(letters.upper()) | frozenset(_PUNCT)
 
 
 _STOPWORDS = {
@@ -189,15 +201,16 @@ _STOPWORDS = {
     "nl": "de het een en van is niet te dat in op met voor zijn er die wordt",
     "pl": "i w się nie na z do to że jest o jak co ale od po dla",
 }
+_STOPWORD_SETS = {lang: frozenset(words.split()) for lang, words in _STOPWORDS.items()}
 
 
 def _looks_like(words: list[str], lang: str) -> bool:
     """Cheap language check: man page translations often keep English sentences untranslated."""
     low = [w.lower() for w in words]
-    own = sum(w in _STOPWORDS[lang].split() for w in low) if lang in _STOPWORDS else 1
+    own = sum(w in _STOPWORD_SETS[lang] for w in low) if lang in _STOPWORD_SETS else 1
     if lang == "en":
         return own >= 1
-    eng = sum(w in _STOPWORDS["en"].split() for w in low)
+    eng = sum(w in _STOPWORD_SETS["en"] for w in low)
     return own >= 1 and own > eng
 
 
@@ -215,14 +228,18 @@ def _read_text(path: str) -> str:
         return raw.decode("latin-1")
 
 
+_ATTRIBUTION = re.compile(r"^\s*(--|―|—|-\s)")
+_DIALOGUE = re.compile(r"^\s*\w+:")
+
+
 def fortune_paragraphs(path: str) -> Iterator[str]:
     """Fortune cookies of one file, without attribution lines ("-- Author") or indented verse."""
     for cookie in _read_text(path).split("\n%"):
         lines = []
         for line in cookie.split("\n"):
-            if re.match(r"^\s*(--|―|—|-\s)", line) or line.startswith(("\t", "    ")):
+            if _ATTRIBUTION.match(line) or line.startswith(("\t", "    ")):
                 break  # attribution or formatted block: end of prose
-            if ":" in line[:15] and re.match(r"^\s*\w+:", line):
+            if ":" in line[:15] and _DIALOGUE.match(line):
                 lines = []  # dialogue "A: ..." style: skip
                 break
             lines.append(line.strip())
@@ -259,8 +276,9 @@ def man_paragraphs(path: str) -> Iterator[str]:
                 continue
         if line.startswith('\\"'):
             continue
-        for pat, rep in _ROFF_ESCAPES:
-            line = pat.sub(rep, line)
+        if "\\" in line:  # every escape pattern starts with a backslash
+            for pat, rep in _ROFF_ESCAPES:
+                line = pat.sub(rep, line)
         if "\\" in line:
             line = line + " \\"  # poison: unknown escape, cleaner drops the sentence
         para.append(line.strip())
@@ -351,8 +369,28 @@ def file_sentences(path: str, lang: str) -> list[str]:
 
 
 def natural_sentences(lang: str) -> list[str]:
-    """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources."""
-    return dedupe(s for path in source_files(lang) for s in file_sentences(path, lang))
+    """All clean, deduplicated natural sentences for ``lang`` from the installed Debian sources.
+
+    Remembered in-process (why): reading and cleaning the sources takes tens of seconds for English,
+    and a process that plans several corpora (other seeds, hours or language sets) needs the same
+    pool each time. The memo is keyed by the language's spec, the source folders and the path, size
+    and modification time of every source file, so a changed or added source is read again.
+    """
+    spec = language_spec(lang)
+    files = tuple((path, _file_stamp(path)) for path in source_files(lang))
+    return list(_natural_pool(spec, (FORTUNE_DIR, MAN_DIR, WORDNET_DIR), files))
+
+
+def _file_stamp(path: str) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime) of a file, or of every file under a folder (a SWORD module)."""
+    found = [os.path.join(root, n) for root, _, names in os.walk(path) for n in names] if os.path.isdir(path) else [path]
+    return tuple((f, (st := os.stat(f)).st_size, st.st_mtime_ns) for f in sorted(found))
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def _natural_pool(spec: LanguageSpec, folders: tuple[str, ...], files: tuple[tuple[str, object], ...]) -> tuple[str, ...]:
+    """:func:`natural_sentences`' memo; ``folders`` and the stamps in ``files`` only key it."""
+    return tuple(dedupe(s for path, _ in files for s in file_sentences(path, spec.code)))
 
 
 def dedupe_key(text: str) -> str:
