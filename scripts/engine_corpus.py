@@ -4,6 +4,9 @@ Usage:
   python scripts/engine_corpus.py SOURCE.jsonl OUT --engine flite --split train --voices slt,awb,kal16 --hours 4
   python scripts/engine_corpus.py SOURCE.jsonl OUT --engine festival --split train --hours 1
   python scripts/engine_corpus.py data/asr_en/test.jsonl data/piper_test --engine piper --split test
+  python scripts/engine_corpus.py data/plans/en.jsonl.gz data/flite_train --engine flite --split train --hours 0.7
+
+SOURCE is a manifest or a plan saved by ``voxkit data synth --save-plan`` (its rows of --split).
 
 Why from a manifest: the sentences keep the split they had (a test sentence is never rendered
 into a training corpus), so a model trained on espeak and these engines is scored on unseen
@@ -81,6 +84,22 @@ def _render(job: tuple[str, int, str, Any, str, str]) -> dict | None:
             "sample_rate": ASR_SAMPLE_RATE, "words": words, "id": uid, "engine": engine, "voice": voice.name, "licence": voice.licence}
 
 
+def _source_rows(source: str, split: str) -> list[dict]:
+    """A manifest's rows, or the ``split`` rows of a ``voxkit data synth --save-plan`` file.
+
+    A plan has no audio yet: its rows get an estimated duration (0.4 s per word), which only sizes
+    the progress bar. Only the plan's rows of the rendered split are used, so a sentence keeps its split.
+    """
+    if not source.endswith(".jsonl.gz"):
+        return read_manifest(source)
+    import gzip
+    import json
+
+    with gzip.open(source, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [{**r, "duration": 0.4 * len(r["text"].split())} for r in rows if "text" in r and r.get("split") == split]
+
+
 def main() -> None:
     try:
         _main()
@@ -111,7 +130,7 @@ def _main() -> None:
     if train and (kept_out := [v for v in voices if held_out(args.engine, v)]):
         raise SystemExit(f"{args.engine} voice(s) {', '.join(kept_out)} are held out of training (docs/data.md); "
                          "render them into a dev or test split")
-    rows = [r for r in read_manifest(args.source) if r.get("language") == "en"]
+    rows = [r for r in _source_rows(args.source, args.split) if r.get("language") == "en"]
     rng = random.Random(args.seed)
     rng.shuffle(rows)
     if args.max_utterances:
