@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from voxkit.asr.options import RecognizerOptions
     from voxkit.asr.peer import Peer
+    from voxkit.asr.segments import Segmenting
 
 
 def normalize_text(text: str) -> str:
@@ -48,6 +49,7 @@ def evaluate_manifest(
     hypotheses: dict[int, list[str]] | None = None,
     snr_db: float | None = None,
     waves: Sequence[torch.Tensor] | None = None,
+    segmenting: Segmenting | None = None,
 ) -> dict[int, dict[str, float]]:
     """WER (percent) for each delay and language, plus "all": {delay in ms: {lang: wer}}.
 
@@ -62,10 +64,12 @@ def evaluate_manifest(
     sounds alone are ambiguous.
     ``waves``: the rows' audio already loaded by :func:`load_waves` (shared with a peer's run);
     ``snr_db`` is then ignored, the noise being already in them.
+    ``segmenting``: cut long audio at pauses as ``voxkit transcribe`` does (asr/segments.py);
+    None (the default here) hands the model each utterance whole, which measures the model itself.
     """
     from tqdm import tqdm
 
-    from voxkit.asr.session import transcribe_batch
+    from voxkit.asr.segments import transcribe_segmented
 
     if waves is None:
         waves = load_waves(rows, snr_db=snr_db, progress=progress)
@@ -76,7 +80,7 @@ def evaluate_manifest(
         bar = tqdm(total=len(rows), desc=f"delay {delay_ms} ms", disable=not progress)
         for start in range(0, len(rows), batch_size * 4):
             chunk = waves[start : start + batch_size * 4]
-            results.extend(transcribe_batch(model, tokenizer, chunk, delay=options.delay_steps, batch_size=batch_size))
+            results.extend(transcribe_segmented(model, tokenizer, chunk, options.delay_steps, segmenting, batch_size=batch_size))
             bar.update(len(chunk))
         bar.close()
         if hypotheses is not None:

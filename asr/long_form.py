@@ -6,8 +6,8 @@ silence between them) into ONE stream and scoring each minute against the same u
 transcribed alone shows whether quality holds once the caches have wrapped many times: a minute
 much worse than its "alone" figure is the stream's fault, not the utterances'.
 
-Each recognised word is given to the utterance whose slot of the stream (from its start to the
-next utterance's start) holds the word's start time; a minute's WER sums the errors of the
+Each recognised word is given to the utterance nearest its start time (the boundary is the middle
+of the pause between two utterances); a minute's WER sums the errors of the
 utterances that start in it. The process's resident memory is sampled after every minute of audio
 pushed, so a cache that grows with the stream shows up as a rising column.
 """
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from voxkit.asr.evaluate import utterance_errors
+from voxkit.asr.segments import DEFAULT_SEGMENTING, Segmenting
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 
 PAUSE_SECONDS = (0.3, 2.0)  # silence between joined utterances, drawn uniformly
@@ -85,13 +86,17 @@ def join_utterances(
 
 
 def assign_words(words: Sequence[tuple[str, float]], placements: Sequence[Placement]) -> list[list[str]]:
-    """Each (word, start seconds) goes to the last utterance that starts at or before it (the
-    first one for words before any); returns the words given to each placement, in order."""
-    starts = np.array([p.start for p in placements])  # [U]
+    """Each (word, start seconds) goes to the utterance nearest to it: the boundary between two
+    utterances is the middle of the pause between them. Returns the words of each placement.
+
+    Why the middle: a word's time is that of its marker step (80 ms resolution), and the first
+    word of an utterance is often marked a step before the utterance's first sample; a boundary at
+    the utterance's start would give that word to the one before.
+    """
+    bounds = np.array([(a.end + b.start) / 2 for a, b in zip(placements, placements[1:], strict=False)])  # [U - 1]
     out: list[list[str]] = [[] for _ in placements]
     for text, start in words:
-        slot = max(0, int(np.searchsorted(starts, start + 1e-6, side="right")) - 1)
-        out[slot].append(text)
+        out[int(np.searchsorted(bounds, start, side="right"))].append(text)
     return out
 
 
@@ -114,33 +119,31 @@ def evaluate_long_form(
     delay: int,
     seed: int = 0,
     progress: bool = True,
+    segmenting: Segmenting | None = DEFAULT_SEGMENTING,
 ) -> list[MinuteRow]:
-    """WER per minute of one joined stream beside the same utterances transcribed alone."""
+    """WER per minute of one joined stream beside the same utterances transcribed alone, both
+    the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py)."""
     from tqdm import tqdm
 
-    from voxkit.asr.session import FILE_CHUNK_STEPS, StreamingSession, transcribe_batch
+    from voxkit.asr.segments import SegmentedStream, transcribe_segmented
 
     stream, placements = join_utterances(waves, texts, minutes, seed)
     used = sorted({p.index for p in placements})
-    alone_text = dict(zip(used, (t.text for t in transcribe_batch(model, tokenizer, [waves[i] for i in used], delay)), strict=True))
+    alone = transcribe_segmented(model, tokenizer, [waves[i] for i in used], delay, segmenting)
+    alone_text = dict(zip(used, (t.text for t in alone), strict=True))
 
     device = next(model.parameters()).device
-    session = StreamingSession(model, tokenizer, 1, device=device, chunk_steps=FILE_CHUNK_STEPS)
-    session.start(0, delay)
-    words: list[tuple[str, float]] = []
+    live = SegmentedStream(model, tokenizer, delay, segmenting, device=device)
     minute = 60 * ASR_SAMPLE_RATE
     rss: list[float] = []
     try:
         for start in tqdm(range(0, stream.numel(), minute), desc="long-form stream (minutes)", disable=not progress):
-            session.push(0, stream[start : start + minute])
-            while ready := session.steps_ready():
-                words += [(e.text, e.start) for e in session.step(min(ready, FILE_CHUNK_STEPS)) if e.kind == "word"]
+            live.push(stream[start : start + minute].numpy())
             rss.append(resident_mb())
-        session.finish(0)
-        while session.active:
-            words += [(e.text, e.start) for e in session.step(min(session.steps_ready(), FILE_CHUNK_STEPS)) if e.kind == "word"]
+        live.finish()
     finally:
-        session.close()
+        live.close()
+    words = [(w.text, w.start) for w in live.transcript.words]
 
     heard = assign_words(words, placements)
     rows: dict[int, MinuteRow] = {}
@@ -170,6 +173,12 @@ def format_long_form(rows: Sequence[MinuteRow], delay_ms: int) -> str:
             f"| {r.minute + 1} | {r.utterances} | {r.reference_words} | {r.stream_wer:.1f} | {r.alone_wer:.1f} "
             f"| {ratio:.2f} | {r.rss_mb:.0f} |"
         )
+    words = sum(r.reference_words for r in rows)
+    if words:
+        stream, alone = sum(r.stream_errors for r in rows), sum(r.alone_errors for r in rows)
+        over = sum(r.stream_wer > 1.2 * r.alone_wer for r in rows)
+        lines += ["", f"all minutes: {100 * stream / words:.1f} % in the stream, {100 * alone / words:.1f} % alone "
+                      f"({words} words); {over} of {len(rows)} minutes above 1.2x alone"]
     worst = max(rows, key=lambda r: r.stream_wer - r.alone_wer, default=None)
     if worst is not None:
         lines += ["", f"worst minute: {worst.minute + 1} ({worst.stream_wer:.1f} % in the stream, {worst.alone_wer:.1f} % alone)"]

@@ -26,10 +26,11 @@ def test_join_places_every_utterance_where_it_says() -> None:
     assert all(a.end < b.start for a, b in zip(placements, placements[1:], strict=False))
 
 
-def test_words_go_to_the_utterance_whose_slot_holds_their_start() -> None:
+def test_words_go_to_the_nearest_utterance_split_at_the_middle_of_each_pause() -> None:
     placements = [Placement(0, 1.0, 2.0, "x"), Placement(1, 3.0, 4.0, "y")]
-    words = [("early", 0.5), ("one", 1.2), ("late", 2.9), ("two", 3.0), ("after", 9.0)]
-    assert assign_words(words, placements) == [["early", "one", "late"], ["two", "after"]]
+    words = [("early", 0.5), ("one", 1.2), ("late", 2.4), ("marked", 2.96), ("two", 3.0), ("after", 9.0)]
+    # "marked": the next utterance's first word, marked a step before its first sample
+    assert assign_words(words, placements) == [["early", "one", "late"], ["marked", "two", "after"]]
 
 
 def test_minutes_of_a_stream_are_scored_beside_the_utterances_alone() -> None:
@@ -45,7 +46,7 @@ def test_minutes_of_a_stream_are_scored_beside_the_utterances_alone() -> None:
     assert rows[0].reference_words == sum(len(p.text.split()) for p in placements)
     assert rows[0].rss_mb > 0
     table = format_long_form(rows, 480)
-    assert "| 1 |" in table and "worst minute: 1" in table
+    assert "| 1 |" in table and "worst minute: 1" in table and "all minutes: " in table
 
 
 def test_eval_cli_prints_the_long_form_table(tmp_path: Path, capsys) -> None:  # noqa: ANN001

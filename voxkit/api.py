@@ -43,10 +43,15 @@ class Transcriber:
         delay_ms: int | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        segment: bool = True,
     ) -> None:
+        """``segment``: cut long audio at pauses into pieces that fit the model's window, each
+        heard with a fresh state (asr/segments.py); False hands the model the stream whole, for a
+        model trained on long streams. Audio shorter than a few seconds is never cut."""
         import torch
 
         from voxkit.asr.bundle import load_bundle
+        from voxkit.asr.segments import DEFAULT_SEGMENTING
 
         if threads:
             torch.set_num_threads(threads)
@@ -54,6 +59,7 @@ class Transcriber:
         # The delay is validated here, once, in milliseconds (asr/options.py owns the bounds).
         self.options = RecognizerOptions.for_model(self.bundle.model.args.default_delay_tokens, delay_ms)
         self.delay = self.options.delay_steps
+        self.segmenting = DEFAULT_SEGMENTING if segment else None
 
     @property
     def model_dir(self) -> Path:
@@ -99,10 +105,10 @@ class Transcriber:
         sample_rate: int = ASR_SAMPLE_RATE,
         batch_size: int = 8,
     ) -> list[Transcript]:
-        from voxkit.asr.session import transcribe_batch
+        from voxkit.asr.segments import transcribe_segmented
 
         waves = [self._load(a, sample_rate) for a in audios]
-        return transcribe_batch(self.bundle.model, self.bundle.tokenizer, waves, self.delay, batch_size=batch_size)
+        return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size)
 
     def stream(self, delay_ms: int | None = None) -> TranscriptionStream:
         """A live session: push 16 kHz mono samples as they arrive, get word events back."""
@@ -112,13 +118,14 @@ class Transcriber:
 
 class TranscriptionStream:
     def __init__(self, transcriber: Transcriber, delay: int) -> None:
-        from voxkit.asr.session import FILE_CHUNK_STEPS, StreamingSession
+        from voxkit.asr.segments import SegmentedStream
 
         bundle = transcriber.bundle
         device = next(bundle.model.parameters()).device
-        # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s.
-        self.session = StreamingSession(bundle.model, bundle.tokenizer, 1, device=device, chunk_steps=FILE_CHUNK_STEPS)
-        self.session.start(0, delay)
+        # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s;
+        # long audio is cut at pauses like transcribe()'s, so both give the same words.
+        self.live = SegmentedStream(bundle.model, bundle.tokenizer, delay, transcriber.segmenting, device=device)
+        self.session = self.live.session
         self.delay = delay  # steps of 80 ms
         self.done = False
 
@@ -146,28 +153,20 @@ class TranscriptionStream:
             )
         if not np.isfinite(data).all():
             raise AudioError("audio contains NaN or infinite samples")
-        self.session.push(0, data)
-        return self._run()
-
-    def _run(self) -> list[Event]:
-        events: list[Event] = []
-        while ready := self.session.steps_ready():
-            events.extend(self.session.step(min(ready, self.session.chunk_steps)))
-        return events
+        return self.live.push(data)
 
     def finish(self) -> list[Event]:
         """End of audio: flush the delayed text and close the stream."""
         if self.done:
             return []
-        self.session.finish(0)
-        events = self._run()
+        events = self.live.finish()
         self.done = True
-        self.session.close()
+        self.live.close()
         return events
 
     @property
     def transcript(self) -> Transcript:
-        return self.session.transcript(0)
+        return self.live.transcript
 
     @property
     def delay_ms(self) -> int:
@@ -175,4 +174,5 @@ class TranscriptionStream:
 
     @property
     def steps(self) -> int:
-        return self.session.steps_host[0]
+        """Decoder steps taken so far (with the left pads and flushes of a cut stream's segments)."""
+        return self.live.steps

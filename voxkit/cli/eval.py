@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join the utterances (with pauses) into ONE stream of this many minutes and print WER per minute "
                         "beside the same utterances alone, with resident memory (one delay: --delays if it names one, "
                         "else the model's)")
+    a.add_argument("--no-segment", action="store_true",
+                   help="hand the model each stream whole instead of cutting long audio at pauses (what transcribe does)")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
 
@@ -52,6 +54,7 @@ def run_asr(args: argparse.Namespace) -> int:
     )
     from voxkit.asr.options import RecognizerOptions
     from voxkit.asr.peer import load_peer
+    from voxkit.asr.segments import DEFAULT_SEGMENTING
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
 
@@ -77,12 +80,13 @@ def run_asr(args: argparse.Namespace) -> int:
     peer = load_peer(args.peer, threads=args.threads or 0) if args.peer else None  # a missing extra fails before the long part
     bundle = load_bundle(args.model)
     waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
+    segmenting = None if args.no_segment else DEFAULT_SEGMENTING
     if args.long_form is not None:
-        return _run_long_form(args, bundle, rows, waves, options)
+        return _run_long_form(args, bundle, rows, waves, options, segmenting)
     hypotheses: dict[int, list[str]] = {}
     table = evaluate_manifest(
         bundle.model, bundle.tokenizer, rows, options, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses,
-        waves=waves,
+        waves=waves, segmenting=segmenting,
     )
     peer_column, peer_texts = None, None
     if peer is not None:
@@ -106,17 +110,20 @@ def run_asr(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_long_form(args: argparse.Namespace, bundle: object, rows: list[dict], waves: list, options: list) -> int:
+def _run_long_form(
+    args: argparse.Namespace, bundle: object, rows: list[dict], waves: list, options: list, segmenting: object
+) -> int:
     from voxkit.asr.long_form import evaluate_long_form, format_long_form
     from voxkit.asr.options import RecognizerOptions
 
     delay = options[0] if len(options) == 1 else RecognizerOptions.from_steps(bundle.model.args.default_delay_tokens)
     result = evaluate_long_form(
         bundle.model, bundle.tokenizer, waves, [r["text"] for r in rows], args.long_form, delay.delay_steps,
-        progress=not args.quiet,
+        progress=not args.quiet, segmenting=segmenting,
     )
     text = format_long_form(result, delay.delay_ms)
-    print(f"{bundle.folder} on {args.manifest} ({len(rows)} utterances, joined into {args.long_form:g} minutes)\n")
+    cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
+    print(f"{bundle.folder} on {args.manifest} ({len(rows)} utterances, joined into {args.long_form:g} minutes; {cut})\n")
     print(text)
     if args.output:
         _write_text(args.output, text + "\n")

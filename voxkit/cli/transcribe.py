@@ -70,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CPU threads (default 1: a stream's small per-step work runs fastest on one)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); checked before the model loads")
+    p.add_argument(
+        "--no-segment", action="store_true",
+        help="hand the model long audio whole instead of cutting it at pauses into pieces that fit its window "
+             "(only for a model trained on long streams; the bundled one is not)",
+    )
     p.set_defaults(func=run)
 
 
@@ -246,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
     args.microphone = read_microphone() if args.mic else None  # fails early without a device
 
-    asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads)
+    asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads, segment=not args.no_segment)
     known = model_languages(asr.bundle.model)
     if args.language is not None and known is not None and args.language not in known:
         raise VoxkitError(f"--language {args.language}: the model {asr.model_dir} knows {', '.join(known)}")
