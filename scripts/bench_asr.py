@@ -104,6 +104,30 @@ def step_latency(model, tokenizer, streams: int, steps: int, delay: int) -> list
     return out
 
 
+def long_stream_rtf(model, tokenizer, wav: torch.Tensor, delay: int, minutes: float) -> list[tuple[str, float]]:  # noqa: ANN001
+    """RTF of one live stream of ``minutes`` (the sample again and again, 0.5-2 s pauses), pushed
+    80 ms at a time, cut at pauses (what the API does) and handed to the model whole."""
+    from voxkit.asr.segments import DEFAULT_SEGMENTING, SegmentedStream
+
+    gen = torch.Generator().manual_seed(0)
+    pieces, total = [], 0
+    while total < minutes * 60 * ASR_SAMPLE_RATE:
+        pause = torch.zeros(int(ASR_SAMPLE_RATE * (0.5 + 1.5 * torch.rand(1, generator=gen).item())))  # [P]
+        pieces += [wav, pause]
+        total += wav.numel() + pause.numel()
+    stream = torch.cat(pieces).numpy()  # [N]
+    rows = []
+    for name, segmenting in (("cut at pauses (default)", DEFAULT_SEGMENTING), ("whole", None)):
+        live = SegmentedStream(model, tokenizer, delay, segmenting, chunk_steps=1)
+        t0 = time.perf_counter()
+        for i in range(0, stream.shape[0], ASR_SAMPLES_PER_STEP):
+            live.push(stream[i : i + ASR_SAMPLES_PER_STEP])
+        live.finish()
+        rows.append((name, (time.perf_counter() - t0) / (stream.shape[0] / ASR_SAMPLE_RATE)))
+        live.close()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -111,6 +135,8 @@ def main() -> None:
     ap.add_argument("--delay", type=int, default=6, help="delay in 80 ms steps")
     ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
     ap.add_argument("--model", default=None, help="trained recogniser folder (default: the bundled one)")
+    ap.add_argument("--long-minutes", type=float, default=2.0,
+                    help="minutes of the one-stream row, pushed live with and without cuts at pauses (0: skip)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.full_size else "cpu")
@@ -175,6 +201,12 @@ def main() -> None:
         lat = sorted(step_latency(trained, tokenizer, n, 60, a.delay))
         med, p95 = statistics.median(lat), lat[int(0.95 * (len(lat) - 1))]
         print(f"| {n} | {1000 * med:.2f} | {1000 * p95:.2f} | {med / 0.08:.3f} | {'yes' if p95 < 0.08 else 'no'} |")
+    if a.long_minutes > 0 and not a.full_size:
+        print(f"\n{name}: one live stream of {a.long_minutes:g} minutes pushed 80 ms at a time (the API's stream)\n")
+        print("| stream | RTF |")
+        print("|---|---:|")
+        for label, rtf in long_stream_rtf(trained, tokenizer, wav, a.delay, a.long_minutes):
+            print(f"| {label} | {rtf:.4f} |")
 
 
 if __name__ == "__main__":
