@@ -90,7 +90,7 @@ def step_energies(samples: np.ndarray) -> np.ndarray:
 
 class PauseCutter:
     """Finds the segment boundaries of one stream as its audio arrives (causal: the same ones
-    whatever the chunking). Holds at most the floor's 30 s of energies plus the current segment's.
+    whatever the chunking). Holds the floor's 30 s of step energies, nothing that grows with the stream.
 
     Boundaries are ``(sample, True)`` where a segment starts and ``(sample, False)`` where one
     ends (sample offsets from the stream's start). A segment starts at sample 0.
@@ -133,7 +133,7 @@ class PauseCutter:
             out += found
         if self.in_gap:  # the next segment cannot start before this: forget what lies before it
             self.segment_start = max(self.segment_start, self.steps - self.lead)
-        keep = max(0, min(self.segment_start, self.steps - FLOOR_STEPS + 1) - self.base)
+        keep = max(0, self.steps - FLOOR_STEPS + 1 - self.base)  # the next step's floor window only
         self.energies, self.base = self.energies[keep:], self.base + keep
         return out
 
