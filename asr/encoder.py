@@ -15,14 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voxkit.conv import CausalConv1d, ConvTailState
 from voxkit.lm import Transformer, TransformerArgs
 from voxkit.lm.cache import RingState
 from voxkit.streaming import StreamingModule, StreamingState
-
-
-@dataclasses.dataclass
-class ConvTailState(StreamingState):
-    tail: torch.Tensor  # [B, C_in, left_pad] last input frames (zeros at stream start)
 
 
 @dataclasses.dataclass
@@ -31,33 +27,6 @@ class EncoderState(StreamingState):
 
     convs: list[ConvTailState]
     transformer: RingState
-
-
-class CausalConv1d(StreamingModule):
-    """Conv1d with left padding ``kernel - stride`` (the published stem: 2 for k3/s1, 1 for k3/s2).
-
-    Stored as ``conv`` so the native keys read ``conv_layers.{i}.conv.weight``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride)
-        self.left_pad = kernel_size - stride
-        self.stride = stride
-
-    def init_state(self, batch_size: int, dtype: torch.dtype | None = None) -> ConvTailState:
-        w = self.conv.weight
-        return ConvTailState(tail=torch.zeros(batch_size, w.shape[1], self.left_pad, dtype=dtype or w.dtype, device=w.device))
-
-    def forward(self, x: torch.Tensor, state: ConvTailState | None = None) -> torch.Tensor:
-        """x: [B, C_in, T] -> [B, C_out, T // stride] (streaming chunks: T a multiple of stride)."""
-        if state is None:
-            return self.conv(F.pad(x, (self.left_pad, 0)))
-        if x.shape[-1] % self.stride:
-            raise ValueError(f"streaming chunks must hold a multiple of {self.stride} frames")
-        padded = torch.cat([state.tail, x], dim=-1)  # [B, C_in, left_pad + T]
-        state.tail.copy_(padded[..., padded.shape[-1] - self.left_pad :])
-        return self.conv(padded)
 
 
 class CausalAudioEncoder(StreamingModule):
