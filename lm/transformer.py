@@ -91,10 +91,15 @@ class Transformer(StreamingModule):
         return new_ring_state(batch_size, capacity, self.norm.weight.device, kv=kv, static=static)
 
     def max_chunk(self, state: RingState) -> int:
-        """Largest chunk one streaming call may write without evicting keys it still needs."""
+        """Largest chunk one streaming call may write without evicting keys it still needs.
+
+        Writing T tokens evicts the T oldest slots; the chunk's first query still needs the
+        ``window - 1`` keys before it, so ``T <= capacity - window + 1`` (at least 1: a ring no
+        larger than the window is stepped one token at a time once it has wrapped).
+        """
         capacity = state.capacity
         window = self.args.max_window
-        return capacity if window is None or window >= capacity else capacity - window + 1
+        return capacity if window is None else max(1, capacity - window + 1)
 
     # ----------------------------------------------------------------------------- forward
 
@@ -157,6 +162,8 @@ class Transformer(StreamingModule):
             )
         T = x.shape[1]
         max_chunk = self.max_chunk(state)
+        if max_chunk < T and state.offset.device.type == "cpu" and int(state.offset.max()) + T <= state.capacity:
+            max_chunk = T  # a young ring: this chunk wraps nothing, so nothing it needs is evicted
         if max_chunk >= T:
             return self._forward_step(x, state, lengths, gains)
         # Larger than the ring allows at once: consume it in chunks (prefill only, never per step).

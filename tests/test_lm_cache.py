@@ -151,3 +151,16 @@ def test_attention_reads_only_the_written_part_of_the_ring() -> None:
             assert plan_step(state, 1).used == 32
     # stream 1 never restarted: equal to the offline forward all the way through the wrap
     assert (torch.cat(out, dim=1)[1] - full[1]).abs().max().item() < 1e-5
+
+
+def test_ring_as_small_as_the_window_steps_wrapped_chunks_exactly() -> None:
+    """A ring of exactly ``window`` slots, fed chunks of 2 after it wrapped, must not evict a key the
+    chunk's first token still needs (it is split into single steps once the ring is full)."""
+    torch.manual_seed(0)
+    args = tiny(sliding_window=3, vocab_size=0, positions="alibi", rope_theta=None)
+    model = Transformer(args).eval()
+    x = torch.randn(1, 10, args.dim)
+    full = model.forward_embeddings(x)
+    state = model.init_state(1, capacity=3)
+    steps = torch.cat([model.forward_embeddings(x[:, i : i + 2], state=state) for i in range(0, 10, 2)], 1)
+    torch.testing.assert_close(steps, full)
