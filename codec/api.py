@@ -1,0 +1,164 @@
+"""Python API of the speech codec: audio <-> int codes [T, 37], one-shot or streamed frame by frame.
+
+    >>> from voxkit.codec import Codec
+    >>> codec = Codec.from_pretrained("runs/codec_small/export")
+    >>> codes = codec.encode("talk.wav")              # [T, 37] int64, 12.5 frames per second
+    >>> audio = codec.decode(codes)                    # float32 [T * 1920] at 24 kHz
+    >>> stream = codec.stream()                        # live: any chunk size in, whole frames out
+    >>> for chunk in chunks:                           # 24 kHz mono
+    ...     for frame_codes in stream.encode(chunk): ...
+
+Any input that ``voxkit transcribe`` reads works (a path in any format and rate, or an array with
+its rate); it is resampled to 24 kHz and padded with silence to whole 80 ms frames, and
+:meth:`Codec.decode` returns those whole frames (``num_samples`` trims to the original length).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voxkit.audio.io import array_to_mono, load_audio, resample
+from voxkit.codec.checkpoint import load_codec
+from voxkit.codec.model import CodecModel, CodecState
+from voxkit.errors import AudioError, VoxkitError
+
+AudioInput = str | os.PathLike[str] | np.ndarray | torch.Tensor
+
+
+class Codec:
+    """A loaded codec; shared and read-only, so any number of :class:`CodecStream` may use it at once."""
+
+    def __init__(self, model: CodecModel, device: str | torch.device = "cpu") -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.name = "voxkit"
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Codec:
+        """Load a codec folder (``voxkit export codec`` output, or a training checkpoint of the codec recipe)."""
+        if device != "cpu" and str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise VoxkitError("--device cuda: no CUDA GPU is available here (use --device cpu)")
+        return cls(load_codec(Path(path), device=device), device=device)
+
+    # ----------------------------------------------------------------------------- facts
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.args.sampling_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.model.args.frame_rate
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.model.args.samples_per_frame
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.model.args.num_codebooks
+
+    @property
+    def bitrate_bps(self) -> float:
+        return self.model.args.bitrate_bps
+
+    # ----------------------------------------------------------------------------- one-shot
+
+    def load(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
+        """Any input -> float32 mono [N] at the codec's rate."""
+        if isinstance(audio, (str, os.PathLike)):
+            return load_audio(audio, self.sample_rate)
+        if sample_rate is None:
+            raise AudioError("an audio array needs its sample_rate")
+        if sample_rate <= 0:
+            raise AudioError(f"sample_rate must be positive, got {sample_rate}")
+        wave = torch.from_numpy(array_to_mono(audio))  # [N]
+        return resample(wave, int(sample_rate), self.sample_rate).contiguous()
+
+    def encode(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
+        """Audio -> codes [T, 37] int64 (T = ceil(N / 1920): the last frame padded with silence)."""
+        wave = self.load(audio, sample_rate)  # [N]
+        n = wave.shape[0]
+        frames = -(-n // self.samples_per_frame)
+        padded = torch.zeros(1, frames * self.samples_per_frame)  # [1, T * 1920]
+        padded[0, :n] = wave
+        return self.model.encode(padded.to(self.device))[0].cpu()  # [T, 37]
+
+    def decode(self, codes: torch.Tensor | np.ndarray, num_samples: int | None = None) -> np.ndarray:
+        """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``)."""
+        codes = self.check_codes(codes)
+        wave = self.model.decode(codes[None].to(self.device))[0]  # [T * 1920]
+        if num_samples is not None:
+            wave = wave[:num_samples]
+        return wave.float().cpu().numpy()
+
+    def roundtrip(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+        """Encode and decode (what an evaluation compares with the input): (audio at 24 kHz, 24000)."""
+        wave = self.load(audio, sample_rate)
+        return self.decode(self.encode(wave, self.sample_rate), num_samples=wave.shape[0]), self.sample_rate
+
+    def check_codes(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Validate user codes: [T, 37] integers within each codebook's range -> int64 tensor."""
+        codes = torch.as_tensor(codes)
+        if codes.is_floating_point() or codes.dim() != 2 or codes.shape[1] != self.num_codebooks:
+            raise VoxkitError(f"codes must be an integer tensor [T, {self.num_codebooks}], got {tuple(codes.shape)} {codes.dtype}")
+        args = self.model.args
+        if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= args.semantic_codebook_size):
+            raise VoxkitError(f"semantic codes must lie in [0, {args.semantic_codebook_size})")
+        if codes.numel() and (int(codes[:, 1:].min()) < 0 or int(codes[:, 1:].max()) >= args.acoustic_codebook_size):
+            raise VoxkitError(f"acoustic codes must lie in [0, {args.acoustic_codebook_size})")
+        return codes.long()
+
+    def stream(self, sample_rate: int | None = None) -> CodecStream:
+        """A live session: audio in any chunk sizes (at ``sample_rate``, default the codec's) <-> codes."""
+        return CodecStream(self, sample_rate or self.sample_rate)
+
+
+class CodecStream:
+    """One live stream's state: encode audio as it arrives, decode codes as they arrive.
+
+    Each whole 80 ms frame of input is encoded as soon as it is complete; what is left over waits
+    for the next chunk. Decoding turns each frame of codes into 1920 samples at once. The codes and
+    the samples equal the one-shot :meth:`Codec.encode` / :meth:`Codec.decode` of the same stream.
+    """
+
+    def __init__(self, codec: Codec, sample_rate: int) -> None:
+        self.codec = codec
+        self.sample_rate = sample_rate
+        self.state: CodecState = codec.model.init_state(1)
+        frame = codec.samples_per_frame
+        self._pending = torch.zeros(1, frame, device=codec.device)  # [1, 1920] samples of an incomplete frame
+        self._filled = 0
+
+    @torch.no_grad()
+    def encode(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Audio chunk (mono, at the stream's rate) -> codes [F, 37] of the frames it completed (F may be 0)."""
+        wave = torch.from_numpy(array_to_mono(chunk)) if len(chunk) else torch.zeros(0)
+        if self.sample_rate != self.codec.sample_rate:
+            wave = resample(wave, self.sample_rate, self.codec.sample_rate)
+        frame = self.codec.samples_per_frame
+        out = []
+        pos = 0
+        while pos < wave.shape[0]:  # at most one partial frame, then whole frames
+            take = min(frame - self._filled, wave.shape[0] - pos)
+            self._pending[0, self._filled : self._filled + take] = wave[pos : pos + take]
+            self._filled += take
+            pos += take
+            if self._filled == frame:
+                out.append(self.codec.model.encode(self._pending, self.state)[0])  # [1, 37]
+                self._filled = 0
+        if not out:
+            return torch.zeros(0, self.codec.num_codebooks, dtype=torch.long)
+        return torch.cat(out).cpu()
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor | np.ndarray) -> np.ndarray:
+        """codes [F, 37] -> float32 [F * 1920] samples at 24 kHz."""
+        codes = self.codec.check_codes(codes)
+        if codes.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.codec.model.decode(codes[None].to(self.codec.device), self.state)[0].float().cpu().numpy()

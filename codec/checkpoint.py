@@ -1,0 +1,75 @@
+"""Codec folders: voxkit's native layout (params.json + consolidated.safetensors) and training checkpoints.
+
+params.json holds :class:`~voxkit.codec.args.CodecArgs` under ``codec_args`` (the section name the
+published codec's config uses), so the folder says what it is. A training checkpoint (``voxkit
+train``) holds the training model's keys: the codec under ``codec.``, plus the discriminator and
+the distillation head, which a loaded codec leaves out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from voxkit.checkpoint import check_state_dict, detect_layout, read_config, read_tensors, training_model, weight_files, write_folder
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.model import CodecModel
+from voxkit.errors import CheckpointError
+
+CODEC_MODEL = "codec"  # the recipe's [model] name, recorded in training checkpoints
+CODEC_SECTION = "codec_args"
+TRAINING_PREFIX = "codec."  # where the codec sits inside the training model
+
+
+def codec_params(args: CodecArgs) -> dict[str, Any]:
+    """params.json of a codec folder."""
+    return {"model_type": "voxkit_codec", CODEC_SECTION: args.to_dict()}
+
+
+def _args_from(config: dict[str, Any], where: str) -> CodecArgs:
+    section = config.get(CODEC_SECTION)
+    if not isinstance(section, dict):
+        raise CheckpointError(f"{where}: no {CODEC_SECTION!r} section (not a codec folder)")
+    try:
+        return CodecArgs.from_dict(section)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: {CODEC_SECTION} does not describe a codec: {err}") from None
+
+
+def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> CodecModel:
+    """A codec from a native folder or from a training checkpoint of the ``codec`` model."""
+    layout = detect_layout(folder)
+    config = read_config(folder, layout)
+    if layout == "training":
+        model = training_model(folder)
+        if model not in (None, CODEC_MODEL):
+            raise CheckpointError(f"{folder} is a training checkpoint of a {model!r} model, not of a codec")
+    elif layout != "native":
+        raise CheckpointError(f"{folder} is a transformers folder; voxkit's codec reads params.json + consolidated.safetensors")
+    args = _args_from(config, str(folder))
+    state = read_tensors(weight_files(folder, layout))
+    if layout == "training":
+        state = {k[len(TRAINING_PREFIX) :]: v for k, v in state.items() if k.startswith(TRAINING_PREFIX)}
+    # Built on the CPU, not the meta device: the FSQ library computes its tables at construction.
+    # Everything loads as float32 (a bundled codec stores its layers in float16).
+    model = CodecModel(args)
+    check_state_dict(model, state, str(folder))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model = model.to(device).eval()
+    if dtype is not None:
+        for name, module in model.named_children():
+            if name != "quantizer":
+                module.to(dtype)
+    return model
+
+
+def save_codec(model: CodecModel, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
+    """Write the native layout; ``dtype`` (e.g. float16 for a bundled model) applies to the layers, not the codebook."""
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() and not k.startswith("quantizer.") else v)
+        for k, v in model.state_dict().items()
+    }
+    return write_folder(folder, "native", codec_params(model.args), state)

@@ -1,0 +1,168 @@
+"""The VQ-FSQ speech codec: 24 kHz waveform <-> 12.5 Hz frames of 37 codes (DESIGN §5).
+
+Encoder: 240-sample patches (100 Hz) -> causal conv k7 -> 4 stages of [2 causal transformer
+layers with ALiBi sliding windows 16, 8, 4, 2 + a causal conv (strides 2, 2, 2, 1)] -> a 292-d
+latent at 12.5 Hz -> :class:`~voxkit.codec.quantizer.CodecQuantizer`. The decoder mirrors it:
+causal conv k3 -> 4 stages with windows 2, 4, 8, 16, upsampled by causal transposed convs between
+them -> causal conv k7 back to 240-sample patches.
+
+Every layer is causal, so the codes of a frame never depend on later audio, and every layer
+streams with state in the caller's :class:`CodecState` (convs keep their tails, transposed convs
+their overlap, transformer stages a ring KV cache of their window). Streaming frame by frame gives
+the one-shot codes and waveform: the same modules run with and without a state.
+
+The top-level names (``input_proj``, ``encoder_blocks``, ``decoder_blocks``, ``quantizer``,
+``output_proj``) follow the published codec's checkpoint; inside a stage the keys are the shared
+backbone's (``layers.{i}.attention.wq.weight``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.quantizer import CodecQuantizer, Quantized
+from voxkit.conv import CausalConv1d, CausalConvTranspose1d
+from voxkit.lm import Transformer
+from voxkit.streaming import StreamingModule, StreamingState
+
+
+@dataclasses.dataclass
+class CodecState(StreamingState):
+    """One entry per streaming block, in block order (conv tails, overlaps, ring caches)."""
+
+    blocks: list[StreamingState]
+
+
+Block = Transformer | CausalConv1d | CausalConvTranspose1d
+
+
+def _run(blocks: list[Block], x: torch.Tensor, states: list[StreamingState] | None) -> torch.Tensor:
+    """x [B, T, D] through convs (channels first) and transformer stages (channels last)."""
+    for i, block in enumerate(blocks):
+        state = None if states is None else states[i]
+        if isinstance(block, Transformer):
+            x = block.forward_embeddings(x, state=state)  # type: ignore[arg-type]  # [B, T, D]
+            continue
+        x = block(x.transpose(1, 2), state).transpose(1, 2)  # type: ignore[arg-type]  # [B, T * s or T / s, D']
+    return x
+
+
+class CodecModel(StreamingModule):
+    """Waveform [B, N] (N a multiple of 1920 samples) <-> codes [B, N / 1920, 37]."""
+
+    def __init__(self, args: CodecArgs) -> None:
+        super().__init__()
+        self.args = args
+        wn = args.conv_weight_norm
+        patch = args.pretransform_patch_size
+        self.input_proj = CausalConv1d(patch, args.dim, args.patch_proj_kernel_size, pad_mode="reflect", weight_norm=wn, bias=False)
+        encoder: list[nn.Module] = []
+        enc_strides = args.encoder_convs_strides
+        for i, (n_layers, window) in enumerate(zip(args.encoder_transformer_lengths, args.encoder_windows(), strict=True)):
+            encoder.append(Transformer(args.stage_args(n_layers, window)))
+            last = i == len(enc_strides) - 1
+            out = args.latent_dim if last else args.dim
+            encoder.append(
+                CausalConv1d(args.dim, out, args.encoder_convs_kernels[i], enc_strides[i], pad_mode="replicate", weight_norm=wn, bias=False)
+            )
+        self.encoder_blocks = nn.ModuleList(encoder)
+        dec_kernels, dec_strides = args.decoder_convs_kernels, args.decoder_convs_strides
+        decoder: list[nn.Module] = [
+            CausalConv1d(args.latent_dim, args.dim, dec_kernels[0], dec_strides[0], pad_mode="replicate", weight_norm=wn, bias=False)
+        ]
+        windows = args.decoder_windows()
+        for i, n_layers in enumerate(args.decoder_transformer_lengths):
+            decoder.append(Transformer(args.stage_args(n_layers, windows[i])))
+            if i + 1 < len(dec_strides):
+                up = CausalConvTranspose1d(args.dim, args.dim, dec_kernels[i + 1], dec_strides[i + 1], weight_norm=wn, bias=False)
+                decoder.append(up)
+        self.decoder_blocks = nn.ModuleList(decoder)
+        self.quantizer = CodecQuantizer(args)
+        self.output_proj = CausalConv1d(args.dim, patch, args.patch_proj_kernel_size, pad_mode="reflect", weight_norm=wn, bias=False)
+
+    # ----------------------------------------------------------------------------- shapes
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.args.samples_per_frame
+
+    def _patches(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, 240, N / 240] (patch t holds samples 240 t .. 240 t + 239 as channels)."""
+        B, N = wave.shape
+        if N % self.samples_per_frame:
+            raise ValueError(f"the codec takes whole 80 ms frames: {N} samples is not a multiple of {self.samples_per_frame}")
+        return wave.view(B, N // self.args.pretransform_patch_size, self.args.pretransform_patch_size).transpose(1, 2)
+
+    # ----------------------------------------------------------------------------- streaming
+
+    def init_state(self, batch_size: int, *, dtype: torch.dtype | None = None) -> CodecState:
+        """State for ``batch_size`` streams, encoder and decoder; chunks of any whole number of frames.
+
+        Each transformer stage's ring holds its window plus one frame's worth of its steps; a
+        longer chunk is consumed in pieces by the stage (never reallocated).
+        """
+        dtype = dtype or self.output_proj.conv.weight.dtype
+        states: list[StreamingState] = [self.input_proj.init_state(batch_size, dtype)]
+        rate = self.args.downsample  # stage frames per codec frame: 8, 4, 2, 1 in the encoder
+        for block in self.encoder_blocks:
+            states.append(self._block_state(block, batch_size, rate, dtype))
+            if isinstance(block, CausalConv1d):
+                rate //= block.stride
+        for block in self.decoder_blocks:
+            if isinstance(block, CausalConvTranspose1d):
+                rate *= block.stride
+            elif isinstance(block, CausalConv1d):
+                rate //= block.stride
+            states.append(self._block_state(block, batch_size, rate, dtype))
+        states.append(self.output_proj.init_state(batch_size, dtype))
+        return CodecState(blocks=states)
+
+    @staticmethod
+    def _block_state(block: nn.Module, batch_size: int, rate: int, dtype: torch.dtype) -> StreamingState:
+        if isinstance(block, Transformer):
+            window = block.args.max_window or 1
+            return block.init_state(batch_size, capacity=window + rate - 1, dtype=dtype)
+        return block.init_state(batch_size, dtype)  # type: ignore[operator]
+
+    def _split_state(self, state: CodecState | None) -> tuple[list[StreamingState] | None, list[StreamingState] | None]:
+        if state is None:
+            return None, None
+        n_enc = 1 + len(self.encoder_blocks)
+        return state.blocks[:n_enc], state.blocks[n_enc:]
+
+    # ----------------------------------------------------------------------------- forward
+
+    def encode_latent(self, wave: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
+        """wave [B, N] -> continuous latent [B, N / 1920, 292] (before quantization)."""
+        enc, _ = self._split_state(state)
+        x = self.input_proj(self._patches(wave), None if enc is None else enc[0])  # [B, dim, N / 240]
+        return _run(list(self.encoder_blocks), x.transpose(1, 2), None if enc is None else enc[1:])  # type: ignore[arg-type]
+
+    def decode_latent(self, latent: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
+        """quantized latent [B, T, 292] -> wave [B, T * 1920]."""
+        _, dec = self._split_state(state)
+        x = _run(list(self.decoder_blocks), latent, None if dec is None else dec[:-1])  # type: ignore[arg-type]  # [B, 8 T, dim]
+        patches = self.output_proj(x.transpose(1, 2), None if dec is None else dec[-1])  # type: ignore[arg-type]  # [B, 240, 8 T]
+        return patches.transpose(1, 2).reshape(latent.shape[0], -1)  # [B, T * 1920]
+
+    @torch.no_grad()
+    def encode(self, wave: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
+        """wave [B, N] (N a multiple of 1920) -> codes [B, N / 1920, 37] int64."""
+        return self.quantizer.encode(self.encode_latent(wave, state))
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
+        """codes [B, T, 37] -> wave [B, T * 1920]."""
+        latent = self.quantizer.decode(codes).to(self.output_proj.conv.weight.dtype)  # [B, T, 292]
+        return self.decode_latent(latent, state)
+
+    def forward(
+        self, wave: torch.Tensor, vq_on: torch.Tensor | None = None, fsq_mode: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Quantized]:
+        """Training pass: wave [B, N] -> (reconstruction [B, N], :class:`Quantized`)."""
+        quantized = self.quantizer(self.encode_latent(wave), vq_on, fsq_mode)
+        return self.decode_latent(quantized.latent), quantized
