@@ -1,13 +1,18 @@
-"""``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table."""
+"""``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table.
+``voxkit eval codec MANIFEST``: objective quality of a speech codec beside classical codecs, as a table."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import sys
 
 from voxkit.asr.peer import PEERS
 from voxkit.audio.constants import STEP_MS
+
+CODEC_PEERS = "codec2-2400,codec2-3200,opus-6000"
+"""The peers of ``eval codec`` (voxkit.codec.peers.PEER_CODECS, named here so that --help imports no codec code)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="hand the model each stream whole instead of cutting long audio at pauses (what transcribe does)")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
+    c = sub.add_parser("codec", help="objective quality of a speech codec beside classical codecs (Codec2, Opus)")
+    c.add_argument("manifest", help="JSONL manifest with audio and text")
+    c.add_argument("--model", default=None, metavar="DIR", help="voxkit codec folder (default: none; only the peers are scored)")
+    c.add_argument("--peers", default=CODEC_PEERS,
+                   help=f"comma-separated classical codecs scored on the same clips (default and choices: {CODEC_PEERS})")
+    c.add_argument("--no-peers", action="store_true", help="score the --model codec alone")
+    c.add_argument("--asr", default=None, choices=(*PEERS, "none"),
+                   help="independent recogniser for the WER column (default: whisper-tiny.en when the peer extra is "
+                        "installed, else no WER; named explicitly it must load)")
+    c.add_argument("--limit", type=int, default=None, metavar="N", help="only the manifest's first N clips")
+    c.add_argument("--json", default=None, metavar="OUT", help="also write per-clip and per-codec numbers as JSON")
+    c.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
+    c.set_defaults(func=run_codec)
 
 
 def run_asr(args: argparse.Namespace) -> int:
@@ -108,6 +126,52 @@ def run_asr(args: argparse.Namespace) -> int:
         peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
         _write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
     return 0
+
+
+def run_codec(args: argparse.Namespace) -> int:
+    import json
+
+    from voxkit.codec.evaluate import evaluate_codecs, format_table, load_recogniser, require_metrics
+    from voxkit.codec.peers import load_peer_codec, peer_codec_names
+    from voxkit.data.manifest import read_manifest
+    from voxkit.errors import VoxkitError
+
+    names = [] if args.no_peers else peer_codec_names(args.peers)
+    if args.model is None and not names:
+        raise VoxkitError("nothing to evaluate: give --model DIR, or leave out --no-peers")
+    if args.limit is not None and args.limit < 1:
+        raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
+    _check_destination("--json", args.json)  # before the evaluation, not after it
+    rows = read_manifest(args.manifest, required=("audio", "text"))
+    if not rows:
+        raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
+    rows = rows[: args.limit] if args.limit else rows
+    codecs = [load_peer_codec(n) for n in names]  # a missing tool or extra fails before the long part
+    require_metrics()
+    if args.model is not None:
+        codecs.insert(0, _load_codec(args.model))
+    else:
+        print("voxkit eval codec: no --model given: scoring the classical peers only", file=sys.stderr)
+    recogniser, note = load_recogniser(args.asr)
+    result = evaluate_codecs(rows, codecs, recogniser, progress=not args.quiet, notes=[note] if note else [])
+    wer = f"; WER by {result.recogniser}" if result.recogniser else ""
+    print(f"Codec quality on {args.manifest} ({len(rows)} clips, each output compared with its original at 16 kHz{wer})\n")
+    print(format_table(result))
+    if args.json:
+        _write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _load_codec(folder: str) -> object:
+    """voxkit's codec from ``folder``, labelled "voxkit"; imported only here, as it is the one heavy model."""
+    from voxkit.codec.evaluate import Labelled
+    from voxkit.errors import VoxkitError
+
+    if not os.path.isdir(folder):
+        raise VoxkitError(f"--model {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
+    from voxkit.codec.api import Codec
+
+    return Labelled(Codec.from_pretrained(folder), "voxkit")
 
 
 def _run_long_form(
