@@ -1,4 +1,4 @@
-"""``voxkit export asr CHECKPOINT --out DIR``: a training checkpoint -> a shippable model folder.
+"""``voxkit export asr|codec CHECKPOINT --out DIR``: a training checkpoint -> a shippable model folder.
 
 The tokenizer is the one the run recorded (its recipe's ``data.tokenizer``); ``--tokenizer`` names
 another, or the right one when the recorded folder cannot be found from here.
@@ -18,6 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--out", required=True, help="output model folder")
     a.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="storage precision")
     a.set_defaults(func=run_asr)
+    c = sub.add_parser("codec", help="a codec checkpoint -> params.json + consolidated.safetensors (no discriminator)")
+    c.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
+    c.add_argument("--out", required=True, help="output model folder")
+    c.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16",
+                   help="storage precision of the layers (the codebook stays float32)")
+    c.set_defaults(func=run_codec)
 
 
 def run_asr(args: argparse.Namespace) -> int:
@@ -36,4 +42,21 @@ def run_asr(args: argparse.Namespace) -> int:
     out = export_checkpoint(path, tokenizer, args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: recogniser from {path} ({size:.1f} MB)")
+    return 0
+
+
+def run_codec(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from voxkit.codec.checkpoint import load_codec, save_codec
+    from voxkit.train.checkpointing import latest_checkpoint
+
+    path = Path(args.checkpoint)
+    if (path / "checkpoints").is_dir():
+        path = latest_checkpoint(path) or path
+    out = save_codec(load_codec(path), args.out, dtype=getattr(torch, args.dtype))
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"{out}: codec from {path} ({size:.1f} MB)")
     return 0
