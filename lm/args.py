@@ -18,7 +18,12 @@ POSITIONS_KINDS: tuple[str, ...] = ("rope", "alibi", "sinusoidal", "none")
 # The block-layout fields and the values that reproduce the Mistral block. A params.json without
 # them describes a Mistral block, so they are written back only when they differ from these values
 # or when the file being round-tripped spelled them out (see TransformerArgs.to_dict).
-_LAYOUT_DEFAULTS: dict[str, Any] = {"norm": "rms", "mlp": "swiglu", "positions": "rope", "qk_norm": False}
+_LAYOUT_DEFAULTS: dict[str, Any] = {
+    "norm": "rms", "mlp": "swiglu", "positions": "rope", "qk_norm": False, "qk_norm_scope": "head", "alibi_slopes": "paper",
+    "final_norm": True,
+}
+QK_NORM_SCOPES: tuple[str, ...] = ("head", "all")
+ALIBI_SLOPES: tuple[str, ...] = ("paper", "from_one")
 
 
 ADA_COND_DIM = 32  # Ada-RMSNorm gain width of the published Voxtral Realtime decoder (when params.json omits it)
@@ -68,8 +73,13 @@ class TransformerArgs(JsonArgs):
     - ``positions``: ``"rope"`` (interleaved rotary, theta/yarn/llama_4_scaling apply), ``"alibi"``
       (linear attention bias per head, the codec), ``"sinusoidal"`` (Whisper's absolute table of
       ``max_seq_len`` rows added to the input), or ``"none"``.
-    - ``qk_norm``: RMSNorm of every query and key head over head_dim (weights [head_dim]), before
-      RoPE; ``norm_eps`` is its epsilon.
+    - ``qk_norm``: RMSNorm of queries and keys before RoPE. ``qk_norm_scope`` ``"head"``: each head
+      over head_dim (weights [head_dim]); ``"all"``: all heads' channels at once (weights
+      [n_heads * head_dim] and [n_kv_heads * head_dim], the published codec). ``qk_norm_eps``: its
+      epsilon (default ``norm_eps``).
+    - ``alibi_slopes``: ``"paper"`` (``2^(-8 i / n)``, i = 1..n) or ``"from_one"`` (i = 0..n-1: the
+      first head's slope is 1, the published codec).
+    - ``final_norm``: False leaves out the stack's final norm (the codec's stages have none).
     - ``layer_scale``: initial value of LayerScale, a learnt per-channel gain [dim] on each residual
       branch (the codec uses 0.01); None: no LayerScale.
     - ``use_biases``: the bias pattern shared by Voxtral's encoder and Whisper. Attention: wq, wv
@@ -106,6 +116,10 @@ class TransformerArgs(JsonArgs):
     positions: PositionsKind = "rope"
     qk_norm: bool = False
     layer_scale: float | None = None
+    qk_norm_scope: str = "head"
+    qk_norm_eps: float | None = None
+    alibi_slopes: str = "paper"
+    final_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.n_heads % self.n_kv_heads:
@@ -113,6 +127,8 @@ class TransformerArgs(JsonArgs):
         _check_choice("norm", self.norm, NORM_KINDS)
         _check_choice("mlp", self.mlp, MLP_KINDS)
         _check_choice("positions", self.positions, POSITIONS_KINDS)
+        _check_choice("qk_norm_scope", self.qk_norm_scope, QK_NORM_SCOPES)
+        _check_choice("alibi_slopes", self.alibi_slopes, ALIBI_SLOPES)
         if self.positions == "rope" and self.head_dim % 2:
             raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
         if self.positions != "rope":

@@ -43,7 +43,9 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, args.n_kv_heads * hd, bias=bias)
         self.wo = nn.Linear(args.n_heads * hd, args.dim, bias=bias)
         self.wqkv: FusedProjection | None = None  # inference only, see fuse_projections
-        self.qk_norm = QKNorm(hd, args.norm_eps) if args.qk_norm else None
+        qk_eps = args.norm_eps if args.qk_norm_eps is None else args.qk_norm_eps
+        all_heads = args.qk_norm_scope == "all"
+        self.qk_norm = QKNorm(hd, qk_eps, n_heads=args.n_heads, n_kv_heads=args.n_kv_heads, all_heads=all_heads) if args.qk_norm else None
 
     def fuse_projections(self) -> None:
         """Compute q, k and v with one product and rotate q and k in one call (inference only)."""

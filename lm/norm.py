@@ -53,21 +53,31 @@ def make_norm(args: TransformerArgs, dim: int) -> RMSNorm | LayerNorm:
 
 
 class QKNorm(nn.Module):
-    """RMSNorm of every query and every key head over head_dim, applied before RoPE (codec).
+    """RMSNorm of queries and keys, applied before RoPE (the codec).
 
     Why: bounding the norms of q and k bounds the attention logits, which keeps the softmax from
-    saturating when a stack is trained with large learning rates. One weight [head_dim] for all
-    query heads (``q_norm``) and one for all key heads (``k_norm``): a head's channels are scaled
-    the same way whichever head they belong to, so GQA (fewer key heads) needs nothing special.
+    saturating when a stack is trained with large learning rates. Per head (``all_heads`` False):
+    one weight [head_dim] for all query heads (``q_norm``) and one for all key heads (``k_norm``),
+    so GQA needs nothing special. Over all heads at once (the published codec): the weights are
+    [n_heads * head_dim] and [n_kv_heads * head_dim], and the statistics span every head.
     """
 
-    def __init__(self, head_dim: int, eps: float = 1e-5) -> None:
+    def __init__(self, head_dim: int, eps: float = 1e-5, *, n_heads: int = 1, n_kv_heads: int = 1, all_heads: bool = False) -> None:
         super().__init__()
-        self.q_norm = RMSNorm(head_dim, eps)
-        self.k_norm = RMSNorm(head_dim, eps)
+        self.all_heads = all_heads
+        self.q_norm = RMSNorm(head_dim * (n_heads if all_heads else 1), eps)
+        self.k_norm = RMSNorm(head_dim * (n_kv_heads if all_heads else 1), eps)
+
+    @staticmethod
+    def _over_heads(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
+        B, H, T, D = x.shape
+        flat = x.transpose(1, 2).reshape(B, T, H * D)  # [B, T, H hd]
+        return norm(flat).view(B, T, H, D).transpose(1, 2)  # [B, H, T, hd]
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q: [B, H, T, hd], k: [B, Hkv, S, hd] -> both normalised, same shapes and dtypes."""
+        if self.all_heads:
+            return self._over_heads(self.q_norm, q), self._over_heads(self.k_norm, k)
         return self.q_norm(q), self.k_norm(k)
 
 

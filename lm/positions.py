@@ -20,19 +20,20 @@ import torch
 from torch import nn
 
 
-def alibi_slopes(n_heads: int) -> torch.Tensor:
+def alibi_slopes(n_heads: int, first: int = 1) -> torch.Tensor:
     """The ALiBi paper's per-head slopes, [n_heads] float32.
 
     For a power of two n the slopes are the geometric sequence ``2^(-8 i / n)``, i = 1..n. For
     other counts the paper takes the sequence of the largest power of two m < n and completes it
     with every other slope of the sequence for 2m (the odd ones: ``2^(-8 (2j + 1) / (2m))``), so
     that the extra heads interleave with the first ones instead of all being flatter.
+    ``first`` = 0 starts every sequence at i = 0 (a first slope of 1), as the published codec does.
     """
     if n_heads < 1:
         raise ValueError(f"ALiBi needs at least one head, got {n_heads}")
 
     def geometric(n: int) -> list[float]:
-        return [2.0 ** (-8.0 * i / n) for i in range(1, n + 1)]
+        return [2.0 ** (-8.0 * i / n) for i in range(first, n + first)]
 
     m = 2 ** math.floor(math.log2(n_heads))
     slopes = geometric(m)
@@ -110,14 +111,15 @@ class ALiBi(nn.Module):
 
     slopes: torch.Tensor
 
-    def __init__(self, n_heads: int) -> None:
+    def __init__(self, n_heads: int, first: int = 1) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+        self.first = first
+        self.register_buffer("slopes", alibi_slopes(n_heads, first), persistent=False)
 
     def init_buffers(self, device: torch.device) -> None:
         """Recompute the non-persistent buffer after a model was built on the meta device."""
-        self.slopes = alibi_slopes(self.n_heads).to(device)
+        self.slopes = alibi_slopes(self.n_heads, self.first).to(device)
 
     def forward(
         self,

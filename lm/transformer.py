@@ -33,13 +33,13 @@ class Transformer(StreamingModule):
         self.args = args
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim) if args.vocab_size > 0 else None
         self.layers = nn.ModuleList(TransformerBlock(args, i) for i in range(args.n_layers))
-        self.norm = make_norm(args, args.dim)
+        self.norm = make_norm(args, args.dim) if args.final_norm else nn.Identity()
         self.output = (
             nn.Linear(args.dim, args.vocab_size, bias=False) if args.vocab_size > 0 and not args.tied_embeddings else None
         )
         # Positions: exactly one of these is set, by args.positions ("none" sets none of them).
         self.rope = RotaryEmbedding(args) if args.positions == "rope" else None
-        self.alibi = ALiBi(args.n_heads) if args.positions == "alibi" else None
+        self.alibi = ALiBi(args.n_heads, 0 if args.alibi_slopes == "from_one" else 1) if args.positions == "alibi" else None
         self.abs_positions = SinusoidalPositions(args.max_seq_len, args.dim) if args.positions == "sinusoidal" else None
         self.windows: set[int | None] = {args.window_for_layer(i) for i in range(args.n_layers)}
         self.init_weights()
@@ -86,9 +86,16 @@ class Transformer(StreamingModule):
         capacity = capacity or self.default_capacity()
         if capacity < 1:
             raise ValueError(f"cache capacity must be >= 1, got {capacity}")
-        dtype = dtype or self.norm.weight.dtype
+        ref = self.activation_weight
+        dtype = dtype or ref.dtype
         kv = [layer.attention.init_cache(batch_size, capacity, dtype) for layer in self.layers]
-        return new_ring_state(batch_size, capacity, self.norm.weight.device, kv=kv, static=static)
+        return new_ring_state(batch_size, capacity, ref.device, kv=kv, static=static)
+
+    @property
+    def activation_weight(self) -> torch.Tensor:
+        """A norm weight: its dtype is the activations' (weights may be stored in 16 bits), its device the model's."""
+        norm = self.norm if self.args.final_norm else self.layers[0].attention_norm
+        return norm.weight  # type: ignore[return-value]
 
     def max_chunk(self, state: RingState) -> int:
         """Largest chunk one streaming call may write without evicting keys it still needs.
