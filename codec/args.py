@@ -43,9 +43,10 @@ class CodecArgs(JsonArgs):
     head_dim: int = 128
     n_heads: int = 8
     n_kv_heads: int = 8
+    qk_norm_eps: float = 1e-6
     qk_norm: bool = True
     use_biases: bool = False
-    norm_eps: float = 1e-5
+    norm_eps: float = 1e-2
     layer_scale: bool = True
     layer_scale_init: float | None = 0.01
     encoder_transformer_lengths_str: str = "2,2,2,2"
@@ -140,9 +141,10 @@ class CodecArgs(JsonArgs):
         return windows
 
     def stage_args(self, n_layers: int, window: int) -> TransformerArgs:
-        """One transformer stage as a configuration of the shared backbone.
-
-        ``window`` counts the keys a frame attends to, itself included (lm's convention).
+        """One transformer stage as a configuration of the shared backbone, computing what the
+        published codec's stages compute: a frame attends to itself and the ``window`` frames
+        before it (lm counts the frame itself: ``window + 1``), QK-norm over all heads at once,
+        ALiBi slopes starting at 1, RMSNorm with ``norm_eps``, LayerScale, no final norm.
         """
         return TransformerArgs(
             dim=self.dim,
@@ -153,10 +155,14 @@ class CodecArgs(JsonArgs):
             n_kv_heads=self.n_kv_heads,
             norm_eps=self.norm_eps,
             vocab_size=0,
-            sliding_window=window,
+            sliding_window=window + 1,
             use_biases=self.use_biases,
             causal=self.causal,
             positions="alibi",
+            alibi_slopes="from_one",
             qk_norm=self.qk_norm,
+            qk_norm_scope="all",
+            qk_norm_eps=self.qk_norm_eps,
             layer_scale=(self.layer_scale_init or 0.01) if self.layer_scale else None,
+            final_norm=False,
         )

@@ -1,7 +1,8 @@
-"""Codec folders: voxkit's native layout (params.json + consolidated.safetensors) and training checkpoints.
+"""Codec folders: the published layout (params.json + consolidated.safetensors) and training checkpoints.
 
 params.json holds :class:`~voxkit.codec.args.CodecArgs` under ``codec_args`` (the section name the
-published codec's config uses), so the folder says what it is. A training checkpoint (``voxkit
+published codec's config uses; found at the top level or one section down), and the weights carry
+the published key names (codec/layout.py), so voxkit's folders and the published one read alike. A training checkpoint (``voxkit
 train``) holds the training model's keys: the codec under ``codec.``, plus the discriminator and
 the distillation head, which a loaded codec leaves out.
 """
@@ -16,6 +17,7 @@ import torch
 
 from voxkit.checkpoint import check_state_dict, detect_layout, read_config, read_tensors, training_model, weight_files, write_folder
 from voxkit.codec.args import CodecArgs
+from voxkit.codec.layout import ENCODER_PREFIXES, module_to_published_state, published_to_module_state
 from voxkit.codec.model import CodecModel
 from voxkit.errors import CheckpointError
 
@@ -31,6 +33,9 @@ def codec_params(args: CodecArgs) -> dict[str, Any]:
 
 def _args_from(config: dict[str, Any], where: str) -> CodecArgs:
     section = config.get(CODEC_SECTION)
+    if section is None:  # nested in a larger model's config (e.g. a TTS model's audio section)
+        nested = [v[CODEC_SECTION] for v in config.values() if isinstance(v, dict) and isinstance(v.get(CODEC_SECTION), dict)]
+        section = nested[0] if nested else None
     if not isinstance(section, dict):
         raise CheckpointError(f"{where}: no {CODEC_SECTION!r} section (not a codec folder)")
     try:
@@ -53,17 +58,18 @@ def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "
     state = read_tensors(weight_files(folder, layout))
     if layout == "training":
         state = {k[len(TRAINING_PREFIX) :]: v for k, v in state.items() if k.startswith(TRAINING_PREFIX)}
+    else:
+        state = published_to_module_state(state)
     # Built on the CPU, not the meta device: the FSQ library computes its tables at construction.
     # Everything loads as float32 (a bundled codec stores its layers in float16).
     model = CodecModel(args)
+    has_encoder = any(k.startswith(ENCODER_PREFIXES) for k in state)
+    if not has_encoder:  # a decoder-only checkpoint (the open published one): the encoder stays unset
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_PREFIXES)})
     check_state_dict(model, state, str(folder))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model = model.to(device).eval()
-    if dtype is not None:
-        for name, module in model.named_children():
-            if name != "quantizer":
-                module.to(dtype)
-    return model
+    model.has_encoder = has_encoder
+    return model.to(device).eval()
 
 
 def save_codec(model: CodecModel, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
@@ -72,4 +78,4 @@ def save_codec(model: CodecModel, folder: str | os.PathLike[str], dtype: torch.d
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() and not k.startswith("quantizer.") else v)
         for k, v in model.state_dict().items()
     }
-    return write_folder(folder, "native", codec_params(model.args), state)
+    return write_folder(folder, "native", codec_params(model.args), module_to_published_state(state))

@@ -26,6 +26,7 @@ from torch import nn
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.quantizer import CodecQuantizer, Quantized
 from voxkit.conv import CausalConv1d, CausalConvTranspose1d
+from voxkit.errors import VoxkitError
 from voxkit.lm import Transformer
 from voxkit.streaming import StreamingModule, StreamingState
 
@@ -83,6 +84,7 @@ class CodecModel(StreamingModule):
         self.decoder_blocks = nn.ModuleList(decoder)
         self.quantizer = CodecQuantizer(args)
         self.output_proj = CausalConv1d(args.dim, patch, args.patch_proj_kernel_size, pad_mode="reflect", weight_norm=wn, bias=False)
+        self.has_encoder = True  # False for a decoder-only checkpoint (the open published one)
 
     # ----------------------------------------------------------------------------- shapes
 
@@ -138,6 +140,11 @@ class CodecModel(StreamingModule):
 
     def encode_latent(self, wave: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
         """wave [B, N] -> continuous latent [B, N / 1920, 292] (before quantization)."""
+        if not self.has_encoder:
+            raise VoxkitError(
+                "this codec checkpoint has no encoder weights (the open published codec ships its decoder only): "
+                "it decodes codes but cannot encode audio"
+            )
         enc, _ = self._split_state(state)
         x = self.input_proj(self._patches(wave), None if enc is None else enc[0])  # [B, dim, N / 240]
         return _run(list(self.encoder_blocks), x.transpose(1, 2), None if enc is None else enc[1:])  # type: ignore[arg-type]

@@ -30,8 +30,9 @@ def tiny_args(**kw: object) -> CodecArgs:
 def model() -> CodecModel:
     torch.manual_seed(0)
     m = CodecModel(tiny_args()).eval()
-    with torch.no_grad():  # spread the codebook so that codes vary from frame to frame
-        m.quantizer.semantic._codebook.embed.normal_(0, 0.3)
+    with torch.no_grad():  # codebook entries drawn from real latents, so that codes vary from frame to frame
+        latents = m.encode_latent(torch.randn(4, 16 * FRAME) * 0.3)[..., :16].reshape(-1, 16)  # [64, 16]
+        m.quantizer.semantic._codebook.embed.copy_(latents[None])
     return m
 
 
