@@ -72,9 +72,29 @@ class Labelled:
     def __init__(self, codec: Any, name: str) -> None:
         self.codec, self.name = codec, name
         self.bitrate_bps = float(codec.bitrate_bps)
+        self.semantic_codes: list[Any] = []  # [T] per clip, when the codec exposes its codes
 
     def roundtrip(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-        return self.codec.roundtrip(audio, sample_rate)
+        if not (hasattr(self.codec, "encode") and hasattr(self.codec, "decode") and hasattr(self.codec, "load")):
+            return self.codec.roundtrip(audio, sample_rate)
+        wave = self.codec.load(audio, sample_rate)  # [N] at the codec's rate
+        codes = self.codec.encode(wave, self.codec.sample_rate)  # [T, 37]
+        self.semantic_codes.append(codes[:, 0])
+        return self.codec.decode(codes, num_samples=wave.shape[0]), self.codec.sample_rate
+
+    def usage_note(self) -> str | None:
+        """How much of the semantic codebook the evaluated clips used (collapse shows as a low perplexity)."""
+        if not self.semantic_codes:
+            return None
+        import torch
+
+        from voxkit.codec.quantizer import codebook_usage
+
+        size = self.codec.model.args.semantic_codebook_size
+        usage = codebook_usage(torch.cat(self.semantic_codes), size)
+        frames = sum(len(c) for c in self.semantic_codes)
+        return (f"{self.name} semantic codes on these clips: perplexity {usage.perplexity:.0f}, {usage.used} of {size} codes used "
+                f"({usage.dead} never), {frames} frames")
 
 
 @dataclass

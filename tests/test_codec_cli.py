@@ -102,3 +102,17 @@ def test_codes_of_another_codec_are_refused(tmp_path: Path, model_dir: Path, spe
     capsys.readouterr()
     assert cli_main(["codec", "decode", str(codes), str(tmp_path / "o.wav"), "--model", str(model_dir)]) == 2
     assert "another codec" in capsys.readouterr().err
+
+
+def test_eval_codec_scores_voxkit_and_reports_codebook_usage(
+    tmp_path: Path, model_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": str(speechlike), "text": "a tone", "duration": 0.7}) + "\n" for _ in range(2)))
+    argv = ["eval", "codec", str(manifest), "--model", str(model_dir), "--no-peers", "--asr", "none", "--quiet"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| voxkit |" in out
+    assert "voxkit semantic codes on these clips: perplexity" in out and "18 frames" in out

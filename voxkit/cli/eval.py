@@ -154,6 +154,9 @@ def run_codec(args: argparse.Namespace) -> int:
         print("voxkit eval codec: no --model given: scoring the classical peers only", file=sys.stderr)
     recogniser, note = load_recogniser(args.asr)
     result = evaluate_codecs(rows, codecs, recogniser, progress=not args.quiet, notes=[note] if note else [])
+    usage = getattr(codecs[0], "usage_note", lambda: None)()
+    if usage:
+        result.notes.append(usage)
     wer = f"; WER by {result.recogniser}" if result.recogniser else ""
     print(f"Codec quality on {args.manifest} ({len(rows)} clips, each output compared with its original at 16 kHz{wer})\n")
     print(format_table(result))
