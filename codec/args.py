@@ -55,9 +55,12 @@ class CodecArgs(JsonArgs):
     decoder_transformer_lengths_str: str = "2,2,2,2"
     decoder_convs_kernels_str: str = "3,4,4,4"
     decoder_convs_strides_str: str = "1,2,2,2"
-    # voxkit's own: the semantic VQ's EMA decay and the usage below which a code is re-seeded
+    # voxkit's own: the semantic VQ's EMA decay, and the EMA usage (vectors per step) below which a
+    # code is re-seeded from the batch. Relative to a uniform code's usage, (vectors per step) / 8192:
+    # 1e-3 is a tenth of it at ~80 frames x 100 clips per step; an absolute 2 would re-seed every
+    # code at every step of any batch smaller than 16k frames, so the codebook would never settle.
     vq_decay: float = 0.99
-    vq_dead_code_threshold: float = 2.0
+    vq_dead_code_threshold: float = 1e-3
 
     def __post_init__(self) -> None:
         enc = (self.encoder_transformer_lengths, self.encoder_convs_kernels, self.encoder_convs_strides)
