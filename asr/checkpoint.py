@@ -18,7 +18,7 @@ import torch
 
 from voxkit.asr.args import RealtimeArgs
 from voxkit.asr.model import RealtimeRecognizer
-from voxkit.checkpoint import build_and_load, detect_layout, read_config, read_tensors, training_model, weight_files, write_folder
+from voxkit.checkpoint import build_and_load, check_training_model, detect_layout, read_config, read_tensors, weight_files, write_folder
 from voxkit.errors import CheckpointError
 from voxkit.lm import TransformerArgs
 from voxkit.lm.convert import hf_to_native_state, rope_rows_to_native
@@ -161,9 +161,7 @@ def load_recognizer(
     layout = detect_layout(folder)
     config = read_config(folder, layout)
     if layout == "training":
-        model = training_model(folder)
-        if model not in (None, RECOGNIZER_MODEL):
-            raise CheckpointError(f"{folder} is a training checkpoint of a {model!r} model, not of a recogniser ({RECOGNIZER_MODEL})")
+        check_training_model(folder, RECOGNIZER_MODEL, "a recogniser")
     state = read_tensors(weight_files(folder, layout))
     if layout == "native":
         args = RealtimeArgs.from_params(config)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from voxkit.checkpoint import check_state_dict, detect_layout, read_config, read_tensors, training_model, weight_files, write_folder
+from voxkit.checkpoint import check_state_dict, check_training_model, detect_layout, read_config, read_tensors, weight_files, write_folder
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.layout import ENCODER_PREFIXES, module_to_published_state, published_to_module_state
 from voxkit.codec.model import CodecModel
@@ -45,13 +45,14 @@ def _args_from(config: dict[str, Any], where: str) -> CodecArgs:
 
 
 def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> CodecModel:
-    """A codec from a native folder or from a training checkpoint of the ``codec`` model."""
+    """A codec from a native (published-layout) folder or a training checkpoint of the ``codec`` model.
+
+    ``dtype`` casts the layers (e.g. bfloat16 on a GPU); the semantic codebook stays float32.
+    """
     layout = detect_layout(folder)
     config = read_config(folder, layout)
     if layout == "training":
-        model = training_model(folder)
-        if model not in (None, CODEC_MODEL):
-            raise CheckpointError(f"{folder} is a training checkpoint of a {model!r} model, not of a codec")
+        check_training_model(folder, CODEC_MODEL, "a codec")
     elif layout != "native":
         raise CheckpointError(f"{folder} is a transformers folder; voxkit's codec reads params.json + consolidated.safetensors")
     args = _args_from(config, str(folder))
@@ -69,6 +70,10 @@ def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "
     check_state_dict(model, state, str(folder))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.has_encoder = has_encoder
+    if dtype is not None:  # the layers only: the codebook stays a float32 table of means
+        for name, module in model.named_children():
+            if name != "quantizer":
+                module.to(dtype)
     return model.to(device).eval()
 
 

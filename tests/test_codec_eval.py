@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 
 import voxkit
+from cli_helpers import one_line_error, run_cli
 from voxkit.asr import peer as asr_peer
 from voxkit.audio.io import load_audio, resample
 from voxkit.cli.eval import CODEC_PEERS
-from voxkit.cli.main import main
 from voxkit.codec.evaluate import (
     ClipScores,
     CodecEvaluation,
@@ -213,24 +213,14 @@ def test_codec_names_must_be_distinct(manifest: Path) -> None:
         evaluate_codecs(rows, [Identity(), Identity()], progress=False)
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_cli_scores_the_peers_and_writes_json(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json = tmp_path / "scores.json"
-    code, out, err = _run(["eval", "codec", str(manifest), "--peers", "codec2-3200", "--asr", "none", "--limit", "1",
+    code, out, err = run_cli(["eval", "codec", str(manifest), "--peers", "codec2-3200", "--asr", "none", "--limit", "1",
                            "--json", str(out_json), "--quiet"], capsys)
     assert code == 0
-    assert _one_line_error(err) == "voxkit eval codec: no --model given: scoring the classical peers only"
+    assert one_line_error(err) == "voxkit eval codec: no --model given: scoring the classical peers only"
     assert "(1 clips," in out and "| original | - |" in out and "| codec2-3200 | 3.2 |" in out
     saved = json.loads(out_json.read_text())
     assert [c["codec"] for c in saved["codecs"]] == ["original", "codec2-3200"] and len(saved["clips"]) == 2
@@ -249,8 +239,8 @@ def test_cli_scores_the_peers_and_writes_json(manifest: Path, tmp_path: Path, ca
 def test_cli_flag_mistakes_are_one_line_errors(
     extra: list[str], message: str, manifest: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(["eval", "codec", str(manifest), "--asr", "none", "--quiet", *extra], capsys)
-    assert code == 2 and message in _one_line_error(err)
+    code, _, err = run_cli(["eval", "codec", str(manifest), "--asr", "none", "--quiet", *extra], capsys)
+    assert code == 2 and message in one_line_error(err)
 
 
 def test_cli_refuses_missing_binary_and_empty_manifests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,5 +252,5 @@ def test_cli_refuses_missing_binary_and_empty_manifests(tmp_path: Path, capsys: 
                        (tmp_path / "blob.bin", "is binary data, not a JSONL manifest"),
                        (tmp_path, "is a folder, not a manifest"),
                        (tmp_path / "empty.jsonl", "no utterances to evaluate")):
-        code, _, err = _run(["eval", "codec", str(path)], capsys)
-        assert code == 2 and what in _one_line_error(err), err
+        code, _, err = run_cli(["eval", "codec", str(path)], capsys)
+        assert code == 2 and what in one_line_error(err), err

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from asr_helpers import chirp
+from cli_helpers import run_cli
 from voxkit.audio.io import save_audio
-from voxkit.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,6 @@ def wav_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_audio(path, chirp(1.5), 16000)
     return path
 
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_api_matches_stream_and_cli_json(model_dir: Path, wav_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +38,7 @@ def test_api_matches_stream_and_cli_json(model_dir: Path, wav_path: Path, capsys
     assert stream.transcript.text == whole.text
     assert events[-1].kind == "final" and events[-1].text == whole.text
     assert [e.text for e in events if e.kind == "word"] == [w.text for w in whole.words]
-    code, out, _ = _run(["transcribe", str(wav_path), "--model", str(model_dir), "--delay-ms", "240", "-f", "json"], capsys)
+    code, out, _ = run_cli(["transcribe", str(wav_path), "--model", str(model_dir), "--delay-ms", "240", "-f", "json"], capsys)
     assert code == 0
     data = json.loads(out)
     assert data["text"] == whole.text and data["duration"] == pytest.approx(1.5)
@@ -51,7 +46,7 @@ def test_api_matches_stream_and_cli_json(model_dir: Path, wav_path: Path, capsys
 
 
 def test_output_files_and_jsonl_events(model_dir: Path, wav_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = _run(["transcribe", str(wav_path), "--model", str(model_dir), "-o", str(tmp_path)], capsys)
+    code, _, _ = run_cli(["transcribe", str(wav_path), "--model", str(model_dir), "-o", str(tmp_path)], capsys)
     assert code == 0
     assert {p.suffix for p in tmp_path.iterdir()} == {".txt", ".srt", ".vtt", ".json", ".jsonl"}
     assert (tmp_path / "clip.vtt").read_text().startswith("WEBVTT")
@@ -69,7 +64,7 @@ def test_output_files_get_the_users_usual_mode(
 
     previous = os.umask(umask)
     try:
-        code, _, _ = _run(["transcribe", str(wav_path), "--model", str(model_dir), "-o", str(tmp_path / "out")], capsys)
+        code, _, _ = run_cli(["transcribe", str(wav_path), "--model", str(model_dir), "-o", str(tmp_path / "out")], capsys)
     finally:
         os.umask(previous)
     assert code == 0
@@ -106,7 +101,7 @@ def test_stdin_raw_and_wav_give_the_file_result(model_dir: Path, wav_path: Path)
 def test_user_errors_are_messages_not_tracebacks(
     model_dir: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(["transcribe", *args, "--model", str(model_dir)], capsys)
+    code, _, err = run_cli(["transcribe", *args, "--model", str(model_dir)], capsys)
     assert code in (1, 2)
     assert message in err and "Traceback" not in err
 
@@ -119,19 +114,19 @@ def test_odd_files(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
     sf.write(tmp_path / "eight_bit.wav", chirp(1.0).numpy(), 16000, subtype="PCM_U8")
     (tmp_path / "empty.wav").write_bytes(b"")
-    code, _, err = _run(["transcribe", str(tmp_path / "corrupt.wav"), "--model", str(model_dir)], capsys)
+    code, _, err = run_cli(["transcribe", str(tmp_path / "corrupt.wav"), "--model", str(model_dir)], capsys)
     assert code == 2 and "cannot decode audio" in err
     # one bad file among good ones is reported and skipped; the others are transcribed
     good = str(tmp_path / "silent.flac")
-    code, out, err = _run(["transcribe", str(tmp_path / "empty.wav"), good, "--model", str(model_dir), "-f", "json"], capsys)
+    code, out, err = run_cli(["transcribe", str(tmp_path / "empty.wav"), good, "--model", str(model_dir), "-f", "json"], capsys)
     assert code == 1 and "empty.wav" in err and "Traceback" not in err
     assert json.loads(out)["duration"] == pytest.approx(1.0)
     for name in ("silent.flac", "stereo48k.wav", "eight_bit.wav"):
-        code, out, err = _run(["transcribe", str(tmp_path / name), "--model", str(model_dir), "-f", "json"], capsys)
+        code, out, err = run_cli(["transcribe", str(tmp_path / name), "--model", str(model_dir), "-f", "json"], capsys)
         assert code == 0, err
         assert json.loads(out)["duration"] > 0.9
 
 
 def test_bundle_folder_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], wav_path: Path) -> None:
-    code, _, err = _run(["transcribe", str(wav_path), "--model", str(tmp_path / "nope")], capsys)
+    code, _, err = run_cli(["transcribe", str(wav_path), "--model", str(tmp_path / "nope")], capsys)
     assert code == 2 and "does not exist" in err

@@ -137,6 +137,13 @@ def training_model(folder: str | os.PathLike[str]) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def check_training_model(folder: str | os.PathLike[str], expected: str, what: str) -> None:
+    """Refuse a training checkpoint whose recipe trained another model (``what``: "a codec", ...)."""
+    model = training_model(folder)
+    if model not in (None, expected):
+        raise CheckpointError(f"{folder} is a training checkpoint of a {model!r} model, not of {what} ({expected})")
+
+
 def recorded_tokenizer_spec(folder: str | os.PathLike[str]) -> str | None:
     """The recipe's ``data.tokenizer`` of a training checkpoint ("byte", "tekken" or a folder); None without a recipe."""
     recipe = training_recipe(folder)
