@@ -82,7 +82,7 @@ def long_stream(model: CodecModel, wave: torch.Tensor, minutes: float) -> None:
                 marks.append(f"{_rss_mb():.0f}")
     took = time.perf_counter() - start
     print(f"stream of {minutes:g} min ({frames} frames) frame by frame: {1000 * took / frames:.1f} ms per frame; "
-          f"RSS MB at each tenth: {' '.join(marks)}\n")
+          f"RSS MB at each tenth: {' '.join(marks)}")
 
 
 def peer_rtf(name: str, audio: np.ndarray, seconds: float) -> float | None:
@@ -144,13 +144,14 @@ def main() -> None:
     p95 = sorted(per_frame)[int(0.95 * (len(per_frame) - 1))]
     print(f"| {label}, {str(dtype).removeprefix('torch.')} | {model.args.bitrate_bps / 1000:.2f} | {params:.1f} M | "
           f"{whole / seconds:.4f} | {1000 * statistics.median(per_frame):.1f} / {1000 * p95:.1f} |")
-    if args.stream_minutes > 0:
-        long_stream(model, x[0], args.stream_minutes)
     audio = wave.numpy()
     for name, kbps in (("codec2-3200", 3.2), ("opus-6000", 6.0)):
         rtf = peer_rtf(name, audio, seconds)
         shown = "not installed" if rtf is None else f"{rtf:.4f}"
         print(f"| {name} (Debian tool, process start included) | {kbps:.1f} | - | {shown} | - |")
+    if args.stream_minutes > 0:
+        print()
+        long_stream(model, x[0], args.stream_minutes)
 
 
 if __name__ == "__main__":
