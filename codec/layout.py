@@ -46,8 +46,9 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def published_to_module_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Published keys -> voxkit's module keys (see the module docstring)."""
+    state = _strip_prefix(state)
     out: dict[str, torch.Tensor] = {}
-    for key, value in _strip_prefix(state).items():
+    for key, value in state.items():
         if key.startswith(OUTSIDE_THE_CODEC):
             continue
         if key.startswith(_PUBLISHED_VQ):
@@ -57,7 +58,6 @@ def published_to_module_state(state: dict[str, torch.Tensor]) -> dict[str, torch
                 key = re.sub(published, ours, key)
                 break
         out[key] = value
-    state = _strip_prefix(state)
     if _PUBLISHED_VQ + "embedding_sum" in state:
         total = state[_PUBLISHED_VQ + "embedding_sum"].float()  # [K, D]
         usage = state[_PUBLISHED_VQ + "cluster_usage"].float()  # [K]

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from voxkit.audio.constants import ASR_SAMPLE_RATE, CODEC_SAMPLE_RATE, CODEC_SAMPLES_PER_STEP, MEL_FRAMES_PER_STEP
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.discriminator import MultiResolutionSTFTDiscriminator
 from voxkit.codec.losses import (
@@ -41,6 +42,7 @@ from voxkit.train.registry import ModelSpec, TaskSpec
 from voxkit.train.task import Update
 
 DISCRIMINATOR = "discriminator"  # the discriminator's optimizer
+ENCODER_FRAMES_PER_STEP = MEL_FRAMES_PER_STEP // 2  # a speech encoder's 50 Hz frames (its stem halves the mel rate) per codec frame
 
 
 @dataclasses.dataclass
@@ -106,8 +108,8 @@ class CodecTaskConfig:
     def __post_init__(self) -> None:
         if self.segment_seconds <= 0 or self.batch_size < 1:
             raise ValueError("segment_seconds must be > 0 and batch_size >= 1")
-        if self.teacher is not None and self.teacher not in ("whisper-tiny.en", "recognizer") and not self.teacher.strip():
-            raise ValueError("teacher must be 'whisper-tiny.en', 'recognizer', a CTranslate2 Whisper folder or null")
+        if self.teacher is not None and not self.teacher.strip():
+            raise ValueError("teacher must be 'whisper-tiny.en', 'recognizer' or a CTranslate2 Whisper folder")
 
 
 class _Teacher(nn.Module):
@@ -140,13 +142,14 @@ class _Teacher(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         from voxkit.audio.io import resample
 
-        wave16 = resample(wave.float(), 24000, 16000)  # [B, N * 2 / 3]
+        wave16 = resample(wave.float(), CODEC_SAMPLE_RATE, ASR_SAMPLE_RATE)  # [B, N * 2 / 3]
         states = self.encoder(self.features(wave16)).float()  # [B, 50 Hz frames, dim]
-        frames = wave.shape[-1] // 1920
-        states = states[:, : 4 * frames]
-        if states.shape[1] < 4 * frames:  # the mel's last frames: pad by repeating the last state
-            states = torch.cat([states, states[:, -1:].expand(-1, 4 * frames - states.shape[1], -1)], 1)
-        return states.view(states.shape[0], frames, 4, -1).mean(2)  # [B, frames, dim] 4 x 20 ms -> 80 ms
+        frames = wave.shape[-1] // CODEC_SAMPLES_PER_STEP
+        per = ENCODER_FRAMES_PER_STEP  # 20 ms encoder frames per 80 ms codec frame
+        states = states[:, : per * frames]
+        if states.shape[1] < per * frames:  # the mel's last frames: pad by repeating the last state
+            states = torch.cat([states, states[:, -1:].expand(-1, per * frames - states.shape[1], -1)], 1)
+        return states.view(states.shape[0], frames, per, -1).mean(2)  # [B, frames, dim]
 
 
 class CodecTask:
@@ -176,7 +179,7 @@ class CodecTask:
     def _load(self, row: dict[str, Any]) -> torch.Tensor:
         from voxkit.audio.io import load_audio
 
-        return load_audio(row["audio"], 24000)  # [N]
+        return load_audio(row["audio"], CODEC_SAMPLE_RATE)  # [N]
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[torch.Tensor]:
         """Batches [B, segment] of random crops (zero-padded when a clip is shorter), seeded by the epoch."""
