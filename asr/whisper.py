@@ -23,22 +23,19 @@ CTranslate2 Whisper encoder variables (``encoder/`` prefix): ``conv1``, ``conv2`
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from voxkit.asr.features import GLOBAL_LOG_MEL_MAX
+from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, whisper_stack_args
 from voxkit.checkpoint import assign_state_dict
 from voxkit.ctranslate2 import read_ctranslate2
 from voxkit.errors import CheckpointError, VoxkitError
-from voxkit.lm import Transformer, TransformerArgs
+from voxkit.lm import TransformerArgs
 from voxkit.lm.positions import sinusoids
 
 WHISPER_SPEC = "WhisperSpec"  # CTranslate2's spec name of Whisper models
@@ -52,22 +49,6 @@ MEL_FLOOR = (GLOBAL_LOG_MEL_MAX - 8.0 + 4.0) / 4.0
 # stored table is float16 (half a unit in the last place is 2.4e-4 near 1).
 _TABLE_TOLERANCE = 2e-3
 _LAYER = re.compile(r"encoder/layer_(\d+)/")
-
-
-@dataclasses.dataclass(frozen=True)
-class WhisperDims:
-    """The sizes of a Whisper encoder (tiny.en: 384 wide, 4 layers, 6 heads of 64, MLP 1536, 80 mels)."""
-
-    dim: int
-    n_layers: int
-    n_heads: int
-    hidden_dim: int
-    n_mels: int
-    n_ctx: int  # rows of the position table: 50 Hz frames of one 30 s window
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.n_heads
 
 
 WHISPER_TINY_EN = WhisperDims(dim=384, n_layers=4, n_heads=6, hidden_dim=1536, n_mels=WHISPER_N_MELS, n_ctx=1500)
@@ -84,15 +65,6 @@ def student_args(dims: WhisperDims = WHISPER_TINY_EN) -> TransformerArgs:
         dim=dims.dim, n_layers=dims.n_layers, head_dim=dims.head_dim, hidden_dim=dims.hidden_dim,
         n_heads=dims.n_heads, n_kv_heads=dims.n_heads, vocab_size=0, use_biases=True, norm="layer", mlp="gelu",
         positions="rope", rope_theta=STUDENT_ROPE_THETA, sliding_window=STUDENT_WINDOW, causal=True,
-    )
-
-
-def teacher_args(dims: WhisperDims) -> TransformerArgs:
-    """Whisper's own encoder stack: bidirectional, absolute sinusoidal positions over one 30 s window."""
-    return TransformerArgs(
-        dim=dims.dim, n_layers=dims.n_layers, head_dim=dims.head_dim, hidden_dim=dims.hidden_dim,
-        n_heads=dims.n_heads, n_kv_heads=dims.n_heads, vocab_size=0, use_biases=True, norm="layer", mlp="gelu",
-        positions="sinusoidal", max_seq_len=dims.n_ctx, causal=False,
     )
 
 
@@ -189,31 +161,54 @@ def whisper_encoder_state(tensors: Mapping[str, torch.Tensor]) -> dict[str, torc
 # ----------------------------------------------------------------------------- teacher
 
 
-class _PaddedConv(nn.Module):
-    """Whisper's stem conv: kernel 3, one frame of padding on BOTH sides (one frame of look-ahead).
+def _fill(
+    encoder: WhisperEncoder, tensors: Mapping[str, torch.Tensor], device: str | torch.device | None, dtype: torch.dtype | None
+) -> None:
+    """Assign a meta-device encoder the CTranslate2 weights, on ``device`` in ``dtype`` (default CPU, float32).
 
-    Stored as ``conv`` so that the keys read ``conv_layers.{i}.conv.*``, as the causal encoder's.
+    Whisper's stored position table is used (bit-identical inputs to the original) after checking
+    that it is the sinusoid table the ``sinusoidal`` positions stand for.
     """
+    dims = whisper_dims(tensors)
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    state = {k: v.to(device=target, dtype=dtype or torch.float32) for k, v in whisper_encoder_state(tensors).items()}
+    assign_state_dict(encoder, state, target, "the Whisper encoder")
+    stored = _get(tensors, "encoder/position_encodings/encodings")
+    expected = sinusoids(dims.n_ctx, dims.dim)  # [n_ctx, D]
+    if stored.shape != expected.shape:
+        raise CheckpointError(f"Whisper's position table is {list(stored.shape)}, expected {list(expected.shape)}")
+    error = (stored.float() - expected).abs().max().item()
+    if error > _TABLE_TOLERANCE:
+        raise CheckpointError(f"Whisper's stored position table differs from the sinusoid formula by {error:.3g}")
+    positions = encoder.transformer.abs_positions
+    assert positions is not None
+    positions.table = stored.to(device=target, dtype=dtype or torch.float32)  # [n_ctx, D]
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, 3, stride=stride, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.conv(x))  # [B, C_out, T // stride] exact (erf) GELU as Whisper
+def whisper_encoder(
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    pad_value: float = MEL_FLOOR,
+) -> WhisperEncoder:
+    """A trainable :class:`WhisperEncoder` holding a CTranslate2 Whisper model's encoder weights."""
+    dims = whisper_dims(tensors)
+    with torch.device("meta"):  # no random init: every weight comes from the tensors
+        encoder = WhisperEncoder(whisper_stack_args(dims), dims.n_mels, pad_value=pad_value)
+    _fill(encoder, tensors, device, dtype)
+    return encoder
 
 
-class WhisperTeacher(nn.Module):
+class WhisperTeacher(WhisperEncoder):
     """Whisper's original (bidirectional, offline) encoder, frozen: a distillation target.
 
     ``forward(mel [B, n_mels, T]) -> [B, T // 2, dim]``: frame t is aligned with the causal
-    student's frame t. Whisper only ever saw whole 30 s windows (3000 mel frames), so a shorter
-    input is padded with :data:`MEL_FLOOR` (what digital silence gives, as Whisper pads audio with
-    zeros) and the output cropped; a longer one is cut into consecutive 30 s windows that run as one
-    batch and are joined again (frames never see past their own window's edges).
+    student's frame t. A shorter input than one 30 s window is padded with :data:`MEL_FLOOR`
+    (what digital silence gives, as Whisper pads audio with zeros) and the output cropped.
 
     Frozen means: no parameter requires a gradient and the module stays in eval mode even when a
-    parent calls ``train()``. Built directly on ``device`` in ``dtype`` (default: CPU, float32).
+    parent calls ``train()``.
     """
 
     def __init__(
@@ -224,51 +219,13 @@ class WhisperTeacher(nn.Module):
         dtype: torch.dtype | None = None,
         pad_value: float = MEL_FLOOR,
     ) -> None:
-        super().__init__()
         self.dims = whisper_dims(tensors)
-        self.dim, self.n_mels = self.dims.dim, self.dims.n_mels
-        self.window_frames = 2 * self.dims.n_ctx  # mel frames of one 30 s window (conv2 halves them)
-        self.pad_value = float(pad_value)
-        with torch.device("meta"):  # no random init: every weight comes from the tensors
-            self.conv_layers = nn.ModuleList([_PaddedConv(self.n_mels, self.dim, 1), _PaddedConv(self.dim, self.dim, 2)])
-            self.transformer = Transformer(teacher_args(self.dims))
-        target = torch.device(device) if device is not None else torch.device("cpu")
-        state = {k: v.to(device=target, dtype=dtype or torch.float32) for k, v in whisper_encoder_state(tensors).items()}
-        assign_state_dict(self, state, target, "the Whisper encoder")
-        self._load_position_table(_get(tensors, "encoder/position_encodings/encodings"), target, dtype)
+        with torch.device("meta"):
+            super().__init__(whisper_stack_args(self.dims), self.dims.n_mels, pad_value=pad_value)
+        _fill(self, tensors, device, dtype)
         self.requires_grad_(False)
         super().train(False)
-
-    def _load_position_table(self, stored: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> None:
-        """Use Whisper's stored table (bit-identical inputs to the original), after checking that it is
-        the sinusoid table the ``sinusoidal`` positions stand for."""
-        positions = self.transformer.abs_positions
-        assert positions is not None
-        expected = sinusoids(self.dims.n_ctx, self.dim)  # [n_ctx, D]
-        if stored.shape != expected.shape:
-            raise CheckpointError(f"Whisper's position table is {list(stored.shape)}, expected {list(expected.shape)}")
-        error = (stored.float() - expected).abs().max().item()
-        if error > _TABLE_TOLERANCE:
-            raise CheckpointError(f"Whisper's stored position table differs from the sinusoid formula by {error:.3g}")
-        positions.table = stored.to(device=device, dtype=dtype or torch.float32)  # [n_ctx, D]
 
     def train(self, mode: bool = True) -> WhisperTeacher:
         """Stays in eval mode: a frozen teacher."""
         return super().train(False)
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel [B, n_mels, T] (voxkit's normalised log-mel at 100 frames/s) -> states [B, T // 2, dim]."""
-        B, n_mels, T = mel.shape
-        if n_mels != self.n_mels:
-            raise ValueError(f"the Whisper encoder takes {self.n_mels} mel bins, got {n_mels}")
-        weight = self.conv_layers[0].conv.weight
-        if T < 2:
-            return weight.new_zeros(B, 0, self.dim)
-        W = self.window_frames
-        n = math.ceil(T / W)
-        x = F.pad(mel.to(weight.dtype), (0, n * W - T), value=self.pad_value)  # [B, C, n W]
-        x = x.reshape(B, n_mels, n, W).transpose(1, 2).reshape(B * n, n_mels, W)  # [B n, C, W]: windows batched
-        for conv in self.conv_layers:
-            x = conv(x)  # [B n, D, W] then [B n, D, W / 2]
-        hidden = self.transformer.forward_embeddings(x.transpose(1, 2))  # [B n, W / 2, D]
-        return hidden.reshape(B, n * W // 2, self.dim)[:, : T // 2]  # [B, T // 2, D]
