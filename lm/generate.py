@@ -79,14 +79,24 @@ class Generator:
     # ----------------------------------------------------------------------------- public API
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, seed: int | None = None
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        seed: int | None = None,
+        prompt_embeddings: torch.Tensor | None = None,
     ) -> list[list[int]]:
-        """Continuations of every prompt, at most ``max_new_tokens`` each, stop ids excluded."""
+        """Continuations of every prompt, at most ``max_new_tokens`` each, stop ids excluded.
+
+        ``prompt_embeddings`` [B, Tmax, D] (the prompts right-padded to the longest) replaces the
+        token embeddings of the prompts: how a multimodal model puts audio vectors at its
+        placeholders. Generated tokens are embedded by the model as usual.
+        """
         device = self.model.norm.weight.device
         B = len(prompts)
         out = torch.zeros(B, max_new_tokens, dtype=torch.long, device=device)  # [B, N] preallocated
         emitted = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)  # [B, N]
-        for step in self._steps(prompts, max_new_tokens, seed):
+        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings):
             out[:, step.index] = step.tokens
             emitted[:, step.index] = step.emitted
             if (step.index + 1) % self.sync_every == 0 and not bool(step.alive.any()):
@@ -97,14 +107,19 @@ class Generator:
         return [row[:n] for row, n in zip(rows, counts, strict=True)]
 
     def stream(
-        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, seed: int | None = None
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        *,
+        seed: int | None = None,
+        prompt_embeddings: torch.Tensor | None = None,
     ) -> Iterator[list[int | None]]:
         """Yield, per decode step, the new token of every stream (None where a stream emitted none).
 
         Ends when every stream has stopped or after ``max_new_tokens`` steps. Yielding tokens to the
         host synchronises every step, which streaming output needs anyway.
         """
-        for step in self._steps(prompts, max_new_tokens, seed):
+        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings):
             tokens = torch.where(step.emitted, step.tokens, -1).tolist()  # one sync per step
             yield [t if t >= 0 else None for t in tokens]
             if all(t < 0 for t in tokens):
@@ -139,12 +154,16 @@ class Generator:
             tokens[b, : len(p)] = torch.tensor(p, dtype=torch.long)
         return tokens.to(device), lengths.to(device)
 
-    def _steps(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int | None) -> Iterator[_Step]:
+    def _steps(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int | None, prompt_embeddings: torch.Tensor | None = None
+    ) -> Iterator[_Step]:
         """The decode loop shared by :meth:`generate` and :meth:`stream` (no host sync inside)."""
         self._check(prompts, max_new_tokens)
         model = self.model
         device = model.norm.weight.device
         tokens, lengths = self._padded_batch(prompts, device)
+        if prompt_embeddings is not None and tuple(prompt_embeddings.shape[:2]) != tuple(tokens.shape):
+            raise ValueError(f"prompt_embeddings {list(prompt_embeddings.shape)} do not match the padded prompts {list(tokens.shape)}")
         B = tokens.shape[0]
         generator = None
         if seed is not None:
@@ -163,9 +182,8 @@ class Generator:
             # Grad mode is switched off per model call, not around the loop: a generator's context
             # would otherwise leak into the caller's code between steps.
             with torch.inference_mode():
-                hidden = model.forward_embeddings(
-                    model.embed(tokens), state=state, lengths=lengths, num_delay_tokens=delays
-                )  # [B, Tmax, D]
+                x = model.embed(tokens) if prompt_embeddings is None else prompt_embeddings.to(device)  # [B, Tmax, D]
+                hidden = model.forward_embeddings(x, state=state, lengths=lengths, num_delay_tokens=delays)  # [B, Tmax, D]
                 # Only each stream's last real position needs the (large) output projection.
                 logits = model.logits(hidden[rows, lengths - 1][:, None])[:, 0]  # [B, V]
             alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
