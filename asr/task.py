@@ -37,6 +37,7 @@ from voxkit.lm import TransformerArgs
 from voxkit.subset_tokenizer import N_SPECIAL
 from voxkit.tokenizer import STREAMING_PAD_ID, Tokenizer
 from voxkit.train.registry import ModelSpec, TaskSpec
+from voxkit.train.task import prefix_lr_groups
 
 
 @dataclasses.dataclass
@@ -139,18 +140,7 @@ class AsrTask:
 
     def optimizers(self, model: torch.nn.Module) -> dict[str, list[dict[str, Any]]]:
         """``lr_scale``'s prefixes as parameter groups of the main optimizer (the longest prefix wins)."""
-        if not self.cfg.lr_scale:
-            return {}
-        inner = getattr(model, "module", model)
-        groups: dict[str, list[torch.nn.Parameter]] = {}
-        for name, param in inner.named_parameters():
-            match = max((p for p in self.cfg.lr_scale if name.startswith(p)), key=len, default=None)
-            if match is not None:
-                groups.setdefault(match, []).append(param)
-        unused = sorted(set(self.cfg.lr_scale) - set(groups))
-        if unused:
-            raise VoxkitError(f"tasks.asr.lr_scale: no parameter name starts with {', '.join(map(repr, unused))}")
-        return {"main": [{"params": params, "lr_scale": float(self.cfg.lr_scale[p])} for p, params in groups.items()]}
+        return prefix_lr_groups(model, self.cfg.lr_scale, "tasks.asr.lr_scale")
 
     # ----------------------------------------------------------------------------- batches
 

@@ -100,6 +100,29 @@ class Update:
         return step >= self.start and (step - self.start) % self.every == 0
 
 
+def prefix_lr_groups(model: torch.nn.Module, lr_scale: Mapping[str, float], where: str) -> dict[str, list[dict[str, Any]]]:
+    """An ``optimizers()`` hook's answer for per-prefix learning rates: each prefix of ``lr_scale``
+    becomes a parameter group of the main optimizer with its ``lr_scale`` (the longest prefix wins).
+
+    Why a shared helper: fine-tuning a pretrained part slower than a fresh one is what most tasks
+    need, and a prefix that names nothing must fail loudly (a typo would silently train at full rate).
+    """
+    if not lr_scale:
+        return {}
+    inner = getattr(model, "module", model)
+    groups: dict[str, list[torch.nn.Parameter]] = {}
+    for name, param in inner.named_parameters():
+        match = max((p for p in lr_scale if name.startswith(p)), key=len, default=None)
+        if match is not None and param.requires_grad:  # a frozen part stays out of every optimizer
+            groups.setdefault(match, []).append(param)
+    unused = sorted(set(lr_scale) - set(groups))
+    if unused:
+        from voxkit.errors import VoxkitError
+
+        raise VoxkitError(f"{where}: no parameter name starts with {', '.join(map(repr, unused))}")
+    return {MAIN: [{"params": params, "lr_scale": float(lr_scale[p])} for p, params in groups.items()]}
+
+
 def task_updates(task: Task) -> list[Update]:
     """The task's updates: its ``updates()`` hook, else its :meth:`Task.loss` on the main optimizer."""
     hook = getattr(task, "updates", None)
