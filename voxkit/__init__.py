@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Transcriber": "voxkit.api.Transcriber",
     "TranscriptionStream": "voxkit.api.TranscriptionStream",
+    "AudioChat": "voxkit.chat.api.AudioChat",
 }
 
 

@@ -1,0 +1,206 @@
+"""Python API for audio chat, in the conventions of transformers and vLLM.
+
+    >>> import voxkit
+    >>> chat = voxkit.AudioChat.from_pretrained("path/to/model")
+    >>> chat.generate([{"role": "user", "content": [
+    ...     {"type": "audio", "path": "talk.wav"},
+    ...     {"type": "text", "text": "How many words are spoken?"}]}])
+    '12'
+    >>> for delta in chat.stream(messages):      # text deltas as they are generated
+    ...     print(delta, end="", flush=True)
+    >>> chat.transcribe("talk.wav", language="en")
+
+A loaded model is shared and read-only: every call keeps its caches in its own state, so calls
+may interleave (one at a time: not thread-safe). A list of conversations is one batch.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxkit.chat.messages import AudioPart, ChatTurn, TextPart, parse_messages
+from voxkit.chat.model import ChatModel
+from voxkit.chat.template import audio_parts, check_language, encode_chat, encode_transcription
+from voxkit.errors import VoxkitError
+from voxkit.tokenizer import Tokenizer
+
+Messages = Sequence[Mapping[str, Any]]
+DEFAULT_MAX_AUDIOS = 8  # audios per conversation; each 30 s costs 375 prompt positions
+BUNDLED = Path(__file__).resolve().parent.parent / "assets" / "chat-tiny"
+
+
+def default_model_dir() -> Path:
+    if not (BUNDLED / "params.json").is_file():
+        raise VoxkitError(
+            "no audio-chat model is bundled with this voxkit yet: pass a model folder "
+            "(voxkit.AudioChat.from_pretrained(DIR) / voxkit chat --model DIR), e.g. one trained with recipes/chat_tiny.toml "
+            "and exported with voxkit export chat"
+        )
+    return BUNDLED
+
+
+class AudioChat:
+    """A chat model and its tokenizer: answers questions about audio, transcribes, chats in text."""
+
+    def __init__(self, model: ChatModel, tokenizer: Tokenizer, *, max_audios: int = DEFAULT_MAX_AUDIOS) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_audios = max_audios
+        if tokenizer.vocab_size > model.args.decoder.vocab_size:
+            raise VoxkitError(f"tokenizer of {tokenizer.vocab_size} ids for a model of {model.args.decoder.vocab_size}")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        max_audios: int = DEFAULT_MAX_AUDIOS,
+    ) -> AudioChat:
+        """Load a published (params.json), transformers (config.json) or voxkit folder; None: the bundled model."""
+        from voxkit.chat.checkpoint import load_chat
+        from voxkit.subset_tokenizer import load_folder_tokenizer
+
+        folder = default_model_dir() if model_dir is None else Path(model_dir)
+        model = load_chat(folder, device=device, dtype=dtype)
+        return cls(model, load_folder_tokenizer(folder), max_audios=max_audios)
+
+    # ----------------------------------------------------------------------------- prompts
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.decoder.activation_weight.device
+
+    def _audio_vectors(self, audios: Sequence[AudioPart]) -> torch.Tensor | None:
+        if not audios:
+            return None
+        with torch.inference_mode():
+            mel = self.model.mel_chunks([a.samples.to(self.device) for a in audios])  # [N, n_mels, F]
+            return self.model.encode_audio(mel)  # [N * tokens_per_chunk, D]
+
+    def _chat_prompt(self, messages: Messages) -> tuple[list[int], list[AudioPart]]:
+        turns = parse_messages(messages, max_audios=self.max_audios)
+        ids = encode_chat(turns, self.tokenizer, audio_tokens=lambda part: self.model.audio_token_count(part.samples.shape[-1]))
+        return ids, audio_parts(turns)
+
+    def _batch(self, prompts: Sequence[tuple[list[int], list[AudioPart]]]) -> tuple[list[list[int]], torch.Tensor]:
+        """Token prompts and their right-padded input embeddings [B, Tmax, D], audio in place."""
+        ids = [p[0] for p in prompts]
+        limit = self.model.args.decoder.max_seq_len
+        longest = max(len(p) for p in ids)
+        if limit and longest >= limit:
+            raise VoxkitError(f"the conversation takes {longest} positions; this model reads at most {limit - 1} (shorten the audio)")
+        tokens = torch.zeros(len(ids), longest, dtype=torch.long)  # [B, Tmax] right-padded with 0 (never [AUDIO])
+        for b, p in enumerate(ids):  # prompt setup, not a decode loop
+            tokens[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+        audio = self._audio_vectors([a for p in prompts for a in p[1]])
+        with torch.inference_mode():
+            return ids, self.model.embed(tokens.to(self.device), audio)  # [B, Tmax, D]
+
+    def _generator(self, temperature: float, top_p: float | None):  # noqa: ANN202 - voxkit.lm.Generator
+        from voxkit.lm.generate import Generator
+        from voxkit.lm.sampling import SamplingConfig
+
+        try:
+            sampling = SamplingConfig(temperature=float(temperature), top_p=top_p)
+        except ValueError as err:
+            raise VoxkitError(str(err)) from None
+        return Generator(self.model.decoder, sampling, stop_ids=[self.tokenizer.eos_id])
+
+    @staticmethod
+    def _check_budget(max_new_tokens: int) -> None:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise VoxkitError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+
+    def _budget(self, ids: Sequence[Sequence[int]], max_new_tokens: int) -> int:
+        """max_new_tokens is an upper bound: the reply also stops where the model's context ends."""
+        limit = self.model.args.decoder.max_seq_len
+        return max_new_tokens if not limit else min(max_new_tokens, limit - max(len(p) for p in ids))
+
+    # ----------------------------------------------------------------------------- public API
+
+    def generate(
+        self,
+        messages: Messages | Sequence[Messages],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str | list[str]:
+        """The assistant's reply to one conversation (a list of messages), or a list of replies to a
+        batch (a list of conversations). temperature 0 is greedy."""
+        self._check_budget(max_new_tokens)
+        batch = _is_batch(messages)
+        conversations = list(messages) if batch else [messages]
+        if not conversations:
+            raise VoxkitError("no conversations given")
+        prompts = [self._chat_prompt(c) for c in conversations]  # type: ignore[arg-type]
+        ids, x = self._batch(prompts)
+        out = self._generator(temperature, top_p).generate(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
+        replies = [self.tokenizer.decode(o) for o in out]
+        return replies if batch else replies[0]
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Text deltas of the reply to one conversation, as they are generated (whole UTF-8 characters)."""
+        self._check_budget(max_new_tokens)
+        if _is_batch(messages):
+            raise VoxkitError("stream() takes one conversation; use generate() for a batch")
+        ids, x = self._batch([self._chat_prompt(messages)])
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        steps = self._generator(temperature, top_p).stream(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
+        for step in steps:
+            token = step[0]
+            if token is None:
+                continue
+            delta = decoder.decode(self.tokenizer.token_bytes(token))
+            if delta:
+                yield delta
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def transcribe(
+        self,
+        audio: str | os.PathLike[str] | np.ndarray | torch.Tensor,
+        *,
+        language: str | None = "en",
+        sample_rate: int = 16000,
+        max_new_tokens: int = 448,
+    ) -> str:
+        """The transcription request (``lang:xx[TRANSCRIBE]``) of one audio: a file or samples at ``sample_rate``."""
+        self._check_budget(max_new_tokens)
+        check_language(language)
+        part = {"type": "audio", "path": os.fspath(audio)} if isinstance(audio, (str, os.PathLike)) else {
+            "type": "audio", "array": audio, "sampling_rate": sample_rate}
+        turns = parse_messages([{"role": "user", "content": [part]}], max_audios=1)
+        (clip,) = audio_parts(turns)
+        ids = encode_transcription(self.model.audio_token_count(clip.samples.shape[-1]), self.tokenizer, language=language)
+        tokens, x = self._batch([(ids, [clip])])
+        out = self._generator(0.0, None).generate(tokens, self._budget(tokens, max_new_tokens), prompt_embeddings=x)
+        return self.tokenizer.decode(out[0]).strip()
+
+
+def _is_batch(messages: Any) -> bool:
+    """A batch is a list of conversations: its first item is itself a list, not a message mapping."""
+    return isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)) and len(messages) > 0 and \
+        isinstance(messages[0], Sequence) and not isinstance(messages[0], (str, bytes, Mapping))
+
+
+__all__ = ["AudioChat", "ChatTurn", "TextPart", "AudioPart", "default_model_dir"]
