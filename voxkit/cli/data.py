@@ -141,6 +141,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--min-count", type=int, default=2, help="drop pieces seen fewer times (default 2)")
     v.set_defaults(func=_vocab)
 
+    h = sub.add_parser("chat", help="instruction examples for the audio-chat model, built from manifests")
+    h.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    h.add_argument("--out", required=True, help="instruction file to write (JSON lines)")
+    h.add_argument("--per-row", type=int, default=1, help="examples drawn per manifest row (default 1)")
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--kinds", default=None, help="weights, e.g. transcribe=3,nth_word=1 (default: every kind, voxkit's weights)")
+    h.add_argument("--spoken-questions", type=int, default=0, metavar="N",
+                   help="also render N spoken questions with espeak-ng (into OUT's folder/questions) and ask them")
+    h.set_defaults(func=_chat)
+
 
 def _vocab(args: argparse.Namespace) -> int:
     """Words are tokenised one by one, as the streaming recogniser's text stream does."""
@@ -158,4 +168,36 @@ def _vocab(args: argparse.Namespace) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     subset.save(args.out)
     print(f"{args.out}/vocab_subset.json: vocab_size {subset.vocab_size} ({len(words)} words read)")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from voxkit.chat.instructions import KINDS, build_examples, render_spoken_questions, write_examples
+    from voxkit.data.manifest import read_manifest
+    from voxkit.errors import VoxkitError
+
+    kinds = None
+    if args.kinds:
+        kinds = {}
+        for item in args.kinds.split(","):
+            name, _, weight = item.partition("=")
+            if name not in KINDS:
+                raise VoxkitError(f"unknown instruction kind {name!r} (known: {', '.join(sorted(KINDS))})")
+            try:
+                kinds[name] = float(weight or 1.0)
+            except ValueError:
+                raise VoxkitError(f"--kinds: {item!r} is not NAME=WEIGHT") from None
+    if args.per_row < 1:
+        raise VoxkitError("--per-row must be >= 1")
+    rows = [r for m in args.manifests for r in read_manifest(m)]
+    if args.spoken_questions:
+        rows += render_spoken_questions(Path(args.out).parent / "questions", args.spoken_questions, seed=args.seed)
+    examples = build_examples(rows, kinds=kinds, seed=args.seed, per_row=args.per_row)
+    n = write_examples(args.out, examples)
+    counts: dict[str, int] = {}
+    for e in examples:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    print(f"{args.out}: {n} examples from {len(rows)} rows (" + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")")
     return 0
