@@ -55,6 +55,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--json", default=None, metavar="OUT", help="also write per-clip and per-codec numbers as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
     c.set_defaults(func=run_codec)
+    h = sub.add_parser("chat", help="audio-chat models: transcription WER beside Whisper tiny.en, instruction accuracy")
+    h.add_argument("manifests", nargs="+", metavar="MANIFEST", help="JSONL manifests with audio and text")
+    h.add_argument("--model", action="append", default=[], metavar="DIR", help="chat model folder; repeat to compare (e.g. encoders)")
+    h.add_argument("--instructions", action="append", default=[], metavar="FILE", help="held-out instruction file (voxkit data chat)")
+    h.add_argument("--peer", default="whisper-tiny.en", choices=(*PEERS, "none"), help="reference recogniser on the same clips")
+    h.add_argument("--language", default="en", help="language code of the transcription request")
+    h.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N clips / examples of each file")
+    h.add_argument("--json", default=None, metavar="OUT", help="also write the numbers and every output as JSON")
+    h.add_argument("--quiet", action="store_true", help="no progress bars")
+    h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_eval"]).run_eval(a))
 
 
 def run_asr(args: argparse.Namespace) -> int:

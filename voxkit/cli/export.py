@@ -24,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16",
                    help="storage precision of the layers (the codebook stays float32)")
     c.set_defaults(func=run_codec)
+    h = sub.add_parser("chat", help="an audio-chat checkpoint -> params.json + consolidated.safetensors + tokenizer")
+    h.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
+    h.add_argument("--out", required=True, help="output model folder")
+    h.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
+    h.add_argument("--with-encoder", action="store_true",
+                   help="also write an imported encoder's weights (default: name its source; it is imported at load time)")
+    h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_export"]).run_export(a))
 
 
 def run_asr(args: argparse.Namespace) -> int:
