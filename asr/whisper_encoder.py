@@ -10,12 +10,17 @@ with one frame of padding on both sides (the second halves the frame rate).
 Whisper only ever saw whole windows of ``2 * n_ctx`` mel frames (30 s), so the forward pads a
 shorter input with ``pad_value`` and cuts a longer one into consecutive windows that run as one
 batch: a frame never sees past its own window's edges.
+
+transformers' Whisper and Voxtral encoders name the same weights ``conv1``, ``self_attn.*_proj``,
+``fc1``/``fc2``, ``*_layer_norm`` and keep the table as ``embed_positions.weight``; the two key
+maps at the end of this file translate, for every loader of such folders.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import torch
 import torch.nn.functional as F
@@ -114,3 +119,46 @@ class WhisperEncoder(nn.Module):
             x = conv(x)  # [B n, D, W] then [B n, D, W / 2]
         hidden = self.transformer.forward_embeddings(x.transpose(1, 2))  # [B n, W / 2, D]
         return hidden.reshape(B, n * W // 2, self.dim)[:, : T // 2]  # [B, T // 2, D]
+
+
+# ----------------------------------------------------------------------------- transformers' names
+
+_HF_WHISPER = [  # (transformers' Whisper encoder key, voxkit WhisperEncoder key)
+    (r"conv1\.(weight|bias)", r"conv_layers.0.conv.\1"),
+    (r"conv2\.(weight|bias)", r"conv_layers.1.conv.\1"),
+    (r"layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)", r"transformer.layers.\1.attention.w\2.\3"),
+    (r"layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)", r"transformer.layers.\1.attention.wo.\2"),
+    (r"layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"transformer.layers.\1.attention_norm.\2"),
+    (r"layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"transformer.layers.\1.ffn_norm.\2"),
+    (r"layers\.(\d+)\.fc1\.(weight|bias)", r"transformer.layers.\1.feed_forward.w1.\2"),
+    (r"layers\.(\d+)\.fc2\.(weight|bias)", r"transformer.layers.\1.feed_forward.w2.\2"),
+    (r"layer_norm\.(weight|bias)", r"transformer.norm.\1"),
+    (r"embed_positions\.weight", "transformer.abs_positions.table"),
+]
+
+
+def hf_whisper_to_module(rest: str) -> str | None:
+    """One transformers Whisper-encoder key (without its prefix) -> voxkit's, or None if unknown."""
+    for pattern, repl in _HF_WHISPER:
+        if re.fullmatch(pattern, rest):
+            return re.sub(pattern, repl, rest)
+    return None
+
+
+def module_to_hf_whisper(key: str) -> str:
+    """voxkit WhisperEncoder key -> transformers' (inverse of :func:`hf_whisper_to_module`)."""
+    rules = [
+        (r"conv_layers\.0\.conv\.(weight|bias)", r"conv1.\1"),
+        (r"conv_layers\.1\.conv\.(weight|bias)", r"conv2.\1"),
+        (r"transformer\.layers\.(\d+)\.attention\.w([qkv])\.(weight|bias)", r"layers.\1.self_attn.\2_proj.\3"),
+        (r"transformer\.layers\.(\d+)\.attention\.wo\.(weight|bias)", r"layers.\1.self_attn.out_proj.\2"),
+        (r"transformer\.layers\.(\d+)\.attention_norm\.(weight|bias)", r"layers.\1.self_attn_layer_norm.\2"),
+        (r"transformer\.layers\.(\d+)\.ffn_norm\.(weight|bias)", r"layers.\1.final_layer_norm.\2"),
+        (r"transformer\.layers\.(\d+)\.feed_forward\.w1\.(weight|bias)", r"layers.\1.fc1.\2"),
+        (r"transformer\.layers\.(\d+)\.feed_forward\.w2\.(weight|bias)", r"layers.\1.fc2.\2"),
+        (r"transformer\.norm\.(weight|bias)", r"layer_norm.\1"),
+    ]
+    for pattern, repl in rules:
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, repl, key)
+    raise ValueError(f"no transformers name for encoder key {key}")

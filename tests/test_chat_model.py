@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, whisper_stack_args
+from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, hf_whisper_to_module, whisper_stack_args
 from voxkit.chat.args import ChatArgs
-from voxkit.chat.checkpoint import hf_whisper_to_module, load_chat, save_chat
+from voxkit.chat.checkpoint import load_chat, save_chat
 from voxkit.chat.model import ChatModel
 from voxkit.errors import CheckpointError
 from voxkit.lm import TransformerArgs

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder
+from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, hf_whisper_to_module, module_to_hf_whisper
 from voxkit.chat.args import ChatArgs
 from voxkit.chat.model import ChatModel
 from voxkit.checkpoint import (
@@ -99,47 +99,6 @@ def module_to_native_state(state: dict[str, torch.Tensor], args: ChatArgs) -> di
 
 # ----------------------------------------------------------------------------- transformers
 
-_HF_WHISPER = [  # (transformers' Whisper encoder key, voxkit WhisperEncoder key)
-    (r"conv1\.(weight|bias)", r"conv_layers.0.conv.\1"),
-    (r"conv2\.(weight|bias)", r"conv_layers.1.conv.\1"),
-    (r"layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)", r"transformer.layers.\1.attention.w\2.\3"),
-    (r"layers\.(\d+)\.self_attn\.out_proj\.(weight|bias)", r"transformer.layers.\1.attention.wo.\2"),
-    (r"layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"transformer.layers.\1.attention_norm.\2"),
-    (r"layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"transformer.layers.\1.ffn_norm.\2"),
-    (r"layers\.(\d+)\.fc1\.(weight|bias)", r"transformer.layers.\1.feed_forward.w1.\2"),
-    (r"layers\.(\d+)\.fc2\.(weight|bias)", r"transformer.layers.\1.feed_forward.w2.\2"),
-    (r"layer_norm\.(weight|bias)", r"transformer.norm.\1"),
-    (r"embed_positions\.weight", "transformer.abs_positions.table"),
-]
-
-
-def hf_whisper_to_module(rest: str) -> str | None:
-    """One transformers Whisper-encoder key (without its prefix) -> voxkit's, or None if unknown."""
-    for pattern, repl in _HF_WHISPER:
-        if re.fullmatch(pattern, rest):
-            return re.sub(pattern, repl, rest)
-    return None
-
-
-def _whisper_key_to_hf(key: str) -> str:
-    """voxkit WhisperEncoder key -> transformers' (inverse of :func:`hf_whisper_to_module`)."""
-    rules = [
-        (r"conv_layers\.0\.conv\.(weight|bias)", r"conv1.\1"),
-        (r"conv_layers\.1\.conv\.(weight|bias)", r"conv2.\1"),
-        (r"transformer\.layers\.(\d+)\.attention\.w([qkv])\.(weight|bias)", r"layers.\1.self_attn.\2_proj.\3"),
-        (r"transformer\.layers\.(\d+)\.attention\.wo\.(weight|bias)", r"layers.\1.self_attn.out_proj.\2"),
-        (r"transformer\.layers\.(\d+)\.attention_norm\.(weight|bias)", r"layers.\1.self_attn_layer_norm.\2"),
-        (r"transformer\.layers\.(\d+)\.ffn_norm\.(weight|bias)", r"layers.\1.final_layer_norm.\2"),
-        (r"transformer\.layers\.(\d+)\.feed_forward\.w1\.(weight|bias)", r"layers.\1.fc1.\2"),
-        (r"transformer\.layers\.(\d+)\.feed_forward\.w2\.(weight|bias)", r"layers.\1.fc2.\2"),
-        (r"transformer\.norm\.(weight|bias)", r"layer_norm.\1"),
-    ]
-    for pattern, repl in rules:
-        if re.fullmatch(pattern, key):
-            return re.sub(pattern, repl, key)
-    raise CheckpointError(f"no transformers name for encoder key {key}")
-
-
 def hf_to_module_state(state: dict[str, torch.Tensor], args: ChatArgs) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """transformers Voxtral keys (current ``model.*`` or older prefixes) -> voxkit module keys, and the
     stored position table (None when the folder has none)."""
@@ -195,7 +154,7 @@ def module_to_hf_state(model: ChatModel) -> dict[str, torch.Tensor]:
     decoder: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         if key.startswith("encoder."):
-            out["model.audio_tower." + _whisper_key_to_hf(key[len("encoder.") :])] = value
+            out["model.audio_tower." + module_to_hf_whisper(key[len("encoder.") :])] = value
         elif key.startswith("adapter."):
             layer = {"0": "linear_1", "2": "linear_2"}[key.split(".")[1]]
             out[f"model.multi_modal_projector.{layer}.weight"] = value

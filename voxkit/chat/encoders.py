@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, whisper_stack_args
-from voxkit.chat.checkpoint import hf_whisper_to_module
+from voxkit.asr.whisper_encoder import WhisperDims, WhisperEncoder, hf_whisper_to_module, whisper_stack_args
 from voxkit.checkpoint import HF_CONFIG, build_and_load, read_config, read_tensors, weight_files
 from voxkit.errors import CheckpointError
 
