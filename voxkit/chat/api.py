@@ -62,10 +62,13 @@ class AudioChat:
         model_dir: str | os.PathLike[str] | None = None,
         *,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = torch.float32,
         max_audios: int = DEFAULT_MAX_AUDIOS,
     ) -> AudioChat:
-        """Load a published (params.json), transformers (config.json) or voxkit folder; None: the bundled model."""
+        """Load a published (params.json), transformers (config.json) or voxkit folder; None: the bundled model.
+
+        dtype: the weights' precision in memory (default float32, what CPUs compute fastest; a
+        folder stored in 16 bits is widened); None keeps each weight's stored precision."""
         from voxkit.chat.checkpoint import load_chat
         from voxkit.subset_tokenizer import load_folder_tokenizer
 

@@ -68,9 +68,10 @@ class ChatModel(nn.Module):
 
     def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
         """mel chunks [N, n_mels, chunk_frames] -> decoder inputs [N * tokens_per_chunk, D]."""
-        weight = self.adapter[0].weight
-        hidden = self.encoder(mel.to(weight.dtype))  # [N, F / 2, d_enc]
-        return self.adapter(hidden).reshape(-1, self.args.decoder.dim)  # [N * tokens, D]
+        enc_dtype = self.encoder.conv_layers[0].conv.weight.dtype
+        hidden = self.encoder(mel.to(enc_dtype))  # [N, F / 2, d_enc]
+        # an imported encoder may be kept in another precision than the adapter's
+        return self.adapter(hidden.to(self.adapter[0].weight.dtype)).reshape(-1, self.args.decoder.dim)  # [N * tokens, D]
 
     # ----------------------------------------------------------------------------- decoder
 

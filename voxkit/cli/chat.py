@@ -93,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for name, rows in manifests.items():
         if not rows:
             raise VoxkitError(f"no utterances in {name}")
-    examples = [e for path in args.instructions for e in read_examples(path)][: args.limit]
+    examples = [e for path in args.instructions for e in read_examples(path)[: args.limit]]
     peer = None
     if args.peer != "none":
         from voxkit.asr.peer import load_peer
