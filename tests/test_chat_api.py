@@ -105,6 +105,12 @@ def test_saved_folder_loads_with_its_tokenizer(tmp_path: Path) -> None:
     again = AudioChat.from_pretrained(tmp_path / "m")
     messages = audio_message(clip(0.3), "Hi?")
     assert again.generate(messages, max_new_tokens=6) == chat.generate(messages, max_new_tokens=6)
+    save_chat(chat.model, tmp_path / "half", tokenizer=TOK, dtype=torch.float16)  # what voxkit export chat writes
+    half = AudioChat.from_pretrained(tmp_path / "half")  # widened to float32 on load
+    assert half.model.adapter[0].weight.dtype == torch.float32
+    assert isinstance(half.generate(messages, max_new_tokens=6), str)
+    kept = AudioChat.from_pretrained(tmp_path / "half", dtype=None)  # stored precision kept
+    assert kept.model.encode_audio(kept.model.mel_chunks([clip(0.3)])).dtype == torch.float16
 
 
 @pytest.mark.parametrize(
