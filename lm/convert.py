@@ -107,7 +107,7 @@ def hf_to_native_state(state: dict[str, torch.Tensor], args: TransformerArgs) ->
 
 # --------------------------------------------------------------------------------- configs
 
-SUPPORTED_HF_TYPES = ("mistral", "mixtral", "ministral", "ministral3", "llama")
+SUPPORTED_HF_TYPES = ("mistral", "mixtral", "ministral", "ministral3")
 
 
 def hf_config_to_args(config: dict[str, Any]) -> TransformerArgs:

@@ -194,8 +194,10 @@ def hf_config_to_args(config: dict[str, Any]) -> ChatArgs:
 
 
 def _text_args(text: dict[str, Any]) -> TransformerArgs:
-    """A Llama text config (Voxtral's) read as the Mistral block it is: no window, same layers."""
+    """A Llama text config (Voxtral's) read as the Mistral block it is: no window, no biases."""
     if text.get("model_type") == "llama":
+        if text.get("attention_bias") or text.get("mlp_bias"):
+            raise CheckpointError("config.json text_config has attention or MLP biases, which the Mistral block has not")
         text = {**text, "model_type": "mistral", "sliding_window": None}
     return hf_config_to_text_args(text)
 
