@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
 
+from voxkit.timing import median_times
 from voxkit.tokenizer import AUDIO_ID, BEGIN_AUDIO_ID, BOS_ID, END_INST_ID, INST_ID
 
 N_TEXT = 36  # text ids besides <s>[INST][BEGIN_AUDIO] ... [/INST]: about 40 text positions
@@ -163,22 +161,6 @@ def hf_generate(model, ids: torch.Tensor, mel: torch.Tensor, n: int) -> list[int
     return out[0, ids.shape[1]:].tolist()
 
 
-def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each function over ``repeats`` rounds after one warm-up round."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_index in range(repeats + 1):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if round_index > 0:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def speedup(metric: str, ours: float, ref: float) -> float:
     """voxkit's speed over transformers': a rate's quotient, or a time's (ms) inverse quotient."""
     return ref / ours if "(ms" in metric else ours / ref
@@ -246,13 +228,13 @@ def main() -> None:
     for b in batches:
         ids_b, mel_b = make_inputs(b, vocab, n_mels, device)
         x_ours, x_hf = vk_embed(ours, ids_b, mel_b), hf_embed(hf, ids_b, mel_b)
-        t = timed({"vk": lambda: vk_prefill(ours, ids_b, mel_b), "hf": lambda: hf_prefill(hf, ids_b, mel_b),  # noqa: B023
+        t = median_times({"vk": lambda: vk_prefill(ours, ids_b, mel_b), "hf": lambda: hf_prefill(hf, ids_b, mel_b),  # noqa: B023
                    "vk_x": lambda: vk_prefill(ours, ids_b, x=x_ours), "hf_x": lambda: hf_prefill(hf, ids_b, x=x_hf)},  # noqa: B023
                   opts.repeats, device)
         positions = b * ids_b.shape[1]
         rows.append((f"prefill b{b}, audio encoder + decoder (prompt tok/s)", positions / t["vk"], positions / t["hf"]))
         rows.append((f"prefill b{b}, decoder only (prompt tok/s)", positions / t["vk_x"], positions / t["hf_x"]))
-    t = timed({"vk": lambda: vk_generate(ours, ids, mel, n), "hf": lambda: hf_generate(hf, ids, mel, n),
+    t = median_times({"vk": lambda: vk_generate(ours, ids, mel, n), "hf": lambda: hf_generate(hf, ids, mel, n),
                "vk1": lambda: vk_generate(ours, ids, mel, 1), "hf1": lambda: hf_generate(hf, ids, mel, 1)}, opts.repeats, device)
     rows.append(("time to first token b1 (ms; ratio inverted)", 1e3 * t["vk1"], 1e3 * t["hf1"]))
     rows.append((f"greedy decode b1, {n} tokens incl. prefill (tok/s)", n / t["vk"], n / t["hf"]))

@@ -14,7 +14,6 @@ of several timed repeats after one untimed warm-up.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -24,6 +23,7 @@ from voxkit.checkpoint import build_and_load
 from voxkit.lm import Transformer
 from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
 from voxkit.lm.generate import Generator
+from voxkit.timing import median_times
 
 SIZES = {
     # weight-read bound on CPUs: 117 MB of fp32 weights per token
@@ -70,26 +70,6 @@ def hf_decode(model, prompt: torch.Tensor, n: int) -> list[int]:  # noqa: ANN001
     return out[0, prompt.shape[1] :].tolist()
 
 
-def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each function over ``repeats`` rounds, after one warm-up round.
-
-    The functions alternate within each round so that both libraries see the same machine load
-    (the 2-core benchmark machine is shared).
-    """
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_index in range(repeats + 1):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if round_index > 0:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def linear_floor(model: Transformer, n: int) -> Callable[[], object]:
     """n tokens' worth of the model's matrix-vector products alone, as one callable.
 
@@ -131,7 +111,7 @@ def bench(
         result["compile_s"] = time.perf_counter() - start
         result["compiled_agree"] = next((i for i, (a, b) in enumerate(zip(compiled_tokens, ours_tokens, strict=True)) if a != b), n)
         fns["compiled"] = lambda: compiled.generate([prompt[0].tolist()], n)
-    t = timed(fns, repeats, device)
+    t = median_times(fns, repeats, device)
     return {**result, **{name: n / seconds for name, seconds in t.items()}}
 
 
