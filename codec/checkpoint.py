@@ -44,6 +44,11 @@ def _args_from(config: dict[str, Any], where: str) -> CodecArgs:
         raise CheckpointError(f"{where}: {CODEC_SECTION} does not describe a codec: {err}") from None
 
 
+def codec_args(folder: str | os.PathLike[str]) -> CodecArgs:
+    """The arguments of a codec folder (native or training checkpoint), without loading its weights."""
+    return _args_from(read_config(folder, detect_layout(folder)), str(folder))
+
+
 def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> CodecModel:
     """A codec from a native (published-layout) folder or a training checkpoint of the ``codec`` model.
 

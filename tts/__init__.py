@@ -1,1 +1,3 @@
-"""Voice-cloning text-to-speech (voxkit.tts): arrives with the TTS issue (DESIGN.md §6)."""
+"""Voice-cloning text-to-speech (DESIGN §6): lm backbone over codec frames, semantic head, flow-matching head.
+
+The public entry point is :class:`voxkit.tts.api.Speaker` (also ``voxkit.Speaker``)."""

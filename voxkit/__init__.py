@@ -14,6 +14,8 @@ _LAZY: dict[str, str] = {
     "Transcriber": "voxkit.api.Transcriber",
     "TranscriptionStream": "voxkit.api.TranscriptionStream",
     "AudioChat": "voxkit.chat.api.AudioChat",
+    "Speaker": "voxkit.tts.api.Speaker",
+    "Voice": "voxkit.tts.api.Voice",
 }
 
 

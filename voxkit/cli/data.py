@@ -151,6 +151,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also render N spoken questions with espeak-ng (into OUT's folder/questions) and ask them")
     h.set_defaults(func=_chat)
 
+    t = sub.add_parser("tts", help="encode manifests into codec frames: a TTS training corpus")
+    t.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    t.add_argument("--codec", required=True, metavar="DIR", help="codec folder the TTS model will speak through")
+    t.add_argument("--out", required=True, help="corpus folder to write (codes.safetensors + index.jsonl)")
+    t.add_argument("--limit", type=int, default=None, help="at most N clips per manifest")
+    t.add_argument("--max-seconds", type=float, default=20.0, help="skip clips longer than this (default 20)")
+    t.set_defaults(func=_tts)
+
+
+def _tts(args: argparse.Namespace) -> int:
+    from voxkit.tts.corpus import encode_manifests
+
+    n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
+    print(f"{args.out}: {n} clips encoded")
+    return 0
+
 
 def _vocab(args: argparse.Namespace) -> int:
     """Words are tokenised one by one, as the streaming recogniser's text stream does."""

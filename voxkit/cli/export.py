@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--with-encoder", action="store_true",
                    help="also write an imported encoder's weights (default: name its source; it is imported at load time)")
     h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_export"]).run_export(a))
+    t = sub.add_parser("tts", help="a TTS checkpoint -> model folder with its tokenizer, codec and preset voices")
+    t.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
+    t.add_argument("--out", required=True, help="output model folder")
+    t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
+    t.add_argument("--voice", action="append", default=[], metavar="NAME=AUDIO[:TRANSCRIPT]",
+                   help="a preset voice from a reference clip (repeatable), e.g. anna=clips/anna.wav:'Hello there.'")
+    t.set_defaults(func=run_tts)
 
 
 def run_asr(args: argparse.Namespace) -> int:
@@ -66,4 +73,34 @@ def run_codec(args: argparse.Namespace) -> int:
     out = save_codec(load_codec(path), args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: codec from {path} ({size:.1f} MB)")
+    return 0
+
+
+def run_tts(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from voxkit.asr.bundle import training_tokenizer
+    from voxkit.errors import VoxkitError
+    from voxkit.train.checkpointing import latest_checkpoint
+    from voxkit.tts.checkpoint import export_tts
+
+    path = Path(args.checkpoint)
+    if (path / "checkpoints").is_dir():
+        path = latest_checkpoint(path) or path
+    voices = []
+    for item in args.voice:
+        name, sep, rest = item.partition("=")
+        audio, _, text = rest.partition(":")
+        if not sep or not name or not audio:
+            raise VoxkitError(f"--voice {item!r}: expected NAME=AUDIO or NAME=AUDIO:TRANSCRIPT")
+        if not os.path.isfile(audio):
+            raise VoxkitError(f"--voice {name}: no such audio file {audio}")
+        voices.append((name, audio, text or None))
+    tokenizer = training_tokenizer(path, "pass the run folder the recipe wrote")
+    out = export_tts(path, args.out, tokenizer, voices, dtype=getattr(torch, args.dtype))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+    print(f"{out}: TTS model from {path} with {len(voices)} preset voices ({size:.1f} MB with its codec)")
     return 0

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from voxkit.errors import VoxkitError
 
 # Order here is the order shown in ``voxkit --help``.
-SUBCOMMANDS: tuple[str, ...] = ("transcribe", "chat", "codec", "generate", "data", "eval", "train", "export", "selfcheck", "env")
+SUBCOMMANDS: tuple[str, ...] = (
+    "transcribe", "chat", "speak", "demo", "codec", "generate", "data", "eval", "train", "export", "selfcheck", "env",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,160 @@
+"""The TTS model trains with the shared trainer on an encoded corpus and exports a folder that Speaker loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tts_helpers import CODEC, tiny_tts_args
+from voxkit.cli.main import main as cli_main
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.checkpoint import save_codec
+from voxkit.codec.model import CodecModel
+from voxkit.data.manifest import write_manifest
+from voxkit.errors import DataError
+from voxkit.tokenizer import ByteTokenizer
+from voxkit.tts.corpus import read_corpus
+from voxkit.tts.model import IGNORE, TTSModel
+from voxkit.tts.task import Example, TTSTask, TTSTaskConfig
+
+RECIPE = """
+[model]
+name = "tts"
+codec = "{codec}"
+max_reference_frames = 20
+
+[model.backbone]
+dim = 32
+n_layers = 2
+head_dim = 8
+n_heads = 4
+n_kv_heads = 2
+hidden_dim = 64
+vocab_size = {vocab}
+rope_theta = 1e4
+tied_embeddings = true
+max_seq_len = 256
+
+[model.flow]
+dim = 16
+n_layers = 2
+head_dim = 8
+n_heads = 2
+n_kv_heads = 2
+hidden_dim = 32
+vocab_size = 0
+causal = false
+max_seq_len = 3
+
+[data]
+tokenizer = "byte"
+
+[optim]
+lr = 3e-3
+warmup_steps = 2
+weight_decay = 0.0
+
+[train]
+max_steps = {steps}
+log_every = 1
+save_every = {steps}
+eval_every = 0
+out_dir = "{out}"
+progress = false
+
+[tasks.tts]
+train = ["{corpus}"]
+dev = ["{corpus}"]
+batch_size = 4
+dev_examples = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(codec folder, encoded corpus) of tones: two 'speakers' (low and high pitch), four clips each."""
+    root = tmp_path_factory.mktemp("tts_corpus")
+    torch.manual_seed(0)
+    save_codec(CodecModel(CodecArgs(**CODEC)), root / "codec")  # type: ignore[arg-type]
+    rows = []
+    for i in range(8):
+        pitch = 200 if i % 2 else 900
+        t = np.arange(int(24000 * (0.5 + 0.1 * i))) / 24000
+        path = root / f"{i}.wav"
+        sf.write(path, (0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32), 24000)
+        rows.append({"audio": str(path), "text": f"tone number {i}.", "language": "en", "speaker": f"tone{pitch}",
+                     "duration": len(t) / 24000, "engine": "numpy"})
+    write_manifest(root / "m.jsonl", rows)
+    assert cli_main(["data", "tts", str(root / "m.jsonl"), "--codec", str(root / "codec"), "--out", str(root / "corpus")]) == 0
+    return root / "codec", root / "corpus"
+
+
+def test_corpus_holds_the_codec_frames(corpus: tuple[Path, Path]) -> None:
+    from voxkit.codec.api import Codec
+
+    codec, folder = corpus
+    clips = read_corpus(folder)
+    assert len(clips) == 8 and {c.speaker for c in clips} == {"tone200", "tone900"}
+    first = Codec.from_pretrained(codec).encode(str(folder.parent / "0.wav"))
+    assert torch.equal(clips[0].codes, first) and clips[0].engine == "numpy"
+
+
+def test_examples_put_targets_on_the_positions_before_each_frame(corpus: tuple[Path, Path]) -> None:
+    _, folder = corpus
+    model = TTSModel(tiny_tts_args())
+    task = TTSTask(TTSTaskConfig(train=[str(folder)], no_reference=0.0), model, ByteTokenizer())
+    clips = task.clips
+    example = Example(clips[0], clips[2], with_text=True)  # same speaker (tone900), another clip
+    item = task.encode(example)
+    T = clips[0].codes.shape[0]
+    L = item["tokens"].shape[0] - T
+    assert item["tokens"][L - 1] == 25 and (item["tokens"][L:] == 24).all()  # [BEGIN_AUDIO], then the frames
+    assert torch.equal(item["codes"][L:], clips[0].codes)
+    assert torch.equal(item["semantic"][L - 1 : L - 1 + T], clips[0].codes[:, 0])
+    assert item["semantic"][-1] == model.args.end_audio_id and (item["semantic"][: L - 1] == IGNORE).all()
+    assert torch.equal(item["acoustic"][L - 1 : L - 1 + T], clips[0].codes[:, 1:]) and (item["acoustic"][-1] == -1).all()
+    ref = clips[2].codes.shape[0]
+    assert torch.equal(item["codes"][2 : 2 + ref], clips[2].codes)  # the reference frames after BOS [BEGIN_AUDIO]
+    for ex in task._examples(task.clips, task.by_speaker, __import__("random").Random(0)):
+        assert ex.reference is None or (ex.reference.speaker == ex.target.speaker and ex.reference is not ex.target)
+
+
+def test_recipe_trains_exports_and_speaks(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    from voxkit.tts.api import Speaker
+
+    codec, folder = corpus
+    out = tmp_path / "run"
+    recipe = tmp_path / "tts.toml"
+    recipe.write_text(RECIPE.format(codec=codec, vocab=ByteTokenizer().vocab_size, steps=40, out=out, corpus=folder))
+    torch.manual_seed(0)
+    assert cli_main(["train", str(recipe)]) == 0
+    scalars = [json.loads(line) for line in (out / "scalars.jsonl").read_text().splitlines()]
+    semantic = [r["train/tts/semantic_loss"] for r in scalars if "train/tts/semantic_loss" in r]
+    flow = [r["train/tts/flow_loss"] for r in scalars if "train/tts/flow_loss" in r]
+    assert len(semantic) == 40 and np.mean(semantic[-5:]) < 0.7 * np.mean(semantic[:5])
+    assert np.mean(flow[-5:]) < np.mean(flow[:5])
+    assert "eval/tts/dev_semantic_loss" in scalars[-1]
+    # a training checkpoint speaks directly, and exports to a self-contained folder with a preset voice
+    checkpoint = sorted((out / "checkpoints").iterdir())[-1]
+    audio, rate = Speaker.from_pretrained(checkpoint).speak("tone number 3.", voice=str(folder.parent / "7.wav"), seed=0)
+    assert rate == 24000 and audio.size > 0
+    model_dir = tmp_path / "model"
+    voice = f"low={folder.parent / '7.wav'}:tone number 7."
+    assert cli_main(["export", "tts", str(out), "--out", str(model_dir), "--voice", voice]) == 0
+    assert (model_dir / "codec" / "params.json").is_file() and json.loads((model_dir / "params.json").read_text())["tokenizer"] == "byte"
+    speaker = Speaker.from_pretrained(model_dir)
+    assert speaker.voices == ["low"] and speaker.prepare_voice("low").text == "tone number 7."
+    again, _ = speaker.speak("tone number 3.", voice="low", seed=0)
+    assert again.size > 0
+
+
+def test_corpus_of_another_codec_is_refused(corpus: tuple[Path, Path]) -> None:
+    _, folder = corpus
+    other = TTSModel(tiny_tts_args(semantic_codebook_size=8))
+    with pytest.raises(DataError, match="another codec"):
+        TTSTask(TTSTaskConfig(train=[str(folder)]), other, ByteTokenizer())

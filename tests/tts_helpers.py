@@ -1,0 +1,47 @@
+"""A tiny random-weight TTS model folder (with its codec and one preset voice) for fast CPU tests.
+
+Its speech is noise; what the tests check is the machinery: prompts, sampling, stopping, streaming,
+folders, errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.checkpoint import save_codec
+from voxkit.codec.model import CodecModel
+from voxkit.lm import TransformerArgs
+from voxkit.tts.args import TTSArgs, flow_stack
+from voxkit.tts.checkpoint import save_tts, save_voice
+from voxkit.tts.model import TTSModel
+
+CODEC = dict(dim=32, hidden_dim=64, head_dim=8, n_heads=4, n_kv_heads=2, semantic_codebook_size=64, semantic_dim=16, acoustic_dim=4,
+             acoustic_codebook_size=5)
+
+
+def tiny_tts_args(**overrides: object) -> TTSArgs:
+    backbone = TransformerArgs(dim=32, n_layers=2, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=320, rope_theta=1e4,
+                               tied_embeddings=True, max_seq_len=512)
+    base: dict[str, object] = dict(backbone=backbone, flow=flow_stack(dim=16, n_layers=2, n_heads=2), semantic_codebook_size=64,
+                                   acoustic_dim=4, acoustic_levels=5, max_reference_frames=40, languages=("en", "fr"))
+    base.update(overrides)
+    return TTSArgs(**base)  # type: ignore[arg-type]
+
+
+def tiny_tts_folder(path: Path, seed: int = 0) -> Path:
+    """Write a random tiny TTS folder at ``path`` (byte tokenizer, codec/ sub-folder, preset voice "demo")."""
+    torch.manual_seed(seed)
+    path = Path(path)
+    save_codec(CodecModel(CodecArgs(**CODEC)), path / "codec")  # type: ignore[arg-type]
+    model = TTSModel(tiny_tts_args())
+    save_tts(model, path)
+    params = json.loads((path / "params.json").read_text())
+    params["tokenizer"] = "byte"
+    (path / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    codes = torch.cat([torch.randint(0, 64, (30, 1)), torch.randint(0, 5, (30, 4))], dim=1)  # [30, 37-like]
+    save_voice(path, "demo", codes, text="A preset voice.", origin="random codes (tests)")
+    return path

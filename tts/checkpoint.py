@@ -1,0 +1,131 @@
+"""TTS model folders: the backbone's native layout plus the codec and the preset voices.
+
+A folder holds ``params.json`` (backbone fields + the ``voxkit_tts`` section), ``consolidated.safetensors``,
+the tokenizer (``vocab_subset.json`` for a small vocabulary, else the params' ``tokenizer`` rule), the
+codec it speaks through (a codec folder, by default the ``codec/`` sub-folder) and ``voices/``: one
+safetensors file of prompt frames per preset voice. A training checkpoint of the ``tts`` recipe model
+loads too (its recipe names the codec folder).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from voxkit.checkpoint import (
+    CHECKPOINT_MARKER,
+    NATIVE_WEIGHTS,
+    build_and_load,
+    check_training_model,
+    detect_layout,
+    read_config,
+    read_tensors,
+    training_recipe,
+    weight_files,
+    write_folder,
+    write_safetensors,
+)
+from voxkit.errors import CheckpointError
+from voxkit.subset_tokenizer import SubsetTokenizer
+from voxkit.tokenizer import ByteTokenizer, Tokenizer
+from voxkit.tts.args import TTSArgs
+from voxkit.tts.model import TTSModel
+
+TTS_MODEL = "tts"  # the recipe's [model] name, recorded in training checkpoints
+VOICES = "voices"
+
+
+def load_tts(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu",
+             dtype: torch.dtype | None = torch.float32) -> tuple[TTSModel, Path]:
+    """(model, codec folder) of a TTS folder or a training checkpoint. Weights stored in 16 bits load as ``dtype``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"TTS model folder not found: {folder}")
+    layout = detect_layout(folder)
+    config = read_config(folder, layout)
+    if layout == "training":
+        check_training_model(folder, TTS_MODEL, "a TTS model")
+        recipe = training_recipe(folder) or {}
+        args = TTSArgs.from_params({k: v for k, v in config.items() if k != CHECKPOINT_MARKER}, str(folder))
+        codec = Path(str((recipe.get("model") or {}).get("codec", args.codec)))
+    elif layout == "native":
+        args = TTSArgs.from_params(config, str(folder / "params.json"))
+        codec = Path(args.codec)
+    else:
+        raise CheckpointError(f"{folder} is a transformers folder; a voxkit TTS model reads params.json + {NATIVE_WEIGHTS}")
+    codec = codec if codec.is_absolute() else folder / codec
+    state = read_tensors(weight_files(folder, layout))
+    model = build_and_load(lambda: TTSModel(args), state, device=device, dtype=dtype, where=str(folder))
+    return model, codec
+
+
+def save_tts(model: TTSModel, folder: str | os.PathLike[str], *, dtype: torch.dtype | None = None,
+             tokenizer: Tokenizer | None = None) -> Path:
+    """Write the native layout (weights cast to ``dtype``, e.g. float16 for a bundled model).
+
+    ``tokenizer``: a vocabulary subset is saved beside the weights, a byte tokenizer is named in
+    params.json, none means the shipped Tekken (voxkit.tokenizer.load_tokenizer's rule).
+    """
+    state = {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    params = model.args.to_params() | ({"tokenizer": "byte"} if isinstance(tokenizer, ByteTokenizer) else {})
+    path = write_folder(folder, "native", params, state)
+    if isinstance(tokenizer, SubsetTokenizer):
+        tokenizer.save(path)
+    return path
+
+
+def export_tts(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], tokenizer: Tokenizer,
+               voices: list[tuple[str, str, str | None]] = (), *, dtype: torch.dtype = torch.float16) -> Path:
+    """A training checkpoint -> a self-contained model folder: weights, tokenizer, the codec copied
+    into ``codec/`` (layers in ``dtype``) and one preset voice per (name, reference audio, transcript)."""
+    import dataclasses
+
+    from voxkit.codec.api import Codec
+    from voxkit.codec.checkpoint import load_codec, save_codec
+
+    model, codec_folder = load_tts(checkpoint)
+    model.args = dataclasses.replace(model.args, codec="codec")
+    path = save_tts(model, out, dtype=dtype, tokenizer=tokenizer)
+    save_codec(load_codec(codec_folder), path / "codec", dtype=dtype)
+    codec = Codec.from_pretrained(path / "codec")
+    for name, audio, text in voices:
+        codes = codec.encode(audio)[: model.args.max_reference_frames]  # [R, 37]
+        save_voice(path, name, codes, text=text, origin=os.path.basename(audio))
+    return path
+
+
+def voices_dir(folder: str | os.PathLike[str]) -> Path:
+    return Path(folder) / VOICES
+
+
+def list_voices(folder: str | os.PathLike[str]) -> list[str]:
+    """Preset voice names of a model folder (sorted)."""
+    return sorted(p.stem for p in voices_dir(folder).glob("*.safetensors"))
+
+
+def save_voice(folder: str | os.PathLike[str], name: str, codes: torch.Tensor, text: str | None = None,
+               origin: str | None = None) -> Path:
+    """Store a preset voice: its prompt frames [R, 37] int16, with the reference transcript and origin."""
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise CheckpointError(f"bad voice name {name!r}")
+    meta = {"format": "pt", "text": text or "", "origin": origin or ""}
+    path = voices_dir(folder) / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors(path, {"codes": codes.to(torch.int16)}, metadata=meta)
+    return path
+
+
+def load_voice(folder: str | os.PathLike[str], name: str) -> tuple[torch.Tensor, str | None]:
+    """A preset voice's frames [R, 37] int64 and reference transcript (None if it has none)."""
+    from safetensors import safe_open
+
+    path = voices_dir(folder) / f"{name}.safetensors"
+    if not path.is_file():
+        known = ", ".join(list_voices(folder)) or "none"
+        raise CheckpointError(f"no preset voice {name!r} (this model has: {known})")
+    with safe_open(str(path), framework="pt") as f:
+        codes = f.get_tensor("codes").long()
+        text = (f.metadata() or {}).get("text") or None
+    return codes, text
