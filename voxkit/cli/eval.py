@@ -1,5 +1,6 @@
 """``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table.
-``voxkit eval codec MANIFEST``: objective quality of a speech codec beside classical codecs, as a table."""
+``voxkit eval codec MANIFEST``: objective quality of a speech codec beside classical codecs, as a table.
+``voxkit eval tts MANIFEST``: voice cloning on held-out voices: WER of an independent recogniser and speaker similarity."""
 
 from __future__ import annotations
 
@@ -65,6 +66,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--json", default=None, metavar="OUT", help="also write the numbers and every output as JSON")
     h.add_argument("--quiet", action="store_true", help="no progress bars")
     h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_eval"]).run_eval(a))
+    t = sub.add_parser("tts", help="voice cloning on held-out voices: WER of an independent recogniser, speaker similarity")
+    t.add_argument("manifest", help="JSONL manifest with audio, text and speaker (engine, language if known)")
+    t.add_argument("--model", action="append", default=[], metavar="DIR",
+                   help="TTS model folder; repeat to compare on the same rows and references (default: the bundled model)")
+    t.add_argument("--limit", type=int, default=None, metavar="N", help="only the manifest's first N rows that have a reference")
+    t.add_argument("--steps", type=int, default=7, help="Euler steps of the flow head")
+    t.add_argument("--cfg", type=float, default=1.2, help="classifier-free guidance strength")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the reference choice and of the sampling (row n samples with seed + n)")
+    t.add_argument("--reference-text", action="store_true", help="also give the model the reference clip's transcript")
+    t.add_argument("--recogniser", default="whisper-tiny.en", choices=(*PEERS, "none"),
+                   help="independent recogniser for the WER columns (needs the peer extra; none: no WER)")
+    t.add_argument("--device", default="cpu", help="device of the TTS model (cpu, cuda)")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--json", default=None, metavar="OUT", help="also write per-row and per-model numbers as JSON")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
+    t.set_defaults(func=run_tts)
 
 
 def run_asr(args: argparse.Namespace) -> int:
@@ -173,6 +191,71 @@ def run_codec(args: argparse.Namespace) -> int:
     if args.json:
         _write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
     return 0
+
+
+def run_tts(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from voxkit.asr.peer import load_peer
+    from voxkit.data.manifest import read_manifest
+    from voxkit.errors import VoxkitError
+    from voxkit.tts.evaluate import choose_references, evaluate_tts, format_table, speaker_synthesizer
+    from voxkit.tts.speaker_embedding import load_embedder
+
+    if args.limit is not None and args.limit < 1:
+        raise VoxkitError(f"--limit takes a number of rows of at least 1, got {args.limit}")
+    if args.steps < 1:
+        raise VoxkitError(f"--steps must be at least 1, got {args.steps}")
+    if args.cfg < 0:
+        raise VoxkitError(f"--cfg must be at least 0, got {args.cfg:g}")
+    _check_destination("--json", args.json)  # before the evaluation, not after it
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = read_manifest(args.manifest, required=("audio", "text"))
+    pairs, skipped = choose_references(rows, args.seed)
+    if not pairs:
+        raise VoxkitError(f"no rows to evaluate in {args.manifest}: {'; '.join(skipped) or 'it is empty'}")
+    recogniser = None
+    if args.recogniser != "none":
+        try:
+            recogniser = load_peer(args.recogniser, threads=args.threads or 0)  # a missing extra fails before the long part
+        except VoxkitError as err:
+            raise VoxkitError(str(err).replace("--peer ", "--recogniser ", 1)) from None
+    embedder = load_embedder()
+    speakers = _load_speakers(args.model, args.device)
+    models = {name: speaker_synthesizer(s, steps=args.steps, cfg=args.cfg, seed=args.seed) for name, s in speakers.items()}
+    result = evaluate_tts(rows, models, recogniser, embedder, limit=args.limit, seed=args.seed,
+                          reference_text=args.reference_text, progress=not args.quiet)
+    evaluated = sum(1 for r in result.rows if r.model == "manifest")
+    wer = f"WER by {result.recogniser}; " if result.recogniser else ""
+    print(f"Voice cloning on {args.manifest} ({evaluated} rows; each voice cloned from another clip of its speaker; "
+          f"{wer}similarity by {result.embedder}; {args.steps} steps, CFG {args.cfg:g}, seed {args.seed})\n")
+    print(format_table(result))
+    if args.json:
+        _write_text(args.json, json.dumps({"manifest": args.manifest, "models": {n: str(s.folder) for n, s in speakers.items()},
+                                           "steps": args.steps, "cfg": args.cfg, "seed": args.seed,
+                                           "reference_text": args.reference_text, **result.to_json()},
+                                          indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _load_speakers(folders: list[str], device: str) -> dict[str, object]:
+    """{column label: loaded Speaker}: the folder's name, or its path where two names clash; the bundled model by default."""
+    from voxkit.errors import VoxkitError
+    from voxkit.tts.api import Speaker
+
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise VoxkitError(f"--model {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
+    speakers = [Speaker.from_pretrained(f, device=device) for f in folders] or [Speaker.from_pretrained(None, device=device)]
+    names = [os.path.basename(os.path.normpath(str(s.folder))) for s in speakers]
+    if len(set(names)) < len(names):
+        names = [str(s.folder) for s in speakers]
+    if len(set(names)) < len(names):
+        raise VoxkitError("--model: the same folder is named twice")
+    return dict(zip(names, speakers, strict=True))
 
 
 def _load_codec(folder: str) -> object:
