@@ -31,6 +31,7 @@ class GenerationOptions:
     temperature: float = 0.8  # of the semantic head (0: greedy)
     top_p: float | None = 0.95
     max_frames: int = 375  # 30 s: the utterance is cut there if [END_AUDIO] has not come
+    min_frames: int = 0  # [END_AUDIO] is masked before this many frames (benchmarks fix the length with it)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -39,6 +40,8 @@ class GenerationOptions:
             raise ValueError(f"cfg must be >= 0, got {self.cfg}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if not 0 <= self.min_frames <= self.max_frames:
+            raise ValueError(f"min_frames must be in [0, max_frames], got {self.min_frames}")
 
 
 @torch.no_grad()
@@ -62,12 +65,14 @@ def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions,
     sampling = SamplingConfig(temperature=options.temperature, top_p=options.top_p)
     mask = torch.zeros(args.semantic_vocab, device=device)  # [S] added to the logits
     mask[args.empty_audio_id] = float("-inf")
+    early = mask.clone()  # [S] the mask before min_frames: [END_AUDIO] too
+    early[args.end_audio_id] = float("-inf")
     frame = torch.empty(1, 1, args.num_codebooks, dtype=torch.long, device=device)  # [1, 1, 37] reused
     x = model.embed(prompt.tokens[None].to(device), prompt.codes[None].to(device))  # [1, L, D]
     hidden = backbone.forward_embeddings(x, state=state)[:, -1]  # [1, D]
     cpu_generator = generator if device.type == "cpu" else None
     for i in range(frames_left):
-        logits = model.semantic_head(hidden).float() + mask  # [1, S]
+        logits = model.semantic_head(hidden).float() + (early if i < options.min_frames else mask)  # [1, S]
         semantic = _sample(logits, sampling, cpu_generator, generator)  # [1]
         if int(semantic[0]) == args.end_audio_id:
             return
