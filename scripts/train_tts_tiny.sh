@@ -10,7 +10,9 @@
 #   .carry/tts_en/dev       the same for held-out voices (--limit 200)
 #   .carry/voices/NAME.wav + NAME.txt   reference clips (and transcripts) of the preset voices
 #   .whl/                   wheels the machine lacks: soundfile, cffi, pycparser, vector-quantize-pytorch, einx, ...
-# Back here: copy OUT/tts-tiny to voxkit/assets/tts-tiny (its codec/ then names the bundled codec),
+# Back here: copy OUT/tts-tiny to voxkit/assets/tts-tiny, delete its codec/ copy and set params.json
+# voxkit_tts.codec to "../codec-small" (the bundled codec, one copy in the package; or re-export with
+# --codec-link ../codec-small),
 # score it with voxkit eval tts (docs/tts.md) and listen to OUT/samples/*.wav.
 # CPU dry run: DRY=1 BUDGET=20 CARRY=/path/with/codec+tts_en+voices OUT=/tmp/o RUNS=/tmp/r bash scripts/train_tts_tiny.sh
 set -uo pipefail

@@ -151,6 +151,14 @@ def test_recipe_trains_exports_and_speaks(corpus: tuple[Path, Path], tmp_path: P
     assert speaker.voices == ["low"] and speaker.prepare_voice("low").text == "tone number 7."
     again, _ = speaker.speak("tone number 3.", voice="low", seed=0)
     assert again.size > 0
+    # a folder that names a codec beside it instead of holding a copy (how a bundled model shares the bundled codec)
+    linked = codec.parent / "linked"
+    assert cli_main(["export", "tts", str(out), "--out", str(linked), "--codec-link", "../codec"]) == 0
+    assert not (linked / "codec").exists() and json.loads((linked / "params.json").read_text())["voxkit_tts"]["codec"] == "../codec"
+    ref = str(folder.parent / "7.wav")  # the copy's codec layers are float16, the linked codec float32: equal to rounding
+    np.testing.assert_allclose(Speaker.from_pretrained(linked).speak("tone number 3.", voice=ref, seed=0)[0],
+                               Speaker.from_pretrained(model_dir).speak("tone number 3.", voice=ref, seed=0)[0], atol=1e-4)
+    assert cli_main(["export", "tts", str(out), "--out", str(tmp_path / "bad"), "--codec-link", "../nowhere"]) == 2
 
 
 def test_corpus_of_another_codec_is_refused(corpus: tuple[Path, Path]) -> None:

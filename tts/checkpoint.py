@@ -77,19 +77,27 @@ def save_tts(model: TTSModel, folder: str | os.PathLike[str], *, dtype: torch.dt
 
 
 def export_tts(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], tokenizer: Tokenizer,
-               voices: list[tuple[str, str, str | None]] = (), *, dtype: torch.dtype = torch.float16) -> Path:
-    """A training checkpoint -> a self-contained model folder: weights, tokenizer, the codec copied
-    into ``codec/`` (layers in ``dtype``) and one preset voice per (name, reference audio, transcript)."""
+               voices: list[tuple[str, str, str | None]] = (), *, dtype: torch.dtype = torch.float16,
+               codec_link: str | None = None) -> Path:
+    """A training checkpoint -> a model folder: weights, tokenizer, the codec copied into ``codec/``
+    (layers in ``dtype``) and one preset voice per (name, reference audio, transcript).
+
+    ``codec_link``: instead of a copy, name a codec folder by its path relative to ``out`` (a bundled
+    TTS model names the bundled codec: one copy of the codec in the package, not two)."""
     import dataclasses
 
     from voxkit.codec.api import Codec
     from voxkit.codec.checkpoint import load_codec, save_codec
 
     model, codec_folder = load_tts(checkpoint)
-    model.args = dataclasses.replace(model.args, codec="codec")
+    linked = None if codec_link is None else Path(os.path.normpath(Path(out) / codec_link))  # before ``out`` exists
+    if linked is not None and not linked.is_dir():
+        raise CheckpointError(f"--codec-link {codec_link}: no codec folder at {linked}")
+    model.args = dataclasses.replace(model.args, codec=codec_link or "codec")
     path = save_tts(model, out, dtype=dtype, tokenizer=tokenizer)
-    save_codec(load_codec(codec_folder), path / "codec", dtype=dtype)
-    codec = Codec.from_pretrained(path / "codec")
+    if codec_link is None:
+        save_codec(load_codec(codec_folder), path / "codec", dtype=dtype)
+    codec = Codec.from_pretrained(path / model.args.codec)
     for name, audio, text in voices:
         codes = codec.encode(audio)[: model.args.max_reference_frames]  # [R, 37]
         save_voice(path, name, codes, text=text, origin=os.path.basename(audio))

@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
     t.add_argument("--voice", action="append", default=[], metavar="NAME=AUDIO[:TRANSCRIPT]",
                    help="a preset voice from a reference clip (repeatable), e.g. anna=clips/anna.wav:'Hello there.'")
+    t.add_argument("--codec-link", default=None, metavar="REL",
+                   help="name this codec folder (a path relative to --out, e.g. ../codec-small) instead of copying the codec")
     t.set_defaults(func=run_tts)
 
 
@@ -100,7 +102,7 @@ def run_tts(args: argparse.Namespace) -> int:
             raise VoxkitError(f"--voice {name}: no such audio file {audio}")
         voices.append((name, audio, text or None))
     tokenizer = training_tokenizer(path, "pass the run folder the recipe wrote")
-    out = export_tts(path, args.out, tokenizer, voices, dtype=getattr(torch, args.dtype))
+    out = export_tts(path, args.out, tokenizer, voices, dtype=getattr(torch, args.dtype), codec_link=args.codec_link)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     print(f"{out}: TTS model from {path} with {len(voices)} preset voices ({size:.1f} MB with its codec)")
     return 0
