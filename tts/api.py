@@ -200,7 +200,8 @@ class Speaker:
                 yield pause
             ids = self.tokenizer.encode(sentence, bos=False)  # type: ignore[attr-defined]
             prompt = self.model.prompt(ids, None if voice is None else voice.codes, ref_text)
-            frames = dataclasses.replace(options, max_frames=min(options.max_frames, 25 + 3 * len(sentence)))
+            # at least one frame per sentence: a non-empty text never comes back as no audio at all
+            frames = dataclasses.replace(options, max_frames=min(options.max_frames, 25 + 3 * len(sentence)), min_frames=1)
             decoder = self.codec.stream()  # type: ignore[attr-defined]  # this sentence's decoder state
             chunks = (decoder.decode(frame[None].cpu()) for frame in generate_frames(self.model, prompt, frames, generator))
             if speed != 1.0:
