@@ -46,7 +46,8 @@ def _model_dir(given: str | None) -> Path:
     return BUNDLED
 
 
-def _check_output(path: str, force: bool, suffixes: tuple[str, ...]) -> None:
+def check_output_file(path: str, force: bool, suffixes: tuple[str, ...]) -> None:
+    """An output file a command may write: a file name with one of ``suffixes``, in an existing folder, new unless ``force``."""
     if os.path.isdir(path):
         raise VoxkitError(f"{path} is a folder; give a file name")
     if Path(path).suffix.lower() not in suffixes:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from voxkit.cli.transcribe import check_device
 
     audio_out = (".wav", ".flac", ".ogg")
-    _check_output(args.output, args.force, (".safetensors",) if args.codec_command == "encode" else audio_out)
+    check_output_file(args.output, args.force, (".safetensors",) if args.codec_command == "encode" else audio_out)
     if not os.path.exists(args.input):
         raise VoxkitError(f"{args.input}: no such file")
     check_device(args.device)

@@ -11,7 +11,6 @@ The seed is printed (and taken with --seed), so a take someone liked can be made
 from __future__ import annotations
 
 import argparse
-import os
 import struct
 import sys
 import time
@@ -55,14 +54,9 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
         if sys.stdout.isatty():
             raise VoxkitError("-o - writes WAV bytes to stdout: redirect it to a file or a player")
         return
-    if os.path.isdir(path):
-        raise VoxkitError(f"{path} is a folder; give a file name")
-    if Path(path).suffix.lower() not in AUDIO_SUFFIXES:
-        raise VoxkitError(f"{path}: the output must end in {', '.join(AUDIO_SUFFIXES)}")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise VoxkitError(f"{path}: its folder does not exist")
-    if os.path.exists(path) and not force:
-        raise VoxkitError(f"{path} exists; add --force to overwrite it")
+    from voxkit.cli.codec import check_output_file
+
+    check_output_file(path, force, AUDIO_SUFFIXES)
 
 
 def run(args: argparse.Namespace) -> int:
