@@ -26,6 +26,9 @@ class AttentionInputs:
     # A streaming call without an entry takes the ring's bool mask (StepPlan.mask).
     masks: dict[int | None, torch.Tensor | None]
     plan: StepPlan | None  # streaming only
+    # offline: windows whose layers pass ``window=`` to attention instead of a mask (their entry in
+    # masks is None), so that a windowed backend sees the band (Transformer._forward_offline)
+    op_windows: frozenset[int] = frozenset()
 
 
 class Attention(nn.Module):
@@ -90,5 +93,6 @@ class Attention(nn.Module):
             out = attention(q, keys, values, mask=mask)  # [B, H, T, hd]
         else:
             mask = inputs.masks.get(self.window)
-            out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None)  # [B, H, T, hd]
+            window = self.window if self.window in inputs.op_windows else None
+            out = attention(q, k, v, mask=mask, is_causal=self.causal and mask is None, window=window)  # [B, H, T, hd]
         return self.wo(out.transpose(1, 2).reshape(B, T, H * self.head_dim))

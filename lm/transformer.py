@@ -22,6 +22,7 @@ from voxkit.lm.norm import delay_embedding, make_norm
 from voxkit.lm.positions import ALiBi, SinusoidalPositions, position_mask
 from voxkit.lm.rope import RotaryEmbedding, Rotation, llama4_query_scale
 from voxkit.ops import linear16
+from voxkit.ops.attention import takes_windows
 from voxkit.streaming import StreamingModule
 
 DEFAULT_PREFILL_CHUNK = 256
@@ -220,20 +221,25 @@ class Transformer(StreamingModule):
 
     def _forward_offline(self, x: torch.Tensor, gains: list[torch.Tensor | None], positions: torch.Tensor | None) -> torch.Tensor:
         T = x.shape[1]
+        default_positions = positions is None
         if positions is None:
             positions = torch.arange(T, device=x.device)
         x = self._add_absolute_positions(x, positions)
         rotation, q_scale = self._rotary_inputs(positions)
         masks: dict[int | None, torch.Tensor | None] = {}
         causal = self.args.causal
+        # With default positions a window is a band over indices, which a backend registered for
+        # this device computes from the number alone; elsewhere the band is built once, here.
+        pass_windows = self.alibi is None and default_positions and takes_windows(x.device)
         for w in self.windows:
             if self.alibi is not None:
                 masks[w] = self.alibi(positions, positions, causal=causal, window=w, dtype=x.dtype)  # [1, H, T, T]
-            elif w is None or w >= T:
-                masks[w] = None  # the built-in causal mask, or none
+            elif w is None or w >= T or pass_windows:
+                masks[w] = None  # the built-in causal mask, none, or the window passed as a number
             else:
                 masks[w] = position_mask(positions, positions, causal=causal, window=w)[0, 0]  # [T, T]
-        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=masks, plan=None)
+        op_windows = frozenset(w for w in self.windows if pass_windows and w is not None and w < T)
+        inputs = AttentionInputs(rotation=rotation, q_scale=q_scale, masks=masks, plan=None, op_windows=op_windows)
         for layer, gain in zip(self.layers, gains, strict=True):
             x = layer(x, inputs, gain)
         return self.norm(x)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from voxkit.ops import registry
+from voxkit.ops.dispatch import kernels_enabled
 
 
 def band_mask(T: int, S: int, causal: bool, window: int | None, device: torch.device) -> torch.Tensor:
@@ -80,3 +81,15 @@ def attention(
     Returns [B, H, T, hd].
     """
     return ATTENTION(q, k, v, mask, is_causal, window, scale)
+
+
+def takes_windows(device: torch.device) -> bool:
+    """Whether callers on ``device`` should pass ``window`` and ``is_causal`` instead of a band
+    mask they built themselves.
+
+    True where an implementation of attention is registered for the device type and kernels are
+    on: only a window passed as a number lets a windowed kernel (flash-attn, FlexAttention) skip
+    the blocks outside it. Elsewhere the reference would rebuild the band on every call, so a
+    caller with many layers builds it once and passes it as ``mask``.
+    """
+    return device.type in ATTENTION.implementations and kernels_enabled()
