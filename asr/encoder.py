@@ -44,12 +44,14 @@ class CausalAudioEncoder(StreamingModule):
         # The encoder never embeds tokens: build the stack without vocabulary whatever params.json says.
         self.transformer = Transformer(dataclasses.replace(args, vocab_size=0, tied_embeddings=False))
 
-    def init_state(self, batch_size: int, *, capacity: int | None = None, dtype: torch.dtype | None = None) -> EncoderState:
-        """capacity: ring positions (50 Hz frames) per layer; see :meth:`Transformer.init_state`."""
+    def init_state(
+        self, batch_size: int, *, capacity: int | None = None, dtype: torch.dtype | None = None, static: bool = False
+    ) -> EncoderState:
+        """capacity: ring positions (50 Hz frames) per layer; static: see :meth:`Transformer.init_state`."""
         dtype = dtype or self.transformer.norm.weight.dtype
         return EncoderState(
             convs=[conv.init_state(batch_size, dtype) for conv in self.conv_layers],
-            transformer=self.transformer.init_state(batch_size, capacity=capacity, dtype=dtype),
+            transformer=self.transformer.init_state(batch_size, capacity=capacity, dtype=dtype, static=static),
         )
 
     def forward(

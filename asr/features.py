@@ -63,7 +63,7 @@ class LogMel(nn.Module):
         spec = torch.stft(padded, N_FFT, HOP, window=self.window, center=False, return_complex=True)  # [B, 201, F]
         mel = self.filters @ spec.abs().pow(2)  # [B, n_mels, F]
         log = torch.clamp(mel, min=1e-10).log10()
-        log = torch.maximum(log, torch.tensor(self.log_max - 8.0, device=log.device))
+        log = log.clamp(min=self.log_max - 8.0)  # a number, not a tensor made on the device (CUDA graphs)
         return (log + 4.0) / 4.0
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

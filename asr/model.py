@@ -43,20 +43,23 @@ class RealtimeRecognizer(StreamingModule):
         self.features = LogMel(args.n_mels)
         self.ctc_head: nn.Linear | None = None
 
-    def init_state(self, batch_size: int, *, chunk_steps: int = 1, dtype: torch.dtype | None = None) -> RecognizerState:
+    def init_state(
+        self, batch_size: int, *, chunk_steps: int = 1, dtype: torch.dtype | None = None, static: bool = False
+    ) -> RecognizerState:
         """Caches for ``batch_size`` streams advancing up to ``chunk_steps`` 80 ms steps per call.
 
         The encoder's ring keeps its window while one call writes ``4 * chunk_steps`` frames
-        (lm/cache.py); the decoder's holds its window (one token per call).
+        (lm/cache.py); the decoder's holds its window (one token per call). ``static``: every step
+        reads the whole rings, with no host sync (for a step recorded as a CUDA graph).
         """
         if chunk_steps < 1:
             raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
         frames = self.mel_frames_per_step // 2  # 50 Hz encoder frames per step
         enc_window = self.args.encoder.max_window or ENCODER_FULL_ATTENTION_CAPACITY
         return RecognizerState(
-            encoder=self.encoder.init_state(batch_size, capacity=enc_window + frames * chunk_steps - 1, dtype=dtype),
+            encoder=self.encoder.init_state(batch_size, capacity=enc_window + frames * chunk_steps - 1, dtype=dtype, static=static),
             decoder=self.decoder.init_state(
-                batch_size, capacity=self.args.decoder.max_window or DECODER_FULL_ATTENTION_CAPACITY, dtype=dtype
+                batch_size, capacity=self.args.decoder.max_window or DECODER_FULL_ATTENTION_CAPACITY, dtype=dtype, static=static
             ),
         )
 

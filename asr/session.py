@@ -10,6 +10,12 @@ When the audio is already there (a file, a caller that fell behind), ``step(n)``
 products, one pass over its weights instead of ``n``) and only the decoder goes token by token.
 The tokens are those of ``n`` single steps; the events come grouped by slot instead of by step.
 
+On a GPU, ``graphs=True`` records the session's decoder token and its one-step encoder (features
+included) as CUDA graphs when the session is made, and every step replays them: all ``B`` streams
+advance through one launch each instead of hundreds of kernels (:mod:`voxkit.lm.graphs`). The
+graphs are bound to this session's buffers and caches, which is why they live here and never on
+the shared model. An ``n``-step chunk runs the encoder eagerly and still replays the decoder's graph.
+
 Audio framing matches training exactly: a stream starts with ``left_pad`` silent steps, step ``t``
 sees the 1520-sample window ``[1280 t - 200, 1280 t + 1320)`` of (silence + audio), and the end is
 flushed with ``delay + 1 + right_pad`` silent steps so that the last word comes out.
@@ -36,6 +42,7 @@ from voxkit.asr.model import RealtimeRecognizer, RecognizerState
 from voxkit.asr.options import RecognizerOptions
 from voxkit.asr.transcript import Transcript, Word
 from voxkit.audio.constants import STEP_MS, STEP_SECONDS
+from voxkit.lm import graphs as cuda_graphs
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
 OVERLAP = STEP_WINDOW - SAMPLES_PER_STEP  # 240 samples shared by consecutive windows
@@ -88,14 +95,19 @@ class StreamingSession:
         batch_size: int = 1,
         device: str | torch.device = "cpu",
         chunk_steps: int = 1,
+        graphs: bool = False,
     ) -> None:
         if chunk_steps < 1:
             raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+        self.device = torch.device(device)
+        if graphs:
+            cuda_graphs.check_capturable(model.encoder.transformer)
+            cuda_graphs.check_capturable(model.decoder)
+            cuda_graphs.check_device(self.device)
         self.model = model.eval()
         self.chunk_steps = chunk_steps
         self.tokenizer = tokenizer
         self.B = batch_size
-        self.device = torch.device(device)
         args = model.args
         self.left_pad = args.n_left_pad_tokens
         self.right_pad = args.right_pad_tokens
@@ -103,7 +115,7 @@ class StreamingSession:
             raise ValueError("the recogniser needs at least one left-pad step")
         # The session's own caches: the model is shared and never written to, so any number of
         # sessions, file transcriptions and generations can use it at once.
-        self.state: RecognizerState = model.init_state(batch_size, chunk_steps=chunk_steps)
+        self.state: RecognizerState = model.init_state(batch_size, chunk_steps=chunk_steps, static=graphs)
         self.state.enter()
         self.slots = [_Slot() for _ in range(batch_size)]
         dtype = model.decoder.norm.weight.dtype  # the activations' dtype (weights may be kept in 16 bits)
@@ -118,9 +130,30 @@ class StreamingSession:
         self.prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=self.device)  # [B]
         self.steps_host = [0] * batch_size
         self.dtype = dtype
+        self._audio_in = torch.zeros(batch_size, 1, args.decoder.dim, dtype=dtype, device=self.device)  # [B, 1, D] graph input
+        self._encoder_graph: cuda_graphs.CapturedStep | None = None
+        self._decoder_graph: cuda_graphs.CapturedStep | None = None
+        if graphs:
+            self._capture()
 
     def close(self) -> None:
+        self._encoder_graph = self._decoder_graph = None  # frees the graphs' memory
         self.state.exit()
+
+    def _capture(self) -> None:
+        """Record the one-step encoder and the decoder token as CUDA graphs over this session's buffers.
+
+        Done while every slot is idle: the warm-up calls really step the streams (on silence), so
+        everything they changed is then put back as a new session has it.
+        """
+        rings = [self.state.encoder.transformer, self.state.decoder]
+        window = self.window[:, : OVERLAP + SAMPLES_PER_STEP]  # [B, 1520] the one-step view step() fills
+        self._encoder_graph = cuda_graphs.CapturedStep(lambda: self._encode(window), rings=rings)
+        self._decoder_graph = cuda_graphs.CapturedStep(lambda: self._decode_token(self._audio_in), rings=rings)
+        self.state.reset()
+        for buffer in (self.window, self._overlap, self.tokens_out, self.steps):
+            buffer.zero_()
+        self.prev.fill_(BOS_ID)
 
     # ------------------------------------------------------------------------- stream control
 
@@ -187,16 +220,15 @@ class StreamingSession:
         window[:, :OVERLAP].copy_(self._overlap)
         window[:, OVERLAP:].copy_(torch.from_numpy(self.staging[:, :n]))
         self._overlap.copy_(window[:, n:])  # the next window starts 240 samples before this one ends
-        mel = self.model.features.frames(window).to(self.dtype)  # [B, n_mels, 8 steps]
-        audio = self.model.encode(mel, self.delays, self.state)  # [B, steps, D]
+        one_step_graph = self._encoder_graph if steps == 1 else None
+        audio = self._encode(window) if one_step_graph is None else one_step_graph.replay()  # [B, steps, D]
         for k in range(steps):
-            # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
-            forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
-            tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
-            logits = self.model.decode(audio[:, k : k + 1], tokens[:, None], self.delays, self.state)  # [B, 1, V]
-            self.prev = logits[:, -1].argmax(-1)  # [B]
+            if self._decoder_graph is not None:
+                self._audio_in.copy_(audio[:, k : k + 1])
+                self._decoder_graph.replay()
+            else:
+                self._decode_token(audio[:, k : k + 1])
             self.tokens_out[:, k] = self.prev
-            self.steps += 1
         out = self.tokens_out[:, :steps].tolist()
         events: list[Event] = []
         for b, slot in enumerate(self.slots):
@@ -212,6 +244,25 @@ class StreamingSession:
             if slot.finishing and slot.available() < SAMPLES_PER_STEP:
                 events.extend(self._end(b, slot))
         return events
+
+    def _encode(self, window: torch.Tensor) -> torch.Tensor:
+        """Audio windows [B, 240 + 1280 n] -> decoder audio inputs [B, n, D], the encoder state updated."""
+        mel = self.model.features.frames(window).to(self.dtype)  # [B, n_mels, 8 n]
+        return self.model.encode(mel, self.delays, self.state)  # [B, n, D]
+
+    def _decode_token(self, audio: torch.Tensor) -> torch.Tensor:
+        """One decoder step of every stream from its audio input [B, 1, D]: ``prev`` [B] holds the new tokens.
+
+        Reads and writes the session's tensors in place only (``prev``, ``steps``, the caches), so
+        that the same call can be recorded once as a CUDA graph and replayed.
+        """
+        # Input token: BOS at step 0, [STREAMING_PAD] through the prompt, then the last output.
+        forced = torch.where(self.steps == 0, BOS_ID, STREAMING_PAD_ID)  # [B]
+        tokens = torch.where(self.steps < self.prompt, forced, self.prev)  # [B]
+        logits = self.model.decode(audio, tokens[:, None], self.delays, self.state)  # [B, 1, V]
+        self.prev.copy_(logits[:, -1].argmax(-1))  # [B]
+        self.steps += 1
+        return self.prev
 
     def _end(self, b: int, slot: _Slot) -> list[Event]:
         """The flush is done: time the words it wrote (:func:`fit_tail`), report them, and end."""
@@ -306,17 +357,21 @@ def transcribe_batch(
     delay: int,
     batch_size: int = 8,
     chunk_steps: int = FILE_CHUNK_STEPS,
+    graphs: bool = False,
 ) -> list[Transcript]:
     """Transcribe whole signals as fast as possible, ``batch_size`` streams at a time.
 
     The audio is all there, so each call advances as many steps as every active stream still has
     (at most ``chunk_steps``): the same tokens as live stepping, with the encoder run in chunks.
+    ``graphs``: replay the decoder's steps as a CUDA graph (a model on a GPU; see StreamingSession).
     """
     results: list[Transcript | None] = [None] * len(waves)
     if not waves:
         return []
     device = next(model.parameters()).device
-    session = StreamingSession(model, tokenizer, min(batch_size, len(waves)), device=device, chunk_steps=chunk_steps)
+    session = StreamingSession(
+        model, tokenizer, min(batch_size, len(waves)), device=device, chunk_steps=chunk_steps, graphs=graphs
+    )
     try:
         queue = list(range(len(waves)))
         owner: dict[int, int] = {}

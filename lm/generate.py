@@ -9,19 +9,26 @@ shape never changes) but its outputs are masked out.
 
 The decode loop never concatenates, never loops over streams in Python and, in :meth:`generate`,
 only synchronises with the device every ``sync_every`` steps to check whether all streams are done.
+On a GPU the step itself can be one compiled graph (``compile``), one replayed CUDA graph
+(``graphs``, :mod:`voxkit.lm.graphs`) or both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from voxkit.lm.cache import RingState
 from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
+
+if TYPE_CHECKING:
+    from voxkit.lm.graphs import DecodeGraph
 
 PAD_ID = 0  # value of the right padding of the prompt batch; never cached, never attended to
 
@@ -43,8 +50,13 @@ class Generator:
     how many prompt tokens go through the model at once; with a sliding window it also sets the
     ring capacity (``window + prefill_chunk - 1``), so it trades prefill speed against cache memory.
     ``compile`` runs each decode step as one ``torch.compile(fullgraph=True)`` graph over caches of
-    fixed shape (worth it on a GPU, where per-operator launches dominate a step). A delay-conditioned
-    decoder (the recogniser's) generates under the delay ``num_delay_tokens``.
+    fixed shape (worth it on a GPU, where per-operator launches dominate a step). ``graphs`` (CUDA
+    only) records the decode step, compiled or not, as a CUDA graph and replays it for every token,
+    so a step costs one launch (:mod:`voxkit.lm.graphs`). The caches and the recorded step are kept
+    for the next run of the same batch size and cache capacity (the same longest prompt and
+    ``max_new_tokens``; with a sliding window, any run long enough to fill the ring), so that only
+    the first run pays for the capture. A delay-conditioned decoder (the recogniser's) generates
+    under the delay ``num_delay_tokens``.
     """
 
     def __init__(
@@ -56,6 +68,7 @@ class Generator:
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
         sync_every: int = 16,
         compile: bool = False,
+        graphs: bool = False,
         num_delay_tokens: float | None = None,
     ) -> None:
         if model.tok_embeddings is None:
@@ -75,6 +88,13 @@ class Generator:
         if compile:
             # Compiled once per generator; the prompt's prefill stays eager (its length varies).
             self._decode = torch.compile(self._decode, fullgraph=True, dynamic=False)
+        self.graphs = graphs
+        self._graph: DecodeGraph | None = None  # the last run's recorded step and caches (graphs only)
+        if graphs:
+            from voxkit.lm import graphs as cuda_graphs
+
+            cuda_graphs.check_capturable(model)
+            cuda_graphs.check_device(model.activation_weight.device)
 
     # ----------------------------------------------------------------------------- public API
 
@@ -178,7 +198,7 @@ class Generator:
         capacity = self.capacity_for(tokens.shape[1], max_new_tokens)
         # The caches belong to this run: the model itself is never written to, so other streams
         # (a live transcription, another generation) can use it at the same time.
-        with model.streaming(B, capacity=capacity, static=self.compile) as state:
+        with self._decoder(B, capacity, delays) as (state, decode):
             # Grad mode is switched off per model call, not around the loop: a generator's context
             # would otherwise leak into the caller's code between steps.
             with torch.inference_mode():
@@ -188,13 +208,37 @@ class Generator:
                 logits = model.logits(hidden[rows, lengths - 1][:, None])[:, 0]  # [B, V]
             alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
             for index in range(max_new_tokens):
+                # sampled before the next step: a CUDA graph's logits are overwritten by its next replay
                 next_tokens = sample_next(logits, self.sampling, generator)  # [B]
                 emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
                 alive = emitted
                 yield _Step(index=index, tokens=next_tokens, emitted=emitted, alive=alive)
                 if index + 1 < max_new_tokens:
                     with torch.inference_mode():
-                        logits = self._decode(next_tokens, state, delays)  # [B, V]
+                        logits = decode(next_tokens)  # [B, V]
+
+    @contextlib.contextmanager
+    def _decoder(
+        self, batch_size: int, capacity: int, delays: torch.Tensor | None
+    ) -> Iterator[tuple[RingState, Callable[[torch.Tensor], torch.Tensor]]]:
+        """A run's caches and its decode step ``tokens [B] -> logits [B, V]``: fresh caches for the
+        eager or compiled step; with ``graphs``, a recorded step bound to caches kept between runs."""
+        if not self.graphs:
+            with self.model.streaming(batch_size, capacity=capacity, static=self.compile) as state:
+                yield state, lambda tokens: self._decode(tokens, state, delays)
+            return
+        graph = self._graph
+        # A new capture for a new shape, or while the kept one still streams (an unfinished stream()).
+        if graph is None or graph.batch_size != batch_size or graph.state.capacity != capacity or graph.state.entered:
+            from voxkit.lm.graphs import DecodeGraph
+
+            state = self.model.init_state(batch_size, capacity=capacity, static=True)
+            graph = DecodeGraph(self.model, state, num_delay_tokens=delays, step=self._decode)
+            self._graph = graph
+        else:
+            graph.reset(delays)
+        with graph.state:
+            yield graph.state, graph.step
 
 
 def decode_step(

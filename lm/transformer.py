@@ -195,6 +195,8 @@ class Transformer(StreamingModule):
         if num_delay_tokens is None:
             raise ValueError("this model is delay-conditioned: pass num_delay_tokens")
         reuse = state is not None and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        # a step being recorded as a CUDA graph computes them inside the graph (torch.equal would sync)
+        reuse = reuse and not (x.is_cuda and torch.cuda.is_current_stream_capturing())
         if reuse and state.gains is not None:
             delays, dtype, gains = state.gains
             if dtype == x.dtype and delays.shape == num_delay_tokens.shape and torch.equal(delays, num_delay_tokens):

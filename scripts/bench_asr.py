@@ -11,6 +11,7 @@ one process keeps real-time (per-step compute < 80 ms).
 
     python scripts/bench_asr.py --threads 1
     python scripts/bench_asr.py --full-size          # Voxtral-Mini-4B-Realtime shapes, bf16, CUDA only
+    python scripts/bench_asr.py --full-size --graphs # + the lock-step streams replaying CUDA graphs
 """
 
 from __future__ import annotations
@@ -84,14 +85,19 @@ def median_time(fn, repeats: int, sync: bool) -> float:  # noqa: ANN001
     return statistics.median(times)
 
 
-def step_latency(model, tokenizer, streams: int, steps: int, delay: int) -> list[float]:  # noqa: ANN001
-    """Seconds per lock-step 80 ms step for ``streams`` concurrent live streams."""
-    session = StreamingSession(model, tokenizer, streams, device=next(model.parameters()).device)
-    noise = torch.randn(ASR_SAMPLES_PER_STEP * (steps + 40)) * 0.05
+def step_latency(
+    model, tokenizer, streams: int, steps: int, delay: int, graphs: bool = False  # noqa: ANN001
+) -> tuple[list[float], list[list[int]]]:
+    """Seconds per lock-step 80 ms step for ``streams`` concurrent live streams, and each step's tokens.
+
+    ``graphs``: the session replays its steps as CUDA graphs (recorded when it is made, untimed).
+    """
+    session = StreamingSession(model, tokenizer, streams, device=next(model.parameters()).device, graphs=graphs)
+    noise = torch.randn(ASR_SAMPLES_PER_STEP * (steps + 40), generator=torch.Generator().manual_seed(0)) * 0.05
     for b in range(streams):
         session.start(b, delay)
         session.push(b, noise)
-    out = []
+    out, tokens = [], []
     sync = noise.device.type == "cuda" or next(model.parameters()).is_cuda
     for i in range(steps):
         t0 = time.perf_counter()
@@ -100,8 +106,9 @@ def step_latency(model, tokenizer, streams: int, steps: int, delay: int) -> list
             torch.cuda.synchronize()
         if i >= 5:
             out.append(time.perf_counter() - t0)
+        tokens.append(session.prev.tolist())
     session.close()
-    return out
+    return out, tokens
 
 
 def long_stream_rtf(model, tokenizer, wav: torch.Tensor, delay: int, minutes: float) -> list[tuple[str, float]]:  # noqa: ANN001
@@ -135,6 +142,8 @@ def main() -> None:
     ap.add_argument("--delay", type=int, default=6, help="delay in 80 ms steps")
     ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
     ap.add_argument("--model", default=None, help="trained recogniser folder (default: the bundled one)")
+    ap.add_argument("--graphs", action="store_true",
+                    help="also time the lock-step streams replaying CUDA graphs (needs --full-size: a GPU)")
     ap.add_argument("--long-minutes", type=float, default=2.0,
                     help="minutes of the one-stream row, pushed live with and without cuts at pauses (0: skip)")
     a = ap.parse_args()
@@ -192,15 +201,27 @@ def main() -> None:
     if sync:
         torch.cuda.empty_cache()
     name = "full-size random" if a.full_size else f"trained {bundle.folder.name}"
+    graphs = a.graphs and device.type == "cuda"
+    if a.graphs and not graphs:
+        print("\n--graphs: CUDA graphs need a GPU (--full-size); skipped")
     print(f"\n{name}: per-step latency with N concurrent streams (lock-step, 80 ms of audio per step)\n")
-    print("| streams | median ms/step | p95 ms/step | step time / 80 ms | real-time |")
-    print("|---:|---:|---:|---:|---|")
+    extra = " CUDA graphs median ms/step | CUDA graphs p95 ms/step | graphs = eager tokens |" if graphs else ""
+    print(f"| streams | median ms/step | p95 ms/step | step time / 80 ms | real-time |{extra}")
+    print("|---:|---:|---:|---:|---|" + ("---:|---:|---|" if graphs else ""))
     # full size: each stream's decoder KV cache spans the 8192-token window (26 layers: 0.87 GB in
     # bf16), so 128 streams (112 GB) do not fit next to the weights on a 141 GB card
     for n in (1, 4, 16, 64) if not a.full_size else (1, 8, 32, 64):
-        lat = sorted(step_latency(trained, tokenizer, n, 60, a.delay))
+        lat, tokens = step_latency(trained, tokenizer, n, 60, a.delay)
+        lat.sort()
         med, p95 = statistics.median(lat), lat[int(0.95 * (len(lat) - 1))]
-        print(f"| {n} | {1000 * med:.2f} | {1000 * p95:.2f} | {med / 0.08:.3f} | {'yes' if p95 < 0.08 else 'no'} |")
+        row = f"| {n} | {1000 * med:.2f} | {1000 * p95:.2f} | {med / 0.08:.3f} | {'yes' if p95 < 0.08 else 'no'} |"
+        if graphs:
+            g_lat, g_tokens = step_latency(trained, tokenizer, n, 60, a.delay, graphs=True)
+            g_lat.sort()
+            agree = next((i for i, (x, y) in enumerate(zip(g_tokens, tokens, strict=True)) if x != y), len(tokens))
+            same = "all" if agree == len(tokens) else f"first {agree} steps"
+            row += f" {1000 * statistics.median(g_lat):.2f} | {1000 * g_lat[int(0.95 * (len(g_lat) - 1))]:.2f} | {same} |"
+        print(row, flush=True)
     if a.long_minutes > 0 and not a.full_size:
         print(f"\n{name}: one live stream of {a.long_minutes:g} minutes pushed 80 ms at a time (the API's stream)\n")
         print("| stream | RTF |")

@@ -9,6 +9,8 @@ of several timed repeats after one untimed warm-up.
     python scripts/bench_decode.py                     # fp32 on CPU (+ bf16 on CUDA if present)
     python scripts/bench_decode.py --threads 1 --repeats 3
     python scripts/bench_decode.py --no-cpu --size 7b --compile   # a GPU: Mistral-7B shape, + compiled step
+    python scripts/bench_decode.py --no-cpu --size 7b --graphs    # + the step replayed as a CUDA graph
+    python scripts/bench_decode.py --no-cpu --size 7b --compile --graphs   # + the compiled step as a CUDA graph
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def linear_floor(model: Transformer, n: int) -> Callable[[], object]:
 
 
 def bench(
-    device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int, size: str, compile: bool
+    device: torch.device, dtype: torch.dtype, window: int | None, n: int, prompt_len: int, repeats: int, size: str, compile: bool,
+    graphs: bool = False,
 ) -> dict:
     hf = build_hf(window, dtype, device, size)
     ours = build_voxkit_from(hf)
@@ -103,7 +106,7 @@ def bench(
         "ours": lambda: gen.generate([prompt[0].tolist()], n),
         "floor": linear_floor(ours, n),
     }
-    result: dict = {"agree": agree, "compiled_agree": None, "compile_s": float("nan")}
+    result: dict = {"agree": agree, "compiled_agree": None, "compile_s": float("nan"), "graphs_agree": None, "capture_s": float("nan")}
     if compile:
         compiled = Generator(ours, compile=True)
         start = time.perf_counter()
@@ -111,6 +114,15 @@ def bench(
         result["compile_s"] = time.perf_counter() - start
         result["compiled_agree"] = next((i for i, (a, b) in enumerate(zip(compiled_tokens, ours_tokens, strict=True)) if a != b), n)
         fns["compiled"] = lambda: compiled.generate([prompt[0].tolist()], n)
+    if graphs and device.type == "cuda":
+        # The step as a CUDA graph (of the compiled step with --compile); the generator keeps the
+        # recorded step and its caches, so the timed calls replay the graph the first call recorded.
+        graphed = Generator(ours, compile=compile, graphs=True)
+        start = time.perf_counter()
+        graph_tokens = graphed.generate([prompt[0].tolist()], n)[0]
+        result["capture_s"] = time.perf_counter() - start
+        result["graphs_agree"] = next((i for i, (a, b) in enumerate(zip(graph_tokens, ours_tokens, strict=True)) if a != b), n)
+        fns["graphs"] = lambda: graphed.generate([prompt[0].tolist()], n)
     t = median_times(fns, repeats, device)
     return {**result, **{name: n / seconds for name, seconds in t.items()}}
 
@@ -124,6 +136,8 @@ def main() -> None:
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA bf16 rows")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU fp32 rows")
     parser.add_argument("--compile", action="store_true", help="also time voxkit's torch.compile'd decode step")
+    parser.add_argument("--graphs", action="store_true",
+                        help="also time the decode step replayed as a CUDA graph (CUDA rows; of the compiled step with --compile)")
     parser.add_argument("--windows", default="4096,none", help="sliding windows to run, comma-separated ('none': full attention)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small",
                         help="small: dim 512, vocab 32768; tiny: dim 256, vocab 4096; 7b: Mistral-7B's shape")
@@ -146,13 +160,16 @@ def main() -> None:
           f"prompt {opts.prompt_len}, {opts.new_tokens} new tokens, batch 1, greedy; median of {opts.repeats}")
     print()
     extra = " voxkit compiled tok/s | compiled = eager tokens | compile s |" if opts.compile else ""
+    if opts.graphs:
+        column = "voxkit compiled + CUDA graphs tok/s" if opts.compile else "voxkit CUDA graphs tok/s"
+        extra += f" {column} | graphs = eager tokens | first call s |"
     print("| device | dtype | sliding window | transformers tok/s | voxkit tok/s | speed-up | same greedy tokens "
           f"| weights-read floor tok/s |{extra}")
-    print("|---|---|---|---:|---:|---:|---|---:|" + ("---:|---|---:|" if opts.compile else ""))
+    print("|---|---|---|---:|---:|---:|---|---:|" + ("---:|---|---:|" if opts.compile else "") + ("---:|---|---:|" if opts.graphs else ""))
     windows = [None if w.strip().lower() == "none" else int(w) for w in opts.windows.split(",")]
     for device, dtype in runs:
         for window in windows:
-            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size, opts.compile)
+            r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size, opts.compile, opts.graphs)
             same = "all" if r["agree"] == opts.new_tokens else f"first {r['agree']}"
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
             row = (f"| {name} | {str(dtype).removeprefix('torch.')} | {window} | {r['hf']:.1f} | {r['ours']:.1f} "
@@ -160,6 +177,11 @@ def main() -> None:
             if opts.compile:
                 c_same = "all" if r["compiled_agree"] == opts.new_tokens else f"first {r['compiled_agree']}"
                 row += f" {r['compiled']:.1f} | {c_same} | {r['compile_s']:.0f} |"
+            if opts.graphs and "graphs" in r:
+                g_same = "all" if r["graphs_agree"] == opts.new_tokens else f"first {r['graphs_agree']}"
+                row += f" {r['graphs']:.1f} | {g_same} | {r['capture_s']:.1f} |"
+            elif opts.graphs:
+                row += " - | - | - |"  # CUDA graphs need a GPU
             print(row, flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()  # the next model (a 7B one: 14.5 GB) starts from a clean cache
