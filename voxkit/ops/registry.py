@@ -1,15 +1,15 @@
 """The op registry: one PyTorch reference per op, optional faster implementations per device type.
 
 Why a registry: every model calls the same few numerical ops (norms, RoPE, SwiGLU, attention,
-16-bit-weight products). A faster implementation (a C kernel on the CPU today, CUDA kernels later)
+16-bit-weight products). A faster implementation (a C kernel on the CPU, the CUDA kernels of cuda/)
 is registered here once, next to its exact reference, and every model picks it up; the kill
 switch ``VOXKIT_KERNELS=off`` and the "which path ran" log live in one place.
 
 Each :class:`Op` is also a ``torch.library`` custom op (namespace ``voxkit``) with a fake
 implementation (its reference run on fake tensors: the shapes and dtypes come out right without a
-second shape function to keep in sync) and autograd (the backward of the reference, through
-``torch.func.vjp``), so that ``torch.compile`` sees one opaque op and training can use a kernel's
-forward. Dispatch, per call:
+second shape function to keep in sync) and autograd (an implementation's closed-form backward
+where it has one, else the reference's through ``torch.func.vjp``), so that ``torch.compile`` sees
+one opaque op and training runs a kernel's forward and backward. Dispatch, per call:
 
 - kernels off, or nothing registered for the first tensor's device type: the reference is called
   directly (plain eager torch: no custom-op overhead; autograd and ``torch.compile`` trace straight
@@ -46,12 +46,20 @@ class Implementation:
     tensors (never an input or a view of one: a custom op may not alias its inputs). ``applies``
     says per call whether it handles these arguments (dtypes, shapes, ...); ``available`` says once
     whether it works on this machine (it may build or load code; its answer is cached).
+
+    ``backward(needs_input_grad, grads, *args)``, optional, computes the op's gradients in closed
+    form (a fused kernel instead of the reference's autograd graph): one gradient or None per
+    argument, or None as a whole to decline (e.g. a gradient it does not compute is asked for),
+    in which case the reference's backward runs. It must be traceable by ``torch.compile`` (its
+    kernels are custom ops with fake implementations) and may be called under the same
+    ``applies`` as ``fn``.
     """
 
     name: str
     fn: Callable[..., Any]
     applies: Callable[..., bool] | None = None
     available: Callable[[], bool] | None = None
+    backward: Callable[..., tuple[torch.Tensor | None, ...] | None] | None = None
     _ok: bool | None = dataclasses.field(default=None, repr=False)
 
     def is_available(self) -> bool:
@@ -145,11 +153,23 @@ class Op:
         ctx.save_for_backward(*(inputs[i] for i in tensors))
 
     def _backward(self, ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        """Gradients of the reference at the saved inputs (an implementation's forward, the
-        reference's backward: they compute the same function)."""
+        """The gradients at the saved inputs: the closed-form backward of the implementation that
+        applies to them where it has one, else the reference's (an implementation's forward and
+        the reference compute the same function, so either backward fits either forward)."""
         args = list(ctx.constants)
         for slot, tensor in zip(ctx.tensor_slots, ctx.saved_tensors, strict=True):
             args[slot] = tensor
+        implementation = self.select(args)
+        if implementation is not None and implementation.backward is not None:
+            result = implementation.backward(tuple(ctx.needs_input_grad), grads, *args)
+            if result is not None:
+                announce(f"{self.name} backward", implementation.name)
+                return tuple(g if need else None for g, need in zip(result, ctx.needs_input_grad, strict=True))
+        announce(f"{self.name} backward", REFERENCE)
+        return self._reference_backward(ctx, args, grads)
+
+    def _reference_backward(self, ctx: Any, args: list[Any], grads: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor | None, ...]:
+        """Gradients of the reference at ``args`` through ``torch.func.vjp``."""
         wrt = [i for i in ctx.tensor_slots if ctx.needs_input_grad[i] and (args[i].is_floating_point() or args[i].is_complex())]
 
         def reference_of(*xs: torch.Tensor) -> Any:
@@ -200,10 +220,12 @@ def register_implementation(
     *,
     applies: Callable[..., bool] | None = None,
     available: Callable[[], bool] | None = None,
+    backward: Callable[..., tuple[torch.Tensor | None, ...] | None] | None = None,
     first: bool = True,
 ) -> Implementation:
-    """Register ``fn`` as implementation ``name`` of ``op`` on ``device_type`` ("cpu", "cuda", ...)."""
-    return get(op).register(device_type, Implementation(name, fn, applies, available), first=first)
+    """Register ``fn`` as implementation ``name`` of ``op`` on ``device_type`` ("cpu", "cuda", ...),
+    with its closed-form ``backward`` if it has one (see :class:`Implementation`)."""
+    return get(op).register(device_type, Implementation(name, fn, applies, available, backward), first=first)
 
 
 def unregister_implementation(op: str, device_type: str, name: str) -> None:
