@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from voxkit.ops.gradients import add_rms_norm_grads, rms_norm_grads, rope_rotate, swiglu_grads
 from voxkit.ops.norm import ada_rms_norm_reference, add_rms_norm_reference, rms_norm_reference
 from voxkit.ops.rope import rope_reference
 from voxkit.ops.swiglu import swiglu_reference
@@ -104,34 +105,8 @@ def test_reference_matches_autograd_of_the_naive_formula(op: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the kernels' closed forms
-# The same formulas, term by term, as cuda/rms_norm.cu, cuda/rope.cu and cuda/swiglu.cu compute
-# them (in fp32 there; the roundings to the tensor dtype are identities in float64).
-
-
-def closed_rms_norm_backward(
-    dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, gain: torch.Tensor | None, eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """dy, x [B, T, D]; gain [B, 1, D] or None -> (dx, dweight [D], dgain [B, 1, D] or None)."""
-    rstd = torch.rsqrt((x * x).mean(-1, keepdim=True) + eps)  # [B, T, 1]
-    n = x * rstd  # [B, T, D]
-    g = 1 if gain is None else gain
-    dn = dy * g * weight  # [B, T, D]
-    dx = rstd * (dn - n * (dn * n).mean(-1, keepdim=True))
-    dweight = (dy * g * n).sum((0, 1))  # [D]
-    dgain = None if gain is None else (dy * weight * n).sum(1, keepdim=True)  # [B, 1, D]
-    return dx, dweight, dgain
-
-
-def closed_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> torch.Tensor:
-    """The kernel's rotation of interleaved pairs; ``inverse`` turns by minus the angle (the backward)."""
-    x0, x1 = x[..., 0::2], x[..., 1::2]
-    s = -sin if inverse else sin
-    return torch.stack((x0 * cos - x1 * s, x0 * s + x1 * cos), dim=-1).flatten(-2)
-
-
-def closed_swiglu_backward(dy: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    sig = torch.sigmoid(gate)
-    return dy * up * sig * (1 + gate * (1 - sig)), dy * gate * sig
+# voxkit.ops.gradients states them as cuda/rms_norm.cu, cuda/rope.cu and cuda/swiglu.cu compute
+# them (fp32 there; the roundings to the tensor dtype are identities in float64).
 
 
 @pytest.mark.parametrize("with_gain", [False, True])
@@ -142,7 +117,7 @@ def test_norm_backward_closed_form(with_gain: bool) -> None:
         _, want = _grads(ada_rms_norm_reference, [x, weight, gain, EPS], (dy,))
     else:
         _, want = _grads(rms_norm_reference, [x, weight, EPS], (dy,))
-    dx, dweight, dgain = closed_rms_norm_backward(dy, x, weight, gain if with_gain else None, EPS)
+    dx, dweight, dgain = rms_norm_grads(dy, x, weight, gain if with_gain else None, EPS)
     torch.testing.assert_close(dx, want[0])
     torch.testing.assert_close(dweight, want[1])
     if with_gain:
@@ -153,9 +128,9 @@ def test_add_norm_backward_is_the_norm_backward_plus_the_sum_gradient() -> None:
     x, residual, weight = _randn(3, 4, 24, seed=30), _randn(3, 4, 24, seed=31), _randn(24, seed=32)
     dtotal, dy = _randn(3, 4, 24, seed=33), _randn(3, 4, 24, seed=34)
     _, (dx_want, dres_want, dw_want) = _grads(add_rms_norm_reference, [x, residual, weight, EPS], (dtotal, dy))
-    dx_norm, dweight, _ = closed_rms_norm_backward(dy, x + residual, weight, None, EPS)
-    torch.testing.assert_close(dx_norm + dtotal, dx_want)
-    torch.testing.assert_close(dx_norm + dtotal, dres_want)
+    dx, dweight = add_rms_norm_grads(dtotal, dy, x, residual, weight, EPS)
+    torch.testing.assert_close(dx, dx_want)
+    torch.testing.assert_close(dx, dres_want)
     torch.testing.assert_close(dweight, dw_want)
 
 
@@ -165,15 +140,15 @@ def test_rope_forward_and_inverse_closed_form(batch_tables: int) -> None:
     cos, sin = _tables(seed=41, batch=batch_tables)
     dy = _randn(2, 3, 5, 8, seed=42)
     out, (dx,) = _grads(lambda x_: rope_reference(x_, cos, sin), [x], (dy,))
-    torch.testing.assert_close(closed_rope(x, cos, sin, inverse=False), out[0])
-    torch.testing.assert_close(closed_rope(dy, cos, sin, inverse=True), dx)
-    torch.testing.assert_close(closed_rope(out[0], cos, sin, inverse=True), x)  # a rotation: inverse undoes it
+    torch.testing.assert_close(rope_rotate(x, cos, sin, inverse=False), out[0])
+    torch.testing.assert_close(rope_rotate(dy, cos, sin, inverse=True), dx)
+    torch.testing.assert_close(rope_rotate(out[0], cos, sin, inverse=True), x)  # a rotation: inverse undoes it
 
 
 def test_swiglu_backward_closed_form() -> None:
     gate, up, dy = _randn(4, 32, seed=50) * 4, _randn(4, 32, seed=51), _randn(4, 32, seed=52)
     _, (dgate, dup) = _grads(swiglu_reference, [gate, up], (dy,))
-    want_gate, want_up = closed_swiglu_backward(dy, gate, up)
+    want_gate, want_up = swiglu_grads(dy, gate, up)
     torch.testing.assert_close(want_gate, dgate)
     torch.testing.assert_close(want_up, dup)
     torch.testing.assert_close(F.silu(gate) * up, swiglu_reference(gate, up))
