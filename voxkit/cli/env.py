@@ -114,6 +114,10 @@ def _op_lines() -> Iterator[str]:
     for device_type in device_types:
         for name, active, available in describe(device_type):
             yield f"{device_type:<5} {name:<14} {active:<10} available: {', '.join(available)}"
+    from voxkit.ops import cuda_kernels
+
+    # after describe(): on a GPU that loads (builds, self-checks) the kernels, so the line is final
+    yield f"{'cuda':<5} {'kernels':<14} {cuda_kernels.status()}"
     # Not a registry op: one C call per transformer block in a CPU streaming step (lm/fused_step.py).
     from voxkit.lm.fused_step import block_step_library
 
