@@ -28,7 +28,7 @@ constexpr int64_t kMaxPacksPerRow = 8192;
 
 // RMSNorm forward, and its fused variants, over `rows` rows of `dim` elements:
 //   total = x + residual              (only when residual != nullptr; written to `total`)
-//   out   = weight * rms_norm(total)  (x itself when there is no residual)
+//   out   = weight * total / rms     rms = sqrt(mean(total^2) + eps), total = x without a residual
 //   out  *= gain[row / rows_per_gain] (only when gain != nullptr)
 // with the statistics in fp32 and the result rounded to the dtype where the PyTorch reference
 // rounds. `total` and `out` are contiguous [rows, dim]; gain has rows / rows_per_gain rows.

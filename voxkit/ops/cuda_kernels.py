@@ -111,7 +111,7 @@ def _self_check(module: Any) -> str | None:
 
     _state["module"] = module  # the wrappers fetch it while the check runs inside load()
     try:
-        return self_check()
+        return self_check(KERNELS)
     finally:
         _state["module"] = None
 

@@ -19,7 +19,7 @@ were freed, so an element a kernel forgets to write is likely to show up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -35,6 +35,7 @@ NARROW, ODD = 64, 99  # a width on the 16-byte path in every dtype, and one on t
 MANY_ROWS = 1100  # more rows than the backward's blocks on any current GPU: blocks loop over rows
 
 Case = tuple[str, list[Any]]
+Kernel = tuple[Callable[..., Any], Callable[..., bool], Callable[..., Any], Callable[..., Any]]  # fwd, applies, bwd, ref
 
 
 def _long_width(dtype: torch.dtype) -> int:
@@ -154,15 +155,15 @@ def check_op(
     return None
 
 
-def self_check() -> str | None:
-    """None when every kernel agrees, else the first disagreement (or the error a launch raised)."""
-    from voxkit.ops.cuda_kernels import KERNELS
-
+def self_check(kernels: Mapping[str, Kernel]) -> str | None:
+    """None when every kernel of ``kernels`` (op name -> (forward, applies, backward, reference),
+    :data:`voxkit.ops.cuda_kernels.KERNELS`) agrees, else the first disagreement (or the error a
+    launch raised)."""
     device = torch.device("cuda")
     gen = torch.Generator(device=device).manual_seed(0)  # never the user's random stream
     try:
         with torch.no_grad():
-            for op, kernel in KERNELS.items():
+            for op, kernel in kernels.items():
                 problem = check_op(op, kernel, device, gen)
                 if problem is not None:
                     return problem
