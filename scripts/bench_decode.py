@@ -21,55 +21,20 @@ from collections.abc import Callable
 
 import torch
 
-from voxkit.checkpoint import build_and_load
+from voxkit.bench import models
 from voxkit.lm import Transformer
-from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
 from voxkit.lm.generate import Generator
 from voxkit.timing import median_times
 
-SIZES = {
-    # weight-read bound on CPUs: 117 MB of fp32 weights per token
-    "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4,
-                  head_dim=64, num_hidden_layers=4),
-    # per-step overhead bound: what a library adds around the matrix products shows
-    "tiny": dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_attention_heads=4, num_key_value_heads=2,
-                 head_dim=64, num_hidden_layers=4),
-    # Mistral-7B's shape (random weights): 14.5 GB in bf16, for a GPU
-    "7b": dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
-               head_dim=128, num_hidden_layers=32),
-}
+SIZES = models.DECODE_SIZES
 
 
 def build_hf(sliding_window: int | None, dtype: torch.dtype, device: torch.device, size: str = "small"):  # -> MistralForCausalLM
-    from transformers import MistralConfig, MistralForCausalLM
-
-    config = MistralConfig(
-        **SIZES[size], sliding_window=sliding_window,
-        max_position_embeddings=8192, rope_theta=1e6, tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # initialise in place on the device: a 7B model never visits the host
-    try:
-        with torch.device(device):
-            return MistralForCausalLM(config).eval()
-    finally:
-        torch.set_default_dtype(previous)
+    return models.build_hf_mistral(size, dtype, device, seed=0, sliding_window=sliding_window)
 
 
-def build_voxkit_from(hf_model) -> Transformer:  # noqa: ANN001 (transformers model)
-    args = hf_config_to_args(hf_model.config.to_dict())
-    state = hf_to_native_state({k: v.detach() for k, v in hf_model.state_dict().items()}, args)
-    return build_and_load(lambda: Transformer(args), state, device=next(iter(state.values())).device)
-
-
-def hf_decode(model, prompt: torch.Tensor, n: int) -> list[int]:  # noqa: ANN001
-    with torch.inference_mode():
-        out = model.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, min_new_tokens=n,
-            do_sample=False, pad_token_id=0, eos_token_id=None,
-        )
-    return out[0, prompt.shape[1] :].tolist()
+build_voxkit_from = models.voxkit_from_hf
+hf_decode = models.hf_generate
 
 
 def linear_floor(model: Transformer, n: int) -> Callable[[], object]:

@@ -108,7 +108,7 @@ def run_decode(ctx: Context) -> None:
     from voxkit.lm.generate import Generator
 
     timer = Timer(device)
-    size = "tiny" if opts.quick else "7b"
+    size = "micro" if opts.quick else "7b"
     dtype = torch.bfloat16 if ctx.cuda else torch.float32
     try:
         hf = models.build_hf_mistral(size, dtype, device, opts.seed)

@@ -22,12 +22,20 @@ from voxkit.lm.convert import hf_config_to_args, hf_to_native_state
 
 M = TypeVar("M", bound=nn.Module)
 
-# transformers MistralConfig fields; "7b" is Mistral-7B's shape (14.5 GB in bf16)
+# transformers MistralConfig fields of the decode benchmarks (this module's and scripts/bench_decode.py)
 DECODE_SIZES: dict[str, dict[str, int]] = {
+    # Mistral-7B's shape (random weights): 14.5 GB in bf16, for a GPU
     "7b": dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
                head_dim=128, num_hidden_layers=32),
-    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=160, num_attention_heads=4, num_key_value_heads=2,
-                 head_dim=16, num_hidden_layers=2),
+    # weight-read bound on CPUs: 117 MB of fp32 weights per token
+    "small": dict(vocab_size=32768, hidden_size=512, intermediate_size=1536, num_attention_heads=8, num_key_value_heads=4,
+                  head_dim=64, num_hidden_layers=4),
+    # per-step overhead bound: what a library adds around the matrix products shows
+    "tiny": dict(vocab_size=4096, hidden_size=256, intermediate_size=768, num_attention_heads=4, num_key_value_heads=2,
+                 head_dim=64, num_hidden_layers=4),
+    # the CPU smoke run of python -m voxkit.bench.kernels --quick
+    "micro": dict(vocab_size=512, hidden_size=64, intermediate_size=160, num_attention_heads=4, num_key_value_heads=2,
+                  head_dim=16, num_hidden_layers=2),
 }
 
 
@@ -89,10 +97,12 @@ def train_args(quick: bool) -> TransformerArgs:
 # ----------------------------------------------------------------------------- decode
 
 
-def build_hf_mistral(size: str, dtype: torch.dtype, device: torch.device, seed: int):  # -> MistralForCausalLM
+def build_hf_mistral(  # -> MistralForCausalLM
+    size: str, dtype: torch.dtype, device: torch.device, seed: int, sliding_window: int | None = None
+):
     from transformers import MistralConfig, MistralForCausalLM
 
-    config = MistralConfig(**DECODE_SIZES[size], sliding_window=None, max_position_embeddings=8192, rope_theta=1e6,
+    config = MistralConfig(**DECODE_SIZES[size], sliding_window=sliding_window, max_position_embeddings=8192, rope_theta=1e6,
                            tie_word_embeddings=False)
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
