@@ -198,3 +198,12 @@ def test_decode_without_transformers_still_measures_voxkit(tmp_path: Path, monke
     assert rc == 0 and data["sections"]["decode"]["status"] == "ok"
     rows = {r["variant"]: r for r in data["decode"]["rows"]}
     assert rows["eager"]["tok_s"] > 0 and "transformers" in rows["transformers"]["error"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_asking_for_a_gpu_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert kernels.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "sees no CUDA GPU" in err and "Traceback" not in err
+    assert kernels.main(["--device", "gpu0"]) == 2
+    assert "is not a device" in capsys.readouterr().err

@@ -184,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    device = torch.device(opts.device)
+    try:
+        device = torch.device(opts.device)
+    except RuntimeError as error:
+        print(f"voxkit.bench.kernels: --device {opts.device!r} is not a device ({error})", file=sys.stderr)
+        return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("voxkit.bench.kernels: --device cuda, but torch sees no CUDA GPU here; the CPU smoke run is --device cpu --quick",
+              file=sys.stderr)
+        return 2
     budget = Budget(opts.budget, START if argv is None else time.monotonic())
     # a hang in native code (a kernel, a driver call) ends the run with every thread's stack
     with contextlib.suppress(Exception):  # stderr without a file descriptor (a captured test): no watchdog
