@@ -353,3 +353,18 @@ def test_long_rows_are_handed_over_aligned() -> None:
         shifted = cuda_kernels._kernel_rows(buffer[:, 4 : 4 + dim])
         assert shifted.storage_offset() == 0 and shifted.is_contiguous()  # a copy
         assert cuda_kernels._kernel_rows(_fake(4, 64 + 4)[:, 4:]).storage_offset() == 4  # short rows: no copy
+
+
+def test_the_first_load_during_tracing_runs_on_real_tensors(fresh_kernels: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled step's backward is traced on fake tensors and may be where the kernels load
+    first: their build and self-check must still see real tensors."""
+    seen: list[bool] = []
+
+    def fake_load() -> None:
+        seen.append(isinstance(torch.zeros(2), torch._subclasses.fake_tensor.FakeTensor))
+        return None
+
+    monkeypatch.setattr(cuda_kernels, "_load", fake_load)
+    with FakeTensorMode():
+        assert not cuda_kernels.available()
+    assert seen == [False]

@@ -17,6 +17,7 @@ a training step's backward through them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -163,7 +164,19 @@ def available() -> bool:
             "voxkit's CUDA kernels load on their first call, which cannot be inside a CUDA graph capture: "
             "run the captured function once before capturing (a warm-up call, as lm/graphs.py does)"
         )
-    return load() is not None
+    # The first call may come while a compiled training step's backward is being traced (the
+    # registry asks which implementation applies on fake tensors): the build and the self-check
+    # need real tensors, so the tracing modes are set aside while they run.
+    with _outside_tracing():
+        return load() is not None
+
+
+def _outside_tracing() -> contextlib.AbstractContextManager[Any]:
+    try:
+        from torch.utils._python_dispatch import _disable_current_modes
+    except ImportError:  # a torch without it: nothing to set aside
+        return contextlib.nullcontext()
+    return _disable_current_modes()
 
 
 # ----------------------------------------------------------------------------- what the kernels take
