@@ -43,10 +43,14 @@ class FusedProjection:
         self._first = linears[0]
 
     def usable(self, x: torch.Tensor) -> bool:
-        """True when the fused product equals the separate ones and no gradient is wanted."""
+        """True when the fused product equals the separate ones and no gradient is wanted.
+
+        Under ``torch.compile`` the storage check is left out (Dynamo cannot trace a pointer
+        comparison): a compiled step is built after the model reached its device and dtypes.
+        """
         return (
             not torch.is_grad_enabled()
-            and self._first.weight.data_ptr() == self.weight.data_ptr()
+            and (torch.compiler.is_compiling() or self._first.weight.data_ptr() == self.weight.data_ptr())
             and x.device == self.weight.device
         )
 

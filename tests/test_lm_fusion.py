@@ -113,3 +113,15 @@ def test_delay_gains_are_computed_once_per_session_and_follow_a_restart() -> Non
         restarted.append(int(session.prev[0]))
     session.close()
     assert restarted == run_stream(model, wav, delay=9)[0] != tokens_a
+
+
+def test_a_fused_model_compiles_with_fullgraph() -> None:
+    """A compiled decode step (Generator(compile=True)) runs the fused products; the storage check,
+    a pointer comparison, would break the graph."""
+    model = tiny_model()
+    fuse_projections(model)
+    block = model.decoder.layers[0]
+    x = torch.randn(2, 3, block.attention.wq.weight.shape[1])
+    with torch.no_grad():
+        compiled = torch.compile(block.feed_forward, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x), block.feed_forward(x))
