@@ -148,8 +148,8 @@ class StreamingSession:
         """
         rings = [self.state.encoder.transformer, self.state.decoder]
         window = self.window[:, : OVERLAP + SAMPLES_PER_STEP]  # [B, 1520] the one-step view step() fills
-        self._encoder_graph = cuda_graphs.CapturedStep(lambda: self._encode(window), rings=rings)
-        self._decoder_graph = cuda_graphs.CapturedStep(lambda: self._decode_token(self._audio_in), rings=rings)
+        self._encoder_graph = cuda_graphs.CapturedStep(lambda: self._encode(window), self.device, rings=rings)
+        self._decoder_graph = cuda_graphs.CapturedStep(lambda: self._decode_token(self._audio_in), self.device, rings=rings)
         self.state.reset()
         for buffer in (self.window, self._overlap, self.tokens_out, self.steps):
             buffer.zero_()

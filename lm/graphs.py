@@ -35,6 +35,7 @@ state and reset it afterwards (:class:`DecodeGraph` and the recogniser's session
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 
@@ -74,7 +75,8 @@ def forget_gains(rings: Sequence[RingState]) -> None:
 
 
 class CapturedStep:
-    """``fn()`` recorded once as a CUDA graph; :meth:`replay` runs the same kernels again.
+    """``fn()`` recorded once as a CUDA graph on ``device`` (the GPU its tensors live on);
+    :meth:`replay` runs the same kernels again.
 
     ``fn`` takes no arguments: it reads its inputs from tensors that outlive it and updates its
     state in place. What it returns becomes :attr:`output`, which every replay overwrites.
@@ -82,28 +84,44 @@ class CapturedStep:
     inside the graph (see the module doc). Warm-up calls change the state as real calls do.
     """
 
-    def __init__(self, fn: Callable[[], torch.Tensor], *, rings: Sequence[RingState] = (), warmup: int = WARMUP_CALLS) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], torch.Tensor],
+        device: torch.device,
+        *,
+        rings: Sequence[RingState] = (),
+        warmup: int = WARMUP_CALLS,
+    ) -> None:
         self.fn = fn
-        self._warm_up(fn, warmup)
-        forget_gains(rings)
-        try:
-            self.output = self._record(fn)
-        finally:
-            # The gains set while recording live in the graph's memory and hold nothing until a
-            # replay writes them: an eager call must not reuse them.
+        # Warm-up and capture on a side stream of the model's own GPU: torch.cuda.graph's default
+        # capture stream belongs to whichever GPU was current at the process's first capture.
+        self.device = device
+        with self._on_device(device):
+            self._warm_up(fn, warmup)
             forget_gains(rings)
+            try:
+                self.output = self._record(fn)
+            finally:
+                # The gains set while recording live in the graph's memory and hold nothing until a
+                # replay writes them: an eager call must not reuse them.
+                forget_gains(rings)
+
+    def _on_device(self, device: torch.device) -> contextlib.AbstractContextManager[object]:
+        """``device`` made current, with the side stream that warms up and captures on it."""
+        self._stream = torch.cuda.Stream(device=device)
+        return torch.cuda.device(device)
 
     def _warm_up(self, fn: Callable[[], torch.Tensor], calls: int) -> None:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
+        side = self._stream
+        side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(calls):
                 fn()
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream(self.device).wait_stream(side)
 
     def _record(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph):
+        with torch.inference_mode(), torch.cuda.graph(self.graph, stream=self._stream):
             return fn()
 
     def replay(self) -> torch.Tensor:
@@ -156,7 +174,7 @@ class DecodeGraph:
         def captured() -> torch.Tensor:
             return run(self.tokens, state, delays)  # [B, V]
 
-        self._captured = CapturedStep(captured, rings=[state], warmup=warmup)
+        self._captured = CapturedStep(captured, device, rings=[state], warmup=warmup)
         self.reset()
 
     @property

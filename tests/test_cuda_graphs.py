@@ -17,6 +17,7 @@ What only a GPU shows (that CUDA accepts the capture, that replays give the eage
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -105,6 +106,9 @@ class RerunCapture(graphs.CapturedStep):
 
     found: list[str] = []
     made: list[RerunCapture] = []
+
+    def _on_device(self, device: torch.device) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
 
     def _warm_up(self, fn: Callable[[], torch.Tensor], calls: int) -> None:
         with torch.inference_mode():
