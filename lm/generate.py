@@ -148,12 +148,20 @@ class Generator:
     # ----------------------------------------------------------------------------- internals
 
     def capacity_for(self, max_prompt_len: int, max_new_tokens: int) -> int:
-        """Ring capacity for a run: everything fits, or a sliding window plus one prefill chunk."""
+        """Ring capacity for a run: everything fits, or a sliding window plus one prefill chunk.
+
+        Off the CPU the ring also holds a window plus the first prefill chunk: a ring smaller
+        than that is written one token at a time (a step cannot tell, without a host sync, that
+        a fresh ring has room), which would make a GPU prefill one call per prompt token.
+        """
         needed = max_prompt_len + max_new_tokens
         window = self.model.args.max_window
         if window is None:
             return needed  # full attention must keep every position
-        return min(needed, window + self.prefill_chunk - 1)
+        largest = window + self.prefill_chunk - 1
+        if self.model.activation_weight.device.type != "cpu":
+            needed = max(needed, window + min(max_prompt_len, self.prefill_chunk) - 1)
+        return min(needed, largest)
 
     def _check(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
         if not prompts:

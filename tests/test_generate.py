@@ -137,3 +137,17 @@ def test_bad_arguments_raise() -> None:
         gen.generate([[VOCAB]], 3)
     with pytest.raises(ValueError):
         SamplingConfig(top_p=0.0)
+
+
+def test_off_the_cpu_the_ring_takes_the_first_prefill_chunk_at_once() -> None:
+    """A GPU step cannot see that a fresh ring has room (that would be a host sync), so a short
+    run's ring still holds a window plus the first prefill chunk there; the CPU keeps the
+    smallest ring."""
+    model = tiny_model(WINDOW)
+    gen = Generator(model, prefill_chunk=3)
+    assert gen.capacity_for(5, 2) == 7  # CPU: prompt + new tokens
+    on_meta = Generator(model.to("meta"), prefill_chunk=3)
+    capacity = on_meta.capacity_for(5, 2)
+    assert capacity == WINDOW + 3 - 1
+    assert capacity - WINDOW + 1 >= 3  # Transformer.max_chunk: the first chunk goes in one call
+    assert on_meta.capacity_for(2, 1) == WINDOW + 2 - 1  # a shorter prompt needs less
