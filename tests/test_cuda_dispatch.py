@@ -368,3 +368,36 @@ def test_the_first_load_during_tracing_runs_on_real_tensors(fresh_kernels: None,
     with FakeTensorMode():
         assert not cuda_kernels.available()
     assert seen == [False]
+
+
+def test_a_compiled_training_step_traces_the_reference_where_no_implementation_has_a_backward() -> None:
+    """Without a closed-form backward the custom op's backward would rerun the reference's
+    forward: under torch.compile with gradients the reference itself is traced (its autograd,
+    e.g. SDPA's fused backward), and the implementation's forward is not used."""
+    used: list[int] = []
+
+    def forward_only(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+        used.append(1)
+        return rms_norm_reference(x, w, eps)
+
+    registry.register_implementation("rms_norm", "cpu", "test-forward-only", forward_only)
+    try:
+        torch._dynamo.reset()
+        x, w, dy = _inputs(5)
+        xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+
+        @torch.compile(backend="aot_eager", fullgraph=True)
+        def loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (rms_norm(a, b, EPS) * dy).sum()
+
+        loss(xg, wg).backward()
+        assert used == []
+        want_x, want_w = _reference_grads(x, w, dy)
+        torch.testing.assert_close(xg.grad, want_x)
+        torch.testing.assert_close(wg.grad, want_w)
+        with torch.no_grad():  # no gradients: the custom op, whose body runs the implementation
+            torch._dynamo.reset()
+            torch.compile(lambda a, b: rms_norm(a, b, EPS), backend="aot_eager", fullgraph=True)(x, w)
+        assert used
+    finally:
+        registry.unregister_implementation("rms_norm", "cpu", "test-forward-only")

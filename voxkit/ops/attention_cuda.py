@@ -3,14 +3,15 @@
 Why: the reference (:mod:`voxkit.ops.attention`) runs a sliding window as SDPA with an explicit
 [T, S] bool mask, which reads the whole mask and computes every score outside the window too.
 flash-attn takes the window as two integers and skips the blocks outside it; FlexAttention does the
-same from a block mask built once per shape. Plain causal attention without a window stays on the
-reference: SDPA's built-in causal path is already a flash kernel.
+same from a block mask built once per shape. flash-attn also takes plain causal attention (16-bit);
+FlexAttention leaves it to the reference, whose built-in causal SDPA path is already a flash kernel.
 
 Both implementations take only what they compute exactly and decline the rest, so the reference
 runs there: any explicit mask (ALiBi biases, the ring cache's masks: their order is the ring's, not
-the positions'), more queries than keys, and calls that record gradients (the registry's backward
-is the reference's; a fast forward beside it would only add work, so training keeps SDPA with its
-fused backward). Optional imports stay lazy: importing this module imports neither flash-attn nor
+the positions'), more queries than keys, and calls that record gradients (neither brings a backward
+of its own, and the registry's fallback backward reruns the reference's forward, so training keeps
+SDPA with its fused backward; under ``torch.compile`` the registry traces the reference for such
+calls). Optional imports stay lazy: importing this module imports neither flash-attn nor
 FlexAttention.
 """
 

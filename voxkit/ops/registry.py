@@ -14,7 +14,10 @@ one opaque op and training runs a kernel's forward and backward. Dispatch, per c
 - kernels off, or nothing registered for the first tensor's device type: the reference is called
   directly (plain eager torch: no custom-op overhead; autograd and ``torch.compile`` trace straight
   through it);
-- under ``torch.compile``: the custom op; its body chooses the implementation at run time;
+- under ``torch.compile``: the custom op, whose body chooses the implementation at run time;
+  but where autograd must record the call and no implementation for the device type has a
+  backward of its own, the reference is traced instead (the custom op's backward would rerun
+  the reference's forward);
 - otherwise the first registered implementation that is available on this machine and applies to
   these arguments (shapes, dtypes) runs, through the custom op when autograd must record it, else
   called directly: a custom-op call costs several microseconds of dispatch, which a streaming step
@@ -125,8 +128,17 @@ class Op:
             announce(self.name, REFERENCE)
             return self.reference(*args)
         if torch.compiler.is_compiling():
+            if _needs_autograd(args) and not self.has_backward(args[0].device.type):
+                # No implementation here has a backward of its own, so the custom op's backward
+                # would rerun the reference's forward: trace the reference instead (SDPA, say,
+                # then keeps its fused backward).
+                return self.reference(*args)
             return self.custom(*args)  # one opaque node; the body picks the implementation at run time
         return self.run(self.select(args), args)
+
+    def has_backward(self, device_type: str) -> bool:
+        """Whether an implementation for ``device_type`` brings a closed-form backward."""
+        return any(i.backward is not None for i in self.implementations.get(device_type, ()))
 
     def run(self, implementation: Implementation | None, args: Sequence[Any]) -> Any:
         """Run the chosen ``implementation`` (from :meth:`select`) or, for None, the reference."""
