@@ -141,9 +141,13 @@ def flash_available() -> bool:
         import flash_attn  # noqa: F401
     except Exception:  # ImportError, or a build that does not match this torch
         return False
+    if torch.cuda.is_current_stream_capturing():
+        # the trial call below synchronises, which a capture forbids (and False would be cached)
+        raise RuntimeError("flash-attn is tried on its first call, which cannot be inside a CUDA graph capture: warm up first")
     try:
-        q = torch.randn(1, 2, 4, 64, device="cuda", dtype=torch.float16)  # [B, H, T, hd]
-        k = torch.randn(1, 1, 4, 64, device="cuda", dtype=torch.float16)  # [B, Hkv, S, hd]
+        gen = torch.Generator(device="cuda").manual_seed(0)  # never the user's random stream
+        q = torch.randn(1, 2, 4, 64, device="cuda", dtype=torch.float16, generator=gen)  # [B, H, T, hd]
+        k = torch.randn(1, 1, 4, 64, device="cuda", dtype=torch.float16, generator=gen)  # [B, Hkv, S, hd]
         out = flash_attention(q, k, k, None, True, 2, None)
         ref = attention_reference(q, k, k, None, True, 2, None)
         return bool(torch.allclose(out.float(), ref.float(), atol=2e-2, rtol=0))
