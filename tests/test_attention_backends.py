@@ -279,3 +279,13 @@ def test_lm_keeps_masks_for_given_positions_streaming_and_kill_switch(on_cpu: Ca
         assert spy.calls and all(not no_mask and window is None for no_mask, _, window in spy.calls)
         monkeypatch.setenv("VOXKIT_KERNELS", "off")
         assert not takes_windows(x.device)
+
+
+def test_backends_found_unavailable_leave_the_masks_to_the_caller(on_cpu: Callable[..., Spy]) -> None:
+    """Registered but found not to work here (no flash-attn, no Triton): each layer would rebuild
+    its band from the number, so the caller keeps building it once."""
+    on_cpu(attention_reference)
+    impl = registry.get("attention").implementations["cpu"][0]
+    assert takes_windows(torch.device("cpu"))  # not checked yet: a backend may take the windows
+    impl._ok = False
+    assert not takes_windows(torch.device("cpu"))

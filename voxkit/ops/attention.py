@@ -87,9 +87,12 @@ def takes_windows(device: torch.device) -> bool:
     """Whether callers on ``device`` should pass ``window`` and ``is_causal`` instead of a band
     mask they built themselves.
 
-    True where an implementation of attention is registered for the device type and kernels are
-    on: only a window passed as a number lets a windowed kernel (flash-attn, FlexAttention) skip
-    the blocks outside it. Elsewhere the reference would rebuild the band on every call, so a
-    caller with many layers builds it once and passes it as ``mask``.
+    True where an implementation of attention is registered for the device type, not yet found
+    unavailable on this machine, and kernels are on: only a window passed as a number lets a
+    windowed kernel (flash-attn, FlexAttention) skip the blocks outside it. Elsewhere the
+    reference would rebuild the band on every call, so a caller with many layers builds it once
+    and passes it as ``mask``. (Availability is read as already found, never checked here: this
+    runs inside compiled forwards too.)
     """
-    return device.type in ATTENTION.implementations and kernels_enabled()
+    chain = ATTENTION.implementations.get(device.type, ())
+    return kernels_enabled() and any(i.known_available() is not False for i in chain)

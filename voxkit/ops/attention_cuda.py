@@ -222,8 +222,10 @@ class FlexWindowAttention:
 
     @staticmethod
     def shape_key(q: torch.Tensor, k: torch.Tensor, is_causal: bool, window: int | None, scale: float | None) -> tuple[Any, ...]:
-        """What a compiled kernel is specialised on (one entry of :attr:`shapes`)."""
-        return (tuple(q.shape), k.shape[1], k.shape[2], q.dtype, q.device, is_causal, window, scale)
+        """What a compiled kernel is specialised on (one entry of :attr:`shapes`): Dynamo also
+        guards on the layouts and on the grad/inference mode, so they count as shapes too."""
+        modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+        return (tuple(q.shape), k.shape[1], k.shape[2], q.stride(), k.stride(), q.dtype, q.device, is_causal, window, scale, modes)
 
     def applies(
         self,

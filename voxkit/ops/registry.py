@@ -70,6 +70,10 @@ class Implementation:
             self._ok = bool(self.available()) if self.available is not None else True
         return self._ok
 
+    def known_available(self) -> bool | None:
+        """The cached answer of :meth:`is_available`, None before the first check (checks nothing)."""
+        return self._ok
+
     def usable(self, args: Sequence[Any]) -> bool:
         return self.is_available() and (self.applies is None or bool(self.applies(*args)))
 
