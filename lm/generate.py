@@ -235,11 +235,19 @@ class Generator:
             with self.model.streaming(batch_size, capacity=capacity, static=self.compile) as state:
                 yield state, lambda tokens: self._decode(tokens, state, delays)
             return
-        graph = self._graph
-        # A new capture for a new shape, or while the kept one still streams (an unfinished stream()).
-        if graph is None or graph.batch_size != batch_size or graph.state.capacity != capacity or graph.state.entered:
-            from voxkit.lm.graphs import DecodeGraph
+        from voxkit.lm.graphs import DecodeGraph, recorded_with
 
+        graph = self._graph
+        # A new capture for a new shape, while the kept one still streams (an unfinished
+        # stream()), or once the model's weights moved or the kernel switch flipped.
+        if (
+            graph is None
+            or graph.batch_size != batch_size
+            or graph.state.capacity != capacity
+            or graph.state.entered
+            or graph.recorded_with != recorded_with(self.model)
+        ):
+            self._graph = graph = None  # the old graph's memory goes before the new capture
             state = self.model.init_state(batch_size, capacity=capacity, static=True)
             graph = DecodeGraph(self.model, state, num_delay_tokens=delays, step=self._decode)
             self._graph = graph

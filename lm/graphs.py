@@ -68,6 +68,15 @@ def check_capturable(model: Transformer) -> None:
         raise ValueError("a bidirectional stack does not stream, so it has no decode step to capture")
 
 
+def recorded_with(model: torch.nn.Module) -> tuple[object, ...]:
+    """What a recorded step of ``model`` depends on besides its inputs: where every parameter
+    and buffer lives (a graph reads them at the addresses it saw) and the kernel switch (it
+    recorded one implementation per op). A different value means the graph is stale."""
+    from voxkit.ops.dispatch import kernels_enabled
+
+    return (kernels_enabled(), *(t.data_ptr() for t in (*model.parameters(), *model.buffers())))
+
+
 def forget_gains(rings: Sequence[RingState]) -> None:
     """Drop the Ada-RMSNorm gains cached in these states (the next call recomputes them)."""
     for ring in rings:
@@ -174,6 +183,7 @@ class DecodeGraph:
         def captured() -> torch.Tensor:
             return run(self.tokens, state, delays)  # [B, V]
 
+        self.recorded_with = recorded_with(model)
         self._captured = CapturedStep(captured, device, rings=[state], warmup=warmup)
         self.reset()
 

@@ -307,6 +307,27 @@ def test_graph_generator_bookkeeping_gives_the_eager_tokens(rerun: type[RerunCap
     assert list(gen.stream(PROMPTS[:2], 5)) == list(eager.stream(PROMPTS[:2], 5))
 
 
+def test_a_kept_graph_is_recorded_again_when_the_weights_move_or_the_kernels_flip(
+    rerun: type[RerunCapture], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph reads the weights where they were when it was recorded and runs the kernels it
+    recorded: a moved weight or a flipped VOXKIT_KERNELS makes the next run record again."""
+    model = lm_model(6).float()
+    gen = Generator(model, prefill_chunk=3, graphs=True)
+    first = gen.generate(PROMPTS, NEW_TOKENS)
+    gen.generate(PROMPTS, NEW_TOKENS)
+    recorded = len(rerun.made)
+    assert recorded and gen.generate(PROMPTS, NEW_TOKENS) == first and len(rerun.made) == recorded  # kept
+    with torch.no_grad():
+        model.layers[0].attention.wq.weight = torch.nn.Parameter(model.layers[0].attention.wq.weight.clone())  # same values, moved
+    assert gen.generate(PROMPTS, NEW_TOKENS) == first
+    assert len(rerun.made) > recorded
+    recorded = len(rerun.made)
+    monkeypatch.setenv("VOXKIT_KERNELS", "auto")  # the fixture turned them off
+    assert gen.generate(PROMPTS, NEW_TOKENS) == first
+    assert len(rerun.made) > recorded
+
+
 def test_graph_generator_bookkeeping_with_a_delay(rerun: type[RerunCapture]) -> None:
     model = delay_decoder()
     prompts = [[1, 32, 32, 40], [1, 32]]
