@@ -104,6 +104,7 @@ class StreamingSession:
             cuda_graphs.check_capturable(model.encoder.transformer)
             cuda_graphs.check_capturable(model.decoder)
             cuda_graphs.check_device(self.device)
+            cuda_graphs.check_fft_plans(self.device)
         self.model = model.eval()
         self.chunk_steps = chunk_steps
         self.tokenizer = tokenizer

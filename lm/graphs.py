@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -46,6 +47,7 @@ from voxkit.lm.generate import decode_step
 from voxkit.lm.transformer import Transformer
 
 WARMUP_CALLS = 3  # eager calls before the capture (PyTorch's examples use 3)
+_CAPTURE_LOCK = threading.Lock()
 
 
 def check_device(device: torch.device) -> None:
@@ -54,6 +56,17 @@ def check_device(device: torch.device) -> None:
         raise ValueError(
             f"CUDA graphs (graphs=True) need the model on a CUDA GPU; it is on {device}. Leave graphs off here "
             "(on a CPU the fused step already runs each block as one call)"
+        )
+
+
+def check_fft_plans(device: torch.device) -> None:
+    """Refuse graphs that would record an FFT (the recogniser's log-mel) without cuFFT's plan
+    cache: the graph would hold a plan destroyed right after the capture."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if torch.backends.cuda.cufft_plan_cache[index].max_size == 0:
+        raise ValueError(
+            "CUDA graphs of the recogniser record its FFT, which needs cuFFT's plan cache: "
+            "torch.backends.cuda.cufft_plan_cache.max_size is 0 here; raise it or leave graphs off"
         )
 
 
@@ -130,7 +143,10 @@ class CapturedStep:
 
     def _record(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph, stream=self._stream):
+        # One capture at a time per process, and only the capturing thread's calls checked: other
+        # threads (other sessions of a server) keep allocating and syncing while this one records.
+        capture = torch.cuda.graph(self.graph, stream=self._stream, capture_error_mode="thread_local")
+        with _CAPTURE_LOCK, torch.inference_mode(), capture:
             return fn()
 
     def replay(self) -> torch.Tensor:

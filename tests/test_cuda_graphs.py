@@ -134,6 +134,7 @@ def rerun(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[RerunCapture]]:
     """CPU stand-ins: any device accepted, RerunCapture for CapturedStep; the CPU-only fused C step
     off (on a GPU the modules run, so those are what must be capturable)."""
     monkeypatch.setattr(graphs, "check_device", lambda device: None)
+    monkeypatch.setattr(graphs, "check_fft_plans", lambda device: None)
     monkeypatch.setattr(graphs, "CapturedStep", RerunCapture)
     monkeypatch.setenv("VOXKIT_KERNELS", "off")
     RerunCapture.found, RerunCapture.made = [], []
