@@ -54,6 +54,9 @@ def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions,
     capacity = length + options.max_frames
     if backbone.args.max_window is not None:
         capacity = min(capacity, backbone.args.max_window + length)
+        if device.type != "cpu":
+            # the prompt in one call: off the CPU a step cannot see that the fresh ring has room
+            capacity = backbone.args.max_window + length
     elif backbone.args.max_seq_len:
         capacity = min(capacity, int(backbone.args.max_seq_len))
         if capacity <= length:
