@@ -99,6 +99,25 @@ def run_env(ctx: Context) -> None:
     for name, active, available in registry.describe(device.type):
         data["paths"][name] = active
         say(f"  op {name:14s} -> {active:10s} (available: {', '.join(available)})")
+    if ctx.cuda:
+        data["sdpa_masked_gqa"] = choice = _sdpa_choice(device)
+        say(f"  SDPA kernel for a masked GQA decode step (a live stream's attention): {choice}")
+
+
+def _sdpa_choice(device: torch.device) -> str:
+    """Which of SDPA's kernels serves a streaming step's attention: one query over a full-size
+    Realtime decoder ring, 32 query heads on 8 KV heads, a bool mask. The math fallback would read
+    the ring in fp32 with the KV heads repeated, and bound the live streams whatever the kernels."""
+    try:
+        from torch.nn.attention import SDPBackend
+
+        q = torch.zeros(1, 32, 1, 128, dtype=torch.bfloat16, device=device)  # [B, H, 1, hd]
+        kv = torch.zeros(1, 8, 8192, 128, dtype=torch.bfloat16, device=device)  # [B, Hkv, S, hd]
+        mask = torch.ones(1, 1, 1, 8192, dtype=torch.bool, device=device)  # [B, 1, 1, S]
+        index = torch._fused_sdp_choice(q, kv, kv, mask, 0.0, False, enable_gqa=True)
+        return SDPBackend(index).name
+    except Exception as err:  # noqa: BLE001 (a private helper: information only)
+        return f"unknown ({type(err).__name__}: {err})"
 
 
 def run_copy(ctx: Context) -> None:
@@ -117,7 +136,7 @@ SECTIONS = [
     Section("env", "environment and kernel build", run_env, 5.0, 120.0),
     Section("copy", "copy bandwidth", run_copy, 2.0, 20.0),
     Section("correctness", "every kernel vs float64 reference (outputs poisoned)", correctness.run, 5.0, 45.0),
-    Section("ops", "op timings: voxkit / F.rms_norm / torch.compile / eager / Liger", opspeed.run, 10.0, 110.0),
+    Section("ops", "op timings: voxkit / F.rms_norm / torch.compile / eager / Liger", opspeed.run, 10.0, 80.0),
     Section("train", "backbone training step, kernels off vs on", endtoend.run_train, 8.0, 40.0),
     Section("decode", "batch-1 decode, Mistral-7B shape", endtoend.run_decode, 25.0, 150.0),
     Section("streams", "live full-size Realtime streams per GPU", endtoend.run_streams, 40.0, 90.0),

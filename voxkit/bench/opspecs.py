@@ -127,6 +127,11 @@ def _rows_case(rows: int, dim: int) -> Case:
     return Case((rows, dim))
 
 
+def _hidden_case(rows: int, dim: int) -> Case:
+    """A SwiGLU MLP's hidden width for model width ``dim`` (Mistral-7B: 4096 -> 14336)."""
+    return Case((rows, dim * 7 // 2))
+
+
 def _batched_case(rows: int, dim: int) -> Case:
     batch = 4 if rows % 4 == 0 else 1
     return Case((batch, rows // batch, dim))
@@ -214,7 +219,7 @@ SPECS: list[OpSpec] = [
         fwd_bytes=lambda a: 3 * nbytes(a[0]),
         bwd_bytes=lambda a: 5 * nbytes(a[0]),
         bytes_note="fwd: read gate, up; write y. bwd: read dy, gate, up; write dgate, dup",
-        cases=_SWIGLU_CASES, bench_case=_rows_case,
+        cases=_SWIGLU_CASES, bench_case=_hidden_case,
         peers={"Liger": _liger_swiglu},
     ),
 ]

@@ -18,6 +18,9 @@ import torch
 FLUSH_BYTES = 256 << 20  # larger than any current GPU's L2 (50-60 MiB on H100/H200)
 
 
+SLEEP_CYCLES = 2_000_000  # about 1 ms of GPU clock: longer than the host needs to queue one op's calls
+
+
 class Timer:
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -52,6 +55,10 @@ class Timer:
             state = setup() if setup is not None else None
             if flush and self._flush is not None:
                 self._flush.zero_()
+            if hasattr(torch.cuda, "_sleep"):
+                # keep the GPU busy while the host queues the call: the events then time the
+                # kernels, not the Python and dispatch in front of them (the same for every column)
+                torch.cuda._sleep(SLEEP_CYCLES)
             starts[i].record()
             fn(state)
             ends[i].record()
