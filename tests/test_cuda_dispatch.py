@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from voxkit.ops import cuda_kernels, cuda_selfcheck, registry
+from voxkit.ops import cuda_kernels, cuda_selfcheck, gradients, registry
 from voxkit.ops.norm import rms_norm, rms_norm_reference
 
 EPS = 1e-5
@@ -27,13 +27,7 @@ EPS = 1e-5
 def _closed_form_backward(needs, grads, x, weight, eps):  # type: ignore[no-untyped-def]
     """RMSNorm's backward in closed form (the formula of cuda/rms_norm.cu), in torch ops."""
     calls.append(tuple(needs))
-    wide = torch.promote_types(x.dtype, torch.float32)  # fp32 as in the kernel, fp64 kept
-    rstd = torch.rsqrt((x.to(wide) ** 2).mean(-1, keepdim=True) + eps)
-    n = x.to(wide) * rstd
-    dy = grads[0].to(wide)
-    dn = dy * weight.to(wide)
-    dx = rstd * (dn - n * (dn * n).mean(-1, keepdim=True))
-    dweight = (dy * n).reshape(-1, x.shape[-1]).sum(0)
+    dx, dweight, _ = gradients.rms_norm_grads(grads[0], x, weight, None, eps)
     return dx.to(x.dtype), dweight.to(weight.dtype), None
 
 
