@@ -15,22 +15,11 @@
 # --codec-link ../codec-small),
 # score it with voxkit eval tts (docs/tts.md) and listen to OUT/samples/*.wav.
 # CPU dry run: DRY=1 BUDGET=20 CARRY=/path/with/codec+tts_en+voices OUT=/tmp/o RUNS=/tmp/r bash scripts/train_tts_tiny.sh
-set -uo pipefail
-T0=$(date +%s)
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+source scripts/device_env.sh
 BUDGET=${BUDGET:-480}
 CARRY=${CARRY:-.carry}
 RUNS=${RUNS:-runs}
-log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/run.log"; }
-if [ -z "${DRY:-}" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-  python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . > /tmp/pipe.log 2>&1 || { cat /tmp/pipe.log; exit 1; }
-  nvidia-smi --query-gpu=name,memory.total --format=csv | tee -a "$OUT/run.log"
-  VOX="$(dirname "$(python3 -c 'import sys; print(sys.executable)')")/voxkit"; BATCH=${BATCH:-64}
-else
-  VOX=".venv/bin/voxkit"; BATCH=${BATCH:-4}
-fi
+if [ -n "${DRY:-}" ]; then BATCH=${BATCH:-4}; else BATCH=${BATCH:-64}; fi
 log "installed"
 "$VOX" train recipes/tts_tiny.toml model.codec="$CARRY/codec" "tasks.tts.train=[\"$CARRY/tts_en/train\"]" \
   "tasks.tts.dev=[\"$CARRY/tts_en/dev\"]" tasks.tts.batch_size="$BATCH" train.time_budget_s="$BUDGET" \
