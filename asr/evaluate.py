@@ -192,19 +192,49 @@ def delay_differences(
     out: dict[tuple[int, int], dict[str, tuple[float, float, float]]] = {pair: {} for pair in pairwise(delays)}
     for lang, idx in groups.items():
         index = torch.tensor(idx)
-        block = max(1, 4_000_000 // len(idx))  # resamples per draw: bounded memory on large manifests
-        parts = []
-        for start in range(0, samples, block):
-            draws = index[torch.randint(len(idx), (min(block, samples - start), len(idx)), generator=gen)]  # [s, n] utterance ids
-            total = counts[draws].sum(1).clamp_min(1)  # [s]
-            parts.append(100 * edits[:, draws].sum(2) / total)  # [D, s]
-        wer = torch.cat(parts, dim=1)  # [D, S]
+        wer = bootstrap_wers(edits, counts, index, samples, gen)  # [D, S]
         point = 100 * edits[:, index].sum(1) / counts[index].sum().clamp_min(1)  # [D]
         for k, (a, b) in enumerate(pairwise(delays)):
             change = wer[k + 1] - wer[k]  # [S]
             low, high = torch.quantile(change, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
             out[(a, b)][lang] = (float(point[k + 1] - point[k]), low, high)
     return out
+
+
+def bootstrap_wers(
+    edits: torch.Tensor, counts: torch.Tensor, index: torch.Tensor, samples: int, generator: torch.Generator
+) -> torch.Tensor:
+    """WER (%) of several systems on ``samples`` resamples of the utterances in ``index``: [D, S].
+
+    ``edits`` [D, N] holds each system's word edits per utterance, ``counts`` [N] the reference
+    words. Every resample scores all systems on the same utterances (a paired bootstrap), so the
+    difference between two rows is the sampling spread of a difference, not of two WERs.
+    """
+    import torch
+
+    n = index.numel()
+    block = max(1, 4_000_000 // max(1, n))  # resamples per draw: bounded memory on large manifests
+    parts = []
+    for start in range(0, samples, block):
+        draws = index[torch.randint(n, (min(block, samples - start), n), generator=generator)]  # [s, n] utterance ids
+        total = counts[draws].sum(1).clamp_min(1)  # [s]
+        parts.append(100 * edits[:, draws].sum(2) / total)  # [D, s]
+    return torch.cat(parts, dim=1)  # [D, S]
+
+
+def paired_change(
+    base: Sequence[int], other: Sequence[int], words: Sequence[int], samples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Change in WER (points) from ``base`` to ``other`` (word edits per utterance, same
+    utterances), with its 95 % paired-bootstrap interval: (change, low, high)."""
+    import torch
+
+    edits = torch.tensor([list(base), list(other)], dtype=torch.float64)  # [2, N]
+    counts = torch.tensor(list(words), dtype=torch.float64)  # [N]
+    wer = bootstrap_wers(edits, counts, torch.arange(counts.numel()), samples, torch.Generator().manual_seed(seed))  # [2, S]
+    low, high = torch.quantile(wer[1] - wer[0], torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    point = 100 * (edits[1].sum() - edits[0].sum()) / counts.sum().clamp_min(1)
+    return float(point), low, high
 
 
 def format_differences(diffs: dict[tuple[int, int], dict[str, tuple[float, float, float]]]) -> str:

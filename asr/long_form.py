@@ -10,6 +10,12 @@ Each recognised word is given to the utterance nearest its start time (the bound
 of the pause between two utterances); a minute's WER sums the errors of the
 utterances that start in it. The process's resident memory is sampled after every minute of audio
 pushed, so a cache that grows with the stream shows up as a rising column.
+
+A minute holds about a hundred words, so its WER swings by several points whatever the stream
+does. Two yardsticks come with the table: the same utterances transcribed alone a second time,
+each behind 20 ms more leading silence (no stream at all; how often a minute of that run is 1.2x
+the first says what "1.2x alone" can mean for one minute), and the stream's change against alone
+with a paired-bootstrap interval, over the whole stream and per ten minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from voxkit.asr.segments import DEFAULT_SEGMENTING, Segmenting
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 
 PAUSE_SECONDS = (0.3, 2.0)  # silence between joined utterances, drawn uniformly
+SHIFT_SAMPLES = 320  # leading silence of the second alone run: a quarter of a step moves every step's audio
+BLOCK_MINUTES = 10  # minutes per row of the blocks table
 
 
 @dataclasses.dataclass
@@ -46,6 +54,7 @@ class MinuteRow:
     stream_errors: int
     alone_errors: int
     rss_mb: float
+    shifted_errors: int = 0  # the utterances alone again, each behind SHIFT_SAMPLES of silence
 
     @property
     def stream_wer(self) -> float:
@@ -54,6 +63,21 @@ class MinuteRow:
     @property
     def alone_wer(self) -> float:
         return 100.0 * self.alone_errors / max(1, self.reference_words)
+
+    @property
+    def shifted_wer(self) -> float:
+        return 100.0 * self.shifted_errors / max(1, self.reference_words)
+
+
+@dataclasses.dataclass
+class LongFormResult:
+    """Per-minute rows, and per joined utterance (in stream order) what the intervals resample."""
+
+    minutes: list[MinuteRow]
+    minute_of: list[int]  # the minute each utterance starts in
+    words: list[int]  # reference words
+    stream_errors: list[int]
+    alone_errors: list[int]
 
 
 def join_utterances(
@@ -120,9 +144,10 @@ def evaluate_long_form(
     seed: int = 0,
     progress: bool = True,
     segmenting: Segmenting | None = DEFAULT_SEGMENTING,
-) -> list[MinuteRow]:
+) -> LongFormResult:
     """WER per minute of one joined stream beside the same utterances transcribed alone, both
-    the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py)."""
+    the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py), and
+    alone again behind :data:`SHIFT_SAMPLES` of silence (module doc)."""
     from tqdm import tqdm
 
     from voxkit.asr.segments import SegmentedStream, transcribe_segmented
@@ -131,6 +156,9 @@ def evaluate_long_form(
     used = sorted({p.index for p in placements})
     alone = transcribe_segmented(model, tokenizer, [waves[i] for i in used], delay, segmenting)
     alone_text = dict(zip(used, (t.text for t in alone), strict=True))
+    lead = torch.zeros(SHIFT_SAMPLES)  # [S]
+    shifted = transcribe_segmented(model, tokenizer, [torch.cat([lead, waves[i]]) for i in used], delay, segmenting)
+    shifted_text = dict(zip(used, (t.text for t in shifted), strict=True))
 
     device = next(model.parameters()).device
     live = SegmentedStream(model, tokenizer, delay, segmenting, device=device)
@@ -147,39 +175,91 @@ def evaluate_long_form(
 
     heard = assign_words(words, placements)
     rows: dict[int, MinuteRow] = {}
+    result = LongFormResult([], [], [], [], [])
     for placement, hyp in zip(placements, heard, strict=True):
         m = int(placement.start // 60)
         row = rows.setdefault(m, MinuteRow(m, 0, 0, 0, 0, rss[min(m, len(rss) - 1)]))
         stream_errors, n = utterance_errors(placement.text, " ".join(hyp))
         alone_errors, _ = utterance_errors(placement.text, alone_text[placement.index])
+        shifted_errors, _ = utterance_errors(placement.text, shifted_text[placement.index])
         row.utterances += 1
         row.reference_words += n
         row.stream_errors += stream_errors
         row.alone_errors += alone_errors
-    return [rows[m] for m in sorted(rows)]
+        row.shifted_errors += shifted_errors
+        result.minute_of.append(m)
+        result.words.append(n)
+        result.stream_errors.append(stream_errors)
+        result.alone_errors.append(alone_errors)
+    result.minutes = [rows[m] for m in sorted(rows)]
+    return result
 
 
-def format_long_form(rows: Sequence[MinuteRow], delay_ms: int) -> str:
-    """A markdown table: one line per minute, then the worst ratio of stream to alone."""
+def format_long_form(result: LongFormResult, delay_ms: int) -> str:
+    """Markdown: one line per minute, the verdict lines, then (for 20 minutes or more) a table of
+    ten-minute blocks with the stream's change against alone and its 95 % interval."""
+    from voxkit.asr.evaluate import paired_change
+
+    rows = result.minutes
     lines = [
         f"Long-form stream at {delay_ms} ms: WER per minute (%), the same utterances alone beside it",
         "",
-        "| minute | utterances | words | stream WER | alone WER | ratio | resident MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| minute | utterances | words | stream WER | alone WER | ratio | alone again, 20 ms later | resident MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = r.stream_wer / r.alone_wer if r.alone_wer else float("inf") if r.stream_wer else 1.0
         lines.append(
             f"| {r.minute + 1} | {r.utterances} | {r.reference_words} | {r.stream_wer:.1f} | {r.alone_wer:.1f} "
-            f"| {ratio:.2f} | {r.rss_mb:.0f} |"
+            f"| {_ratio(r.stream_errors, r.alone_errors)} | {r.shifted_wer:.1f} | {r.rss_mb:.0f} |"
         )
     words = sum(r.reference_words for r in rows)
     if words:
         stream, alone = sum(r.stream_errors for r in rows), sum(r.alone_errors for r in rows)
-        over = sum(r.stream_wer > 1.2 * r.alone_wer for r in rows)
-        lines += ["", f"all minutes: {100 * stream / words:.1f} % in the stream, {100 * alone / words:.1f} % alone "
-                      f"({words} words); {over} of {len(rows)} minutes above 1.2x alone"]
+        over = sum(r.stream_errors > 1.2 * r.alone_errors for r in rows)
+        noise = sum(r.shifted_errors > 1.2 * r.alone_errors for r in rows)
+        change, low, high = paired_change(result.alone_errors, result.stream_errors, result.words)
+        lines += [
+            "",
+            f"all minutes: {100 * stream / words:.1f} % in the stream, {100 * alone / words:.1f} % alone "
+            f"({words} words); {over} of {len(rows)} minutes above 1.2x alone",
+            f"stream - alone: {change:+.2f} points (95 % interval {low:+.2f} to {high:+.2f}, paired bootstrap over utterances)",
+            f"yardstick: the utterances alone again, each behind 20 ms more silence, put {noise} of {len(rows)} minutes "
+            "above 1.2x the first alone run (no stream involved: a minute's own noise)",
+        ]
     worst = max(rows, key=lambda r: r.stream_wer - r.alone_wer, default=None)
     if worst is not None:
         lines += ["", f"worst minute: {worst.minute + 1} ({worst.stream_wer:.1f} % in the stream, {worst.alone_wer:.1f} % alone)"]
+    if len(rows) >= 2 * BLOCK_MINUTES:
+        lines += ["", *_blocks(result)]
     return "\n".join(lines)
+
+
+def _ratio(stream_errors: int, alone_errors: int) -> str:
+    if alone_errors:
+        return f"{stream_errors / alone_errors:.2f}"
+    return "inf" if stream_errors else "1.00"
+
+
+def _blocks(result: LongFormResult) -> list[str]:
+    """Ten-minute blocks: enough words (about a thousand) that the interval says something."""
+    from voxkit.asr.evaluate import paired_change
+
+    lines = [
+        f"By blocks of {BLOCK_MINUTES} minutes (95 % paired-bootstrap interval of the change):",
+        "",
+        "| minutes | utterances | words | stream WER | alone WER | stream - alone |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    last = max(result.minute_of)
+    for first in range(0, last + 1, BLOCK_MINUTES):
+        idx = [i for i, m in enumerate(result.minute_of) if first <= m < first + BLOCK_MINUTES]
+        words = [result.words[i] for i in idx]
+        alone = [result.alone_errors[i] for i in idx]
+        stream = [result.stream_errors[i] for i in idx]
+        n = max(1, sum(words))
+        change, low, high = paired_change(alone, stream, words)
+        lines.append(
+            f"| {first + 1}–{min(first + BLOCK_MINUTES, last + 1)} | {len(idx)} | {sum(words)} | {100 * sum(stream) / n:.1f} "
+            f"| {100 * sum(alone) / n:.1f} | {change:+.1f} [{low:+.1f}, {high:+.1f}] |"
+        )
+    return lines

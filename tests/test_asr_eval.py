@@ -9,7 +9,14 @@ import pytest
 import soundfile as sf
 
 from voxkit.api import Transcriber
-from voxkit.asr.evaluate import delay_differences, format_differences, normalize_text, with_noise, word_error_rate
+from voxkit.asr.evaluate import (
+    delay_differences,
+    format_differences,
+    normalize_text,
+    paired_change,
+    with_noise,
+    word_error_rate,
+)
 from voxkit.cli.main import main
 from voxkit.data.espeak import Voice
 from voxkit.data.synth import render
@@ -44,6 +51,8 @@ def test_delay_differences_are_paired_bootstrap_intervals() -> None:
     change, low, high = diffs[(480, 960)]["en"]
     assert change == pytest.approx(100 * (sum(noisy[:40]) - sum(longer[:40])) / 400)
     assert low < change < high and high - low > 1.0  # utterance-to-utterance spread gives a real interval
+    assert paired_change(longer[:40], noisy[:40], words[:40], samples=500) == diffs[(480, 960)]["en"][:1] + (
+        pytest.approx(low, abs=2.0), pytest.approx(high, abs=2.0))  # another draw, the same spread
     table = format_differences(diffs).splitlines()
     assert table[0] == "| language | 160 → 480 ms | 480 → 960 ms |"
     assert [line.split("|")[1].strip() for line in table[2:]] == ["en", "fr", "all"]

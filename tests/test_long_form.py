@@ -8,7 +8,16 @@ import torch
 
 import voxkit
 from voxkit.asr.evaluate import utterance_errors
-from voxkit.asr.long_form import Placement, assign_words, evaluate_long_form, format_long_form, join_utterances
+from voxkit.asr.long_form import (
+    SHIFT_SAMPLES,
+    LongFormResult,
+    MinuteRow,
+    Placement,
+    assign_words,
+    evaluate_long_form,
+    format_long_form,
+    join_utterances,
+)
 from voxkit.audio.io import load_audio
 
 SAMPLES = Path(voxkit.__file__).parent / "assets" / "samples"
@@ -37,16 +46,42 @@ def test_minutes_of_a_stream_are_scored_beside_the_utterances_alone() -> None:
     asr = voxkit.Transcriber()
     waves = [load_audio(SAMPLES / f"{n}.flac", 16000)[: 16000 * 3] for n in ("en", "es")]
     texts = ["Order number seven hundred", "placeholder reference words"]
-    rows = evaluate_long_form(asr.bundle.model, asr.bundle.tokenizer, waves, texts, minutes=0.25, delay=6, progress=False)
+    result = evaluate_long_form(asr.bundle.model, asr.bundle.tokenizer, waves, texts, minutes=0.25, delay=6, progress=False)
+    rows = result.minutes
     _, placements = join_utterances(waves, texts, 0.25)
     assert [r.minute for r in rows] == [0] and rows[0].utterances == len(placements)
     alone = [asr.transcribe(w).text for w in waves]
     expected_alone = sum(utterance_errors(p.text, alone[p.index])[0] for p in placements)
     assert rows[0].alone_errors == expected_alone
+    shifted = [asr.transcribe(torch.cat([torch.zeros(SHIFT_SAMPLES), w])).text for w in waves]
+    assert rows[0].shifted_errors == sum(utterance_errors(p.text, shifted[p.index])[0] for p in placements)
     assert rows[0].reference_words == sum(len(p.text.split()) for p in placements)
+    assert result.words == [len(p.text.split()) for p in placements]
+    assert sum(result.stream_errors) == rows[0].stream_errors and sum(result.alone_errors) == expected_alone
     assert rows[0].rss_mb > 0
-    table = format_long_form(rows, 480)
+    table = format_long_form(result, 480)
     assert "| 1 |" in table and "worst minute: 1" in table and "all minutes: " in table
+    assert "stream - alone: " in table and "yardstick: " in table
+    assert "By blocks" not in table  # under 20 minutes: no blocks table
+
+
+def test_blocks_of_ten_minutes_carry_the_change_and_its_interval() -> None:
+    # 25 minutes, 4 utterances of 10 words each per minute; the stream adds one error per
+    # utterance in minutes 11-20 only, so only that block's change is +10 points with no spread.
+    minute_of = [m for m in range(25) for _ in range(4)]
+    alone = [2] * len(minute_of)
+    stream = [3 if 10 <= m < 20 else 2 for m in minute_of]
+    minutes = [MinuteRow(m, 4, 40, sum(stream[4 * m : 4 * m + 4]), 8, 100.0, 8) for m in range(25)]
+    result = LongFormResult(minutes, minute_of, [10] * len(minute_of), stream, alone)
+    lines = format_long_form(result, 480).splitlines()
+    start = lines.index("| minutes | utterances | words | stream WER | alone WER | stream - alone |")
+    assert lines[start + 2 :] == [
+        "| 1–10 | 40 | 400 | 20.0 | 20.0 | +0.0 [+0.0, +0.0] |",
+        "| 11–20 | 40 | 400 | 30.0 | 20.0 | +10.0 [+10.0, +10.0] |",
+        "| 21–25 | 20 | 200 | 20.0 | 20.0 | +0.0 [+0.0, +0.0] |",
+    ]
+    assert "10 of 25 minutes above 1.2x alone" in "\n".join(lines)
+    assert "put 0 of 25 minutes above 1.2x the first alone run" in "\n".join(lines)
 
 
 def test_eval_cli_prints_the_long_form_table(tmp_path: Path, capsys) -> None:  # noqa: ANN001

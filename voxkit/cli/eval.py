@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also score this reference recogniser on the same clips and normaliser (needs the peer extra)")
     a.add_argument("--long-form", type=float, default=None, metavar="MINUTES",
                    help="join the utterances (with pauses) into ONE stream of this many minutes and print WER per minute "
-                        "beside the same utterances alone, with resident memory (one delay: --delays if it names one, "
-                        "else the model's)")
+                        "beside the same utterances alone, with resident memory, the change per ten minutes with its 95 %% "
+                        "interval, and the utterances alone again behind 20 ms of silence as a yardstick of a minute's "
+                        "noise (one delay: --delays if it names one, else the model's)")
     a.add_argument("--no-segment", action="store_true",
                    help="hand the model each stream whole instead of cutting long audio at pauses (what transcribe does)")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
