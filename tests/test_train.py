@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import json
 import os
+import signal
 import socket
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from voxkit.train.checkpointing import latest_checkpoint, list_checkpoints, load
 from voxkit.train.optimizers import build_optimizer, lr_factor
 from voxkit.train.recipe import Recipe
 from voxkit.train.registry import ModelSpec, TaskSpec, register_model, register_task
+from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import Task, TaskMixture, move_to
 from voxkit.train.trainer import Trainer
 
@@ -428,3 +430,52 @@ def test_time_budget_under_ddp_follows_rank_0(tmp_path: Path) -> None:
     mp.spawn(_ddp_budget_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"budget_rank{r}.pt", weights_only=True) for r in range(2)]
     assert results[0] == results[1] == {"step": 99, "max_steps": 99}
+
+
+# ---------------------------------------------------------------------------- SIGTERM
+
+
+class TermAtStep(ToyLM):
+    """Sends this process SIGTERM while the trainer draws batch ``at`` (1-based)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(batches_per_epoch=100)
+        self.at, self.drawn = at, 0
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[torch.Tensor]:
+        for batch in super().train_batches(epoch, rank, world_size):
+            self.drawn += 1
+            if self.drawn == self.at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+
+def test_sigterm_stops_after_the_step_saves_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A job ended by SIGTERM (a scheduler, a script's deadline) keeps what it learned: the step in
+    flight finishes, a checkpoint is written there, no evaluation runs, fit returns, and the
+    process's own SIGTERM handling is back; a resumed run goes on to max_steps."""
+    before = signal.getsignal(signal.SIGTERM)
+    recipe = make_recipe(tmp_path, max_steps=20, save_every=0, eval_every=0)
+    trainer = Trainer(recipe, tiny_model(), {"toy": TermAtStep(7)}, {"toy": 1.0})
+    trainer.fit()
+    assert trainer.step == 7 and trainer.max_steps == 20
+    assert latest_checkpoint(tmp_path).name == "step_00000007"
+    assert "eval/toy/loss" not in trainer.last_scalars
+    assert "SIGTERM: stopping at step 7" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+    again = Trainer(make_recipe(tmp_path, max_steps=20, save_every=0), tiny_model(), {"toy": ToyLM(batches_per_epoch=100)}, {"toy": 1.0})
+    again.fit(resume=True)
+    assert again.step == 20
+
+
+def test_a_second_sigterm_is_not_caught() -> None:
+    heard: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
+    try:
+        with StopOnSignal() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested and heard == []
+            os.kill(os.getpid(), signal.SIGTERM)  # goes to whatever handled it before
+            assert heard == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

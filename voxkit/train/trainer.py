@@ -47,6 +47,7 @@ from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_
 from voxkit.train.optimizers import build_optimizer as build_optimizer  # re-exported: the default optimizer
 from voxkit.train.optimizers import build_optimizers, lr_factor, set_lr
 from voxkit.train.recipe import Recipe, save_recipe
+from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import MAIN, Task, TaskMixture, Update, move_to, task_updates
 from voxkit.train.time_budget import TimeBudget
 
@@ -270,6 +271,7 @@ class Trainer:
         budget = TimeBudget(cfg.time_budget_s, self.step, self.clock, used=self.budget_used_s)
         self._budget = budget
         stopped_by_budget = False
+        stop = StopOnSignal().__enter__()  # left in the finally below
         try:
             while self.step < last_step:
                 grad_norms = self._train_step(running)
@@ -293,6 +295,11 @@ class Trainer:
                             print(f"time budget spent at step {self.step}", file=sys.stderr, flush=True)
                         last_step = self.step
                         stopped_by_budget = True
+                # one process checks every step; ranks agree at log steps (rank 0's word counts)
+                if (self.world_size == 1 or self.step % cfg.log_every == 0) and self._agree(stop.requested if is_main else None):
+                    if is_main:
+                        print(f"SIGTERM: stopping at step {self.step} and saving a checkpoint", file=sys.stderr, flush=True)
+                    last_step = self.step
                 if self.step % cfg.log_every == 0 or self.step == last_step:
                     elapsed, tick = time.perf_counter() - tick, time.perf_counter()
                     scalars = self._scalars(running, grad_norms, elapsed / (self.step - logged_at))
@@ -314,9 +321,10 @@ class Trainer:
                     evaluated_at = self.step
             if saved_at != self.step:
                 self._save(out_dir)
-            if evaluated_at != self.step and (self.step == self.max_steps or stopped_by_budget):
+            if evaluated_at != self.step and (self.step == self.max_steps or stopped_by_budget) and not stop.requested:
                 self._evaluate(log)
         finally:
+            stop.__exit__(None, None, None)
             self.mixture.close()
             if bar is not None:
                 bar.close()
