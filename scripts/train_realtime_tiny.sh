@@ -45,6 +45,7 @@ log "init built"
 tail -n 3 "$OUT/train.log" | tee -a "$OUT/run.log"
 log "trained"
 "$VOX" export asr "$RUN" --tokenizer voxkit/assets/realtime-tiny --out "$RUN.export" --dtype float16 2>&1 | tail -3 | tee -a "$OUT/run.log"
+[ -s "$RUN.export"/consolidated.safetensors ] || { log "no export: nothing to bring back"; exit 1; }
 cp "$RUN.export"/*.json "$OUT/"  # params.json (and vocab_subset.json)
 split -b 15m -d "$RUN.export/consolidated.safetensors" "$OUT/weights.part"
 sha256sum "$RUN.export/consolidated.safetensors" | tee "$OUT/weights.sha256"
