@@ -139,3 +139,19 @@ def test_recogniser_decoder_folds_into_the_chat_decoder_at_its_delay(tmp_path: P
         out = chat_decoder(tokens)
     assert (out - ref).abs().max() <= 1e-4
     assert (other - ref).abs().max() > 1e-2  # the delay matters, so the fold is what makes them equal
+
+
+def test_chat_steps_under_bf16_autocast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dtype paths of a GPU run (bf16 autocast), taken on the CPU: see test_codec_task."""
+    from voxkit.train.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "_autocast", lambda self: torch.autocast(device_type="cpu", dtype=torch.bfloat16))
+    whisper = tiny_whisper_folder(tmp_path / "whisper")
+    examples = instruction_file(tmp_path / "data")
+    out = tmp_path / "run"
+    recipe = tmp_path / "chat.toml"
+    recipe.write_text(RECIPE.format(whisper=whisper, vocab=ByteTokenizer().vocab_size, steps=3, out=out, examples=examples))
+    assert cli_main(["train", str(recipe)]) == 0
+    scalars = [json.loads(line) for line in (out / "scalars.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["train/chat/loss"]) for r in scalars if "train/chat/loss" in r)
+    assert np.isfinite(scalars[-1]["eval/chat/dev_loss"])

@@ -90,3 +90,22 @@ def test_codec_recipe_trains_both_optimizers_and_exports(tmp_path: Path) -> None
     codec = Codec(model)
     audio, rate = codec.roundtrip(np.zeros(4000, dtype=np.float32), 16000)
     assert rate == 24000 and audio.shape == (6000,)
+
+
+def test_codec_steps_under_bf16_autocast(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A GPU run trains under bf16 autocast (train.amp); the CPU tests run float32. The same
+    autocast on the CPU takes the same dtype paths (STFT losses, VQ EMA, FSQ, discriminator), so a
+    dtype mismatch shows here instead of on a lent GPU's one call."""
+    from voxkit.train.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "_autocast", lambda self: torch.autocast(device_type="cpu", dtype=torch.bfloat16))
+    manifest = tone_manifest(tmp_path / "data")
+    out = tmp_path / "run"
+    recipe = tmp_path / "codec.toml"
+    recipe.write_text(RECIPE.format(steps=3, out=out, manifest=manifest))
+    assert cli_main(["train", str(recipe)]) == 0
+    rows = read_scalars(out)
+    steps = [r for r in rows if "train/codec/main/loss" in r]
+    assert len(steps) == 3 and all(np.isfinite(r["train/codec/main/loss"]) for r in steps)
+    assert all(np.isfinite(r["train/codec/discriminator/d_loss"]) for r in steps)
+    assert np.isfinite(rows[-1]["eval/codec/dev_perplexity"])
