@@ -133,6 +133,14 @@ class CodebookUsage:
     size: int
 
 
+def batch_perplexity(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """exp(entropy) of the histogram of ``codes`` (ints in [0, size)), as a 0-d tensor on their
+    device: a training step can log its batch's code usage without waiting for the device."""
+    counts = torch.bincount(codes.reshape(-1).long(), minlength=size).float()  # [size]
+    p = counts / counts.sum().clamp_min(1.0)  # [size]
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+
+
 def codebook_usage(codes: torch.Tensor, size: int) -> CodebookUsage:
     """Usage of the semantic codes ``codes`` (any shape of ints in [0, size))."""
     counts = torch.bincount(codes.reshape(-1).long(), minlength=size).double()  # [size]

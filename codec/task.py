@@ -37,7 +37,7 @@ from voxkit.codec.losses import (
     semantic_distillation_loss,
 )
 from voxkit.codec.model import CodecModel
-from voxkit.codec.quantizer import codebook_usage, draw_dropout
+from voxkit.codec.quantizer import batch_perplexity, codebook_usage, draw_dropout
 from voxkit.train.registry import ModelSpec, TaskSpec
 from voxkit.train.task import Update
 
@@ -221,7 +221,9 @@ class CodecTask:
         l1 = l1_waveform_loss(recon, wave)
         stft = self.stft(recon, wave)
         loss = w_rec * (cfg.l1_weight * l1 + cfg.stft_weight * stft.total) + cfg.commit_weight * q.commit_loss
-        metrics: dict[str, Any] = {"l1": l1.detach(), "mrstft": stft.total.detach(), "commit": q.commit_loss.detach()}
+        metrics: dict[str, Any] = {"l1": l1.detach(), "mrstft": stft.total.detach(), "commit": q.commit_loss.detach(),
+                                   # the semantic codes' spread in this batch: a collapse shows in the training log
+                                   "batch_perplexity": batch_perplexity(q.codes[..., 0], inner.codec.args.semantic_codebook_size)}
         if step >= cfg.disc_start and (cfg.adv_weight > 0 or cfg.fm_weight > 0):
             fake_logits, fake_feats = model(recon, "critic")
             with torch.no_grad():

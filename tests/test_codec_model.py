@@ -10,7 +10,14 @@ from voxkit.codec import Codec
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.checkpoint import load_codec, save_codec
 from voxkit.codec.model import CodecModel
-from voxkit.codec.quantizer import FSQ_BYPASSED, FSQ_DITHERED, CodecQuantizer, codebook_usage, draw_dropout
+from voxkit.codec.quantizer import (
+    FSQ_BYPASSED,
+    FSQ_DITHERED,
+    CodecQuantizer,
+    batch_perplexity,
+    codebook_usage,
+    draw_dropout,
+)
 from voxkit.conv import CausalConv1d, CausalConvTranspose1d
 from voxkit.errors import VoxkitError
 
@@ -139,6 +146,9 @@ def test_codebook_usage() -> None:
     assert uniform.perplexity == pytest.approx(64) and uniform.dead == 0 and uniform.used == 64
     one = codebook_usage(torch.full((100,), 7), 64)
     assert one.perplexity == pytest.approx(1) and one.dead == 63
+    mixed = torch.tensor([[3, 3, 5, 9], [9, 9, 1, 3]])
+    assert float(batch_perplexity(mixed, 16)) == pytest.approx(codebook_usage(mixed, 16).perplexity, rel=1e-6)
+    assert float(batch_perplexity(torch.arange(64).repeat(3), 64)) == pytest.approx(64, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- the codec

@@ -81,6 +81,7 @@ def test_codec_recipe_trains_both_optimizers_and_exports(tmp_path: Path) -> None
     rows = [r for r in read_scalars(out) if "train/codec/main/mrstft" in r]
     assert len(rows) == 24
     assert all("train/codec/discriminator/d_loss" in r for r in rows)  # the discriminator's update ran every step
+    assert all(1 <= r["train/codec/main/batch_perplexity"] <= 64 for r in rows)  # the batch's semantic code usage
     first = np.mean([r["train/codec/main/mrstft"] for r in rows[:4]])
     last = np.mean([r["train/codec/main/mrstft"] for r in rows[-4:]])
     assert last < first  # reconstruction improves
