@@ -136,7 +136,9 @@ class CodebookUsage:
 def batch_perplexity(codes: torch.Tensor, size: int) -> torch.Tensor:
     """exp(entropy) of the histogram of ``codes`` (ints in [0, size)), as a 0-d tensor on their
     device: a training step can log its batch's code usage without waiting for the device."""
-    counts = torch.bincount(codes.reshape(-1).long(), minlength=size).float()  # [size]
+    flat = codes.reshape(-1).long()  # [N]
+    # scatter_add, not bincount: bincount reads the largest code back to the host (a sync) on CUDA
+    counts = torch.zeros(size, device=codes.device).scatter_add_(0, flat, torch.ones(flat.shape, device=codes.device))  # [size]
     p = counts / counts.sum().clamp_min(1.0)  # [size]
     return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
 
