@@ -92,11 +92,16 @@ done
 # step in flight and returns, and its script exports that); a job still running STOP_GRACE seconds
 # before the end is killed, and brings nothing back.
 stop_trainer() {  # PGID: SIGTERM to the job's trainer, not to its data-loader processes (its children)
-  local pids p parent
-  pids=" $(pgrep -g "$1" -f "voxkit train " | tr '\n' ' ')"
-  for p in $pids; do
-    parent=$(ps -o ppid= -p "$p" | tr -d ' ')
-    case "$pids" in *" $parent "*) ;; *) kill -TERM "$p" 2>/dev/null ;; esac
+  local d stat rest state ppid pgrp p
+  local -A parent_of=()
+  for d in /proc/[0-9]*; do  # /proc, not pgrep: the GPU image need not have procps
+    stat=$(cat "$d/stat" 2>/dev/null) || continue
+    rest=${stat##*) }; read -r state ppid pgrp _ <<< "$rest"
+    [ "$pgrp" = "$1" ] || continue
+    case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in *"voxkit train "*) parent_of[${d#/proc/}]=$ppid ;; esac
+  done
+  for p in "${!parent_of[@]}"; do  # a loader's parent is a trainer; a trainer's is not
+    [ -n "${parent_of[${parent_of[$p]}]:-}" ] || kill -TERM "$p" 2>/dev/null
   done
 }
 STOP_GRACE=${STOP_GRACE:-45}

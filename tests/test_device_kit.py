@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -100,3 +101,43 @@ def test_unpack_reports_a_checksum_mismatch(tmp_path: Path) -> None:
                           text=True, env={"DEST": str(tmp_path / "gpu"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 1
     assert "CHECKSUM MISMATCH" in done.stdout
+
+
+FAKE_TRAINER = """
+import os, signal, sys, time
+out = sys.argv[1]
+got = []
+signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
+child = os.fork()
+if child == 0:  # a data-loader process: the same command line, the trainer as its parent
+    signal.signal(signal.SIGTERM, lambda s, f: open(out + ".loader", "w").write("signalled"))
+    time.sleep(10)
+    os._exit(0)
+open(out + ".ready", "w").write("")
+for _ in range(100):
+    if got:
+        break
+    time.sleep(0.05)
+open(out, "w").write("stopped" if got else "not signalled")
+os.kill(child, signal.SIGKILL)
+"""
+
+
+def test_the_deadline_signals_the_trainer_and_not_its_loaders(tmp_path: Path) -> None:
+    """gpu_session.sh's stop_trainer: SIGTERM to the job's `voxkit train` process (which then saves
+    and exports), never to its data-loader children (which would die of it and fail the run)."""
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    out = tmp_path / "result"
+    script = f"""
+set -m
+eval "$(sed -n '/^stop_trainer() {{/,/^}}/p' {ROOT / "scripts" / "gpu_session.sh"})"
+{sys.executable} {tmp_path / "fake.py"} {out} voxkit train recipe.toml &  # the command line a trainer has
+job=$!
+for _ in $(seq 100); do [ -e {out}.ready ] && break; sleep 0.05; done
+sleep 0.2
+stop_trainer $job
+wait
+"""
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    assert out.read_text() == "stopped"
+    assert not (tmp_path / "result.loader").exists()
