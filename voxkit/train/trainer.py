@@ -24,6 +24,8 @@ Decisions, and why:
   DataLoader's worker RNG), and per-rank RNGs when the world size changed (those ranks are
   reseeded).
 - **Evaluation** runs under a forked RNG, so evaluating never changes the training trajectory.
+- **SIGTERM** (a scheduler's or a deadline's) ends the run after the step in flight, with a
+  checkpoint and without the final evaluation, and ``fit`` returns: :mod:`voxkit.train.stop`.
 """
 
 from __future__ import annotations
