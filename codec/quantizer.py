@@ -16,7 +16,6 @@ only path the gradients take, which is what lets codes collapse (DESIGN §5).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 from torch import nn
@@ -133,12 +132,13 @@ class CodebookUsage:
     size: int
 
 
-def batch_perplexity(codes: torch.Tensor, size: int) -> torch.Tensor:
+def batch_perplexity(codes: torch.Tensor, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """exp(entropy) of the histogram of ``codes`` (ints in [0, size)), as a 0-d tensor on their
     device: a training step can log its batch's code usage without waiting for the device."""
     flat = codes.reshape(-1).long()  # [N]
     # scatter_add, not bincount: bincount reads the largest code back to the host (a sync) on CUDA
-    counts = torch.zeros(size, device=codes.device).scatter_add_(0, flat, torch.ones(flat.shape, device=codes.device))  # [size]
+    ones = torch.ones(flat.shape, dtype=dtype, device=codes.device)  # [N]
+    counts = torch.zeros(size, dtype=dtype, device=codes.device).scatter_add_(0, flat, ones)  # [size]
     p = counts / counts.sum().clamp_min(1.0)  # [size]
     return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
 
@@ -149,7 +149,6 @@ def codebook_usage(codes: torch.Tensor, size: int) -> CodebookUsage:
     total = float(counts.sum())
     if total == 0:
         return CodebookUsage(perplexity=0.0, used=0, dead=size, size=size)
-    p = counts / total
-    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
     used = int((counts > 0).sum())
-    return CodebookUsage(perplexity=math.exp(entropy), used=used, dead=size - used, size=size)
+    perplexity = float(batch_perplexity(codes, size, torch.float64))
+    return CodebookUsage(perplexity=perplexity, used=used, dead=size - used, size=size)
