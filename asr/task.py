@@ -323,6 +323,10 @@ class RecognizerRecipe(RealtimeArgs):
     ctc_head: bool = False  # training-only auxiliary CTC head on the encoder (dropped on export)
     init_from: str | None = None  # start from this training checkpoint's weights (fine-tuning)
     init_skip: list[str] = dataclasses.field(default_factory=list)  # parameter-name prefixes that keep their fresh init
+    # The encoder gets no gradient (its parameters leave the optimizer and its forward records no
+    # graph): a decoder learns to read a pretrained encoder's states at about a third of the cost
+    # of a step that also trains the encoder, and the encoder cannot drift while it does.
+    freeze_encoder: bool = False
 
     def model_args(self) -> RealtimeArgs:
         return RealtimeArgs(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RealtimeArgs)})
@@ -335,6 +339,8 @@ def build_recognizer(options: RecognizerRecipe) -> RealtimeRecognizer:
         model.enable_ctc_head()
     if options.init_from:
         _init_from(model, options.init_from, options.init_skip)
+    if options.freeze_encoder:
+        model.encoder.requires_grad_(False)
     return model
 
 
@@ -366,6 +372,9 @@ def _load_teacher(name: str, args: RealtimeArgs) -> torch.nn.Module:
 
 
 def build_asr_task(options: AsrTaskConfig, model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
+    frozen = not any(p.requires_grad for p in model.encoder.parameters())
+    if frozen and options.distill_weight > 0:
+        raise VoxkitError("tasks.asr.distill_weight trains the encoder, which model.freeze_encoder keeps fixed: set one of them off")
     return AsrTask(options, model.args, tokenizer)
 
 

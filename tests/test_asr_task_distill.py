@@ -134,3 +134,36 @@ def test_recipes_spell_the_new_keys_strictly(manifest: Path) -> None:
         strict_from_dict(AsrTaskConfig, {"train": [str(manifest)], "chain": {"second": [10, 30]}})
     with pytest.raises(ConfigError, match="lr_scale"):
         strict_from_dict(AsrTaskConfig, {"train": [str(manifest)], "lr_scale": {"encoder.": -1}})
+
+
+def test_a_frozen_encoder_gets_no_gradient_stays_out_of_the_optimizer_and_refuses_distillation(
+    manifest: Path, whisper_dir: Path
+) -> None:
+    from voxkit.asr.task import RecognizerRecipe, build_asr_task, build_recognizer
+
+    args = tiny_args()
+    recipe = RecognizerRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(args)}, freeze_encoder=True)
+    torch.manual_seed(0)
+    model = build_recognizer(recipe)
+    # a recipe's lr_scale may still name the frozen part (it names parameters: no typo to report)
+    cfg = AsrTaskConfig(train=[str(manifest)], max_seconds=8.0, augment=False, lr_scale={"encoder.": 0.3, "decoder.": 0.5})
+    task = build_asr_task(cfg, model, ByteTokenizer())
+    optims = build_optimizers(model, {"asr": task}, OptimConfig(lr=1e-2, warmup_steps=0), torch.device("cpu"))
+    in_optim = {id(p) for g in optims["main"].param_groups for p in g["params"]}
+    assert not any(id(p) in in_optim for p in model.encoder.parameters())
+    assert all(id(p) in in_optim for n, p in model.named_parameters() if not n.startswith("encoder."))
+    encoder = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    batch = next(iter(task.train_batches(0, 0, 1)))
+    loss, _ = task.loss(model, batch)
+    loss.backward()
+    optims["main"].step()
+    assert all(torch.equal(v, encoder[k]) for k, v in model.encoder.state_dict().items())
+    assert any(not torch.equal(v, decoder[k]) for k, v in model.decoder.state_dict().items())
+    assert model.encode_frames(batch["audio"].new_zeros(1, args.n_mels, 8), torch.tensor([2])).grad_fn is None
+    wargs = whisper_shaped_args()
+    frozen = build_recognizer(RecognizerRecipe(**{f.name: getattr(wargs, f.name) for f in dataclasses.fields(wargs)},
+                                               freeze_encoder=True))
+    cfg = AsrTaskConfig(train=[str(manifest)], augment=False, teacher=str(whisper_dir), distill_weight=1.0)
+    with pytest.raises(VoxkitError, match="freeze_encoder"):
+        build_asr_task(cfg, frozen, ByteTokenizer())

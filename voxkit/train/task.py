@@ -111,11 +111,14 @@ def prefix_lr_groups(model: torch.nn.Module, lr_scale: Mapping[str, float], wher
         return {}
     inner = getattr(model, "module", model)
     groups: dict[str, list[torch.nn.Parameter]] = {}
+    named: set[str] = set()  # prefixes that name parameters, trainable or frozen (a frozen part is no typo)
     for name, param in inner.named_parameters():
         match = max((p for p in lr_scale if name.startswith(p)), key=len, default=None)
-        if match is not None and param.requires_grad:  # a frozen part stays out of every optimizer
-            groups.setdefault(match, []).append(param)
-    unused = sorted(set(lr_scale) - set(groups))
+        if match is not None:
+            named.add(match)
+            if param.requires_grad:  # a frozen part stays out of every optimizer
+                groups.setdefault(match, []).append(param)
+    unused = sorted(set(lr_scale) - named)
     if unused:
         from voxkit.errors import VoxkitError
 
