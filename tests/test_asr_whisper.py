@@ -278,6 +278,34 @@ def test_init_script_writes_a_checkpoint_that_init_from_loads(
     assert "does not fit the recipe's [model.decoder]" in capsys.readouterr().err
 
 
+def test_init_script_takes_a_distilled_encoder_instead_of_the_converted_one(
+    tmp_path: Path, fake_dir: Path, load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safetensors.torch import save_file
+
+    from voxkit.asr.checkpoint import save_recognizer
+    from voxkit.asr.model import RealtimeRecognizer
+    from voxkit.train.registry import build_model
+
+    script = load_script("init_from_whisper")
+    save_recognizer(RealtimeRecognizer(tiny_args(n_mels=80)), tmp_path / "decoder")
+    distilled = {k: v + 0.5 for k, v in whisper_encoder_state(read_ctranslate2(fake_dir)).items()}  # stands for trained weights
+    save_file(distilled, str(tmp_path / "encoder.safetensors"))
+    recipe, out = _recipe(tmp_path), tmp_path / "init"
+    argv = ["--recipe", str(recipe), "--whisper", str(fake_dir), "--decoder-from", str(tmp_path / "decoder"), "--out", str(out),
+            "--encoder-from", str(tmp_path / "encoder.safetensors")]
+    assert script.main(argv) == 0
+    assert f"encoder <- {tmp_path / 'encoder.safetensors'}" in capsys.readouterr().out
+    state = build_model(script.load_model_recipe(recipe, [f"model.init_from={out}"]).model).state_dict()
+    assert all(torch.equal(state["encoder." + k], v) for k, v in distilled.items())
+
+    save_file({k: v for k, v in list(distilled.items())[1:]}, str(tmp_path / "short.safetensors"))  # one tensor missing
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    for bad in ("short.safetensors", "junk.safetensors", "absent.safetensors"):
+        assert script.main([*argv[:-1], str(tmp_path / bad), "--force"]) == 2
+        assert str(tmp_path / bad) in capsys.readouterr().err
+
+
 def test_the_bundled_recipe_spells_the_student_args(load_script: Callable[[str], ModuleType]) -> None:
     recipe_file = ROOT / "recipes" / "realtime_tiny.toml"
     if not recipe_file.is_file():
