@@ -324,8 +324,8 @@ class RecognizerRecipe(RealtimeArgs):
     init_from: str | None = None  # start from this training checkpoint's weights (fine-tuning)
     init_skip: list[str] = dataclasses.field(default_factory=list)  # parameter-name prefixes that keep their fresh init
     # The encoder gets no gradient (its parameters leave the optimizer and its forward records no
-    # graph): a decoder learns to read a pretrained encoder's states at about a third of the cost
-    # of a step that also trains the encoder, and the encoder cannot drift while it does.
+    # graph): a decoder learns to read a pretrained encoder's states at a fraction of the cost of a
+    # step that also trains the encoder (docs/asr.md has the figures), and the encoder cannot drift.
     freeze_encoder: bool = False
 
     def model_args(self) -> RealtimeArgs:
