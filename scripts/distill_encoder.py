@@ -30,18 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe_encoder import build_arms, load_rows, pack  # noqa: E402
-
-
-def layer_outputs(encoder: torch.nn.Module, layers: list[int]) -> tuple[dict[int, torch.Tensor], list]:
-    """Forward hooks keeping the residual stream after each of ``layers`` (1-based)."""
-    captured: dict[int, torch.Tensor] = {}
-
-    def keep(layer: int):  # noqa: ANN202
-        return lambda _m, _i, out: captured.__setitem__(layer, out[0] if isinstance(out, tuple) else out)
-
-    hooks = [encoder.transformer.layers[layer - 1].register_forward_hook(keep(layer)) for layer in layers]
-    return captured, hooks
+from probe_encoder import build_arms, layer_outputs, load_rows, pack  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,17 @@ def build_arms(names: list[str], student_file: str | None = None) -> dict[str, t
     return arms
 
 
+def layer_outputs(encoder: nn.Module, layers: list[int]) -> tuple[dict[int, torch.Tensor], list]:
+    """Forward hooks keeping the residual stream after each of ``layers`` (1-based) of the encoder's stack."""
+    captured: dict[int, torch.Tensor] = {}
+
+    def keep(layer: int):  # noqa: ANN202
+        return lambda _m, _i, out: captured.__setitem__(layer, out[0] if isinstance(out, tuple) else out)
+
+    hooks = [encoder.transformer.layers[layer - 1].register_forward_hook(keep(layer)) for layer in layers]
+    return captured, hooks
+
+
 @torch.inference_mode()
 def extract(
     encoder: nn.Module, n_mels: int, layers: list[int | None], waves: list[torch.Tensor]
@@ -143,13 +154,7 @@ def extract(
 
     encoder.eval()
     mel_of = LogMel(n_mels=n_mels)
-    captured: dict[int, torch.Tensor] = {}
-    hooks = [
-        encoder.transformer.layers[layer - 1].register_forward_hook(
-            lambda _m, _i, out, layer=layer: captured.__setitem__(layer, out[0] if isinstance(out, tuple) else out)
-        )
-        for layer in layers if layer is not None
-    ]
+    captured, hooks = layer_outputs(encoder, [layer for layer in layers if layer is not None])
     out: dict[int | None, list[torch.Tensor | None]] = {layer: [None] * len(waves) for layer in layers}
     try:
         for audio, spans in pack(waves):
