@@ -285,3 +285,19 @@ def test_chunks_render_the_same_in_any_worker(tmp_path):
         for row in read_manifest(str(tmp_path / "a" / f"{split}.jsonl")):
             with open(row["audio"], "rb") as f:
                 assert f.read() == (tmp_path / "b" / os.path.relpath(row["audio"], tmp_path / "a")).read_bytes(), row["id"]
+
+
+def test_save_plan_target_is_checked_before_planning(tmp_path, capsys):
+    """--save-plan makes a missing folder, and refuses a folder or an unwritable place with one line."""
+    from voxkit.cli.main import main
+
+    corpus = ["--languages", "it", "--hours", "0.01", "--seed", "3"]
+    nested = tmp_path / "plans" / "deep" / "it.jsonl.gz"
+    assert main(["data", "synth", "--save-plan", str(nested), *corpus]) == 0
+    assert nested.is_file() and "render it with" in capsys.readouterr().out
+    assert main(["data", "synth", "--save-plan", str(tmp_path), *corpus]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["data", "synth", "--save-plan", str(blocker / "p.jsonl.gz"), *corpus]) == 2
+    assert "cannot make its folder" in capsys.readouterr().err

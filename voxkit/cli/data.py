@@ -33,6 +33,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.save_plan:
         if args.hours <= 0:
             raise DataError(f"--hours must be positive, got {args.hours}")
+        _check_plan_target(args.save_plan)  # before the planning, which takes a while
         planned = plan_corpus(languages, args.hours, args.seed)
         save_plan(args.save_plan, planned, languages, args.hours, args.seed)
         print(f"plan: {args.save_plan}: {len(planned)} utterances; render it with voxkit data synth --plan {args.save_plan} --out DIR")
@@ -52,6 +53,23 @@ def _synth(args: argparse.Namespace) -> int:
     for key, v in s["splits"].items():
         print(f"  {key:<10} {v['utterances']:>6} {v['hours']:>7.3f} {v['speakers']:>8} {v['sentences']:>9}")
     return 0
+
+
+def _check_plan_target(path: str) -> None:
+    """A plan can be written at ``path``: its folder is made if missing; a folder or an unwritable place is refused."""
+    from pathlib import Path
+
+    from voxkit.errors import DataError
+
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"--save-plan {path}: is a folder; name the plan file (e.g. {target / 'plan.jsonl.gz'})")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"--save-plan {path}: cannot make its folder ({err.strerror})") from None
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise DataError(f"--save-plan {path}: not writable")
 
 
 def _check(args: argparse.Namespace) -> int:

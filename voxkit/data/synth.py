@@ -154,10 +154,13 @@ PLAN_FORMAT = "voxkit-synth-plan/1"
 
 def save_plan(path: str, plans: list[UttPlan], languages: list[str], hours: float, seed: int) -> None:
     """Write a plan as gzipped JSON lines: a header line, then one utterance per line."""
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        f.write(json.dumps({"format": PLAN_FORMAT, "languages": languages, "hours": hours, "seed": seed}) + "\n")
-        for p in plans:
-            f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+    try:
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(json.dumps({"format": PLAN_FORMAT, "languages": languages, "hours": hours, "seed": seed}) + "\n")
+            for p in plans:
+                f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+    except OSError as e:
+        raise DataError(f"{path}: cannot write the synth plan ({e.strerror or e})") from None
 
 
 def load_plan(path: str) -> tuple[list[UttPlan], list[str], float, int]:
