@@ -8,7 +8,8 @@ Decisions, and why:
   micro-batch (see :class:`~voxkit.train.task.TaskMixture`), so DDP always reduces the gradients
   of the same sub-graph; tasks shard their data by rank.
 - **Precision**: parameters and optimizer state stay float32; on CUDA the forward runs under
-  bf16 autocast (``train.amp = "bf16"``). CPU runs in float32, which keeps CPU tests exact.
+  bf16 autocast (``train.amp = "bf16"``). CPU runs in float32, which keeps CPU tests exact, unless
+  ``train.cpu_amp`` asks for bf16 autocast there too (faster on CPUs with bf16 instructions).
 - **Optimizers and schedule**: AdamW, one by default, several when tasks declare them (a codec's
   generator and discriminator; per-module learning rates), each with its own updates and its own
   gradient clipping; see :mod:`voxkit.train.optimizers` and :class:`~voxkit.train.task.Update`.
@@ -205,8 +206,9 @@ class Trainer:
         return torch.device("cpu")
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda" and self.recipe.train.amp == "bf16":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        cfg = self.recipe.train
+        if cfg.amp == "bf16" and (self.device.type == "cuda" or cfg.cpu_amp):
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ main loop
