@@ -25,7 +25,7 @@ from voxkit.lm import Transformer, TransformerArgs
 from voxkit.train import checkpointing
 from voxkit.train.checkpointing import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from voxkit.train.optimizers import build_optimizer, lr_factor
-from voxkit.train.recipe import Recipe, RecipeError
+from voxkit.train.recipe import Recipe
 from voxkit.train.registry import ModelSpec, TaskSpec, register_model, register_task
 from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import Task, TaskMixture, move_to
@@ -114,40 +114,6 @@ def test_loss_decreases_and_scalars_are_logged(tmp_path: Path) -> None:
     assert scalars["eval/toy/loss"] < 1.0  # the final evaluation ran and the pattern was learnt
     assert json.loads((tmp_path / "recipe.json").read_text())["train"]["max_steps"] == 40
     assert latest_checkpoint(tmp_path).name == "step_00000040"  # final checkpoint
-
-
-class AutocastProbe(ToyLM):
-    """Records whether the loss ran under CPU bf16 autocast and in which dtype the logits came out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.autocast: list[bool] = []
-        self.dtypes: list[torch.dtype] = []
-
-    def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        self.autocast.append(torch.is_autocast_enabled("cpu"))
-        self.dtypes.append(model(batch[:, :-1]).dtype)
-        return super().loss(model, batch)
-
-
-def test_cpu_amp_is_opt_in_and_still_learns(tmp_path: Path) -> None:
-    """CPU steps are float32 by default; train.cpu_amp runs them under bf16 autocast, and the model still learns."""
-    plain = AutocastProbe()
-    Trainer(make_recipe(tmp_path / "fp32", max_steps=2, save_every=0), tiny_model(), {"toy": plain}, {"toy": 1.0}).fit()
-    assert not any(plain.autocast) and set(plain.dtypes) == {torch.float32}
-    recipe = make_recipe(tmp_path / "bf16", max_steps=40, log_every=5, save_every=0, cpu_amp=True)
-    recipe.optim.schedule = "constant"
-    probe = AutocastProbe()
-    model = tiny_model()
-    Trainer(recipe, model, {"toy": probe}, {"toy": 1.0}).fit()
-    assert all(probe.autocast) and set(probe.dtypes) == {torch.bfloat16}
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights and optimizer stay float32
-    rows = [r for r in read_scalars(tmp_path / "bf16") if "train/loss" in r]
-    assert rows[-1]["train/loss"] < 0.3 * rows[0]["train/loss"]
-    bad = make_recipe(tmp_path / "bad", cpu_amp=True)
-    bad.train.amp = "off"
-    with pytest.raises(RecipeError, match="cpu_amp"):
-        bad.validate()
 
 
 def test_fit_closes_the_running_epochs(tmp_path: Path) -> None:
