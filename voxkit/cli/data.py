@@ -59,16 +59,14 @@ def _check_plan_target(path: str) -> None:
     """A plan can be written at ``path``: its folder is made if missing; a folder or an unwritable place is refused."""
     from pathlib import Path
 
+    from voxkit.cli.transcribe import output_folder
     from voxkit.errors import DataError
 
     target = Path(path)
     if target.is_dir():
         raise DataError(f"--save-plan {path}: is a folder; name the plan file (e.g. {target / 'plan.jsonl.gz'})")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"--save-plan {path}: cannot make its folder ({err.strerror})") from None
-    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    output_folder(str(target.parent), flag=f"--save-plan {path}: its folder")
+    if target.exists() and not os.access(target, os.W_OK):
         raise DataError(f"--save-plan {path}: not writable")
 
 

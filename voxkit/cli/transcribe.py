@@ -207,17 +207,20 @@ def output_names(inputs: list[str], mic: bool, folder: str) -> list[str]:
     return names
 
 
-def output_folder(path: str) -> Path:
-    """Create the ``-o`` folder (and its parents) now, so that a bad place is reported before any work."""
+def output_folder(path: str, flag: str = "-o") -> Path:
+    """Create an output folder (and its parents) now, so that a bad place is reported before any work.
+
+    ``flag`` names the option in the messages (other commands that write into a folder use this too).
+    """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise VoxkitError(f"-o {path} is a file, not a folder")
+        raise VoxkitError(f"{flag} {path} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise VoxkitError(f"-o {path}: cannot create the folder ({err.strerror or err})") from None
+        raise VoxkitError(f"{flag} {path}: cannot create the folder ({err.strerror or err})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise VoxkitError(f"-o {path}: the folder is not writable")
+        raise VoxkitError(f"{flag} {path}: the folder is not writable")
     return folder
 
 
