@@ -15,9 +15,11 @@ the model section is :class:`RealtimeArgs` itself plus training-only keys, the t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import random
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -327,9 +329,22 @@ class RecognizerRecipe(RealtimeArgs):
     # graph): a decoder learns to read a pretrained encoder's states at a fraction of the cost of a
     # step that also trains the encoder (docs/asr.md has the figures), and the encoder cannot drift.
     freeze_encoder: bool = False
+    # The languages the model is trained to transcribe, as two-letter codes. They are written to
+    # params.json (a ``languages`` list, as the published folders of voxkit carry it), so that an
+    # export of the run checks ``--language`` as the bundled model does; a run's checkpoints and a
+    # widened bundle then also have the same config, which averaging them requires.
+    languages: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.languages, list) or not all(isinstance(x, str) and re.fullmatch(r"[a-z]{2}", x) for x in self.languages):
+            raise ValueError(f"languages must be a list of two-letter codes such as [\"en\", \"fr\"], got {self.languages!r}")
 
     def model_args(self) -> RealtimeArgs:
-        return RealtimeArgs(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RealtimeArgs)})
+        args = RealtimeArgs(**{f.name: getattr(self, f.name) for f in dataclasses.fields(RealtimeArgs)})
+        if self.languages:
+            args.decoder = copy.copy(args.decoder)  # the recipe's own table stays as it was
+            args.decoder.extra = {**args.decoder.extra, "languages": list(self.languages)}
+        return args
 
 
 def build_recognizer(options: RecognizerRecipe) -> RealtimeRecognizer:

@@ -167,3 +167,28 @@ def test_a_frozen_encoder_gets_no_gradient_stays_out_of_the_optimizer_and_refuse
     cfg = AsrTaskConfig(train=[str(manifest)], augment=False, teacher=str(whisper_dir), distill_weight=1.0)
     with pytest.raises(VoxkitError, match="freeze_encoder"):
         build_asr_task(cfg, frozen, ByteTokenizer())
+
+
+def test_the_recipes_languages_reach_the_exported_params(tmp_path: Path) -> None:
+    from voxkit.asr.bundle import load_bundle
+    from voxkit.asr.checkpoint import RECOGNIZER_MODEL
+    from voxkit.asr.task import RecognizerRecipe, build_recognizer
+    from voxkit.cli.main import main
+    from voxkit.cli.transcribe import model_languages
+    from voxkit.train.checkpointing import save_checkpoint
+
+    args = tiny_args()
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
+    model = build_recognizer(RecognizerRecipe(**fields, languages=["en", "fr"]))
+    assert "languages" not in args.decoder.extra  # the recipe's table is not changed
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "params.json").write_text(json.dumps({"tokenizer": "byte"}))
+    recipe = {"model": {"name": RECOGNIZER_MODEL}, "data": {"tokenizer": str(tok)}, "train": {"out_dir": "runs/x"}}
+    ckpt = save_checkpoint(tmp_path / "run", 3, model, {"optimizer": {}}, recipe)
+    out = tmp_path / "exported"
+    assert main(["export", "asr", str(ckpt), "--out", str(out)]) == 0
+    assert json.loads((out / "params.json").read_text())["languages"] == ["en", "fr"]
+    assert model_languages(load_bundle(out).model) == ("en", "fr")  # what `voxkit transcribe --language` checks
+    with pytest.raises(ValueError, match="two-letter"):
+        RecognizerRecipe(**fields, languages=["english"])
