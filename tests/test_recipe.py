@@ -240,3 +240,19 @@ def test_the_trainer_imports_no_model_package() -> None:
 def test_recipe_from_dict_keeps_task_options_for_their_owner() -> None:
     recipe = Recipe.from_dict({"model": {"name": "recipe_toy"}, "tasks": {"a": {"type": "recipe_toy_task", "shift": 1}}})
     assert recipe.task_type("a") == "recipe_toy_task" and recipe.task_options("a") == {"shift": 1} and recipe.task_weights() == {"a": 1.0}
+
+
+def test_the_stage_one_recipe_grown_as_documented_and_the_long_stream_fine_tune_describe_the_bundled_model() -> None:
+    """docs/asr.md grows asr_tiny's decoder to 6 layers x 1536; the result's params.json is the bundled one, languages included."""
+    from voxkit.asr.checkpoint import load_recognizer
+    from voxkit.asr.task import RecognizerRecipe
+
+    recipe = load_recipe(ASR_TINY, ["model.decoder.n_layers=6", "model.decoder.hidden_dim=1536"])
+    options = strict_from_dict(RecognizerRecipe, {k: v for k, v in recipe.model.items() if k != "name"}, ("model",))
+    bundled = load_recognizer(Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "realtime-tiny")
+    assert options.model_args().to_params() == bundled.export_config()
+    assert bundled.export_config()["languages"] == ["en", "fr", "es", "de"]
+    # the long-stream fine-tune starts from the widened bundle: same shape, so its checkpoints average with it
+    long = load_recipe(ASR_TINY.parent / "asr_tiny_long.toml")
+    options = strict_from_dict(RecognizerRecipe, {k: v for k, v in long.model.items() if k != "name"}, ("model",))
+    assert options.model_args().to_params() == bundled.export_config() and options.init_from == "runs/init_bundle"
