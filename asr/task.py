@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import math
 import random
-import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -34,6 +33,7 @@ from voxkit.asr.options import MAX_DELAY_STEPS, MIN_DELAY_STEPS
 from voxkit.audio.constants import ASR_SAMPLE_RATE, MEL_HOP, STEP_MS
 from voxkit.data.augment import Augment, apply_spec_masks, draw_spec_masks
 from voxkit.data.chain import Chain
+from voxkit.data.text import LANGUAGE_CODE
 from voxkit.errors import VoxkitError
 from voxkit.lm import TransformerArgs
 from voxkit.subset_tokenizer import N_SPECIAL
@@ -336,7 +336,7 @@ class RecognizerRecipe(RealtimeArgs):
     languages: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.languages, list) or not all(isinstance(x, str) and re.fullmatch(r"[a-z]{2}", x) for x in self.languages):
+        if not isinstance(self.languages, list) or not all(isinstance(x, str) and LANGUAGE_CODE.fullmatch(x) for x in self.languages):
             raise ValueError(f"languages must be a list of two-letter codes such as [\"en\", \"fr\"], got {self.languages!r}")
 
     def model_args(self) -> RealtimeArgs:

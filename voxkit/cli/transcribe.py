@@ -30,7 +30,6 @@ from voxkit.fileio import atomic_write
 
 FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
 FILE_CHUNK_SECONDS = 30  # files not paced at real time are pushed in pieces of this length
-LANGUAGE_CODE = re.compile(r"[a-z]{2}")  # ISO 639-1, as the data kit names languages (en, fr, es, de, ...)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -171,9 +170,10 @@ def check_device(name: str) -> None:
 
 def check_language_code(code: str) -> None:
     """``--language`` must look like the data kit's codes; a near miss (EN, en-US, en_GB) gets a suggestion."""
+    from voxkit.data.text import LANGUAGE_CODE, LANGUAGES
+
     if LANGUAGE_CODE.fullmatch(code):
         return
-    from voxkit.data.text import LANGUAGES
 
     guess = re.split(r"[-_]", code)[0].lower()
     hint = f" (did you mean {guess}?)" if LANGUAGE_CODE.fullmatch(guess) else ""

@@ -69,6 +69,8 @@ _EN_BOOKS = (
     "/usr/share/dictd/english-german.dict.dz",
 )
 
+LANGUAGE_CODE = re.compile(r"[a-z]{2}")  # ISO 639-1, as the kit names languages (en, fr, es, de, ...)
+
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.code: spec
     for spec in (
