@@ -76,7 +76,7 @@ def test_export_codec_from_a_training_checkpoint(tmp_path: Path, speechlike: Pat
         (["codec", "encode", "{tmp}/nothing.wav", "{tmp}/x.safetensors"], "no such file"),
         (["codec", "decode", "{audio}", "{tmp}/x.wav"], "not a voxkit codes file"),
         (["codec", "encode", "{audio}", "{existing}"], "exists; add --force"),
-        (["codec", "encode", "{audio}", "{tmp}/nofolder/x.safetensors"], "folder does not exist"),
+        (["codec", "encode", "{audio}", "{existing}/x.safetensors"], "is a file, not a folder"),
         (["codec", "roundtrip", "{audio}", "{tmp}/x.wav", "--device", "cuda:7"], "--device"),
     ],
 )

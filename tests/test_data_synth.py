@@ -300,4 +300,4 @@ def test_save_plan_target_is_checked_before_planning(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["data", "synth", "--save-plan", str(blocker / "p.jsonl.gz"), *corpus]) == 2
-    assert "its folder" in (err := capsys.readouterr().err) and "is a file, not a folder" in err
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err

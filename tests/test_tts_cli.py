@@ -63,7 +63,7 @@ def test_speak_clones_a_reference_file_and_lists_voices(model: Path, tmp_path: P
 @pytest.mark.parametrize(("argv", "message"), [
     (["Hi."], "give -o FILE"),
     (["Hi.", "-o", "{tmp}/x.mp4"], "must end in"),
-    (["Hi.", "-o", "{tmp}/missing/x.wav"], "folder does not exist"),
+    (["Hi.", "-o", "{tmp}/afile/x.wav"], "is a file, not a folder"),
     (["Hi.", "-o", "{tmp}"], "is a folder"),
     (["Hi.", "-o", "{tmp}/o.wav", "--voice", "nobody"], "neither an audio file nor a preset"),
     (["Hi.", "-o", "{tmp}/o.wav", "--voice", "{tmp}"], "directory"),
@@ -75,6 +75,7 @@ def test_speak_clones_a_reference_file_and_lists_voices(model: Path, tmp_path: P
 ])
 def test_speak_errors_are_one_line(model: Path, tmp_path: Path, argv: list[str], message: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("")
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert cli_main(["speak", *args, "--model", str(model)]) == 2
     err = capsys.readouterr().err

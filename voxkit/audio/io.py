@@ -113,7 +113,8 @@ def load_audio(source: Source, sample_rate: int, *, mono: bool = True) -> torch.
     try:
         data, sr = sf.read(source, dtype="float32", always_2d=True)  # [T, C]
     except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
-        raise AudioError(f"cannot decode audio {name}: {err}") from None
+        reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
+        raise AudioError(f"cannot decode audio {name}: {reason}") from None
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():

@@ -139,8 +139,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     from voxkit.asr.bundle import training_tokenizer
     from voxkit.chat.checkpoint import load_chat, save_chat
+    from voxkit.cli.outputs import output_folder
     from voxkit.train.checkpointing import latest_checkpoint
 
+    output_folder(args.out, "--out", make=False)
     path = Path(args.checkpoint)
     if (path / "checkpoints").is_dir():
         path = latest_checkpoint(path) or path

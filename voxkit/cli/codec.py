@@ -46,23 +46,12 @@ def _model_dir(given: str | None) -> Path:
     return BUNDLED
 
 
-def check_output_file(path: str, force: bool, suffixes: tuple[str, ...]) -> None:
-    """An output file a command may write: a file name with one of ``suffixes``, in an existing folder, new unless ``force``."""
-    if os.path.isdir(path):
-        raise VoxkitError(f"{path} is a folder; give a file name")
-    if Path(path).suffix.lower() not in suffixes:
-        raise VoxkitError(f"{path}: the output must end in {' or '.join(suffixes)}")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise VoxkitError(f"{path}: its folder does not exist")
-    if os.path.exists(path) and not force:
-        raise VoxkitError(f"{path} exists; add --force to overwrite it")
-
-
 def run(args: argparse.Namespace) -> int:
+    from voxkit.cli.outputs import output_file
     from voxkit.cli.transcribe import check_device
 
     audio_out = (".wav", ".flac", ".ogg")
-    check_output_file(args.output, args.force, (".safetensors",) if args.codec_command == "encode" else audio_out)
+    output_file(args.output, "", suffixes=(".safetensors",) if args.codec_command == "encode" else audio_out, force=args.force)
     if not os.path.exists(args.input):
         raise VoxkitError(f"{args.input}: no such file")
     check_device(args.device)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.cli.outputs import output_file, output_folder
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -33,13 +34,14 @@ def _synth(args: argparse.Namespace) -> int:
     if args.save_plan:
         if args.hours <= 0:
             raise DataError(f"--hours must be positive, got {args.hours}")
-        _check_plan_target(args.save_plan)  # before the planning, which takes a while
+        output_file(args.save_plan, "--save-plan")  # before the planning, which takes a while
         planned = plan_corpus(languages, args.hours, args.seed)
         save_plan(args.save_plan, planned, languages, args.hours, args.seed)
         print(f"plan: {args.save_plan}: {len(planned)} utterances; render it with voxkit data synth --plan {args.save_plan} --out DIR")
         return 0
     if not args.out:
         raise DataError("--out is required (the corpus folder)")
+    output_folder(args.out, "--out")
     workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
     s = build_corpus(args.out, languages, args.hours, seed=args.seed, workers=workers, sample_rates=rates,
                      fmt=args.format, progress=not args.quiet, plans=plans)
@@ -53,21 +55,6 @@ def _synth(args: argparse.Namespace) -> int:
     for key, v in s["splits"].items():
         print(f"  {key:<10} {v['utterances']:>6} {v['hours']:>7.3f} {v['speakers']:>8} {v['sentences']:>9}")
     return 0
-
-
-def _check_plan_target(path: str) -> None:
-    """A plan can be written at ``path``: its folder is made if missing; a folder or an unwritable place is refused."""
-    from pathlib import Path
-
-    from voxkit.cli.transcribe import output_folder
-    from voxkit.errors import DataError
-
-    target = Path(path)
-    if target.is_dir():
-        raise DataError(f"--save-plan {path}: is a folder; name the plan file (e.g. {target / 'plan.jsonl.gz'})")
-    output_folder(str(target.parent), flag=f"--save-plan {path}: its folder")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise DataError(f"--save-plan {path}: not writable")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -98,12 +85,13 @@ def _manifest(args: argparse.Namespace) -> int:
     from voxkit.data.importer import import_directory
     from voxkit.data.manifest import write_manifest
 
+    out = args.out or os.path.join(args.dir, "manifest.jsonl")
+    output_file(out, "--out")  # before the scan, which reads every file
     rows, skipped = import_directory(args.dir, language=args.language, speaker_from=args.speaker_from)
     stamp = {k: v for k, v in (("source", args.source), ("licence", args.licence)) if v}
     if args.eval_only:
         stamp["eval_only"] = True  # voxkit.data.dataset refuses to train on such rows
     rows = [{**r, **stamp} for r in rows]
-    out = args.out or os.path.join(args.dir, "manifest.jsonl")
     n = write_manifest(out, rows, relative_to=os.path.dirname(os.path.abspath(out)) if args.relative else None)
     for path, reason in skipped[:20]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -179,6 +167,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _tts(args: argparse.Namespace) -> int:
     from voxkit.tts.corpus import encode_manifests
 
+    output_folder(args.out, "--out")
     n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
     print(f"{args.out}: {n} clips encoded")
     return 0
@@ -186,18 +175,17 @@ def _tts(args: argparse.Namespace) -> int:
 
 def _vocab(args: argparse.Namespace) -> int:
     """Words are tokenised one by one, as the streaming recogniser's text stream does."""
-    from pathlib import Path
 
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
     from voxkit.subset_tokenizer import SubsetTokenizer
     from voxkit.tokenizer import TekkenTokenizer
 
+    output_folder(args.out, "--out")
     words = [w["word"] for m in args.manifests for r in read_manifest(m) for w in (r.get("words") or [])]
     if not words:
         raise VoxkitError("the manifests hold no word-aligned rows")
     subset = SubsetTokenizer.from_texts(TekkenTokenizer.shipped(), words, args.max_pieces, args.min_count)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
     subset.save(args.out)
     print(f"{args.out}/vocab_subset.json: vocab_size {subset.vocab_size} ({len(words)} words read)")
     return 0
@@ -223,6 +211,7 @@ def _chat(args: argparse.Namespace) -> int:
                 raise VoxkitError(f"--kinds: {item!r} is not NAME=WEIGHT") from None
     if args.per_row < 1:
         raise VoxkitError("--per-row must be >= 1")
+    output_file(args.out, "--out")
     rows = [r for m in args.manifests for r in read_manifest(m)]
     if args.spoken_questions:
         rows += render_spoken_questions(Path(args.out).parent / "questions", args.spoken_questions, seed=args.seed)

@@ -11,6 +11,7 @@ import sys
 
 from voxkit.asr.peer import PEERS
 from voxkit.audio.constants import STEP_MS
+from voxkit.cli.outputs import output_file, write_text
 
 CODEC_PEERS = "codec2-2400,codec2-3200,opus-6000"
 """The peers of ``eval codec`` (voxkit.codec.peers.PEER_CODECS, named here so that --help imports no codec code)."""
@@ -111,7 +112,8 @@ def run_asr(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--delays must be integers in ms, got {args.delays!r}") from None
     options = [RecognizerOptions.from_ms(d) for d in delays]
     for flag, path in (("--output", args.output), ("--hypotheses", args.hypotheses)):
-        _check_destination(flag, path)  # before the evaluation, not after it
+        if path:
+            output_file(path, flag)  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_manifest(args.manifest, required=("audio", "text"))
@@ -150,10 +152,10 @@ def run_asr(args: argparse.Namespace) -> int:
     print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
     print(text)
     if args.output:
-        _write_text(args.output, text + "\n")
+        write_text(args.output, text + "\n")
     if args.hypotheses:
         peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
-        _write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
+        write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
     return 0
 
 
@@ -170,7 +172,8 @@ def run_codec(args: argparse.Namespace) -> int:
         raise VoxkitError("nothing to evaluate: give --model DIR, or leave out --no-peers")
     if args.limit is not None and args.limit < 1:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
-    _check_destination("--json", args.json)  # before the evaluation, not after it
+    if args.json:
+        output_file(args.json, "--json")  # before the evaluation, not after it
     rows = read_manifest(args.manifest, required=("audio", "text"))
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
@@ -190,7 +193,7 @@ def run_codec(args: argparse.Namespace) -> int:
     print(f"Codec quality on {args.manifest} ({len(rows)} clips, each output compared with its original at 16 kHz{wer})\n")
     print(format_table(result))
     if args.json:
-        _write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
+        write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -211,7 +214,8 @@ def run_tts(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--steps must be at least 1, got {args.steps}")
     if args.cfg < 0:
         raise VoxkitError(f"--cfg must be at least 0, got {args.cfg:g}")
-    _check_destination("--json", args.json)  # before the evaluation, not after it
+    if args.json:
+        output_file(args.json, "--json")  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_manifest(args.manifest, required=("audio", "text"))
@@ -235,7 +239,7 @@ def run_tts(args: argparse.Namespace) -> int:
           f"{wer}similarity by {result.embedder}; {args.steps} steps, CFG {args.cfg:g}, seed {args.seed})\n")
     print(format_table(result))
     if args.json:
-        _write_text(args.json, json.dumps({"manifest": args.manifest, "models": {n: str(s.folder) for n, s in speakers.items()},
+        write_text(args.json, json.dumps({"manifest": args.manifest, "models": {n: str(s.folder) for n, s in speakers.items()},
                                            "steps": args.steps, "cfg": args.cfg, "seed": args.seed,
                                            "reference_text": args.reference_text, **result.to_json()},
                                           indent=1, ensure_ascii=False) + "\n")
@@ -287,30 +291,8 @@ def _run_long_form(
     print(f"{bundle.folder} on {args.manifest} ({len(rows)} utterances, joined into {args.long_form:g} minutes; {cut})\n")
     print(text)
     if args.output:
-        _write_text(args.output, text + "\n")
+        write_text(args.output, text + "\n")
     return 0
-
-
-def _check_destination(flag: str, path: str | None) -> None:
-    from voxkit.errors import VoxkitError
-
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise VoxkitError(f"{flag} {path} is a folder; give a file name")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise VoxkitError(f"{flag} {path}: its folder does not exist")
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write a result file whole (:func:`voxkit.fileio.atomic_write`); a bad place is a one-line error."""
-    from voxkit.errors import VoxkitError
-    from voxkit.fileio import atomic_write
-
-    try:
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    except OSError as err:
-        raise VoxkitError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]], peers: dict[str, list[str]] | None = None) -> str:

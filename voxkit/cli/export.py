@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from voxkit.cli.outputs import output_folder
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="write a training checkpoint as a model folder (published layout)")
@@ -51,6 +53,7 @@ def run_asr(args: argparse.Namespace) -> int:
     from voxkit.subset_tokenizer import load_folder_tokenizer
     from voxkit.train.checkpointing import latest_checkpoint
 
+    output_folder(args.out, "--out", make=False)
     path = Path(args.checkpoint)
     if (path / "checkpoints").is_dir():
         path = latest_checkpoint(path) or path
@@ -69,6 +72,7 @@ def run_codec(args: argparse.Namespace) -> int:
     from voxkit.codec.checkpoint import load_codec, save_codec
     from voxkit.train.checkpointing import latest_checkpoint
 
+    output_folder(args.out, "--out", make=False)
     path = Path(args.checkpoint)
     if (path / "checkpoints").is_dir():
         path = latest_checkpoint(path) or path
@@ -89,6 +93,7 @@ def run_tts(args: argparse.Namespace) -> int:
     from voxkit.train.checkpointing import latest_checkpoint
     from voxkit.tts.checkpoint import export_tts
 
+    output_folder(args.out, "--out", make=False)
     path = Path(args.checkpoint)
     if (path / "checkpoints").is_dir():
         path = latest_checkpoint(path) or path

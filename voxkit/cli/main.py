@@ -58,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxkitError as err:
         print(f"voxkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # The commands check the paths a user names before any work (voxkit.cli.outputs); a path the
+        # system still refuses later (a disk that fills, a folder removed meanwhile) is reported
+        # the same way. An OSError without a path is not a user's path and keeps its traceback.
+        if err.filename is None:
+            raise
+        print(f"voxkit {args.command}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -54,9 +54,9 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
         if sys.stdout.isatty():
             raise VoxkitError("-o - writes WAV bytes to stdout: redirect it to a file or a player")
         return
-    from voxkit.cli.codec import check_output_file
+    from voxkit.cli.outputs import output_file
 
-    check_output_file(path, force, AUDIO_SUFFIXES)
+    output_file(path, "", suffixes=AUDIO_SUFFIXES, force=force)
 
 
 def run(args: argparse.Namespace) -> int:

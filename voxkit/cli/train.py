@@ -33,9 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from voxkit.cli.outputs import output_folder
     from voxkit.train.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)  # every key checked before anything is built
+    output_folder(recipe.train.out_dir, "train.out_dir", make=False)
 
     import torch
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from voxkit.asr.options import MAX_DELAY_MS, MIN_DELAY_MS, RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
+from voxkit.cli.outputs import output_folder, write_text
 from voxkit.errors import AudioError, VoxkitError
-from voxkit.fileio import atomic_write
 
 FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
 FILE_CHUNK_SECONDS = 30  # files not paced at real time are pushed in pieces of this length
@@ -207,31 +207,6 @@ def output_names(inputs: list[str], mic: bool, folder: str) -> list[str]:
     return names
 
 
-def output_folder(path: str, flag: str = "-o") -> Path:
-    """Create an output folder (and its parents) now, so that a bad place is reported before any work.
-
-    ``flag`` names the option in the messages (other commands that write into a folder use this too).
-    """
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise VoxkitError(f"{flag} {path} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise VoxkitError(f"{flag} {path}: cannot create the folder ({err.strerror or err})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VoxkitError(f"{flag} {path}: the folder is not writable")
-    return folder
-
-
-def write_output(path: Path, text: str) -> None:
-    """One output file, complete or absent (:func:`voxkit.fileio.atomic_write`), with the user's usual mode."""
-    try:
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    except OSError as err:
-        raise VoxkitError(f"cannot write {path}: {err.strerror or err}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.mic:
         raise VoxkitError("give audio files, - for stdin, or --mic")
@@ -297,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         for fmt in formats:
             text = "\n".join(handle.jsonl) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
             if out_dir is not None:
-                write_output(out_dir / f"{stems[index]}.{fmt}", text)
+                write_text(out_dir / f"{stems[index]}.{fmt}", text)
             elif fmt != "jsonl":
                 sys.stdout.write(text)
         if args.stats:
