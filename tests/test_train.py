@@ -403,6 +403,17 @@ def test_time_budget_stops_and_saves_when_spent(tmp_path: Path) -> None:
     assert "eval/toy/loss" in trainer.last_scalars
 
 
+def test_time_budget_is_checked_every_step_in_one_process(tmp_path: Path) -> None:
+    """Steps of 30 s against a 100 s budget, logged every 25 steps: the run stops after step 4
+    (120 s), not at the next log step (750 s): slow CPU steps must not overrun the budget."""
+    recipe = make_recipe(tmp_path, max_steps=1000, time_budget_s=100.0, save_every=0)
+    recipe.train.log_every = 25
+    trainer = Trainer(recipe, tiny_model(), {"toy": ToyLM()}, {"toy": 1.0})
+    trainer.clock = lambda: 30.0 * trainer.step
+    trainer.fit()
+    assert trainer.step == 4 and latest_checkpoint(tmp_path).name == "step_00000004"
+
+
 def test_time_budget_resume_continues_the_fitted_schedule(tmp_path: Path) -> None:
     """Stopped at step 70 (stop_at; no evaluation there) and resumed: the resumed run gets the
     rest of the budget (30 s), not all of it, and keeps the end fitted at step 60 (98; too little

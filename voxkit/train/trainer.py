@@ -283,8 +283,10 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 budget.observe(self.step)
-                if budget.active and (self.step == budget.calibrate_step or self.step % cfg.log_every == 0):
-                    # time-based, so rank 0 alone decides and every rank receives the same answer
+                # time-based, so rank 0 alone decides and every rank receives the same answer: under DDP
+                # at log steps (the answer costs a broadcast), alone at every step (slow CPU steps
+                # would otherwise overrun the budget by up to log_every of them)
+                if budget.active and (self.world_size == 1 or self.step == budget.calibrate_step or self.step % cfg.log_every == 0):
                     decision = (budget.plan(self.step, cfg.max_steps), budget.spent()) if is_main else None
                     planned, spent = self._agree(decision)
                     if planned is not None:
