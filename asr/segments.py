@@ -266,6 +266,8 @@ class SegmentedStream:
     def push(self, samples: np.ndarray) -> list[Event]:
         """Add mono float samples; returns the events of every step they completed."""
         samples = np.array(samples, np.float32)  # a copy: a caller may reuse its buffer while a pause is held
+        if samples.shape[0] == 0:  # a reader's last, empty read: queued, it would keep finish() from flushing
+            return []
         self.pushed += samples.shape[0]
         self.queue.append(samples)
         if self.cutter is not None:

@@ -21,18 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxkit.audio.io import array_to_mono, load_audio, resample
+from voxkit.audio.io import AudioInput, array_to_mono, check_sample_rate, load_input, resample
 from voxkit.codec.checkpoint import load_codec
 from voxkit.codec.model import CodecModel, CodecState
-from voxkit.errors import AudioError, VoxkitError
-
-AudioInput = str | os.PathLike[str] | np.ndarray | torch.Tensor
+from voxkit.devices import usable_device
+from voxkit.errors import VoxkitError
 
 
 class Codec:
     """A loaded codec; shared and read-only, so any number of :class:`CodecStream` may use it at once."""
 
     def __init__(self, model: CodecModel, device: str | torch.device = "cpu") -> None:
+        if not isinstance(model, CodecModel):
+            hint = f": load a folder with Codec.from_pretrained({os.fspath(model)!r})" if isinstance(model, (str, os.PathLike)) else ""
+            raise TypeError(f"Codec() takes a loaded CodecModel, got {type(model).__name__}{hint}")
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.name = "voxkit"
@@ -40,8 +42,7 @@ class Codec:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Codec:
         """Load a codec folder (``voxkit export codec`` output, or a training checkpoint of the codec recipe)."""
-        if device != "cpu" and str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise VoxkitError("--device cuda: no CUDA GPU is available here (use --device cpu)")
+        usable_device(device, "device")
         return cls(load_codec(Path(path), device=device), device=device)
 
     # ----------------------------------------------------------------------------- facts
@@ -69,15 +70,8 @@ class Codec:
     # ----------------------------------------------------------------------------- one-shot
 
     def load(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
-        """Any input -> float32 mono [N] at the codec's rate."""
-        if isinstance(audio, (str, os.PathLike)):
-            return load_audio(audio, self.sample_rate)
-        if sample_rate is None:
-            raise AudioError("an audio array needs its sample_rate")
-        if sample_rate <= 0:
-            raise AudioError(f"sample_rate must be positive, got {sample_rate}")
-        wave = torch.from_numpy(array_to_mono(audio))  # [N]
-        return resample(wave, int(sample_rate), self.sample_rate).contiguous()
+        """Any input -> float32 mono [N] at the codec's rate (arrays need their ``sample_rate``)."""
+        return load_input(audio, sample_rate, self.sample_rate, "Codec")
 
     def encode(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
         """Audio -> codes [T, 37] int64 (T = ceil(N / 1920): the last frame padded with silence)."""
@@ -115,7 +109,7 @@ class Codec:
 
     def stream(self, sample_rate: int | None = None) -> CodecStream:
         """A live session: audio in any chunk sizes (at ``sample_rate``, default the codec's) <-> codes."""
-        return CodecStream(self, sample_rate or self.sample_rate)
+        return CodecStream(self, self.sample_rate if sample_rate is None else check_sample_rate(sample_rate))
 
 
 class CodecStream:

@@ -99,6 +99,42 @@ def test_bad_arrays_are_user_errors_not_tracebacks(transcriber: voxkit.Transcrib
         transcriber.transcribe(np.zeros(4000, np.float32), sample_rate=22050.5)
 
 
+def test_a_file_as_path_open_file_or_bytes(transcriber: voxkit.Transcriber) -> None:
+    """What faster-whisper and transformers' pipelines take: a path, an open binary file, its bytes."""
+    by_path = transcriber.transcribe(SAMPLE).text
+    with open(SAMPLE, "rb") as f:
+        assert transcriber.transcribe(f).text == by_path
+    assert transcriber.transcribe(SAMPLE.read_bytes()).text == by_path
+
+
+def test_arguments_are_checked_before_any_work(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    with pytest.raises(VoxkitError, match=r"sample_rate is in Hz, not kHz"):
+        transcriber.transcribe(speech, sample_rate=16)  # would be 2.5 h of noise
+    with pytest.raises(VoxkitError, match="not an audio rate"):
+        transcriber.transcribe(speech, sample_rate=10**9)  # would be no audio at all
+    with pytest.raises(VoxkitError, match="got NoneType"):
+        transcriber.transcribe(None)  # type: ignore[arg-type]
+    with pytest.raises(VoxkitError, match="takes a list"):
+        transcriber.transcribe_many("talk.wav")  # type: ignore[arg-type]
+    for bad in (0, -1, 2.5):
+        with pytest.raises(VoxkitError, match="batch_size"):
+            transcriber.transcribe_many([speech], batch_size=bad)  # type: ignore[arg-type]
+    for kwargs, message in ((dict(threads=0), "threads"), (dict(threads=-1), "threads"), (dict(device="gpu"), "not a device name")):
+        with pytest.raises(VoxkitError, match=message):
+            voxkit.Transcriber(**kwargs)  # type: ignore[arg-type]
+    if not torch.cuda.is_available():
+        with pytest.raises(VoxkitError, match="sees no CUDA GPU"):
+            voxkit.Transcriber(device="cuda")
+
+
+def test_int16_values_cast_to_float_are_warned_about(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """Valid floats, so not refused, but the model hears only clipping: say why the text is noise."""
+    with pytest.warns(UserWarning, match="integer PCM cast to float"):
+        transcriber.transcribe(speech.astype(np.float32))
+    with pytest.warns(UserWarning, match="push\\(\\): float samples peak"):
+        transcriber.stream().push(speech[:4000].astype(np.float32))
+
+
 def test_push_takes_mono_chunks_float_or_int16(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
     def run(chunks: list) -> list[tuple[str, str]]:
         stream = transcriber.stream()
@@ -111,6 +147,9 @@ def test_push_takes_mono_chunks_float_or_int16(transcriber: voxkit.Transcriber, 
     assert run([speech[i : i + size] for i in range(0, len(speech), size)]) == floats  # int16 chunks
     assert run([speech[i : i + size, None] for i in range(0, len(speech), size)]) == floats  # [T, 1] blocks
     assert run([torch.from_numpy(speech[None, i : i + size]) for i in range(0, len(speech), size)]) == floats  # [1, T]
+    # a reader's last read is empty: pushed before finish(), it must not cost the last words
+    empty = np.zeros(0, np.float32)
+    assert run([empty, *(speech[i : i + size] for i in range(0, len(speech), size)), empty]) == floats
 
 
 def test_push_refuses_what_it_cannot_take(transcriber: voxkit.Transcriber) -> None:

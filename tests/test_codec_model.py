@@ -255,3 +255,17 @@ def test_bad_codes_are_refused(model: CodecModel) -> None:
         codec.decode(torch.zeros(3, 4))
     with pytest.raises(VoxkitError, match="acoustic codes"):
         codec.decode(torch.full((2, 5), 5))
+
+
+def test_bad_inputs_are_refused_with_what_to_do(model: CodecModel) -> None:
+    with pytest.raises(TypeError, match=r"Codec.from_pretrained\('some/folder'\)"):
+        Codec("some/folder")  # type: ignore[arg-type]
+    codec = Codec(model)
+    with pytest.raises(VoxkitError, match="needs its sample_rate"):
+        codec.encode(np.zeros(2400, np.float32))
+    with pytest.raises(VoxkitError, match="not kHz"):
+        codec.encode(np.zeros(2400, np.float32), sample_rate=24)
+    with pytest.raises(VoxkitError, match="not kHz"):
+        codec.stream(sample_rate=16)
+    with pytest.raises(VoxkitError, match="got NoneType"):
+        codec.encode(None)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, VoxkitError
 from voxkit.tts.checkpoint import list_voices, load_tts, load_voice
 from voxkit.tts.generate import GenerationOptions, generate_frames
@@ -70,8 +71,7 @@ class Speaker:
         from voxkit.codec.api import Codec
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise VoxkitError("--device cuda: no CUDA GPU is available here (use --device cpu)")
+        usable_device(device, "device")
         folder = Path(path) if path is not None else BUNDLED
         if path is None and not (folder / "params.json").is_file():
             raise VoxkitError(f"no bundled TTS model in this install ({folder}); pass a model folder (see docs/tts.md)")

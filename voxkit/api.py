@@ -22,6 +22,7 @@ import numpy as np
 
 from voxkit.asr.options import RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     from voxkit.asr.session import Event
     from voxkit.asr.transcript import Transcript
+    from voxkit.audio.io import AudioInput
+
 
 
 class Transcriber:
@@ -53,8 +56,11 @@ class Transcriber:
         from voxkit.asr.bundle import load_bundle
         from voxkit.asr.segments import DEFAULT_SEGMENTING
 
-        if threads:
-            torch.set_num_threads(threads)
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+                raise VoxkitError(f"threads must be a whole number of at least 1, got {threads!r}")
+            torch.set_num_threads(int(threads))
+        usable_device(device, "device")
         self.bundle = load_bundle(model, device=device)
         # The delay is validated here, once, in milliseconds (asr/options.py owns the bounds).
         self.options = RecognizerOptions.for_model(self.bundle.model.args.default_delay_tokens, delay_ms)
@@ -65,23 +71,11 @@ class Transcriber:
     def model_dir(self) -> Path:
         return self.bundle.folder
 
-    def _load(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
-        import torch
-
-        from voxkit.audio.io import array_to_mono, load_audio, resample
-
-        if isinstance(audio, (str, os.PathLike)):
-            return load_audio(audio, ASR_SAMPLE_RATE)
-        whole = isinstance(sample_rate, (int, np.integer)) or (isinstance(sample_rate, float) and sample_rate.is_integer())
-        if isinstance(sample_rate, bool) or not whole or sample_rate <= 0:
-            raise VoxkitError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-        wav = torch.from_numpy(array_to_mono(audio))  # [T] float32, integer PCM scaled
-        return resample(wav, int(sample_rate), ASR_SAMPLE_RATE)
-
-    def transcribe(self, audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
+    def transcribe(self, audio: AudioInput, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
         """Transcribe a file or an in-memory signal as fast as the machine allows.
 
-        A file is decoded whatever its rate and channels. An array or tensor (numpy or torch) is
+        A file (a path, an open binary file, or the file's bytes) is decoded whatever its rate and
+        channels. An array or tensor (numpy or torch) is
         read at ``sample_rate`` and may be:
 
         - ``[T]`` mono samples;
@@ -100,14 +94,22 @@ class Transcriber:
 
     def transcribe_many(
         self,
-        audios: Sequence[str | os.PathLike[str] | np.ndarray | torch.Tensor],
+        audios: Sequence[AudioInput],
         *,
         sample_rate: int = ASR_SAMPLE_RATE,
         batch_size: int = 8,
     ) -> list[Transcript]:
-        from voxkit.asr.segments import transcribe_segmented
+        """:meth:`transcribe` for several inputs, ``batch_size`` segments stepped together."""
+        import torch
 
-        waves = [self._load(a, sample_rate) for a in audios]
+        from voxkit.asr.segments import transcribe_segmented
+        from voxkit.audio.io import load_input
+
+        if isinstance(audios, (str, os.PathLike, bytes, np.ndarray, torch.Tensor)) or hasattr(audios, "read"):
+            raise VoxkitError("transcribe_many() takes a list of inputs; for one input use transcribe()")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise VoxkitError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        waves = [load_input(a, sample_rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
         return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size)
 
     def stream(self, delay_ms: int | None = None) -> TranscriptionStream:
@@ -139,7 +141,7 @@ class TranscriptionStream:
         from a whole recording), so mix them down first, e.g. ``block.mean(axis=1)`` for a
         frames-first block. Nor is anything resampled: resample other rates before pushing.
         """
-        from voxkit.audio.io import as_float_samples
+        from voxkit.audio.io import as_float_samples, warn_if_unscaled
 
         if self.done:
             raise VoxkitError("this stream is finished")
@@ -153,6 +155,7 @@ class TranscriptionStream:
             )
         if not np.isfinite(data).all():
             raise AudioError("audio contains NaN or infinite samples")
+        warn_if_unscaled(data, "push()")
         return self.live.push(data)
 
     def finish(self) -> list[Event]:

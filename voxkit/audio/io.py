@@ -18,9 +18,52 @@ import torch
 from voxkit.errors import AudioError
 
 Source = str | os.PathLike | BinaryIO
+AudioInput = str | os.PathLike | BinaryIO | bytes | np.ndarray | torch.Tensor
+"""What the Python APIs take as audio: a file (path, open binary file, or its bytes) or samples."""
 
 MAX_ARRAY_CHANNELS = 8
 """Most channels an in-memory array may have: the shorter axis of a 2-D array is its channel axis."""
+
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+"""Rates an in-memory array may be given at: telephone speech to the fastest consumer converters."""
+
+FLOAT_PEAK_WARNING = 8.0
+"""Float samples peaking above this are integer PCM stored as float, not overshoot (see :func:`warn_if_unscaled`)."""
+
+
+def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
+    """``rate`` as a whole number of Hz that audio can have; an :class:`AudioError` otherwise.
+
+    Why a range and not just > 0: a rate in kHz (16) or another variable passed by mistake is
+    otherwise resampled into minutes or hours of noise that the recogniser then transcribes.
+    """
+    whole = isinstance(rate, (int, np.integer)) or (isinstance(rate, float) and rate.is_integer())
+    if isinstance(rate, bool) or not whole or rate <= 0:
+        raise AudioError(f"{name} must be a positive whole number of Hz, got {rate!r}")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        hint = f" ({name} is in Hz, not kHz)" if rate < MIN_SAMPLE_RATE else ""
+        raise AudioError(f"{name}={int(rate)} is not an audio rate{hint}: expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+    return int(rate)
+
+
+def warn_if_unscaled(samples: np.ndarray, where: str) -> None:
+    """Warn when float samples look like integer PCM cast to float (int16 values, not [-1, 1]).
+
+    Such audio is not refused (it is a valid float array) but every sample clips in the model's
+    front end, so the transcript is noise; the usual cause is ``wav.astype(np.float32)`` without
+    the division by 32768. ``max``/``min`` reduce without a temporary (this runs on live chunks).
+    """
+    import warnings
+
+    if samples.size and max(float(samples.max()), -float(samples.min())) > FLOAT_PEAK_WARNING:
+        peak = max(float(samples.max()), -float(samples.min()))
+        warnings.warn(
+            f"{where}: float samples peak at {peak:.0f}, expected [-1, 1]: integer PCM cast to float? "
+            "divide int16 values by 32768 (or pass the int16 array itself)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _name(source: Source) -> str:
@@ -173,3 +216,28 @@ def to_bytes_wav(wav: torch.Tensor, sample_rate: int) -> bytes:
     arr = wav.detach().cpu().numpy()
     sf.write(buf, arr.T if arr.ndim == 2 else arr, int(sample_rate), format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str) -> torch.Tensor:
+    """Any :data:`AudioInput` as float32 mono [T] at ``target_rate``: the one door of the Python APIs.
+
+    A file is decoded whatever its rate and channels; samples (numpy or torch, a list) are read at
+    ``sample_rate`` (None: the caller has no default, so an array without its rate is refused),
+    brought to mono by :func:`array_to_mono` and checked by :func:`warn_if_unscaled`. ``where``
+    names the calling method in messages.
+    """
+    if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):
+        return load_audio(audio, target_rate)
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return load_audio(io.BytesIO(audio), target_rate)  # the contents of an audio file
+    if not isinstance(audio, (np.ndarray, torch.Tensor, list, tuple)):
+        raise AudioError(
+            f"{where}: audio must be a path, an open file, the bytes of an audio file, or samples (numpy, torch); "
+            f"got {type(audio).__name__}"
+        )
+    if sample_rate is None:
+        raise AudioError(f"{where}: an array of samples needs its sample_rate")
+    rate = check_sample_rate(sample_rate)
+    samples = array_to_mono(audio)  # [T] float32, integer PCM scaled
+    warn_if_unscaled(samples, where)
+    return resample(torch.from_numpy(samples), rate, target_rate).contiguous()

@@ -28,6 +28,7 @@ import torch
 from voxkit.chat.messages import AudioPart, ChatTurn, TextPart, parse_messages
 from voxkit.chat.model import ChatModel
 from voxkit.chat.template import audio_parts, check_language, encode_chat, encode_transcription
+from voxkit.devices import usable_device
 from voxkit.errors import VoxkitError
 from voxkit.tokenizer import Tokenizer
 
@@ -72,6 +73,7 @@ class AudioChat:
         from voxkit.chat.checkpoint import load_chat
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
+        usable_device(device, "device")
         folder = default_model_dir() if model_dir is None else Path(model_dir)
         model = load_chat(folder, device=device, dtype=dtype)
         return cls(model, load_folder_tokenizer(folder), max_audios=max_audios)

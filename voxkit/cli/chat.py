@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxkit.cli.transcribe import check_device
+    from voxkit.devices import usable_device
 
     if args.transcribe:
         if args.question:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise VoxkitError("ask a question (voxkit chat \"What is said?\" --audio FILE), or pass --transcribe")
     if args.max_new_tokens < 1:
         raise VoxkitError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    check_device(args.device)
+    usable_device(args.device)
     from voxkit.chat.api import AudioChat
 
     chat = AudioChat.from_pretrained(args.model, device=args.device)

@@ -48,13 +48,13 @@ def _model_dir(given: str | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from voxkit.cli.outputs import output_file
-    from voxkit.cli.transcribe import check_device
+    from voxkit.devices import usable_device
 
     audio_out = (".wav", ".flac", ".ogg")
     output_file(args.output, "", suffixes=(".safetensors",) if args.codec_command == "encode" else audio_out, force=args.force)
     if not os.path.exists(args.input):
         raise VoxkitError(f"{args.input}: no such file")
-    check_device(args.device)
+    usable_device(args.device)
 
     from voxkit.audio.io import save_audio
     from voxkit.codec.api import Codec

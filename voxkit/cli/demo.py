@@ -33,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxkit.cli.transcribe import check_device
+    from voxkit.devices import usable_device
 
     if not 1 <= args.port <= 65535:
         raise VoxkitError(f"--port must be between 1 and 65535, got {args.port}")
-    check_device(args.device)
+    usable_device(args.device)
     module = load_app(args.app)
     module.serve(args.model, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0

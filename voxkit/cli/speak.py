@@ -60,12 +60,12 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxkit.cli.transcribe import check_device
+    from voxkit.devices import usable_device
 
     text = sys.stdin.read() if args.text == "-" else args.text
     if not args.list_voices:
         _check_output(args.output, args.force, args.stream)
-    check_device(args.device)
+    usable_device(args.device)
 
     from tqdm import tqdm
 

@@ -26,6 +26,7 @@ import numpy as np
 from voxkit.asr.options import MAX_DELAY_MS, MIN_DELAY_MS, RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
 from voxkit.cli.outputs import output_folder, write_text
+from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
 
 FORMATS = ("txt", "srt", "vtt", "json", "jsonl")
@@ -151,23 +152,6 @@ class _EventSink:
                 self.lag.append(now - ev.start)
 
 
-def check_device(name: str) -> None:
-    """A device PyTorch cannot use here is a usage error, found before the model loads."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise VoxkitError(f"--device {name!r} is not a device name; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VoxkitError(f"--device {name}: PyTorch sees no CUDA GPU on this machine; use --device cpu")
-    try:
-        torch.empty(1, device=device)
-    except (RuntimeError, AssertionError, ValueError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
-        raise VoxkitError(f"--device {name} is not usable here ({reason}); use --device cpu") from None
-
-
 def check_language_code(code: str) -> None:
     """``--language`` must look like the data kit's codes; a near miss (EN, en-US, en_GB) gets a suggestion."""
     from voxkit.data.text import LANGUAGE_CODE, LANGUAGES
@@ -220,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     if args.language is not None:
         check_language_code(args.language)
-    check_device(args.device)
+    usable_device(args.device)
     stems = output_names(args.inputs, args.mic, args.output_dir) if args.output_dir else []
     out_dir = output_folder(args.output_dir) if args.output_dir else None
     from voxkit.api import Transcriber
