@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from voxkit.audio.io import AudioInput
 
 
-
 class Transcriber:
     """A loaded recogniser, shared by everything made from it: any number of live streams
     (:meth:`stream`), file transcriptions and generations may run interleaved, each with its own
@@ -75,8 +74,7 @@ class Transcriber:
         """Transcribe a file or an in-memory signal as fast as the machine allows.
 
         A file (a path, an open binary file, or the file's bytes) is decoded whatever its rate and
-        channels. An array or tensor (numpy or torch) is
-        read at ``sample_rate`` and may be:
+        channels. An array or tensor (numpy or torch) is read at ``sample_rate`` (Hz) and may be:
 
         - ``[T]`` mono samples;
         - ``[T, C]`` (frames first: what ``soundfile.read`` and ``sounddevice`` return) or ``[C, T]``

@@ -56,8 +56,8 @@ def warn_if_unscaled(samples: np.ndarray, where: str) -> None:
     """
     import warnings
 
-    if samples.size and max(float(samples.max()), -float(samples.min())) > FLOAT_PEAK_WARNING:
-        peak = max(float(samples.max()), -float(samples.min()))
+    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
+    if peak > FLOAT_PEAK_WARNING:
         warnings.warn(
             f"{where}: float samples peak at {peak:.0f}, expected [-1, 1]: integer PCM cast to float? "
             "divide int16 values by 32768 (or pass the int16 array itself)",
