@@ -5,8 +5,9 @@
     >>> codes = codec.encode("talk.wav")              # [T, 37] int64, 12.5 frames per second
     >>> audio = codec.decode(codes)                    # float32 [T * 1920] at 24 kHz
     >>> stream = codec.stream()                        # live: any chunk size in, whole frames out
-    >>> for chunk in chunks:                           # 24 kHz mono
+    >>> for chunk in chunks:                           # 24 kHz mono (or codec.stream(sample_rate=16000))
     ...     for frame_codes in stream.encode(chunk): ...
+    >>> last = stream.finish()                         # the last frame, padded with silence
 
 Any input that ``voxkit transcribe`` reads works (a path in any format and rate, or an array with
 its rate); it is resampled to 24 kHz and padded with silence to whole 80 ms frames, and
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxkit.audio.io import AudioInput, array_to_mono, check_sample_rate, load_input, resample
+from voxkit.audio.io import AudioInput, array_to_mono, check_sample_rate, load_input
+from voxkit.audio.stream import StreamResampler
 from voxkit.codec.checkpoint import load_codec
 from voxkit.codec.model import CodecModel, CodecState
 from voxkit.devices import usable_device
@@ -85,12 +87,16 @@ class Codec:
     def decode(self, codes: torch.Tensor | np.ndarray, num_samples: int | None = None) -> np.ndarray:
         """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``)."""
         codes = self.check_codes(codes)
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0):
+            raise VoxkitError(f"num_samples must be a whole number >= 0, got {num_samples!r}")
+        if codes.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
         wave = self.model.decode(codes[None].to(self.device))[0]  # [T * 1920]
         if num_samples is not None:
             wave = wave[:num_samples]
         return wave.float().cpu().numpy()
 
-    def roundtrip(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    def roundtrip(self, audio: AudioInput, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
         """Encode and decode (what an evaluation compares with the input): (audio at 24 kHz, 24000)."""
         wave = self.load(audio, sample_rate)
         return self.decode(self.encode(wave, self.sample_rate), num_samples=wave.shape[0]), self.sample_rate
@@ -127,13 +133,32 @@ class CodecStream:
         frame = codec.samples_per_frame
         self._pending = torch.zeros(1, frame, device=codec.device)  # [1, 1920] samples of an incomplete frame
         self._filled = 0
+        # one resampler for the whole stream: chunks resampled alone would each gain or lose a
+        # fraction of a sample at their edges, and the codes would drift from the one-shot ones
+        self._resampler = StreamResampler(sample_rate, codec.sample_rate) if sample_rate != codec.sample_rate else None
 
     @torch.no_grad()
     def encode(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Audio chunk (mono, at the stream's rate) -> codes [F, 37] of the frames it completed (F may be 0)."""
-        wave = torch.from_numpy(array_to_mono(chunk)) if len(chunk) else torch.zeros(0)
-        if self.sample_rate != self.codec.sample_rate:
-            wave = resample(wave, self.sample_rate, self.codec.sample_rate)
+        wave = array_to_mono(chunk) if len(chunk) else np.zeros(0, np.float32)  # [n]
+        if self._resampler is not None:
+            wave = self._resampler.push(wave)  # [m] at 24 kHz, lagging by the resampler's context
+        return self._frames(torch.from_numpy(wave))
+
+    @torch.no_grad()
+    def finish(self) -> torch.Tensor:
+        """End of audio: codes [F, 37] of what is left, the last frame padded with silence as
+        :meth:`Codec.encode` pads it. The stream's codes are then the one-shot ones."""
+        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
+        codes = [self._frames(torch.from_numpy(tail))]
+        if self._filled:
+            self._pending[0, self._filled :] = 0.0
+            codes.append(self.codec.model.encode(self._pending, self.state)[0].cpu())  # [1, 37]
+            self._filled = 0
+        return torch.cat(codes)
+
+    def _frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """Samples at 24 kHz [n] -> codes [F, 37] of the whole frames they complete."""
         frame = self.codec.samples_per_frame
         out = []
         pos = 0

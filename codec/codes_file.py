@@ -61,7 +61,7 @@ def load_codes(path: str | os.PathLike[str]) -> CodesFile:
     except (SafetensorError, OSError, ValueError) as err:
         raise VoxkitError(f"{name} is not a voxkit codes file ({str(err).splitlines()[0][:120]})") from None
     try:
-        return CodesFile(
+        file = CodesFile(
             codes=codes,
             num_samples=int(meta["num_samples"]),
             sample_rate=int(meta["sample_rate"]),
@@ -70,6 +70,9 @@ def load_codes(path: str | os.PathLike[str]) -> CodesFile:
         )
     except (KeyError, ValueError):
         raise VoxkitError(f"{name}: its metadata is incomplete (not written by voxkit codec encode)") from None
+    if file.num_samples < 0:
+        raise VoxkitError(f"{name}: its metadata gives a negative length ({file.num_samples} samples)")
+    return file
 
 
 def check_compatible(file: CodesFile, args: CodecArgs, name: str) -> None:

@@ -146,6 +146,7 @@ class CodecModel(StreamingModule):
                 "it decodes codes but cannot encode audio"
             )
         enc, _ = self._split_state(state)
+        wave = wave.to(self.output_proj.conv.weight.dtype)  # audio comes as float32; a codec may be stored in 16 bits
         x = self.input_proj(self._patches(wave), None if enc is None else enc[0])  # [B, dim, N / 240]
         return _run(list(self.encoder_blocks), x.transpose(1, 2), None if enc is None else enc[1:])  # type: ignore[arg-type]
 

@@ -199,6 +199,39 @@ def test_codec_stream_any_chunk_sizes(model: CodecModel) -> None:
     np.testing.assert_allclose(streamed, audio, rtol=1e-4, atol=1e-5)
 
 
+def test_finish_gives_the_last_partial_frame_like_one_shot(model: CodecModel) -> None:
+    codec = Codec(model)
+    wave = (np.random.default_rng(8).standard_normal(3 * FRAME + 700) * 0.3).astype(np.float32)
+    stream = codec.stream()
+    codes = torch.cat([stream.encode(wave[:5000]), stream.encode(wave[5000:]), stream.finish()])
+    assert codes.shape[0] == 4 and torch.equal(codes, codec.encode(wave, 24000))
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_stream_at_another_rate_keeps_time_and_codes(model: CodecModel, rate: int) -> None:
+    """One resampler for the stream: chunks resampled alone gained samples at every edge (+31 per
+    second at 44.1 kHz in 512-sample chunks) and most codes differed from the one-shot ones."""
+    codec = Codec(model)
+    seconds = 2.0
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)  # [n] a moving tone
+    one_shot = codec.encode(wave, rate)
+    resampled = codec.load(wave, rate)
+    for most in (512, 1001):
+        stream = codec.stream(sample_rate=rate)
+        got, pos = [], 0
+        for n in chunks(len(wave), np.random.default_rng(most), most):
+            got.append(stream.encode(wave[pos : pos + n]))
+            pos += n
+        got.append(stream.finish())
+        codes = torch.cat(got)
+        # the stream resamples block by block with overlap: equal to whole-signal resampling up
+        # to the sinc filter's tails (~1e-7), too little to move this signal's codes (on 20 s
+        # of it, too, at both rates and chunkings: no frame differs)
+        assert torch.equal(codes, one_shot)
+    assert resampled.shape[0] == int(seconds * 24000)
+
+
 def test_two_streams_of_one_model_do_not_interfere(model: CodecModel) -> None:
     codec = Codec(model)
     rng = np.random.default_rng(7)
@@ -257,6 +290,14 @@ def test_bad_codes_are_refused(model: CodecModel) -> None:
         codec.decode(torch.full((2, 5), 5))
 
 
+def test_zero_frames_and_bad_lengths(model: CodecModel) -> None:
+    codec = Codec(model)
+    codes = codec.encode(np.zeros(FRAME, np.float32), 24000)
+    assert codec.decode(codes[:0]).shape == (0,)  # an empty codes file decodes to no audio
+    with pytest.raises(VoxkitError, match="num_samples"):
+        codec.decode(codes, num_samples=-5)
+
+
 def test_bad_inputs_are_refused_with_what_to_do(model: CodecModel) -> None:
     with pytest.raises(TypeError, match=r"Codec.from_pretrained\('some/folder'\)"):
         Codec("some/folder")  # type: ignore[arg-type]
@@ -269,3 +310,14 @@ def test_bad_inputs_are_refused_with_what_to_do(model: CodecModel) -> None:
         codec.stream(sample_rate=16)
     with pytest.raises(VoxkitError, match="got NoneType"):
         codec.encode(None)  # type: ignore[arg-type]
+
+
+def test_a_codec_held_in_bfloat16_encodes(tmp_path, model: CodecModel) -> None:  # noqa: ANN001
+    """load_codec offers 16-bit layers: float32 audio must meet them (the encoder used to refuse)."""
+    save_codec(model, tmp_path / "c")
+    codec = Codec(load_codec(tmp_path / "c", dtype=torch.bfloat16))
+    wave = (np.random.default_rng(9).standard_normal(3 * FRAME) * 0.3).astype(np.float32)
+    codes = codec.encode(wave, 24000)
+    assert codes.shape == (3, model.args.num_codebooks)
+    stream = codec.stream()
+    assert torch.equal(torch.cat([stream.encode(wave), stream.finish()]), codes)
