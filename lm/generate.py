@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from voxkit.lm.cache import RingState
-from voxkit.lm.sampling import SamplingConfig, sample_next
+from voxkit.lm.sampling import SamplingConfig, check_seed, sample_next
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Generator:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
+            generator.manual_seed(check_seed(seed))
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
         rows = torch.arange(B, device=device)  # [B]
         delays = None

@@ -29,6 +29,7 @@ import torch
 
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, VoxkitError
+from voxkit.lm.sampling import check_seed
 from voxkit.tts.checkpoint import list_voices, load_tts, load_voice
 from voxkit.tts.generate import GenerationOptions, generate_frames
 from voxkit.tts.model import TTSModel
@@ -179,12 +180,9 @@ class Speaker:
         sentences = self.sentences(text, language)
         if not 0.5 <= speed <= 2.0:
             raise VoxkitError(f"speed must be between 0.5 and 2.0, got {speed}")
-        try:
-            options = GenerationOptions(steps=steps, cfg=cfg, temperature=temperature)
-        except ValueError as err:
-            raise VoxkitError(str(err)) from None
+        options = GenerationOptions(steps=steps, cfg=cfg, temperature=temperature)  # OptionError: a VoxkitError
         prepared = self._voice(voice, reference_text)
-        seed = secrets.randbits(31) if seed is None else int(seed)
+        seed = secrets.randbits(31) if seed is None else check_seed(seed)
         self._local.seed = seed
         return self._stream(sentences, prepared, options, seed, speed)
 
@@ -229,12 +227,20 @@ class Speaker:
 
 
 def _wrap(sentence: str, limit: int) -> list[str]:
-    """Split an over-long sentence at clause marks, then at spaces, into pieces of at most ``limit`` characters."""
+    """Split an over-long sentence at clause marks, then at spaces, into pieces of at most ``limit``
+    characters; a run without spaces longer than that (a URL, text in a script written without
+    spaces) is cut every ``limit`` characters, so no piece outgrows the model's context."""
     if len(sentence) <= limit:
         return [sentence]
     pieces: list[str] = []
     current = ""
     for part in re.split(r"(?<=[,;:])\s+|\s+", sentence):
+        while len(part) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(part[:limit])
+            part = part[limit:]
         if current and len(current) + 1 + len(part) > limit:
             pieces.append(current)
             current = part

@@ -13,10 +13,13 @@ per utterance, the noise of every frame is drawn up front from the seed.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Iterator
 
 import torch
 
+from voxkit.errors import OptionError
 from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.tts.flow import quantize_acoustic
 from voxkit.tts.model import Prompt, TTSModel
@@ -34,14 +37,17 @@ class GenerationOptions:
     min_frames: int = 0  # [END_AUDIO] is masked before this many frames (benchmarks fix the length with it)
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.cfg < 0:
-            raise ValueError(f"cfg must be >= 0, got {self.cfg}")
-        if self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-        if not 0 <= self.min_frames <= self.max_frames:
-            raise ValueError(f"min_frames must be in [0, max_frames], got {self.min_frames}")
+        whole = numbers.Integral
+        if isinstance(self.steps, bool) or not isinstance(self.steps, whole) or self.steps < 1:
+            raise OptionError(f"steps must be a whole number >= 1, got {self.steps!r}")
+        # "not 0 <= x < inf" also refuses NaN, which would reach the codes as garbage
+        if isinstance(self.cfg, bool) or not isinstance(self.cfg, numbers.Real) or not 0 <= self.cfg < math.inf:
+            raise OptionError(f"cfg must be a number >= 0, got {self.cfg!r}")
+        SamplingConfig(temperature=self.temperature, top_p=self.top_p)  # checked now, not at the first frame
+        if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, whole) or self.max_frames < 1:
+            raise OptionError(f"max_frames must be a whole number >= 1, got {self.max_frames!r}")
+        if not isinstance(self.min_frames, whole) or not 0 <= self.min_frames <= self.max_frames:
+            raise OptionError(f"min_frames must be in [0, max_frames], got {self.min_frames!r}")
 
 
 @torch.no_grad()
@@ -60,7 +66,7 @@ def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions,
     elif backbone.args.max_seq_len:
         capacity = min(capacity, int(backbone.args.max_seq_len))
         if capacity <= length:
-            raise ValueError(f"the prompt has {length} positions, the model's context {capacity}: shorten the text or the reference")
+            raise OptionError(f"the prompt has {length} positions, the model's context {capacity}: shorten the text or the reference")
     state = backbone.init_state(1, capacity=capacity)
     frames_left = min(options.max_frames, capacity - length) if backbone.args.max_window is None else options.max_frames
     # Every frame's flow noise, drawn once from the seed (on the CPU: the same numbers on any device).

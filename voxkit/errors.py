@@ -20,3 +20,8 @@ class AudioError(VoxkitError):
 
 class DataError(VoxkitError):
     """A manifest or corpus is malformed."""
+
+
+class OptionError(VoxkitError, ValueError):
+    """A parameter outside its range (a temperature, a seed, a step count). Also a ValueError, so
+    library callers that catch ValueError keep working; the CLI prints it as one line."""

@@ -110,14 +110,14 @@ class AudioChat:
         with torch.inference_mode():
             return ids, self.model.embed(tokens.to(self.device), audio)  # [B, Tmax, D]
 
-    def _generator(self, temperature: float, top_p: float | None):  # noqa: ANN202 - voxkit.lm.Generator
+    def _generator(self, temperature: float, top_p: float | None, seed: int | None = None):  # noqa: ANN202 - voxkit.lm.Generator
+        """Options are checked here, before a stream's first token (OptionError is a VoxkitError)."""
         from voxkit.lm.generate import Generator
-        from voxkit.lm.sampling import SamplingConfig
+        from voxkit.lm.sampling import SamplingConfig, check_seed
 
-        try:
-            sampling = SamplingConfig(temperature=float(temperature), top_p=top_p)
-        except ValueError as err:
-            raise VoxkitError(str(err)) from None
+        sampling = SamplingConfig(temperature=temperature, top_p=top_p)
+        if seed is not None:
+            check_seed(seed)
         return Generator(self.model.decoder, sampling, stop_ids=[self.tokenizer.eos_id])
 
     @staticmethod
@@ -150,7 +150,7 @@ class AudioChat:
             raise VoxkitError("no conversations given")
         prompts = [self._chat_prompt(c) for c in conversations]  # type: ignore[arg-type]
         ids, x = self._batch(prompts)
-        out = self._generator(temperature, top_p).generate(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
+        out = self._generator(temperature, top_p, seed).generate(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
         replies = [self.tokenizer.decode(o) for o in out]
         return replies if batch else replies[0]
 
@@ -163,13 +163,18 @@ class AudioChat:
         top_p: float | None = None,
         seed: int | None = None,
     ) -> Iterator[str]:
-        """Text deltas of the reply to one conversation, as they are generated (whole UTF-8 characters)."""
+        """Text deltas of the reply to one conversation, as they are generated (whole UTF-8 characters).
+
+        Bad messages and options raise here, at the call, not at the first delta."""
         self._check_budget(max_new_tokens)
         if _is_batch(messages):
             raise VoxkitError("stream() takes one conversation; use generate() for a batch")
         ids, x = self._batch([self._chat_prompt(messages)])
+        generator = self._generator(temperature, top_p, seed)
+        return self._deltas(generator.stream(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x))
+
+    def _deltas(self, steps: Iterator) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        steps = self._generator(temperature, top_p).stream(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
         for step in steps:
             token = step[0]
             if token is None:

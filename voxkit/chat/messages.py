@@ -130,7 +130,7 @@ def parse_messages(
                     parts.append(TextPart(text))
                 continue
             if role != "user":
-                raise VoxkitError(f"{where}: audio is only accepted in user messages, not in a {role} message")
+                raise VoxkitError(f"{where}: audio is only accepted in user messages, not in {role} messages")
             n_audio += 1
             if max_audios is not None and n_audio > max_audios:
                 raise VoxkitError(f"{where}: too many audio clips (at most {max_audios} per conversation)")

@@ -124,7 +124,7 @@ def encode_chat(
         if not pieces:
             raise VoxkitError(f"message {i} ({turn.role}) has empty content")
         if turn.role != "user" and any(isinstance(p, AudioPart) for p in pieces):
-            raise VoxkitError(f"message {i}: audio is only accepted in user messages, not in a {turn.role} message")
+            raise VoxkitError(f"message {i}: audio is only accepted in user messages, not in {turn.role} messages")
         if turn.role == "system":
             ids += [BEGIN_SYSTEM_ID, *tokenizer.encode(str(pieces[0]), bos=False), END_SYSTEM_ID]
         elif turn.role == "assistant":

@@ -147,10 +147,16 @@ def _stream_out(chunks: Iterator[np.ndarray], rate: int, output: str | None) -> 
     import soundfile as sf
 
     subtype = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}[Path(output).suffix.lower()]
-    with sf.SoundFile(output, "w", samplerate=rate, channels=1, subtype=subtype) as fh:
-        for chunk in chunks:
-            fh.write(np.clip(chunk, -1.0, 1.0))
-            fh.flush()
+    try:
+        with sf.SoundFile(output, "w", samplerate=rate, channels=1, subtype=subtype) as fh:
+            for chunk in chunks:
+                fh.write(np.clip(chunk, -1.0, 1.0))
+                fh.flush()
+    except Exception:
+        # a failure part-way (a sentence that outgrows the model's context) leaves no half file
+        # that the next run would need --force to replace; Ctrl-C keeps what was spoken
+        Path(output).unlink(missing_ok=True)
+        raise
 
 
 def _pcm16(audio: np.ndarray) -> bytes:
