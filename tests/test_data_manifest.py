@@ -72,3 +72,16 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert "voxkit data: error: manifest not found" in capsys.readouterr().err
     assert main(["data", "synth", "--out", str(tmp_path / "c"), "--languages", "xx"]) == 2
     assert "unsupported language" in capsys.readouterr().err
+
+
+def test_check_reports_replacement_characters_and_byte_order_marks(tmp_path, capsys):
+    _wav(tmp_path / "a.wav")
+    good = {k: v for k, v in _good_row(tmp_path / "a.wav").items() if k != "words"}
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [good, {**good, "text": "caf\ufffd cr\ufffdme"}, {**good, "text": "\ufeffhello"}])
+    report = check_manifest(path)
+    reasons = dict(report.problems)
+    assert report.good == 1 and sorted(reasons) == [2, 3]
+    assert "U+FFFD" in reasons[2] and "byte-order mark" in reasons[3]
+    assert main(["data", "check", str(path)]) == 1
+    assert f"{path}:3: text holds a byte-order mark" in capsys.readouterr().out

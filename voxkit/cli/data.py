@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.cli.outputs import output_file, output_folder
+
+
+def _at_least(value: int | None, least: int, flag: str, what: str) -> None:
+    """Refuse a count below ``least`` in the user's words, before any work: left alone, -5 slices
+    items off the end of a list silently and 0 ends in a message about empty manifests."""
+    from voxkit.errors import DataError
+
+    if value is not None and value < least:
+        raise DataError(f"{flag} takes {what} of at least {least}, got {value}")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -62,6 +72,7 @@ def _check(args: argparse.Namespace) -> int:
     from voxkit.data.manifest import check_manifest
     from voxkit.errors import DataError
 
+    _at_least(args.max_report, 0, "--max-report", "a number of bad rows to print (0: only the counts)")
     bad = unreadable = 0
     for path in args.manifests:
         try:
@@ -165,8 +176,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _tts(args: argparse.Namespace) -> int:
+    from voxkit.errors import DataError
     from voxkit.tts.corpus import encode_manifests
 
+    _at_least(args.limit, 1, "--limit", "a number of clips per manifest")  # before the codec loads
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise DataError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
     output_folder(args.out, "--out")
     n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
     print(f"{args.out}: {n} clips encoded")
@@ -181,6 +196,8 @@ def _vocab(args: argparse.Namespace) -> int:
     from voxkit.subset_tokenizer import SubsetTokenizer
     from voxkit.tokenizer import TekkenTokenizer
 
+    _at_least(args.max_pieces, 1, "--max-pieces", "a number of pieces")
+    _at_least(args.min_count, 1, "--min-count", "a number of occurrences")
     output_folder(args.out, "--out")
     words = [w["word"] for m in args.manifests for r in read_manifest(m) for w in (r.get("words") or [])]
     if not words:
@@ -209,13 +226,20 @@ def _chat(args: argparse.Namespace) -> int:
                 kinds[name] = float(weight or 1.0)
             except ValueError:
                 raise VoxkitError(f"--kinds: {item!r} is not NAME=WEIGHT") from None
-    if args.per_row < 1:
-        raise VoxkitError("--per-row must be >= 1")
+    _at_least(args.per_row, 1, "--per-row", "a number of examples per row")
+    _at_least(args.spoken_questions, 0, "--spoken-questions", "a number of questions (0: none)")
     output_file(args.out, "--out")
     rows = [r for m in args.manifests for r in read_manifest(m)]
+    if not rows and not args.spoken_questions:  # an empty instruction file would only fail later, in training
+        raise VoxkitError(f"no rows in {', '.join(args.manifests)}: nothing to make instructions from")
     if args.spoken_questions:
         rows += render_spoken_questions(Path(args.out).parent / "questions", args.spoken_questions, seed=args.seed)
     examples = build_examples(rows, kinds=kinds, seed=args.seed, per_row=args.per_row)
+    if not examples:  # e.g. --kinds spoken_question=1 without --spoken-questions: no row has an answer
+        wanted = sorted(k for k, w in kinds.items() if w > 0) if kinds else sorted(KINDS)
+        raise VoxkitError(f"no instruction examples from {len(rows)} rows: none fits the kinds {', '.join(wanted)} "
+                          "(spoken_question needs --spoken-questions N, language a known language code, "
+                          "the word kinds rows with text)")
     n = write_examples(args.out, examples)
     counts: dict[str, int] = {}
     for e in examples:

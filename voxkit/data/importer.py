@@ -10,26 +10,70 @@ Three layouts are recognised, per folder, so a mixed tree works:
 * Pairs: ``name.wav`` (or .flac/.ogg/.mp3) next to ``name.txt`` (or ``name.lab``) holding the
   transcript; the speaker is the parent folder's name (``--speaker-from parent``) or empty.
 
-Files that cannot be used (no transcript, empty transcript, unreadable audio) are returned as
-(path, reason) instead of aborting the import.
+Transcripts are read as UTF-8, a leading byte-order mark dropped (Windows editors write one), and
+extensions match in any case (``F.FLAC`` next to ``F.TXT``). Files that cannot be used (no
+transcript, empty transcript, a transcript that is not UTF-8, unreadable audio) are returned as
+(path, reason) instead of aborting the import. A transcript in another encoding is skipped, not
+guessed at: decoding it anyway imports ``caf\\ufffd`` silently, and wrong text is worse than none.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
+from collections.abc import Callable
 
 from voxkit.errors import DataError
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+TEXT_EXTS = (".txt", ".lab")
+LIBRISPEECH_SUFFIX = ".trans.txt"
+MISSING_AUDIO = "audio file missing for transcript line"
+
+
+def _not_utf8(data: bytes, err: UnicodeDecodeError) -> str:
+    """The reason a transcript is refused, with the first bad byte so that the user can find it."""
+    return f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); save it as UTF-8"
+
+
+def read_transcript(path: str) -> tuple[str | None, str | None]:
+    """(text, None), or (None, reason) when the file is not UTF-8; a leading BOM is dropped."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        return None, _not_utf8(data, err)
+
+
+def _transcript_lines(path: str) -> list[tuple[int, str, str | None]]:
+    """(line number, text, None), or (line number, damaged text, reason) for a line that is not UTF-8.
+
+    Lines are decoded one by one so that one bad line (a name typed in another encoding) costs that
+    clip only; the damaged text is still returned because its utterance id names the clip to skip.
+    """
+    out = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                out.append((n, raw.decode("utf-8"), None))
+            except UnicodeDecodeError as err:
+                reason = f"line {n} of {os.path.basename(path)} is " + _not_utf8(raw, err)
+                out.append((n, raw.decode("utf-8", errors="replace"), reason))
+    return out
 
 
 def _row(path: str, text: str, language: str, speaker: str) -> tuple[dict | None, str | None]:
     from voxkit.audio.io import audio_info
     from voxkit.errors import AudioError
 
-    text = " ".join(text.split())
+    text = " ".join(text.replace("\ufeff", "").split())  # a BOM left inside by joining files is invisible noise
     if not text:
         return None, "empty transcript"
+    if "\ufffd" in text:  # `voxkit data check` refuses such rows, so they are not written in the first place
+        return None, "transcript holds U+FFFD replacement characters (text damaged by an earlier wrong decoding)"
     try:
         sr, frames, _ = audio_info(path)
     except AudioError as err:
@@ -40,22 +84,61 @@ def _row(path: str, text: str, language: str, speaker: str) -> tuple[dict | None
             "duration": round(frames / sr, 3), "sample_rate": sr}, None
 
 
+def _sphinx_line(line: str) -> tuple[str, str] | None:
+    """(utt-id, text) of a line ``<s> TEXT </s> (utt-id)``, or None for a line without an id."""
+    line = line.strip()
+    if not line.endswith(")") or "(" not in line:
+        return None
+    body, _, utt = line[:-1].rpartition("(")
+    words = [w for w in body.split() if not (w.startswith("<") and w.endswith(">"))]
+    return utt.strip(), " ".join(words)
+
+
+def _librispeech_line(line: str) -> tuple[str, str] | None:
+    """(utt-id, text) of a line ``<utt-id> TEXT``, or None for a blank line."""
+    parts = line.strip().split(None, 1)
+    return (parts[0], parts[1] if len(parts) > 1 else "") if parts else None
+
+
 def sphinx_transcripts(path: str) -> list[tuple[str, str]]:
-    """(utt-id, text) per line of a Sphinx ``transcription`` file; ``<s>``-style markers dropped."""
+    """(utt-id, text) per line of a Sphinx ``transcription`` file; ``<s>``-style markers dropped.
+
+    A line that is not UTF-8 raises :class:`DataError` naming it rather than returning damaged text.
+    """
     out = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line.endswith(")") or "(" not in line:
-                continue
-            body, _, utt = line[:-1].rpartition("(")
-            words = [w for w in body.split() if not (w.startswith("<") and w.endswith(">"))]
-            out.append((utt.strip(), " ".join(words)))
+    for _, line, bad in _transcript_lines(path):
+        if bad:
+            raise DataError(f"{path}: {bad}")
+        parsed = _sphinx_line(line)
+        if parsed:
+            out.append(parsed)
     return out
 
 
 def _is_sphinx_transcription(name: str) -> bool:
     return name == "transcription" or name.endswith(".transcription")
+
+
+def _by_stem(files: list[str], exts: tuple[str, ...]) -> dict[str, str]:
+    """(stem + lower-case extension) -> file name, for one folder's files with an extension in ``exts``.
+
+    Built once per folder: a scan per clip would be quadratic in a folder of thousands of pairs.
+    Where ``F.txt`` and ``F.TXT`` both exist, the lower-case spelling wins.
+    """
+    index: dict[str, str] = {}
+    def upper_last(name: str) -> tuple[bool, str]:
+        ext = os.path.splitext(name)[1]
+        return ext != ext.lower(), name
+
+    for name in sorted(files, key=upper_last):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in exts:
+            index.setdefault(stem + ext.lower(), name)
+    return index
+
+
+def _pick(index: dict[str, str], stem: str, exts: tuple[str, ...]) -> str | None:
+    return next((index[stem + e] for e in exts if stem + e in index), None)
 
 
 def import_directory(root: str, *, language: str = "en", speaker_from: str = "auto") -> tuple[list[dict], list[tuple[str, str]]]:
@@ -66,54 +149,44 @@ def import_directory(root: str, *, language: str = "en", speaker_from: str = "au
     skipped: list[tuple[str, str]] = []
     root = os.path.abspath(root)
     for folder, _, files in sorted(os.walk(root)):
-        names = set(files)
+        audio_of = _by_stem(files, AUDIO_EXTS)
         used: set[str] = set()
-        for trans in sorted(f for f in files if f.endswith(".trans.txt")):
-            rel = os.path.relpath(folder, root).split(os.sep)
-            speaker = rel[0] if speaker_from != "none" and rel[0] != "." else ""
-            with open(os.path.join(folder, trans), encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    parts = line.strip().split(None, 1)
-                    if not parts:
-                        continue
-                    utt = parts[0]
-                    audio = next((utt + e for e in AUDIO_EXTS if utt + e in names), None)
-                    if audio is None:
-                        skipped.append((os.path.join(folder, utt), "audio file missing for transcript line"))
-                        continue
-                    used.add(audio)
-                    row, why = _row(os.path.join(folder, audio), parts[1] if len(parts) > 1 else "", language, speaker)
-                    if row:
-                        row["speaker"] = speaker or utt.split("-")[0]
-                        rows.append(row)
-                    else:
-                        skipped.append((os.path.join(folder, audio), why or "unusable"))
-        for trans in sorted(f for f in files if _is_sphinx_transcription(f)):
-            speaker = os.path.basename(folder) if speaker_from != "none" else ""
-            for utt, text in sphinx_transcripts(os.path.join(folder, trans)):
-                audio = next((utt + e for e in AUDIO_EXTS if os.path.isfile(os.path.join(folder, utt + e))), None)
+        listings: list[tuple[str, Callable[[str], tuple[str, str] | None], str]] = []
+        rel = os.path.relpath(folder, root).split(os.sep)
+        top = rel[0] if speaker_from != "none" and rel[0] != "." else ""
+        listings += [(t, _librispeech_line, top) for t in sorted(files) if t.lower().endswith(LIBRISPEECH_SUFFIX)]
+        here = os.path.basename(folder) if speaker_from != "none" else ""
+        listings += [(t, _sphinx_line, here) for t in sorted(files) if _is_sphinx_transcription(t)]
+        for trans, parse, speaker in listings:
+            for n, line, bad in _transcript_lines(os.path.join(folder, trans)):
+                parsed = parse(line)
+                if parsed is None:
+                    continue
+                utt, text = parsed
+                audio = _pick(audio_of, utt, AUDIO_EXTS) or next(  # a Sphinx id may name a sub-folder
+                    (utt + e for e in AUDIO_EXTS if os.path.dirname(utt) and os.path.isfile(os.path.join(folder, utt + e))), None)
                 if audio is None:
-                    skipped.append((os.path.join(folder, utt), "audio file missing for transcript line"))
+                    skipped.append((f"{os.path.join(folder, trans)}:{n}", bad) if bad else (os.path.join(folder, utt), MISSING_AUDIO))
                     continue
                 used.add(audio)
-                row, why = _row(os.path.join(folder, audio), text, language, speaker)
-                if row:
-                    rows.append(row)
-                else:
-                    skipped.append((os.path.join(folder, audio), why or "unusable"))
-        for name in sorted(names - used):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() not in AUDIO_EXTS:
-                continue
+                path = os.path.join(folder, audio)
+                row, why = (None, bad) if bad else _row(path, text, language, speaker)
+                if row is None:
+                    skipped.append((path, why or "unusable"))
+                    continue
+                if parse is _librispeech_line:
+                    row["speaker"] = speaker or utt.split("-")[0]
+                rows.append(row)
+        text_of = _by_stem(files, TEXT_EXTS)
+        for name in sorted(f for f in files if os.path.splitext(f)[1].lower() in AUDIO_EXTS and f not in used):
             path = os.path.join(folder, name)
-            txt = next((stem + e for e in (".txt", ".lab") if stem + e in names), None)
+            txt = _pick(text_of, os.path.splitext(name)[0], TEXT_EXTS)
             if txt is None:
                 skipped.append((path, "no transcript (.txt/.lab) next to it"))
                 continue
-            with open(os.path.join(folder, txt), encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            text, why = read_transcript(os.path.join(folder, txt))
             speaker = os.path.basename(folder) if speaker_from in ("auto", "parent") and folder != root else ""
-            row, why = _row(path, text, language, speaker)
+            row, why = (None, f"transcript {txt} is {why}") if text is None else _row(path, text, language, speaker)
             if row:
                 rows.append(row)
             else:

@@ -166,6 +166,11 @@ def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: 
     text = row["text"]
     if not isinstance(text, str) or not text.strip():
         reasons.append("empty text")
+    else:  # both are invisible or look like one odd letter, yet a model would learn them as text
+        if "\ufffd" in text:
+            reasons.append("text holds U+FFFD replacement characters (a transcript decoded with the wrong encoding)")
+        if "\ufeff" in text:
+            reasons.append("text holds a byte-order mark (U+FEFF; re-read the transcript as utf-8-sig)")
     dur = row["duration"]
     if not _finite_number(dur) or float(dur) <= 0:
         reasons.append(f"bad duration {dur!r} (must be a finite positive number)")
