@@ -166,3 +166,57 @@ def test_corpus_of_another_codec_is_refused(corpus: tuple[Path, Path]) -> None:
     other = TTSModel(tiny_tts_args(semantic_codebook_size=8))
     with pytest.raises(DataError, match="another codec"):
         TTSTask(TTSTaskConfig(train=[str(folder)]), other, ByteTokenizer())
+
+
+@pytest.fixture
+def relative_run(corpus: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(work dir, run folder) of a one-step run trained in ``work`` with ``model.codec=codecx`` and a relative out_dir."""
+    import shutil
+
+    codec, folder = corpus
+    work = tmp_path / "work"
+    shutil.copytree(codec, work / "codecx")
+    recipe = work / "tts.toml"
+    recipe.write_text(RECIPE.format(codec="codecx", vocab=ByteTokenizer().vocab_size, steps=1, out="runs/t", corpus=folder))
+    monkeypatch.chdir(work)
+    torch.manual_seed(0)
+    assert cli_main(["train", "tts.toml"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # every export below runs from another directory than training did
+    return work, work / "runs" / "t"
+
+
+def test_relative_codec_is_found_where_training_ran(relative_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from voxkit.tts.checkpoint import load_tts
+
+    work, run = relative_run
+    checkpoint = sorted((run / "checkpoints").iterdir())[-1]
+    assert json.loads((checkpoint / "recipe.json").read_text())["model"]["codec"] == "codecx"  # recorded as written
+    (tmp_path / "elsewhere" / "codecx").mkdir()  # a folder of the same name here is not the run's codec
+    assert load_tts(checkpoint)[1] == work / "codecx"
+    assert cli_main(["export", "tts", str(run), "--out", "exptts"]) == 0
+    exported = tmp_path / "elsewhere" / "exptts"
+    assert (exported / "codec" / "params.json").read_text() == (work / "codecx" / "params.json").read_text()
+    assert load_tts(exported)[1] == exported / "codec"  # the published layout names its own copy
+    assert [p.name for p in exported.parent.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def _leaves_nothing(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = Path(argv[argv.index("--out") + 1])
+    before = set(out.absolute().parent.iterdir())
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert set(out.absolute().parent.iterdir()) == before and not out.exists()  # no partial model folder, no staging folder
+
+
+def test_failed_export_writes_nothing(relative_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work, run = relative_run
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    _leaves_nothing(["export", "tts", str(run), "--out", "exptts", "--voice", f"v={text}"], "cannot decode audio", capsys)
+    _leaves_nothing(["export", "tts", str(run), "--out", "exptts", "--voice", f".hidden={text}"], "bad voice name", capsys)
+    (work / "codecx").rename(work / "moved")  # neither where training ran, nor here, nor the trainer's absolute path
+    _leaves_nothing(["export", "tts", str(run), "--out", "exptts"], "model.codec='codecx'", capsys)

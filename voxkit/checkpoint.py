@@ -168,30 +168,49 @@ def tokenizer_from_spec(spec: str) -> Tokenizer:
 def recorded_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer | None:
     """The tokenizer the training run of checkpoint ``folder`` used, or None when it cannot be found.
 
-    A tokenizer folder in the recipe is relative to where training ran. That place is recovered
-    from the checkpoint's own path (``<cwd>/<train.out_dir>/checkpoints/step_N``) when it has
-    that shape, so an export works from any working directory; otherwise the current one is used.
+    A tokenizer folder in the recipe is relative to where training ran (:func:`recorded_folder`),
+    so an export works from any working directory.
     """
     spec = recorded_tokenizer_spec(folder)
     if spec is None:
         return None
     if spec in ("byte", "tekken"):
         return tokenizer_from_spec(spec)
-    for candidate in _tokenizer_candidates(Path(folder), Path(spec)):
+    found = recorded_folder(folder, spec)
+    return None if found is None else tokenizer_from_spec(str(found))
+
+
+def recorded_folder(checkpoint: str | os.PathLike[str], spec: str | os.PathLike[str]) -> Path | None:
+    """The folder that a path in checkpoint ``checkpoint``'s recipe named, or None when none exists from here.
+
+    Recipes name folders (a tokenizer, a codec) relative to the directory training ran in, and
+    the trainer records them as written, so the same spec means another folder when read from
+    elsewhere. See :func:`recorded_folder_candidates` for where it is looked for.
+    """
+    for candidate in recorded_folder_candidates(checkpoint, spec):
         if candidate.is_dir():
-            return tokenizer_from_spec(str(candidate))
+            return candidate
     return None
 
 
-def _tokenizer_candidates(checkpoint: Path, spec: Path) -> list[Path]:
+def recorded_folder_candidates(checkpoint: str | os.PathLike[str], spec: str | os.PathLike[str]) -> list[Path]:
+    """Where a relative ``spec`` from a training checkpoint's recipe may lie, the likeliest first.
+
+    Where training ran is recovered from the checkpoint's own path: ``<cwd>/<train.out_dir>/
+    checkpoints/step_N`` gives ``<cwd>`` when its tail matches the recipe's relative out_dir. The
+    current directory comes after it, for runs whose folder was moved or has another shape. An
+    absolute spec is its own only candidate.
+    """
+    spec = Path(spec)
     if spec.is_absolute():
         return [spec]
-    candidates = [spec]
+    candidates: list[Path] = []
     out_dir = Path(str(((training_recipe(checkpoint) or {}).get("train") or {}).get("out_dir", "")))
-    run = checkpoint.resolve().parent.parent  # <cwd>/<out_dir> for <out_dir>/checkpoints/step_N
+    run = Path(checkpoint).resolve().parent.parent  # <cwd>/<out_dir> for <out_dir>/checkpoints/step_N
     depth = len(out_dir.parts)
     if out_dir.parts and not out_dir.is_absolute() and run.parts[-depth:] == out_dir.parts:
         candidates.append(Path(*run.parts[:-depth]) / spec)
+    candidates.append(spec)
     return candidates
 
 

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also write an imported encoder's weights (default: name its source; it is imported at load time)")
     h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_export"]).run_export(a))
     t = sub.add_parser("tts", help="a TTS checkpoint -> model folder with its tokenizer, codec and preset voices")
-    t.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
+    t.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest; "
+                   "a relative model.codec in its recipe is read from where training ran")
     t.add_argument("--out", required=True, help="output model folder")
     t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
     t.add_argument("--voice", action="append", default=[], metavar="NAME=AUDIO[:TRANSCRIPT]",
