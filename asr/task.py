@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import math
 import random
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -104,6 +105,17 @@ class AsrTaskConfig:
         for prefix, scale in self.lr_scale.items():
             if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0:
                 raise ValueError(f"lr_scale[{prefix!r}] must be a number >= 0, got {scale!r}")
+        # "not x > 0" also refuses NaN; max_duration may be inf (no limit)
+        if not 0 < self.max_seconds < math.inf:
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
+        if not self.max_duration > 0:
+            raise ValueError(f"max_duration must be a positive number of seconds, got {self.max_duration}")
+        for key in ("pad_weight", "ctc_weight"):
+            if not 0 <= getattr(self, key) < math.inf:
+                raise ValueError(f"{key} must be a number >= 0, got {getattr(self, key)}")
+        for key in ("num_workers", "eval_utterances", "train_right_pad"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
 def word_token_lists(tokenizer: Tokenizer, words: list[dict[str, Any]]) -> tuple[list[list[int]], list[float]]:
@@ -129,12 +141,16 @@ class AsrTask:
             from voxkit.data.channel import require_pyroomacoustics
 
             require_pyroomacoustics()  # now, not in a loader worker mid-epoch
-        self.train_set: Any = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
+        train_set = ManifestDataset(cfg.train, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, augment=augment, seed=cfg.seed)
+        _keep_trainable(train_set, "tasks.asr.train", cfg.max_duration, required=True)
+        self.train_set: Any = train_set
         if cfg.chain is not None and cfg.chain.p > 0:
             from voxkit.data.chain import ChainedDataset
 
             self.train_set = ChainedDataset(self.train_set, cfg.chain)
         self.dev_set = ManifestDataset(cfg.dev, ASR_SAMPLE_RATE, max_duration=cfg.max_duration, allow_eval_only=True) if cfg.dev else None
+        if self.dev_set is not None and not _keep_trainable(self.dev_set, "tasks.asr.dev", cfg.max_duration, required=False):
+            self.dev_set = None  # no dev WER, rather than the 0 % of an empty set
         self.eval_delay = model_args.default_delay_tokens if cfg.eval_delay is None else cfg.eval_delay
         self.features = LogMel(model_args.n_mels)
         self.batcher = StreamBatcher(cfg, model_args, tokenizer)
@@ -223,6 +239,8 @@ class AsrTask:
 
         inner = getattr(model, "module", model)
         n = min(self.cfg.eval_utterances, len(self.dev_set))
+        if n == 0:  # tasks.asr.eval_utterances = 0: no dev WER (an empty set's would read 0 %)
+            return {}
         # evenly spaced over the dev set, so every manifest (language) in it is represented
         items = [self.dev_set[i * len(self.dev_set) // n] for i in range(n)]
         results = transcribe_batch(inner, self.tokenizer, [it["audio"] for it in items], delay=self.eval_delay)
@@ -386,7 +404,39 @@ def _load_teacher(name: str, args: RealtimeArgs) -> torch.nn.Module:
     return teacher
 
 
+def _keep_trainable(dataset: Any, key: str, max_duration: float, *, required: bool) -> bool:
+    """Leave out rows the task cannot learn from, saying how many; False when none is left.
+
+    A row without word timings gives no text targets (the recogniser learns WHEN each word is
+    said), so a manifest of plain transcripts would train on silence alone and report a loss.
+    Rows over ``max_duration`` were already dropped by the dataset; both counts are printed so
+    that a user sees why a run has fewer hours than the manifest. ``required``: no row left is
+    an error (a training set) rather than a warning (a dev set).
+    """
+    read = dataset.read
+    long = read - len(dataset.rows)
+    wordless = sum(1 for r in dataset.rows if not r.get("words"))
+    if wordless:
+        dataset.rows = [r for r in dataset.rows if r.get("words")]
+    if (long or wordless) and dataset.rows:
+        print(f"voxkit: warning: {key}: {len(dataset.rows)} of {read} rows used ({long} over max_duration {max_duration:g} s, "
+              f"{wordless} without word timings)", file=sys.stderr)
+    if dataset.rows:
+        return True
+    parts = [f"{long} over max_duration {max_duration:g} s"] if long else []
+    if wordless:
+        parts.append(f"{wordless} without word timings ('words': make manifests with voxkit data synth, "
+                     "or add the timings of a forced aligner; docs/data.md)")
+    why = "the manifests hold no rows" if read == 0 else f"all {read} rows are left out: {', '.join(parts)}"
+    if required:
+        raise VoxkitError(f"{key}: nothing to train on: {why}")
+    print(f"voxkit: warning: {key}: no dev WER: {why}", file=sys.stderr)
+    return False
+
+
 def build_asr_task(options: AsrTaskConfig, model: RealtimeRecognizer, tokenizer: Tokenizer) -> AsrTask:
+    if options.ctc_weight > 0 and model.ctc_head is None:
+        raise VoxkitError("tasks.asr.ctc_weight needs the model's CTC head: set model.ctc_head = true, or ctc_weight = 0")
     frozen = not any(p.requires_grad for p in model.encoder.parameters())
     if frozen and options.distill_weight > 0:
         raise VoxkitError("tasks.asr.distill_weight trains the encoder, which model.freeze_encoder keeps fixed: set one of them off")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +208,9 @@ train = []
     assert args.encoder.norm_eps == TransformerArgs().norm_eps and args.decoder.max_seq_len is None
     options = strict_from_dict(AsrTaskConfig, recipe.task_options("asr"), ("tasks", "asr"))
     assert (options.min_delay, options.max_delay) == (MIN_DELAY_STEPS, MAX_DELAY_STEPS)
+    row = {"audio": "x.wav", "text": "hi", "duration": 1.0, "words": [{"word": "hi", "start": 0.1, "end": 0.4}]}
+    (tmp_path / "one.jsonl").write_text(json.dumps(row) + "\n")  # a task refuses an empty training set
+    options.train = [str(tmp_path / "one.jsonl")]
     task = AsrTask(options, args, ByteTokenizer())
     assert task.eval_delay == args.default_delay_tokens  # the WER is measured at the model's own delay
     with pytest.raises(RecipeError, match=f"max_delay <= {MAX_DELAY_STEPS}"):

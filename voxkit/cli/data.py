@@ -8,16 +8,8 @@ import os
 import sys
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.cli.flags import at_least
 from voxkit.cli.outputs import output_file, output_folder
-
-
-def _at_least(value: int | None, least: int, flag: str, what: str) -> None:
-    """Refuse a count below ``least`` in the user's words, before any work: left alone, -5 slices
-    items off the end of a list silently and 0 ends in a message about empty manifests."""
-    from voxkit.errors import DataError
-
-    if value is not None and value < least:
-        raise DataError(f"{flag} takes {what} of at least {least}, got {value}")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -72,7 +64,7 @@ def _check(args: argparse.Namespace) -> int:
     from voxkit.data.manifest import check_manifest
     from voxkit.errors import DataError
 
-    _at_least(args.max_report, 0, "--max-report", "a number of bad rows to print (0: only the counts)")
+    at_least(args.max_report, 0, "--max-report", "a number of bad rows to print (0: only the counts)")
     bad = unreadable = 0
     for path in args.manifests:
         try:
@@ -179,7 +171,7 @@ def _tts(args: argparse.Namespace) -> int:
     from voxkit.errors import DataError
     from voxkit.tts.corpus import encode_manifests
 
-    _at_least(args.limit, 1, "--limit", "a number of clips per manifest")  # before the codec loads
+    at_least(args.limit, 1, "--limit", "a number of clips per manifest")  # before the codec loads
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         raise DataError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
     output_folder(args.out, "--out")
@@ -196,8 +188,8 @@ def _vocab(args: argparse.Namespace) -> int:
     from voxkit.subset_tokenizer import SubsetTokenizer
     from voxkit.tokenizer import TekkenTokenizer
 
-    _at_least(args.max_pieces, 1, "--max-pieces", "a number of pieces")
-    _at_least(args.min_count, 1, "--min-count", "a number of occurrences")
+    at_least(args.max_pieces, 1, "--max-pieces", "a number of pieces")
+    at_least(args.min_count, 1, "--min-count", "a number of occurrences")
     output_folder(args.out, "--out")
     words = [w["word"] for m in args.manifests for r in read_manifest(m) for w in (r.get("words") or [])]
     if not words:
@@ -226,8 +218,8 @@ def _chat(args: argparse.Namespace) -> int:
                 kinds[name] = float(weight or 1.0)
             except ValueError:
                 raise VoxkitError(f"--kinds: {item!r} is not NAME=WEIGHT") from None
-    _at_least(args.per_row, 1, "--per-row", "a number of examples per row")
-    _at_least(args.spoken_questions, 0, "--spoken-questions", "a number of questions (0: none)")
+    at_least(args.per_row, 1, "--per-row", "a number of examples per row")
+    at_least(args.spoken_questions, 0, "--spoken-questions", "a number of questions (0: none)")
     output_file(args.out, "--out")
     rows = [r for m in args.manifests for r in read_manifest(m)]
     if not rows and not args.spoken_questions:  # an empty instruction file would only fail later, in training

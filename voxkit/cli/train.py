@@ -33,10 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from voxkit.cli.flags import at_least
     from voxkit.cli.outputs import output_folder
+    from voxkit.errors import VoxkitError
     from voxkit.train.recipe import load_recipe
 
+    at_least(args.stop_at, 1, "--stop-at", "a step")
     recipe = load_recipe(args.recipe, args.overrides)  # every key checked before anything is built
+    if not recipe.tasks:  # before a model of the default (full) size is built for nothing
+        raise VoxkitError(f"{args.recipe}: the recipe has no [tasks.NAME] section: nothing to train (e.g. [tasks.asr] with train = [...])")
     output_folder(recipe.train.out_dir, "train.out_dir", make=False)
 
     import torch

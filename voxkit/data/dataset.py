@@ -47,6 +47,7 @@ class ManifestDataset(Dataset):
     ) -> None:
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
         rows = [r for p in paths for r in _read_rows(p, allow_eval_only)]
+        self.read = len(rows)  # before the duration filter: a task reports what it left out
         self.rows = [r for r in rows if min_duration <= float(r["duration"]) <= max_duration]
         self.sample_rate = sample_rate
         self.normalize_db = normalize_db

@@ -122,7 +122,13 @@ def load_checkpoint(
     try:
         load_model(unwrap(model), str(path / MODEL_FILE), strict=True)
     except (RuntimeError, OSError) as err:
-        raise CheckpointError(f"{path / MODEL_FILE} does not fit the model: {err}") from None
+        # torch lists every mismatched tensor; the first says what changed, the count how much
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        raise CheckpointError(
+            f"{path / MODEL_FILE} does not fit the model (has the recipe's [model] changed since?): {detail}{more}"
+        ) from None
     try:
         state: dict[str, Any] = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -151,7 +152,7 @@ class Recipe:
         """Reject values the trainer cannot run with, naming the key."""
         o, t = self.optim, self.train
         checks: list[tuple[bool, str, str]] = [
-            (o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}"),
+            (0 < o.lr < math.inf, "optim.lr", f"must be a finite number > 0, got {o.lr}"),
             (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", f"must be two numbers in [0, 1), got {o.betas}"),
             (o.eps > 0, "optim.eps", f"must be > 0, got {o.eps}"),
             (o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}"),

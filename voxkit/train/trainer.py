@@ -229,6 +229,8 @@ class Trainer:
             checkpoint = latest_checkpoint(out_dir) if resume else None
             if not resume and latest_checkpoint(out_dir) is not None:
                 raise VoxkitError(f"{out_dir} already holds checkpoints: resume with --resume, or choose another train.out_dir")
+            if resume and checkpoint is None and self.rank == 0:  # a mistyped out_dir must not pass for a resume
+                print(f"--resume: no checkpoint in {out_dir}: starting from step 0", file=sys.stderr, flush=True)
             _seed_everything(cfg.seed + self.rank)
             self.model.to(self.device)
             self.model.train()
@@ -424,7 +426,12 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation and checkpoints
 
     def _evaluate(self, log: ScalarLog | None) -> None:
-        """Rank 0 evaluates every task with the plain model; the training RNG is left untouched."""
+        """Rank 0 evaluates every task with the plain model; the training RNG is left untouched.
+
+        No autocast: evaluations decode with streaming caches allocated in the weights' dtype,
+        which bf16 activations could not be written into, and a few dev utterances in float32
+        cost little. The figures are then those of the exported float32 model.
+        """
         if self.rank != 0:
             return
         scalars: dict[str, float] = {}
@@ -432,7 +439,7 @@ class Trainer:
         py_state = random.getstate()
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=devices), torch.no_grad(), self._autocast():
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
                 for name in sorted(self.tasks):
                     for key, value in self.tasks[name].evaluate(self.model).items():
                         scalars[f"eval/{name}/{key}"] = float(value)
@@ -481,4 +488,7 @@ class Trainer:
             _seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
         if self.rank == 0:
             print(f"resumed from {checkpoint} at step {self.step}", file=sys.stderr, flush=True)
+            if self.step >= self.max_steps:
+                print(f"step {self.step} is the end of the schedule (train.max_steps {self.max_steps}): nothing to train; "
+                      "raise train.max_steps to go on", file=sys.stderr, flush=True)
 
