@@ -70,7 +70,10 @@ def evaluate_manifest(
     from tqdm import tqdm
 
     from voxkit.asr.segments import transcribe_segmented
+    from voxkit.errors import VoxkitError
 
+    if batch_size < 1:  # range() would stop at a zero step with a message that names no option
+        raise VoxkitError(f"batch_size must be at least 1, got {batch_size}")
     if waves is None:
         waves = load_waves(rows, snr_db=snr_db, progress=progress)
     table: dict[int, dict[str, float]] = {}

@@ -80,9 +80,14 @@ def format_wer_table(table: dict[str, dict[str, tuple[int, float]]]) -> str:
 
 
 def format_accuracy_table(scores: dict[str, dict[str, KindScore]]) -> str:
-    """``{model: {kind: score}}`` as a markdown table, one row per kind."""
+    """``{model: {kind: score}}`` as a markdown table, one row per kind; a one-line note when no kind
+    was scored (only ``transcribe`` examples, which :func:`instruction_accuracy` leaves to the WER),
+    since a header without rows reads as a table that failed to fill."""
     models = list(scores)
     kinds = sorted({k for s in scores.values() for k in s})
+    if not kinds:
+        return ("No instruction accuracy: every example is a transcribe request, which exact match does not score "
+                "(transcription is measured by the WER table above, on the manifests).")
     lines = ["| kind | " + " | ".join(f"{m} accuracy %" for m in models) + " |", "|---|" + "---|" * len(models)]
     for kind in kinds:
         cells = []

@@ -5,13 +5,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
+from typing import TYPE_CHECKING
 
 from voxkit.asr.peer import PEERS
 from voxkit.audio.constants import STEP_MS
+from voxkit.cli.flags import at_least
 from voxkit.cli.outputs import output_file, write_text
+
+if TYPE_CHECKING:
+    from voxkit.asr.options import RecognizerOptions
 
 CODEC_PEERS = "codec2-2400,codec2-3200,opus-6000"
 """The peers of ``eval codec`` (voxkit.codec.peers.PEER_CODECS, named here so that --help imports no codec code)."""
@@ -67,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N clips / examples of each file")
     h.add_argument("--json", default=None, metavar="OUT", help="also write the numbers and every output as JSON")
     h.add_argument("--quiet", action="store_true", help="no progress bars")
-    h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_eval"]).run_eval(a))
+    h.set_defaults(func=run_chat)
     t = sub.add_parser("tts", help="voice cloning on held-out voices: WER of an independent recogniser, speaker similarity")
     t.add_argument("manifest", help="JSONL manifest with audio, text and speaker (engine, language if known)")
     t.add_argument("--model", action="append", default=[], metavar="DIR",
@@ -100,32 +106,26 @@ def run_asr(args: argparse.Namespace) -> int:
         load_waves,
         utterance_errors,
     )
-    from voxkit.asr.options import RecognizerOptions
     from voxkit.asr.peer import load_peer
     from voxkit.asr.segments import DEFAULT_SEGMENTING
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
 
-    try:
-        delays = [int(d) for d in args.delays.split(",") if d.strip()]
-    except ValueError:
-        raise VoxkitError(f"--delays must be integers in ms, got {args.delays!r}") from None
-    options = [RecognizerOptions.from_ms(d) for d in delays]
+    _check_asr_flags(args)
+    options = _parse_delays(args.delays)
     for flag, path in (("--output", args.output), ("--hypotheses", args.hypotheses)):
         if path:
             output_file(path, flag)  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = read_manifest(args.manifest, required=("audio", "text"))
-    if args.languages:
-        keep = set(args.languages.split(","))
-        rows = [r for r in rows if r.get("language") in keep]
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
+    _require_references(args.manifest, rows)
+    if args.languages is not None:
+        rows = _only_languages(rows, args.languages, args.manifest)
     if args.max_utterances and len(rows) > args.max_utterances:
         rows = random.Random(0).sample(rows, args.max_utterances)
-    if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
-        raise VoxkitError(f"--long-form takes minutes between 0 and {24 * 60}, got {args.long_form:g}")
     peer = load_peer(args.peer, threads=args.threads or 0) if args.peer else None  # a missing extra fails before the long part
     bundle = load_bundle(args.model)
     waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
@@ -157,6 +157,22 @@ def run_asr(args: argparse.Namespace) -> int:
         peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
         write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
     return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """``voxkit eval chat``: the flags and references checked here, the evaluation in voxkit.cli.chat.
+
+    A negative --limit would slice clips off the end of every file and 0 would empty them, so it
+    is refused in the user's words before any model loads; an empty reference would be left out
+    of the WER without a word, as in ``eval asr``.
+    """
+    from voxkit.cli.chat import run_eval
+    from voxkit.data.manifest import read_manifest
+
+    at_least(args.limit, 1, "--limit", "a number of clips and examples")
+    for manifest in args.manifests:
+        _require_references(manifest, read_manifest(manifest, required=("audio", "text")))
+    return run_eval(args)
 
 
 def run_codec(args: argparse.Namespace) -> int:
@@ -212,8 +228,9 @@ def run_tts(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--limit takes a number of rows of at least 1, got {args.limit}")
     if args.steps < 1:
         raise VoxkitError(f"--steps must be at least 1, got {args.steps}")
-    if args.cfg < 0:
-        raise VoxkitError(f"--cfg must be at least 0, got {args.cfg:g}")
+    if not (math.isfinite(args.cfg) and args.cfg >= 0):  # NaN passes a plain "< 0" test
+        raise VoxkitError(f"--cfg must be a finite number of at least 0, got {args.cfg:g}")
+    at_least(args.threads, 1, "--threads", "a number of CPU threads")
     if args.json:
         output_file(args.json, "--json")  # before the evaluation, not after it
     if args.threads:
@@ -311,3 +328,70 @@ def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]], peers:
                       "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     return "".join(lines)
+
+
+def _check_asr_flags(args: argparse.Namespace) -> None:
+    """The numeric flags of ``eval asr``, checked before the manifest is read and any model loads."""
+    from voxkit.errors import VoxkitError
+
+    at_least(args.max_utterances, 1, "--max-utterances", "a number of utterances")
+    at_least(args.batch_size, 1, "--batch-size", "a number of streams")
+    at_least(args.threads, 1, "--threads", "a number of CPU threads")
+    if args.snr is not None and not math.isfinite(args.snr):
+        raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
+    if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
+        raise VoxkitError(f"--long-form takes minutes between 0 and {24 * 60}, got {args.long_form:g}")
+
+
+def _parse_delays(text: str) -> list[RecognizerOptions]:
+    """--delays as validated RecognizerOptions, duplicates dropped; an empty list is refused, as it
+    would print a table with no column and exit 0 as if something had been measured."""
+    from voxkit.asr.options import RecognizerOptions
+    from voxkit.errors import VoxkitError
+
+    try:
+        delays = [int(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise VoxkitError(f"--delays must be integers in ms, got {text!r}") from None
+    if not delays:
+        raise VoxkitError(f"--delays names no delay, got {text!r} (give e.g. 480 or 160,480,960)")
+    return [RecognizerOptions.from_ms(d) for d in dict.fromkeys(delays)]
+
+
+def _require_references(manifest: str, rows: list[dict]) -> None:
+    """Refuse rows whose ``text`` is empty, blank or not a string, naming the count and the first line.
+
+    The corpus WER skips an empty reference (there are no words to divide by), so such rows would
+    vanish from the table while their transcripts still count as errors elsewhere: a 0.0 % beside
+    a hypotheses file full of words. ``voxkit data check`` rejects the same rows as "empty text".
+    """
+    from voxkit.data.manifest import iter_manifest
+    from voxkit.errors import DataError
+
+    bad = [i for i, r in enumerate(rows) if not isinstance(r["text"], str) or not r["text"].strip()]
+    if bad:
+        lines = [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
+        raise DataError(f"{manifest}:{lines[bad[0]]}: empty text: {len(bad)} of {len(rows)} rows have no reference "
+                        "transcript to score against (give every row its text, or leave those rows out)")
+
+
+def _only_languages(rows: list[dict], codes: str, manifest: str) -> list[dict]:
+    """The rows of the --languages codes (spaces around the commas allowed). Codes the manifest
+    lacks are named on stderr, and a filter that keeps nothing says which languages there are."""
+    from voxkit.errors import VoxkitError
+
+    keep = list(dict.fromkeys(c.strip() for c in codes.split(",") if c.strip()))
+    if not keep:
+        raise VoxkitError(f"--languages names no language, got {codes!r} (give e.g. en or en,es)")
+    present = sorted({str(r["language"]) for r in rows if "language" in r})
+    has = f"it has {', '.join(present)}" if present else "its rows have no language field"
+    if present and any("language" not in r for r in rows):
+        has += " and rows without a language field"
+    kept = [r for r in rows if "language" in r and str(r["language"]) in keep]
+    if not kept:
+        raise VoxkitError(f"no utterances to evaluate in {manifest} for --languages {','.join(keep)}: {has}")
+    missing = [c for c in keep if c not in present]
+    if missing:
+        print(f"voxkit eval asr: --languages {','.join(missing)}: not in {manifest} ({has}); scoring the others",
+              file=sys.stderr)
+    return kept
