@@ -294,7 +294,9 @@ def test_save_plan_target_is_checked_before_planning(tmp_path, capsys):
     corpus = ["--languages", "it", "--hours", "0.01", "--seed", "3"]
     nested = tmp_path / "plans" / "deep" / "it.jsonl.gz"
     assert main(["data", "synth", "--save-plan", str(nested), *corpus]) == 0
-    assert nested.is_file() and "render it with" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert nested.is_file() and "render it with" in captured.out
+    assert "planning 0.01 h of it" in captured.err  # said before the silent part, not after it
     assert main(["data", "synth", "--save-plan", str(tmp_path), *corpus]) == 2
     assert "is a folder" in capsys.readouterr().err
     blocker = tmp_path / "file"

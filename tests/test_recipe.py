@@ -260,3 +260,9 @@ def test_the_stage_one_recipe_grown_as_documented_and_the_long_stream_fine_tune_
     long = load_recipe(ASR_TINY.parent / "asr_tiny_long.toml")
     options = strict_from_dict(RecognizerRecipe, {k: v for k, v in long.model.items() if k != "name"}, ("model",))
     assert options.model_args().to_params() == bundled.export_config() and options.init_from == "runs/init_bundle"
+
+
+def test_an_override_into_a_value_that_is_not_a_table(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tasks = 5\n[model]\nname = "recipe_toy"\n')
+    with pytest.raises(RecipeError, match=r"\[tasks\] must be a table, got int"):
+        load_recipe(path, ['+tasks.x.train=["a"]'])

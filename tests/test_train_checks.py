@@ -54,6 +54,7 @@ def recipe(tmp_path: Path) -> Path:
     (["tasks.asr.num_workers=-1"], "num_workers must be >= 0"),
     (["model.ctc_head=false", "tasks.asr.ctc_weight=0.5"], "needs the model's CTC head"),
     (["optim.lr=inf"], "optim.lr must be a finite number > 0"),
+    (["data.tokenizer={empty}.d"], "data.tokenizer: model folder not found"),
 ])
 def test_what_cannot_train_is_one_line(recipe: Path, overrides: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     folder = recipe.parent

@@ -55,7 +55,7 @@ def test_speak_clones_a_reference_file_and_lists_voices(model: Path, tmp_path: P
     sf.write(ref, (0.2 * np.sin(np.arange(16000 * 4) * 0.05)).astype(np.float32), 16000)
     assert cli_main(["speak", "Hi.", "--model", str(model), "--voice", str(ref), "--reference-text", "A tone.",
                      "--seed", "3", "-o", str(tmp_path / "o.wav")]) == 0
-    assert "first 3 s are used" in capsys.readouterr().err  # the tiny model's reference window, said as a warning
+    assert "first 3.2 s are used" in capsys.readouterr().err  # the tiny model's reference window, said as a warning
     assert cli_main(["speak", "x", "--model", str(model), "--list-voices"]) == 0
     assert "voices: demo" in capsys.readouterr().out
 

@@ -114,7 +114,7 @@ def test_missing_inputs_say_what_to_do(events: Any, clips: dict[str, Path]) -> N
         events.speak(str(clips["good"]), "", TEXT, "xx", "(uploaded reference)", 1, False, 3, 1.2, 1.0)
 
 
-@pytest.mark.parametrize(("clip", "expected"), [("short", "only 2.0 s long"), ("long", "5.0 s long; its first 3 s are used")])
+@pytest.mark.parametrize(("clip", "expected"), [("short", "only 2.0 s long"), ("long", "5.0 s long; its first 3.2 s are used")])
 def test_reference_length_is_guarded_with_a_notice(events: Any, clips: dict[str, Path], clip: str, expected: str) -> None:
     with pytest.warns(UserWarning, match=expected):  # gr.Warning outside a browser session
         _, _, status = speak(events, clips[clip])

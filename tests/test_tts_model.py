@@ -174,7 +174,7 @@ def test_reference_checks(speaker: Speaker, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     voice = speaker.prepare_voice(rng.normal(0, 0.1, 16000 * 5).astype(np.float32), 16000, reference_text="Hi there.")
     assert voice.codes.shape == (40, 5) and voice.text == "Hi there."  # 5 s trimmed to the tiny model's 40 frames
-    assert voice.warnings and "first 3 s" in voice.warnings[0]
+    assert voice.warnings and "first 3.2 s are used" in voice.warnings[0]
     short = speaker.prepare_voice(rng.normal(0, 0.1, 24000 * 2).astype(np.float32), 24000)
     assert short.warnings and "only 2.0 s" in short.warnings[0]
     not_audio = tmp_path / "notes.wav"

@@ -145,7 +145,7 @@ class Speaker:
         limit = min(MAX_REFERENCE_S, self.model.args.max_reference_frames / self.codec.frame_rate)  # type: ignore[attr-defined]
         if duration > limit:
             wave = wave[: int(limit * rate)]
-            warnings.append(f"the reference is {duration:.1f} s long; its first {limit:.0f} s are used")
+            warnings.append(f"the reference is {duration:.1f} s long; its first {limit:g} s are used")
             duration = limit
         elif duration < SHORT_REFERENCE_S:
             warnings.append(f"the reference is only {duration:.1f} s long; 3-30 s of clear speech clone a voice better")

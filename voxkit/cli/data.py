@@ -12,6 +12,14 @@ from voxkit.cli.flags import at_least
 from voxkit.cli.outputs import output_file, output_folder
 
 
+def _say_planning(args: argparse.Namespace, languages: list[str]) -> None:
+    """Planning reads the text sources and draws every sentence and voice before the first line of
+    output or the render bar: say so, or a user watches a silent terminal for most of a minute."""
+    if not args.quiet:
+        print(f"voxkit data: planning {args.hours:g} h of {', '.join(languages)} (text sources, sentences, voices; "
+              "this takes up to a minute) ...", file=sys.stderr, flush=True)
+
+
 def _synth(args: argparse.Namespace) -> int:
     from voxkit.data.synth import build_corpus, load_plan, plan_corpus, save_plan
     from voxkit.data.text import language_spec
@@ -37,6 +45,7 @@ def _synth(args: argparse.Namespace) -> int:
         if args.hours <= 0:
             raise DataError(f"--hours must be positive, got {args.hours}")
         output_file(args.save_plan, "--save-plan")  # before the planning, which takes a while
+        _say_planning(args, languages)
         planned = plan_corpus(languages, args.hours, args.seed)
         save_plan(args.save_plan, planned, languages, args.hours, args.seed)
         print(f"plan: {args.save_plan}: {len(planned)} utterances; render it with voxkit data synth --plan {args.save_plan} --out DIR")
@@ -45,6 +54,8 @@ def _synth(args: argparse.Namespace) -> int:
         raise DataError("--out is required (the corpus folder)")
     output_folder(args.out, "--out")
     workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    if plans is None:
+        _say_planning(args, languages)
     s = build_corpus(args.out, languages, args.hours, seed=args.seed, workers=workers, sample_rates=rates,
                      fmt=args.format, progress=not args.quiet, plans=plans)
     print(f"corpus: {args.out}")

@@ -237,6 +237,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], where: st
             guess = closest(parts[0], SECTIONS)
             hint = f"did you mean {guess!r}?" if guess else f"known: {', '.join(SECTIONS)}"
             raise RecipeError(f"override {item!r}: unknown section {parts[0]!r}; {hint}")
+        if not isinstance(data.get(parts[0], {}), dict):
+            raise RecipeError(f"override {item!r}: [{parts[0]}] must be a table, got {type(data[parts[0]]).__name__}")
         if parts[0] == "tasks" and parts[1] not in data.get("tasks", {}) and not add:
             known = sorted(data.get("tasks", {}))
             guess = closest(parts[1], known)

@@ -200,5 +200,9 @@ def build_tasks(recipe: Recipe, model: nn.Module) -> dict[str, Task]:
 def recipe_tokenizer(recipe: Recipe) -> Tokenizer:
     """The tokenizer named by ``data.tokenizer``: "byte", "tekken" (shipped) or a model folder."""
     from voxkit.checkpoint import tokenizer_from_spec
+    from voxkit.errors import VoxkitError
 
-    return tokenizer_from_spec(recipe.data.tokenizer)
+    try:
+        return tokenizer_from_spec(recipe.data.tokenizer)
+    except VoxkitError as err:  # name the recipe key: "model folder not found" alone does not say which
+        raise type(err)(f"data.tokenizer: {err}") from None
