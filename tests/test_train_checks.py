@@ -100,3 +100,29 @@ def test_resume_says_what_it_did(recipe: Path, capsys: pytest.CaptureFixture[str
     code, _, err = run_cli(["train", str(recipe), "--resume", "model.encoder.dim=64", "train.max_steps=4"], capsys)
     line = one_line_error(err.split("\n", 1)[1])  # after the model summary line
     assert code == 2 and "does not fit the model (has the recipe's [model] changed since?): size mismatch" in line and "more)" in line
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    """lr=inf used to run to the end with loss nan (and NaN weights in every checkpoint)."""
+    import torch
+
+    from tests.test_train import ToyLM, make_recipe, tiny_model
+    from voxkit.errors import VoxkitError
+    from voxkit.train.checkpointing import latest_checkpoint
+    from voxkit.train.trainer import Trainer
+
+    class NanAfterFour(ToyLM):
+        def __init__(self) -> None:
+            super().__init__(batches_per_epoch=100)
+            self.calls = 0
+
+        def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            self.calls += 1
+            loss, metrics = super().loss(model, batch)
+            return (loss * float("nan") if self.calls > 4 else loss), metrics
+
+    recipe = make_recipe(tmp_path, max_steps=20, save_every=2, log_every=2)
+    trainer = Trainer(recipe, tiny_model(), {"toy": NanAfterFour()}, {"toy": 1.0})
+    with pytest.raises(VoxkitError, match=r"diverged at step 6 \(train/.*= nan\)"):
+        trainer.fit()
+    assert latest_checkpoint(tmp_path).name == "step_00000004"  # step 6's NaN weights were not saved

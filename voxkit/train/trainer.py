@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import sys
@@ -58,6 +59,19 @@ SCALARS_FILE = "scalars.jsonl"
 
 
 # ---------------------------------------------------------------------------- building blocks
+
+
+def _diverged(scalars: Mapping[str, float]) -> str | None:
+    """The first training loss or gradient norm that is NaN or infinite, as "key = value"; None if all are finite.
+
+    Checked at log steps only (the values are on the host then): a NaN gradient makes every weight
+    NaN at the next update, and a run that goes on spends its time (a lent GPU's minutes) on nothing.
+    """
+    for key, value in scalars.items():
+        watched = key.startswith("train/") and (key.endswith("/loss") or key.startswith("train/grad_norm"))
+        if watched and not math.isfinite(value):
+            return f"{key} = {value}"
+    return None
 
 
 def _rng_state() -> dict[str, Any]:
@@ -321,6 +335,10 @@ class Trainer:
                         else:
                             line = f"step {self.step}/{self.max_steps} loss {loss:.4f} lr {scalars['train/lr']:.3e}"
                             print(line, file=sys.stderr, flush=True)
+                    diverged = self._agree(_diverged(scalars) if is_main else None)
+                    if diverged:  # the weights are NaN from here on: stop before a checkpoint keeps them
+                        raise VoxkitError(f"training diverged at step {self.step} ({diverged}); the checkpoints before it are "
+                                          "kept: lower optim.lr or raise optim.warmup_steps, then --resume")
                 if cfg.save_every and self.step % cfg.save_every == 0:
                     self._save(out_dir)
                     saved_at = self.step
