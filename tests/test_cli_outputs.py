@@ -143,3 +143,16 @@ def test_a_path_the_system_refuses_later_is_one_line(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(env, "run", bug)
     with pytest.raises(OSError, match="not about a path"):
         main(["env"])
+
+
+def test_a_reader_that_goes_away_is_not_an_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``voxkit transcribe talk.wav | head -2``: BrokenPipeError is an OSError without a path, and
+    the path handler above it re-raised it as a traceback."""
+    import voxkit.cli.env as env
+
+    def closed(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(env, "run", closed)
+    code, _, err = run_cli(["env"], capsys)
+    assert code == 0 and err == ""
