@@ -142,3 +142,37 @@ def test_read_stdin_auto_puts_the_sniffed_bytes_back():
     np.testing.assert_allclose(wav, explicit, atol=1e-4)
     with pytest.raises(AudioError, match=r"FLAC audio.*ffmpeg -i in\.flac -f wav -"):
         read_stdin("auto", 16000, stream=io.BytesIO(_bytes_of("FLAC", _tone(16000))))
+
+
+@pytest.mark.parametrize(("container", "subtype", "channels", "rate"), [
+    ("WAV", "PCM_16", 1, 16000), ("WAV", "PCM_24", 1, 22050), ("WAV", "PCM_32", 2, 44100), ("WAV", "FLOAT", 1, 48000),
+    ("WAV", "DOUBLE", 1, 16000), ("WAV", "PCM_U8", 1, 8000), ("WAVEX", "PCM_24", 4, 16000), ("WAVEX", "FLOAT", 2, 44100),
+])
+def test_wav_stream_reads_what_the_file_path_reads(container: str, subtype: str, channels: int, rate: int) -> None:
+    """ffmpeg pipes 24-bit, float and multichannel audio as WAVE_FORMAT_EXTENSIBLE; the wave module
+    refused those (and every float WAV) on stdin while the same files worked as paths."""
+    from voxkit.audio.stream import read_wav_stream
+
+    tone = _tone(rate).numpy()[: rate // 2]  # [T] 0.5 s
+    buf = io.BytesIO()
+    sf.write(buf, np.repeat(tone[:, None], channels, axis=1), rate, format=container, subtype=subtype)
+    streamed = np.concatenate(list(read_wav_stream(io.BytesIO(buf.getvalue()))))
+    np.testing.assert_allclose(streamed, load_audio(io.BytesIO(buf.getvalue()), 16000).numpy(), atol=1e-6)
+
+
+def test_wav_stream_with_sizes_a_pipe_writer_does_not_know() -> None:
+    """RIFF size 0 and data size 0xFFFFFFFF (ffmpeg to a pipe): the samples run to the end; a known
+    data size stops before a chunk that follows the samples."""
+    import struct
+
+    from voxkit.audio.stream import read_wav_stream
+
+    buf = io.BytesIO()
+    sf.write(buf, _tone(16000).numpy()[:8000], 16000, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    known = np.concatenate(list(read_wav_stream(io.BytesIO(bytes(data) + b"LIST\x04\x00\x00\x00abcd"))))
+    assert known.shape == (8000,)
+    data[4:8] = struct.pack("<I", 0)
+    at = data.index(b"data")
+    data[at + 4 : at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    np.testing.assert_array_equal(np.concatenate(list(read_wav_stream(io.BytesIO(bytes(data))))), known)

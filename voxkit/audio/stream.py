@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import sys
-import wave
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
@@ -203,34 +202,31 @@ def _warn_if_float(votes: list[int], fmt: str) -> None:
 
 
 def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
-    """A WAV file arriving on a pipe (integer PCM), decoded as it comes."""
-    try:
-        wav = wave.open(stream, "rb")  # noqa: SIM115 - closed below
-    except (wave.Error, EOFError) as err:
-        reason = str(err) or "the header ends early"  # EOFError carries no message
-        raise AudioError(f"stdin is not a readable PCM WAV stream ({reason}); for raw samples use --format s16le") from None
-    with wav:
-        width, rate, channels = wav.getsampwidth(), wav.getframerate(), wav.getnchannels()
-        dtype = {1: np.dtype("u1"), 2: np.dtype("<i2"), 4: np.dtype("<i4")}.get(width)
-        if dtype is None:
-            raise AudioError(f"unsupported WAV sample width {8 * width} bits on stdin")
-        resampler = StreamResampler(rate)
-        frames = max(1, int(rate * block_seconds))
-        while True:
-            try:
-                data = wav.readframes(frames)
-            except (wave.Error, EOFError):
-                break  # truncated stream: keep what arrived
-            if not data:
-                break
-            whole = len(data) // (width * channels) * width * channels
-            samples = _to_float(np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)).mean(axis=1)
-            out = resampler.push(samples)
-            if out.size:
-                yield out
-        out = resampler.flush()
+    """A WAV file arriving on a pipe, decoded as it comes: integer PCM of 8 to 32 bits and float,
+    plain or WAVE_FORMAT_EXTENSIBLE (:mod:`voxkit.audio.wav_header`); a truncated stream keeps
+    what arrived."""
+    from voxkit.audio.wav_header import read_wav_header
+
+    fmt = read_wav_header(stream)
+    resampler = StreamResampler(fmt.rate)
+    block = max(1, int(fmt.rate * block_seconds)) * fmt.frame_bytes
+    left = fmt.data_bytes  # None: to the end of the stream
+    carry = b""  # a partial frame of the last read
+    while left is None or left > 0:
+        data = stream.read(block if left is None else min(block, left))
+        if not data:
+            break
+        if left is not None:
+            left -= len(data)
+        data = carry + data
+        whole = len(data) // fmt.frame_bytes * fmt.frame_bytes
+        carry = data[whole:]
+        out = resampler.push(fmt.decode(data[:whole]))
         if out.size:
             yield out
+    out = resampler.flush()
+    if out.size:
+        yield out
 
 
 class _Replay:
