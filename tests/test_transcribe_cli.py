@@ -130,3 +130,16 @@ def test_odd_files(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_bundle_folder_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], wav_path: Path) -> None:
     code, _, err = run_cli(["transcribe", str(wav_path), "--model", str(tmp_path / "nope")], capsys)
     assert code == 2 and "does not exist" in err
+
+
+def test_stdin_layout_and_empty_stdin_are_errors(model_dir: Path) -> None:
+    """--sample-rate 16 (kHz meant) read 0.1 s of audio as 100 s of noise and transcribed it;
+    empty stdin gave an empty transcript with status 0 where an empty file is an error."""
+    cmd = [sys.executable, "-m", "voxkit.cli.main", "transcribe", "-", "--model", str(model_dir)]
+    pcm = (chirp(0.5).numpy() * 32767).astype("<i2").tobytes()
+    for args, message in ((["--sample-rate", "16"], "--sample-rate 16 is not an audio rate (--sample-rate is in Hz, not kHz)"),
+                          (["--channels", "0"], "--channels takes a number of channels of at least 1")):
+        res = subprocess.run([*cmd, "--format", "s16le", *args], input=pcm, capture_output=True, text=False)
+        assert res.returncode == 2 and message in res.stderr.decode() and b"Traceback" not in res.stderr
+    res = subprocess.run(cmd, input=b"", capture_output=True)
+    assert res.returncode == 2 and b"stdin: no audio received" in res.stderr

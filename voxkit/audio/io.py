@@ -43,7 +43,8 @@ def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
         raise AudioError(f"{name} must be a positive whole number of Hz, got {rate!r}")
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         hint = f" ({name} is in Hz, not kHz)" if rate < MIN_SAMPLE_RATE else ""
-        raise AudioError(f"{name}={int(rate)} is not an audio rate{hint}: expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+        given = f"{name} {int(rate)}" if name.startswith("-") else f"{name}={int(rate)}"  # a CLI flag or an argument
+        raise AudioError(f"{given} is not an audio rate{hint}: expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
     return int(rate)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from voxkit.asr.options import MAX_DELAY_MS, MIN_DELAY_MS, RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
+from voxkit.cli.flags import at_least
 from voxkit.cli.outputs import output_folder, write_text
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
@@ -204,6 +205,11 @@ def run(args: argparse.Namespace) -> int:
         RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     if args.language is not None:
         check_language_code(args.language)
+    if "-" in args.inputs:  # raw stdin's layout, checked before the model loads (16 would read 0.1 s as 100 s)
+        from voxkit.audio.io import check_sample_rate
+
+        check_sample_rate(args.sample_rate, "--sample-rate")
+        at_least(args.channels, 1, "--channels", "a number of channels")
     usable_device(args.device)
     stems = output_names(args.inputs, args.mic, args.output_dir) if args.output_dir else []
     out_dir = output_folder(args.output_dir) if args.output_dir else None
@@ -251,8 +257,10 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             continue
         transcript = stream.transcript
-        if audio_seconds == 0:
-            print(f"voxkit transcribe: warning: {name}: no audio received", file=sys.stderr)
+        if audio_seconds == 0:  # as an empty file is: an error, not an empty transcript with status 0
+            print(f"voxkit transcribe: error: {name}: no audio received", file=sys.stderr)
+            failures += 1
+            continue
         for fmt in formats:
             text = "\n".join(handle.jsonl) + "\n" if fmt == "jsonl" else render(transcript, fmt, args.word_timestamps)
             if out_dir is not None:
