@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from voxkit.errors import OptionError
 from voxkit.lm.cache import RingState
 from voxkit.lm.sampling import SamplingConfig, check_seed, sample_next
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
@@ -41,6 +42,18 @@ class _Step:
     tokens: torch.Tensor  # [B] long: the sampled token of every stream (garbage for dead streams)
     emitted: torch.Tensor  # [B] bool: the token is real output (stream alive and not a stop id)
     alive: torch.Tensor  # [B] bool: the stream may still emit after this step
+
+
+@contextlib.contextmanager
+def _memory_for(what: str) -> Iterator[None]:
+    """An allocation that does not fit (a huge max_new_tokens on a full-attention model sizes the
+    KV cache to it) is one clear error instead of the allocator's message from deep inside."""
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err, torch.cuda.OutOfMemoryError) or "can't allocate memory" in str(err):
+            raise OptionError(f"{what} would not fit in memory: lower max_new_tokens (or the batch)") from None
+        raise
 
 
 class Generator:
@@ -112,10 +125,12 @@ class Generator:
         token embeddings of the prompts: how a multimodal model puts audio vectors at its
         placeholders. Generated tokens are embedded by the model as usual.
         """
+        self._check(prompts, max_new_tokens)  # before the buffers: -1 or 10^10 tokens must not reach torch.zeros
         device = self.model.norm.weight.device
         B = len(prompts)
-        out = torch.zeros(B, max_new_tokens, dtype=torch.long, device=device)  # [B, N] preallocated
-        emitted = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)  # [B, N]
+        with _memory_for(f"{B} x {max_new_tokens} output tokens"):
+            out = torch.zeros(B, max_new_tokens, dtype=torch.long, device=device)  # [B, N] preallocated
+            emitted = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)  # [B, N]
         for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings):
             out[:, step.index] = step.tokens
             emitted[:, step.index] = step.emitted
@@ -164,15 +179,17 @@ class Generator:
         return min(needed, largest)
 
     def _check(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+            raise OptionError(f"max_new_tokens must be a whole number, got {max_new_tokens!r}")
         if not prompts:
-            raise ValueError("no prompts given")
+            raise OptionError("no prompts given")
         if any(len(p) == 0 for p in prompts):
-            raise ValueError("every prompt needs at least one token")
+            raise OptionError("every prompt needs at least one token")
         if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+            raise OptionError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         vocab = self.model.args.vocab_size
         if any(not 0 <= t < vocab for p in prompts for t in p):
-            raise ValueError(f"prompt token ids must be in [0, {vocab})")
+            raise OptionError(f"prompt token ids must be in [0, {vocab})")
 
     def _padded_batch(self, prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad the prompts: tokens [B, Tmax] and lengths [B], built on the host, moved once."""
@@ -206,7 +223,7 @@ class Generator:
         capacity = self.capacity_for(tokens.shape[1], max_new_tokens)
         # The caches belong to this run: the model itself is never written to, so other streams
         # (a live transcription, another generation) can use it at the same time.
-        with self._decoder(B, capacity, delays) as (state, decode):
+        with _memory_for(f"the KV cache of {B} x {capacity} positions"), self._decoder(B, capacity, delays) as (state, decode):
             # Grad mode is switched off per model call, not around the loop: a generator's context
             # would otherwise leak into the caller's code between steps.
             with torch.inference_mode():

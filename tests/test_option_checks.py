@@ -82,3 +82,47 @@ def test_chat_checks_options_before_the_first_token(kwargs: dict, message: str) 
         chat.generate(messages, max_new_tokens=2, **kwargs)
     with pytest.raises(VoxkitError, match=message):
         chat.stream(messages, max_new_tokens=2, **kwargs)
+
+
+def test_a_tiny_temperature_samples_the_most_likely_token() -> None:
+    """1e-45 passes the >= 0 check; dividing the raw logits by it overflowed to inf and NaN."""
+    import torch
+
+    from voxkit.lm.sampling import sample_next
+
+    logits = torch.tensor([[0.5, 3.0, -1.0], [2.0, 0.0, 1.9]])
+    for extra in ({}, {"top_k": 2}, {"top_p": 0.9}):
+        config = SamplingConfig(temperature=1e-45, **extra)
+        assert sample_next(logits, config, torch.Generator().manual_seed(0)).tolist() == [1, 0]
+
+
+def test_generation_lengths_are_checked_before_the_buffers() -> None:
+    """-1 reached torch.zeros; 10^10 on a full-attention model sized a 640 GB KV cache."""
+    from tests.test_generate import tiny_model
+    from voxkit.lm.generate import Generator
+
+    full = Generator(tiny_model(sliding_window=None))
+    with pytest.raises(OptionError, match="max_new_tokens must be >= 1"):
+        full.generate([[5]], -1)
+    with pytest.raises(OptionError, match="output tokens would not fit in memory"):
+        full.generate([[5]], 10**10)
+    with pytest.raises(OptionError, match="the KV cache of 1 x 10000000001 positions would not fit in memory"):
+        next(full.stream([[5]], 10**10))
+
+
+def test_generate_refuses_a_model_with_more_ids_than_its_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sampled id past the byte tokenizer's 320 ended in ByteTokenizer's ValueError mid-output."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from voxkit.lm import Transformer, TransformerArgs
+
+    args = TransformerArgs(dim=32, n_layers=1, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=2000, rope_theta=1e4)
+    args.extra["tokenizer"] = "byte"
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in Transformer(args).state_dict().items()}, str(tmp_path / "consolidated.safetensors"))
+    (tmp_path / "params.json").write_text(json.dumps(args.to_dict()))
+    code, _, err = run_cli(["generate", "--model", str(tmp_path), "--max-tokens", "3", "Hi"], capsys)
+    assert code == 2 and "the model has 2000 ids but its tokenizer only" in one_line_error(err)

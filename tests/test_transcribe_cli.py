@@ -143,3 +143,9 @@ def test_stdin_layout_and_empty_stdin_are_errors(model_dir: Path) -> None:
         assert res.returncode == 2 and message in res.stderr.decode() and b"Traceback" not in res.stderr
     res = subprocess.run(cmd, input=b"", capture_output=True)
     assert res.returncode == 2 and b"stdin: no audio received" in res.stderr
+
+
+def test_all_formats_need_a_folder(model_dir: Path, wav_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-f all without -o printed txt, srt, vtt and json one after the other (and no jsonl)."""
+    code, out, err = run_cli(["transcribe", str(wav_path), "--model", str(model_dir), "-f", "all"], capsys)
+    assert code == 2 and out == "" and "-f all writes one file per format: give -o DIR" in err

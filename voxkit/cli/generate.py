@@ -99,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     dtype_name = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     model = load_transformer(args.model, device=device, dtype=getattr(torch, dtype_name))
     tokenizer = load_tokenizer(args.model)
+    if model.args.vocab_size > tokenizer.vocab_size:  # a sampled id past the tokenizer could not be printed
+        raise VoxkitError(
+            f"the model has {model.args.vocab_size} ids but its tokenizer only {tokenizer.vocab_size}: "
+            "put the model's own tokenizer in its folder (tekken.json, or 'tokenizer' in params.json)"
+        )
     if tokenizer.vocab_size > model.args.vocab_size:
         raise VoxkitError(
             f"the tokenizer has {tokenizer.vocab_size} ids but the model only {model.args.vocab_size}: "

@@ -201,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         raise VoxkitError("stdin (-) can be read only once")
     if args.output_dir and not args.output_format:
         args.output_format = "all"
+    if args.output_format == "all" and not args.output_dir:  # five formats one after the other on stdout is no format
+        raise VoxkitError("-f all writes one file per format: give -o DIR (or choose one format for stdout)")
     if args.delay_ms is not None:
         RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     if args.language is not None:
