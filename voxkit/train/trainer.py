@@ -51,6 +51,7 @@ from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_
 from voxkit.train.optimizers import build_optimizer as build_optimizer  # re-exported: the default optimizer
 from voxkit.train.optimizers import build_optimizers, lr_factor, set_lr
 from voxkit.train.recipe import Recipe, save_recipe
+from voxkit.train.rng import rng_state, seed_everything, set_rng_state
 from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import MAIN, Task, TaskMixture, Update, move_to, task_updates
 from voxkit.train.time_budget import TimeBudget
@@ -72,40 +73,6 @@ def _diverged(scalars: Mapping[str, float]) -> str | None:
         if watched and not math.isfinite(value):
             return f"{key} = {value}"
     return None
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states as tensors and ints (loadable with ``weights_only=True``)."""
-    import numpy as np
-
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
-        "python": [version, list(mt), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-    }
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-
-
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class ScalarLog:
@@ -245,7 +212,7 @@ class Trainer:
                 raise VoxkitError(f"{out_dir} already holds checkpoints: resume with --resume, or choose another train.out_dir")
             if resume and checkpoint is None and self.rank == 0:  # a mistyped out_dir must not pass for a resume
                 print(f"--resume: no checkpoint in {out_dir}: starting from step 0", file=sys.stderr, flush=True)
-            _seed_everything(cfg.seed + self.rank)
+            seed_everything(cfg.seed + self.rank)
             self.model.to(self.device)
             self.model.train()
             self._build_optimizers()
@@ -470,7 +437,7 @@ class Trainer:
 
     def _save(self, out_dir: Path) -> None:
         """Gather every rank's RNG state, then rank 0 writes the checkpoint."""
-        rng = _rng_state()
+        rng = rng_state()
         if self.world_size > 1:
             all_rng: list[Any] = [None] * self.world_size
             dist.all_gather_object(all_rng, rng)
@@ -501,9 +468,9 @@ class Trainer:
         self.mixture.load_state_dict(state["mixture"])
         rng = state.get("rng") or []
         if len(rng) == self.world_size:
-            _set_rng_state(rng[self.rank])
+            set_rng_state(rng[self.rank])
         else:  # world size changed: keep the fresh per-rank seeds, shifted so they differ from step 0
-            _seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
+            seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
         if self.rank == 0:
             print(f"resumed from {checkpoint} at step {self.step}", file=sys.stderr, flush=True)
             if self.step >= self.max_steps:
