@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,13 +22,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from voxkit.audio.io import array_to_mono, load_audio, resample
+from voxkit.audio.io import array_to_mono, check_sample_rate, load_audio, resample
 from voxkit.errors import AudioError, VoxkitError
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 PART_TYPES: tuple[str, ...] = ("text", "input_audio", "audio", "audio_url")
-MIN_ARRAY_RATE, MAX_ARRAY_RATE = 1_000, 384_000
 
 
 @dataclass(frozen=True)
@@ -218,9 +216,7 @@ def _from_reference(ref: Any, sample_rate: int) -> torch.Tensor:
 
 def _from_array(samples: Any, rate: Any, sample_rate: int) -> torch.Tensor:
     """An in-memory array ([T], [T, C] or [C, T], float or integer PCM) as mono [T] at ``sample_rate``."""
-    integral = isinstance(rate, numbers.Integral) or (isinstance(rate, float) and rate.is_integer())
-    if isinstance(rate, bool) or not integral or not MIN_ARRAY_RATE <= int(rate) <= MAX_ARRAY_RATE:
-        raise AudioError(f"'sampling_rate' must be an integer in {MIN_ARRAY_RATE}..{MAX_ARRAY_RATE} Hz, got {rate!r}")
+    rate = check_sample_rate(rate, "'sampling_rate'")  # the one rule of every API that takes samples
     if isinstance(samples, (list, tuple)):
         try:
             samples = np.asarray(samples)  # float lists stay float; int lists become int64, which pcm_to_float refuses
@@ -229,4 +225,4 @@ def _from_array(samples: Any, rate: Any, sample_rate: int) -> torch.Tensor:
     if not isinstance(samples, (np.ndarray, torch.Tensor)):
         raise AudioError(f"an audio 'array' must be a numpy array, a torch tensor or a list, got {type(samples).__name__}")
     mono = torch.from_numpy(array_to_mono(samples))  # [T]
-    return resample(mono, int(rate), int(sample_rate)).contiguous()  # [T']
+    return resample(mono, rate, int(sample_rate)).contiguous()  # [T']
