@@ -198,6 +198,20 @@ def test_kill_switch_forces_the_reference(monkeypatch: pytest.MonkeyPatch) -> No
         assert impl.calls == 1
 
 
+def test_kill_switch_words_and_a_misspelling(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """"no" is off too; an unknown value ("of") keeps the kernels on and says so once, instead of
+    passing for a kill switch silently."""
+    from voxkit.ops.dispatch import kernels_enabled
+
+    for word, enabled in (("no", False), ("OFF", False), ("reference", False), ("yes", True), ("auto", True)):
+        monkeypatch.setenv("VOXKIT_KERNELS", word)
+        assert kernels_enabled() is enabled
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("VOXKIT_KERNELS", "of")
+    assert kernels_enabled() and kernels_enabled()
+    assert capsys.readouterr().err.count("VOXKIT_KERNELS=of is not a known value") == 1
+
+
 def test_an_implementation_that_declines_or_is_missing_leaves_the_reference() -> None:
     x, w = torch.randn(2, 8), torch.randn(8)
     with (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import torch
 
@@ -17,9 +18,25 @@ log = logging.getLogger("voxkit.ops")
 _announced: set[tuple[str, str]] = set()
 
 
+KERNELS_OFF = ("off", "0", "false", "no", "reference")
+KERNELS_ON = ("auto", "on", "1", "true", "yes", "")
+_unknown_warned: set[str] = set()
+
+
 def kernels_enabled() -> bool:
-    """False when ``VOXKIT_KERNELS`` is off, 0, false or reference (read at each call: tests flip it)."""
-    return os.environ.get("VOXKIT_KERNELS", "auto").lower() not in ("off", "0", "false", "reference")
+    """False when ``VOXKIT_KERNELS`` is off, 0, false, no or reference (read at each call: tests flip it).
+
+    Any other value keeps the kernels on; one that is not a known "on" word is warned about once,
+    since a kill switch that silently ignores a misspelling ("of", "disable") is no kill switch.
+    """
+    value = os.environ.get("VOXKIT_KERNELS", "auto").lower()
+    if value in KERNELS_OFF:
+        return False
+    if value not in KERNELS_ON and value not in _unknown_warned and not torch.compiler.is_compiling():
+        _unknown_warned.add(value)
+        print(f"voxkit: warning: VOXKIT_KERNELS={value} is not a known value (off: {', '.join(KERNELS_OFF)}); the kernels stay on",
+              file=sys.stderr)
+    return True
 
 
 def announce(op: str, path: str) -> None:
