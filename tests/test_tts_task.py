@@ -218,5 +218,7 @@ def test_failed_export_writes_nothing(relative_run: tuple[Path, Path], tmp_path:
     text.write_text("not audio")
     _leaves_nothing(["export", "tts", str(run), "--out", "exptts", "--voice", f"v={text}"], "cannot decode audio", capsys)
     _leaves_nothing(["export", "tts", str(run), "--out", "exptts", "--voice", f".hidden={text}"], "bad voice name", capsys)
+    _leaves_nothing(["export", "tts", str(run), "--out", "exptts", "--voice", f"v={text}", "--voice", f"v={text}"],
+                    "--voice v is given twice", capsys)
     (work / "codecx").rename(work / "moved")  # neither where training ran, nor here, nor the trainer's absolute path
     _leaves_nothing(["export", "tts", str(run), "--out", "exptts"], "model.codec='codecx'", capsys)

@@ -106,6 +106,8 @@ def run_tts(args: argparse.Namespace) -> int:
             raise VoxkitError(f"--voice {item!r}: expected NAME=AUDIO or NAME=AUDIO:TRANSCRIPT")
         if not os.path.isfile(audio):
             raise VoxkitError(f"--voice {name}: no such audio file {audio}")
+        if any(name == earlier for earlier, _, _ in voices):  # the second would replace the first without a word
+            raise VoxkitError(f"--voice {name} is given twice: give each preset voice its own name")
         voices.append((name, audio, text or None))
     tokenizer = training_tokenizer(path, "pass the run folder the recipe wrote")
     out = export_tts(path, args.out, tokenizer, voices, dtype=getattr(torch, args.dtype), codec_link=args.codec_link)
