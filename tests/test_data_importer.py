@@ -46,6 +46,8 @@ def test_librispeech_tree(tmp_path):
     assert len(skipped) == 1 and "missing" in skipped[0][1]
     assert main(["data", "manifest", str(tmp_path)]) == 0
     assert len(read_manifest(tmp_path / "manifest.jsonl")) == 2
+    # --speaker-from none: no speaker, not the utterance id's prefix
+    assert {r["speaker"] for r in import_directory(str(tmp_path), speaker_from="none")[0]} == {""}
 
 
 def test_transcripts_are_utf8_with_bom_dropped_and_extensions_in_any_case(tmp_path, capsys):

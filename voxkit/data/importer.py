@@ -175,7 +175,7 @@ def import_directory(root: str, *, language: str = "en", speaker_from: str = "au
                     skipped.append((path, why or "unusable"))
                     continue
                 if parse is _librispeech_line:
-                    row["speaker"] = speaker or utt.split("-")[0]
+                    row["speaker"] = speaker or ("" if speaker_from == "none" else utt.split("-")[0])
                 rows.append(row)
         text_of = _by_stem(files, TEXT_EXTS)
         for name in sorted(f for f in files if os.path.splitext(f)[1].lower() in AUDIO_EXTS and f not in used):
