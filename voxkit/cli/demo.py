@@ -24,7 +24,7 @@ DEMOS = Path(__file__).resolve().parents[2] / "demos"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="serve a browser demo (tts: voice cloning)")
     p.add_argument("app", choices=sorted(APPS), help="which demo: tts (clone a voice, speak a text)")
-    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model, where this install has one)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also serve through a public gradio.live link (off by default)")

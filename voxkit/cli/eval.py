@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tts", help="voice cloning on held-out voices: WER of an independent recogniser, speaker similarity")
     t.add_argument("manifest", help="JSONL manifest with audio, text and speaker (engine, language if known)")
     t.add_argument("--model", action="append", default=[], metavar="DIR",
-                   help="TTS model folder; repeat to compare on the same rows and references (default: the bundled model)")
+                   help="TTS model folder; repeat to compare on the same rows and references "
+                        "(default: the bundled model, where this install has one)")
     t.add_argument("--limit", type=int, default=None, metavar="N", help="only the manifest's first N rows that have a reference")
     t.add_argument("--steps", type=int, default=7, help="Euler steps of the flow head")
     t.add_argument("--cfg", type=float, default=1.2, help="classifier-free guidance strength")
@@ -185,7 +186,7 @@ def run_codec(args: argparse.Namespace) -> int:
 
     names = [] if args.no_peers else peer_codec_names(args.peers)
     if args.model is None and not names:
-        raise VoxkitError("nothing to evaluate: give --model DIR, or leave out --no-peers")
+        raise VoxkitError("nothing to evaluate: give --model DIR, or name peers with --peers (and leave out --no-peers)")
     if args.limit is not None and args.limit < 1:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
     if args.json:
@@ -305,7 +306,10 @@ def _run_long_form(
     )
     text = format_long_form(result, delay.delay_ms)
     cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
-    print(f"{bundle.folder} on {args.manifest} ({len(rows)} utterances, joined into {args.long_form:g} minutes; {cut})\n")
+    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
+    placed = len(result.minute_of)  # the stream holds whole utterances: the first always, then while time is left
+    print(f"{bundle.folder} on {args.manifest} ({placed} utterances of {len(rows)}, joined into {args.long_form:g} minutes"
+          f"{noise}; {cut})\n")
     print(text)
     if args.output:
         write_text(args.output, text + "\n")
@@ -340,7 +344,10 @@ def _check_asr_flags(args: argparse.Namespace) -> None:
     if args.snr is not None and not math.isfinite(args.snr):
         raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
     if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
-        raise VoxkitError(f"--long-form takes minutes between 0 and {24 * 60}, got {args.long_form:g}")
+        raise VoxkitError(f"--long-form takes minutes above 0 and at most {24 * 60}, got {args.long_form:g}")
+    if args.long_form is not None and (args.peer or args.hypotheses):  # they were silently not done
+        raise VoxkitError("--long-form scores one joined stream minute by minute; --peer and --hypotheses score "
+                          "utterances alone: run them without --long-form")
 
 
 def _parse_delays(text: str) -> list[RecognizerOptions]:

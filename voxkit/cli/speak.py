@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     p.add_argument("--speed", type=float, default=1.0, help="tempo factor, 0.5-2.0 (default 1.0)")
     p.add_argument("--stream", action="store_true", help="play the audio as it is generated (or write it so, with -o)")
-    p.add_argument("--model", default=None, metavar="DIR", help="TTS model folder (default: the bundled model)")
+    p.add_argument("--model", default=None, metavar="DIR", help="TTS model folder (default: the bundled model, where this install has one)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--list-voices", action="store_true", help="print the model's preset voices and languages, then exit")
