@@ -73,10 +73,11 @@ def sample_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.G
     """Pick one token per stream from logits [B, V]; returns [B] long on the logits' device."""
     if config.greedy:
         return logits.argmax(dim=-1)  # [B]
-    logits = logits.float()  # [B, V]
+    logits = logits.float()  # [B, V] (the caller's own tensor when it is float32 already)
     # the most likely token at 0 first: a tiny temperature then sends the others to -inf, not to
-    # +inf and NaN (1e-45 passes the >= 0 check)
-    logits = (logits - logits.amax(dim=-1, keepdim=True)) / config.temperature  # [B, V]
+    # +inf and NaN (1e-45 passes the >= 0 check). The subtraction makes the one new [B, V] tensor
+    # of the step; the division works in place on it.
+    logits = (logits - logits.amax(dim=-1, keepdim=True)).div_(config.temperature)  # [B, V]
     top_k = config.top_k if config.top_k is not None and config.top_k < logits.shape[-1] else None
     top_p = config.top_p if config.top_p is not None and config.top_p < 1.0 else None
     if top_k is None and top_p is None:
