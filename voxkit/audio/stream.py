@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.audio.fifo import SampleFifo
 from voxkit.audio.io import pcm_to_float as _to_float
 from voxkit.errors import AudioError
 
@@ -30,7 +31,12 @@ RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.d
 
 
 class StreamResampler:
-    """Resample a stream chunk by chunk (overlap on both sides; output lags by CONTEXT input samples)."""
+    """Resample a stream chunk by chunk (overlap on both sides; output lags by CONTEXT input samples).
+
+    Why it keeps its own queue and filter: a live source pushes a chunk every 80-100 ms for hours,
+    so the sinc kernel is computed once (``torchaudio.transforms.Resample``) and the pending samples
+    stay in one :class:`SampleFifo`.
+    """
 
     CONTEXT = 96
 
@@ -39,37 +45,44 @@ class StreamResampler:
         self.orig, self.target = orig_rate, target_rate
         self.unit = orig_rate // g  # input samples per whole number of output samples
         self.ctx = -(-self.CONTEXT // self.unit) * self.unit
-        self.buffer = np.zeros(self.ctx, np.float32)  # left context (zeros before the start)
+        self._filter: torch.nn.Module | None = None
+        if orig_rate != target_rate:
+            import torchaudio.transforms as AT
+
+            self._filter = AT.Resample(orig_rate, target_rate, dtype=torch.float32)  # as functional.resample on float32
+        self.pending = SampleFifo(2 * self.ctx + orig_rate // 5)
+        self.pending.append(np.zeros(self.ctx, np.float32))  # left context: zeros before the start
 
     def _resample(self, x: np.ndarray) -> np.ndarray:
-        import torchaudio.functional as AF
-
-        return AF.resample(torch.from_numpy(x), self.orig, self.target).numpy()
+        assert self._filter is not None
+        with torch.inference_mode():
+            return self._filter(torch.from_numpy(x)).numpy()  # [n * target / orig]
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         if self.orig == self.target:
             return samples
-        self.buffer = np.concatenate([self.buffer, samples.astype(np.float32, copy=False)])
-        usable = (len(self.buffer) - 2 * self.ctx) // self.unit * self.unit  # block with context on both sides
+        self.pending.append(samples)
+        usable = (len(self.pending) - 2 * self.ctx) // self.unit * self.unit  # block with context on both sides
         if usable <= 0:
-            return np.zeros(0, np.float32)
-        window = self.buffer[: usable + 2 * self.ctx]
-        out = self._resample(window)
+            return _EMPTY
+        out = self._resample(self.pending.peek(usable + 2 * self.ctx))
+        self.pending.pop(usable)
         ratio = self.target / self.orig
-        kept = out[int(self.ctx * ratio) : int((self.ctx + usable) * ratio)]
-        self.buffer = self.buffer[usable:]
-        return kept
+        return out[int(self.ctx * ratio) : int((self.ctx + usable) * ratio)]
 
     def flush(self) -> np.ndarray:
         if self.orig == self.target:
-            return np.zeros(0, np.float32)
-        tail = len(self.buffer) - self.ctx
+            return _EMPTY
+        tail = len(self.pending) - self.ctx
         if tail <= 0:
-            return np.zeros(0, np.float32)
-        padded = np.concatenate([self.buffer, np.zeros(self.ctx + (-tail % self.unit), np.float32)])
+            return _EMPTY
+        padded = np.concatenate([self.pending.peek(len(self.pending)), np.zeros(self.ctx + (-tail % self.unit), np.float32)])
         out = self._resample(padded)
         ratio = self.target / self.orig
         return out[int(self.ctx * ratio) : int(self.ctx * ratio) + int(round(tail * ratio))]
+
+
+_EMPTY = np.zeros(0, np.float32)  # what a push that completes no block returns (nothing to write into)
 
 
 class ByteSource(Protocol):
