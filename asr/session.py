@@ -42,6 +42,7 @@ from voxkit.asr.model import RealtimeRecognizer, RecognizerState
 from voxkit.asr.options import RecognizerOptions
 from voxkit.asr.transcript import Transcript, Word
 from voxkit.audio.constants import STEP_MS, STEP_SECONDS
+from voxkit.audio.fifo import SampleFifo
 from voxkit.lm import graphs as cuda_graphs
 from voxkit.tokenizer import BOS_ID, STREAMING_PAD_ID, STREAMING_WORD_ID, Tokenizer
 
@@ -65,26 +66,23 @@ class _Slot:
     delay: int = 6
     active: bool = False
     finishing: bool = False
-    buffer: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
-    pos: int = 0
+    buffer: SampleFifo = dataclasses.field(default_factory=lambda: SampleFifo(8 * SAMPLES_PER_STEP))  # (silence +) audio not yet stepped
     audio_samples: int = 0
+    real_steps: int = 0  # set by finish(): steps whose samples are all (silence +) audio, none of the flush
     words: list[Word] = dataclasses.field(default_factory=list)
     pending: list[int] = dataclasses.field(default_factory=list)  # text tokens of the word in progress
     pending_start: float = 0.0
     has_word: bool = False
-    tail: list[Word] = dataclasses.field(default_factory=list)  # words closed after finish(), not yet timed
+    tail: list[Word] = dataclasses.field(default_factory=list)  # words closed by flush steps, not yet timed
 
     def available(self) -> int:
-        return self.buffer.shape[0] - self.pos
+        return len(self.buffer)
 
     def take(self, n: int) -> np.ndarray:
-        out = self.buffer[self.pos : self.pos + n]
-        self.pos += n
-        return out
+        return self.buffer.pop(n)
 
     def push(self, samples: np.ndarray) -> None:
-        self.buffer = np.concatenate([self.buffer[self.pos :], samples.astype(np.float32, copy=False)])
-        self.pos = 0
+        self.buffer.append(samples)
 
 
 class StreamingSession:
@@ -186,6 +184,7 @@ class StreamingSession:
     def finish(self, stream: int) -> None:
         """No more audio: flush with silence so that the delayed text catches up."""
         slot = self.slots[stream]
+        slot.real_steps = self.steps_host[stream] + len(slot.buffer) // SAMPLES_PER_STEP
         tail = -slot.audio_samples % SAMPLES_PER_STEP
         slot.push(np.zeros(tail + (slot.delay + 1 + self.right_pad) * SAMPLES_PER_STEP + LOOKAHEAD, np.float32))
         slot.finishing = True
@@ -240,7 +239,7 @@ class StreamingSession:
                 index = self.steps_host[b] + 1  # token index of this output
                 self.steps_host[b] = index
                 if index >= first:
-                    events.extend(self._on_token(b, slot, token, index - first))
+                    events.extend(self._on_token(b, slot, token, index - first, slot.finishing and index > slot.real_steps))
             # steps <= every slot's remaining steps, so a stream can only end at the last one
             if slot.finishing and slot.available() < SAMPLES_PER_STEP:
                 events.extend(self._end(b, slot))
@@ -267,7 +266,7 @@ class StreamingSession:
 
     def _end(self, b: int, slot: _Slot) -> list[Event]:
         """The flush is done: time the words it wrote (:func:`fit_tail`), report them, and end."""
-        self._close_word(b, slot, None)  # into the tail
+        self._close_word(b, slot, None, True)  # into the tail
         duration = slot.audio_samples / SAMPLE_RATE
         floor = slot.words[-1].end if slot.words else 0.0
         events: list[Event] = []
@@ -279,11 +278,12 @@ class StreamingSession:
         events.append(Event("final", b, Transcript(slot.words, duration).text, 0.0, duration))
         return events
 
-    def _on_token(self, b: int, slot: _Slot, token: int, generated_step: int) -> list[Event]:
+    def _on_token(self, b: int, slot: _Slot, token: int, generated_step: int, flushing: bool) -> list[Event]:
+        """``flushing``: the token comes from a step that read flush silence past the audio."""
         if token == STREAMING_PAD_ID:
             return []
         if token == STREAMING_WORD_ID:
-            events = self._close_word(b, slot, generated_step * STEP_SECONDS)
+            events = self._close_word(b, slot, generated_step * STEP_SECONDS, flushing)
             slot.has_word, slot.pending, slot.pending_start = True, [], generated_step * STEP_SECONDS
             return events
         if not slot.has_word:  # text without a marker: start a word here
@@ -293,7 +293,7 @@ class StreamingSession:
         when = min(slot.pending_start, slot.audio_samples / SAMPLE_RATE)  # a flush step may lie past the audio
         return [Event("delta", b, text.replace("\ufffd", ""), when, when)]
 
-    def _close_word(self, b: int, slot: _Slot, next_start: float | None) -> list[Event]:
+    def _close_word(self, b: int, slot: _Slot, next_start: float | None, flushing: bool) -> list[Event]:
         if not slot.has_word:
             return []
         # A byte sequence that never became a character (a lead byte without its continuation) is
@@ -303,11 +303,11 @@ class StreamingSession:
         if not text:
             return []
         guess = slot.pending_start + 0.25 + 0.06 * len(text)  # no end marker in the stream: estimate
-        if slot.finishing:  # written during the flush: timed with the words after it (fit_tail)
+        if flushing:  # closed by a flush step: timed with the words after it (fit_tail)
             slot.tail.append(Word(text, slot.pending_start, guess))
             return []
-        # Before finish() a marker is written only once ``delay + 1`` later steps of audio have
-        # arrived, so both the start and the next word's start lie inside the audio.
+        # A marker from a step that read audio only comes ``delay + 1`` steps after the audio it
+        # times, so both the start and the next word's start lie inside the audio.
         duration = slot.audio_samples / SAMPLE_RATE
         end = min(x for x in (guess, next_start, duration) if x is not None)
         word = Word(text, slot.pending_start, max(end, slot.pending_start))

@@ -152,6 +152,26 @@ def test_push_takes_mono_chunks_float_or_int16(transcriber: voxkit.Transcriber, 
     assert run([empty, *(speech[i : i + size] for i in range(0, len(speech), size)), empty]) == floats
 
 
+def test_events_do_not_depend_on_how_the_audio_arrives(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """A file pushed whole and a microphone's 80 ms chunks give the same events in the same order:
+    each word's ``word`` event follows its deltas (words used to be held until a segment ended when
+    the segment's audio was all there, which reordered a file's jsonl against a live run's)."""
+    audio = np.concatenate([speech, np.zeros(ASR_SAMPLE_RATE, np.int16), speech]).astype(np.float32) / 32768  # [T] a pause inside
+
+    def run(size: int) -> list[tuple[str, str, float, float]]:
+        stream = transcriber.stream()
+        events = [e for i in range(0, len(audio), size) for e in stream.push(audio[i : i + size])] + stream.finish()
+        return [(e.kind, e.text, round(e.start, 6), round(e.end, 6)) for e in events]
+
+    live = run(1280)
+    whole = run(len(audio))
+    assert whole == live
+    kinds = [kind for kind, *_ in live]
+    assert kinds.count("word") >= 6 and kinds[-1] == "final"
+    first_word = kinds.index("word")
+    assert "delta" in kinds[first_word:]  # words come out while later words are still being written
+
+
 def test_push_refuses_what_it_cannot_take(transcriber: voxkit.Transcriber) -> None:
     stream = transcriber.stream()
     with pytest.raises(AudioError, match=r"mono.*mean\(axis=1\)"):

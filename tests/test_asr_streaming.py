@@ -153,8 +153,8 @@ def test_committed_word_drops_an_unfinished_character() -> None:
     slot = session.slots[0]
     lead_byte = TOK.encode("é", bos=False)[0]  # 0xC3 alone
     for token in [STREAMING_WORD_ID, *TOK.encode("entié", bos=False), lead_byte]:
-        session._on_token(0, slot, token, 0)
-    events = session._close_word(0, slot, None)
+        session._on_token(0, slot, token, 0, False)
+    events = session._close_word(0, slot, None, False)
     assert [e.text for e in events] == ["entié"]
     assert [w.text for w in session.transcript(0).words] == ["entié"]
     session.close()
@@ -227,9 +227,9 @@ def test_words_written_in_the_flush_are_fitted_inside_the_audio() -> None:
     events = []
 
     def write(step: int, text: str) -> None:
-        events.extend(session._on_token(0, slot, STREAMING_WORD_ID, step))
+        events.extend(session._on_token(0, slot, STREAMING_WORD_ID, step, slot.finishing))
         for k, token in enumerate(TOK.encode(text, bos=False), 1):
-            events.extend(session._on_token(0, slot, token, step + k))
+            events.extend(session._on_token(0, slot, token, step + k, slot.finishing))
 
     write(2, "hello")  # 0.16 s
     write(9, "world")  # 0.72 s: closes "hello" while audio is still arriving
