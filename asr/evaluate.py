@@ -215,13 +215,14 @@ def delay_differences(
         groups[lang].append(i)
     groups = dict(sorted(groups.items()))
     groups["all"] = list(range(len(languages)))
-    gen = torch.Generator().manual_seed(seed)
     edits = torch.tensor([list(errors[d]) for d in delays], dtype=torch.float64)  # [D, N]
     counts = torch.tensor(list(words), dtype=torch.float64)  # [N]
     out: dict[tuple[int, int], dict[str, tuple[float, float, float]]] = {pair: {} for pair in pairwise(delays)}
     for lang, idx in groups.items():
         index = torch.tensor(idx)
-        wer = bootstrap_wers(edits, counts, index, samples, gen)  # [D, S]
+        # each group draws from the same seed: a group's interval does not depend on which other
+        # languages the manifest holds, and a one-language manifest's row equals its "all" row
+        wer = bootstrap_wers(edits, counts, index, samples, torch.Generator().manual_seed(seed))  # [D, S]
         point = 100 * edits[:, index].sum(1) / counts[index].sum().clamp_min(1)  # [D]
         for k, (a, b) in enumerate(pairwise(delays)):
             change = wer[k + 1] - wer[k]  # [S]

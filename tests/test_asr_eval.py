@@ -69,6 +69,19 @@ def test_delay_differences_are_paired_bootstrap_intervals() -> None:
     assert table[2].split("|")[2].strip() == "-10.0 [-10.0, -10.0]"
 
 
+def test_a_groups_interval_does_not_depend_on_the_other_groups() -> None:
+    """One seed per group: a one-language manifest's row and its "all" row are the same numbers,
+    and a language's interval is the same whether or not the manifest holds other languages."""
+    words = [5 + i % 7 for i in range(60)]
+    a = [i % 4 for i in range(60)]
+    b = [(i * 7) % 5 for i in range(60)]
+    alone = delay_differences({160: a, 480: b}, words, ["en"] * 60, samples=400)[(160, 480)]
+    assert alone["en"] == alone["all"]
+    mixed = delay_differences({160: a + [3] * 30, 480: b + [1] * 30}, words + [9] * 30, ["en"] * 60 + ["de"] * 30, samples=400)
+    assert mixed[(160, 480)]["en"] == alone["en"]
+    assert paired_change(a, b, words, samples=400) == pytest.approx(alone["en"])  # the same draws
+
+
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("eval")
