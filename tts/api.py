@@ -207,19 +207,18 @@ class Speaker:
             yield from _faded(chunks, fade)
 
     def sentences(self, text: str, language: str | None = None) -> list[str]:
-        """The pieces ``text`` is generated in: sentences, numbers spelled out, none longer than 250 characters."""
-        from voxkit.data.text import language_spec, spell_numbers, split_sentences
+        """The pieces ``text`` is generated in: sentences, numbers read aloud (:func:`voxkit.tts.reading.read_aloud`:
+        "$1,500" as "one thousand five hundred dollars"), none longer than 250 characters."""
+        from voxkit.data.text import LANGUAGES, split_sentences
+        from voxkit.tts.reading import read_aloud
 
         if not isinstance(text, str) or not text.strip():
             raise VoxkitError("nothing to say: the text is empty")
         if language is not None and language not in self.languages:
             raise VoxkitError(f"language {language!r} is not supported by this model (it speaks: {', '.join(self.languages)})")
         lang = language or self.languages[0]
-        try:
-            language_spec(lang)
-            text = spell_numbers(text, lang)
-        except (KeyError, ValueError, NotImplementedError):
-            pass  # a language voxkit's text kit does not know: digits stay digits
+        if lang in LANGUAGES:  # a language voxkit's text kit does not know keeps its digits
+            text = read_aloud(text, lang)
         out: list[str] = []
         for sentence in split_sentences(" ".join(text.split())):
             out.extend(_wrap(sentence, MAX_SENTENCE_CHARS))
