@@ -24,6 +24,7 @@ import torch
 
 from voxkit.audio.io import AudioInput, array_to_mono, check_sample_rate, load_input
 from voxkit.audio.stream import StreamResampler
+from voxkit.checks import whole_number
 from voxkit.codec.checkpoint import load_codec
 from voxkit.codec.model import CodecModel, CodecState
 from voxkit.devices import usable_device
@@ -87,8 +88,8 @@ class Codec:
     def decode(self, codes: torch.Tensor | np.ndarray, num_samples: int | None = None) -> np.ndarray:
         """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``)."""
         codes = self.check_codes(codes)
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0):
-            raise VoxkitError(f"num_samples must be a whole number >= 0, got {num_samples!r}")
+        if num_samples is not None:
+            whole_number(num_samples, "num_samples", 0)
         if codes.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         wave = self.model.decode(codes[None].to(self.device))[0]  # [T * 1920]

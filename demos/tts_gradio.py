@@ -4,11 +4,16 @@
     python demos/tts_gradio.py --model DIR --host 0.0.0.0 --port 8000
     voxkit demo tts                                    # the same app (needs: pip install 'voxkit[demo]')
 
-Upload or record 3-30 s of a voice (or pick a preset), type a text, and the speech plays while it is
-generated; the whole take is then offered as a WAV file. Every check of the reference (not audio,
-silent, too short, too long) is the API's own (``Speaker.prepare_voice``): the app only turns its
-errors into messages and its warnings into notices, so the browser, the Python API and the CLI
-refuse the same clips with the same words.
+Upload or record a few seconds of a voice (or pick a preset), type a text, and the speech plays while
+it is generated; the whole take is then offered as a WAV file. The page states the loaded model's
+reference window (3-30 s for the full model, 3-10 s for the tiny recipe's): a longer clip is trimmed.
+Every check of the reference (not audio, silent, too short, too long) is the API's own
+(``Speaker.prepare_voice``): the app only turns its errors into messages and its warnings into
+notices, so the browser, the Python API and the CLI refuse the same clips with the same words.
+
+The takes are written to a temporary folder made at the first take; only the last ``MAX_TAKES`` are
+kept, and the folder is deleted when the server stops or the process exits. Gradio's own copies of
+the takes and uploads are deleted after an hour and when the server stops (``GRADIO_CACHE``).
 
 API mode (``gradio_client``), one call per take:
 
@@ -21,11 +26,16 @@ API mode (``gradio_client``), one call per take:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import secrets
+import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +43,17 @@ import gradio as gr
 import numpy as np
 import soundfile as sf
 
+from voxkit.cli.flags import check_port
+from voxkit.cli.serving import bind_problem, check_address, sigterm_as_interrupt
 from voxkit.errors import VoxkitError
-from voxkit.tts.api import Speaker, Voice
+from voxkit.tts.api import MAX_REFERENCE_S, MIN_REFERENCE_S, SHORT_REFERENCE_S, Speaker, Voice
 
 UPLOADED = "(uploaded reference)"  # the voice menu's entry for the clip in the reference box
 MAX_SEED = 2**31 - 1
 STREAM_BLOCK_S = 0.5  # audio handed to the player per update: each update is one encoded segment for the browser
+MAX_TAKES = 20  # takes kept on disk: older ones are deleted (each is ~0.5 MB; a busy demo would fill /tmp)
+# Gradio serves its own copies of the takes and the uploads: swept hourly once an hour old, and all deleted when the server stops
+GRADIO_CACHE = (3600, 3600)  # (sweep every N s, delete files older than M s): Blocks' delete_cache
 # System fonts only: the default theme pulls its fonts from the web, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -47,8 +62,33 @@ class DemoEvents:
     """The app's event functions, kept apart from the layout so that tests can call them directly."""
 
     def __init__(self, speaker: Speaker, out_dir: str | Path | None = None) -> None:
+        """``out_dir``: where takes go (kept afterwards); None: a temporary folder, made at the first
+        take (an app whose launch fails leaves nothing behind) and deleted by :meth:`close`."""
         self.speaker = speaker
-        self.out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="voxkit-tts-demo-"))
+        self.window = reference_window(speaker)
+        self._out_dir = Path(out_dir) if out_dir is not None else None
+        self._takes: deque[Path] = deque()
+        self._lock = threading.Lock()  # Gradio runs events in worker threads
+        self._cleanup: weakref.finalize | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        """The folder of the takes, made on first use. Its deletion is registered with
+        ``weakref.finalize``, which also runs at interpreter exit, so a process that ends without
+        :meth:`close` (an exception, ``sys.exit``) still removes it."""
+        with self._lock:
+            if self._out_dir is None:
+                self._out_dir = Path(tempfile.mkdtemp(prefix="voxkit-tts-demo-"))
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self._out_dir, ignore_errors=True)
+            return self._out_dir
+
+    def close(self) -> None:
+        """Delete the temporary folder of the takes (a folder given to the constructor is kept)."""
+        with self._lock:
+            if self._cleanup is not None:
+                self._cleanup()  # a finalizer runs at most once
+                self._out_dir, self._cleanup = None, None
+            self._takes.clear()
 
     def prepare(self, reference: str | None, reference_text: str | None, voice: str, seed: float | None,
                 randomise: bool) -> tuple[Voice, int]:
@@ -62,7 +102,7 @@ class DemoEvents:
         else:
             used = int(seed)
         if voice == UPLOADED and not reference:
-            raise _error("Upload or record a reference clip of the voice (3-30 s), or pick a preset voice.")
+            raise _error(f"Upload or record a reference clip of the voice ({self.window}), or pick a preset voice.")
         try:
             return self.speaker.prepare_voice(reference if voice == UPLOADED else voice, reference_text=reference_text or None), used
         except VoxkitError as err:
@@ -104,22 +144,45 @@ class DemoEvents:
         return final[1], final[2], final[3]
 
     def _save(self, audio: np.ndarray, seed: int) -> str:
-        """Write the take as 16-bit WAV, the format every browser plays and every editor opens."""
+        """Write the take as 16-bit WAV, the format every browser plays and every editor opens, and
+        delete the takes older than the last ``MAX_TAKES`` (Gradio has served its own copy of them
+        by then; an API client that wants to keep a take downloads it)."""
         handle, path = tempfile.mkstemp(prefix=f"voxkit-speech-{seed}-", suffix=".wav", dir=self.out_dir)
         with open(handle, "wb") as f:
             sf.write(f, audio, self.speaker.sample_rate, subtype="PCM_16", format="WAV")
+        with self._lock:
+            self._takes.append(Path(path))
+            while len(self._takes) > MAX_TAKES:
+                self._takes.popleft().unlink(missing_ok=True)
         return path
 
 
-def build_app(speaker: Speaker) -> gr.Blocks:
-    """The page: inputs on the left, live playback, the file and the seed used on the right."""
-    events = DemoEvents(speaker)
-    with gr.Blocks(title="voxkit voice cloning", analytics_enabled=False) as app:
-        gr.Markdown("## voxkit voice cloning\nUpload or record 3-30 s of a voice (or pick a preset), type a text, "
+def reference_window(speaker: Speaker) -> str:
+    """The reference lengths the loaded model uses, as the page shows them ("3-10 s").
+
+    Why not a fixed "3-30 s": a model keeps at most ``max_reference_frames`` codec frames of the
+    reference (375, 30 s, for the full model; 125, 10 s, for the tiny recipe) and
+    ``Speaker.prepare_voice`` trims the rest, so a fixed range would invite clips that are cut. The
+    lower end is where the API stops flagging a clip as short, or where it refuses one when the
+    window is shorter than that.
+    """
+    longest = min(MAX_REFERENCE_S, speaker.model.args.max_reference_frames / speaker.codec.frame_rate)  # type: ignore[attr-defined]
+    shortest = SHORT_REFERENCE_S if longest > SHORT_REFERENCE_S else MIN_REFERENCE_S
+    return f"{shortest:g}-{round(longest, 1):g} s"
+
+
+def build_app(speaker: Speaker, events: DemoEvents | None = None) -> gr.Blocks:
+    """The page: inputs on the left, live playback, the file and the seed used on the right.
+
+    The events (``events``, or new ones) are kept as ``app.demo_events`` so that :func:`launch`
+    can delete their takes when the server stops."""
+    events = events if events is not None else DemoEvents(speaker)
+    with gr.Blocks(title="voxkit voice cloning", analytics_enabled=False, delete_cache=GRADIO_CACHE) as app:
+        gr.Markdown(f"## voxkit voice cloning\nUpload or record {events.window} of a voice (or pick a preset), type a text, "
                     "press Generate: the speech plays as it is generated, then the whole take can be downloaded.")
         with gr.Row():
             with gr.Column():
-                reference = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Reference voice (3-30 s)",
+                reference = gr.Audio(sources=["upload", "microphone"], type="filepath", label=f"Reference voice ({events.window})",
                                      elem_id="reference")
                 reference_text = gr.Textbox(label="What the reference says (optional)", elem_id="reference-text")
                 voice = gr.Dropdown([UPLOADED, *speaker.voices], value=UPLOADED, label="Voice", elem_id="voice")
@@ -143,41 +206,67 @@ def build_app(speaker: Speaker) -> gr.Blocks:
                        api_visibility="undocumented")
         # The API endpoint: the same inputs, the whole take in one answer (a streamed player means nothing to a client).
         gr.Button(visible=False).click(events.speak, inputs, [result, seed_used, status], api_name="speak")
+    app.demo_events = events  # type: ignore[attr-defined]
     return app
 
 
 def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True) -> str:
-    """Serve ``app`` and return its local URL; with ``block`` (the command line) serve until Ctrl-C.
+    """Serve ``app`` and return its local URL; with ``block`` (the command line) serve until Ctrl-C
+    (or SIGTERM). The takes of the app's events are deleted when the server stops (``app.close()``).
 
-    Gradio's own start-up lines are silenced: they advise editing ``launch()``, where this app's user
-    has --port and --share instead.
+    The address is checked first (:func:`check_address`): Gradio reports every failure to start
+    as "Cannot find empty port". Gradio's own start-up lines are silenced: they advise editing
+    ``launch()``, where this app's user has --port and --share instead.
     """
+    port = check_port(port, "port")
+    check_address(host, port)
+    events = getattr(app, "demo_events", None)
     try:
         _, url, public = app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, ssr_mode=False,
-                                    theme=THEME, quiet=True)
-    except OSError as err:
-        why = "the port is in use (choose another with --port)" if "empty port" in str(err) else str(err)
-        raise VoxkitError(f"cannot serve on {host}:{port}: {why}") from None
+                                    theme=THEME, quiet=True, app_kwargs={"lifespan": _delete_takes_on_stop(events)})
+    except OSError:  # the address was free a moment ago: taken since, or another failure of Gradio's server
+        raise VoxkitError(f"cannot serve on {host}:{port}: {bind_problem(host, port) or 'the web server did not start'}") from None
     if block:
         print(f"voice-cloning demo on {url}" + (f" and {public}" if public else "") + " (Ctrl-C stops it)", flush=True)
-        app.block_thread()
+        with sigterm_as_interrupt():
+            app.block_thread()
+        if events is not None:
+            events.close()
     return url
 
 
 def serve(model: str | None = None, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "cpu") -> None:
-    """Load the model and serve the app until interrupted (what ``voxkit demo tts`` runs)."""
+    """Load the model and serve the app until interrupted (what ``voxkit demo tts`` runs).
+
+    The port and address are checked before the model loads, so a typo costs no wait."""
+    check_address(host, check_port(port))
     launch(build_app(Speaker.from_pretrained(model, device=device)), host=host, port=port, share=share)
+
+
+def _delete_takes_on_stop(events: DemoEvents | None):  # noqa: ANN202 - a FastAPI lifespan factory
+    """A FastAPI lifespan that deletes the takes when the server stops (``app.close()``, Ctrl-C)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if events is not None:
+                events.close()
+
+    return lifespan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Voice-cloning demo in the browser.")
     ap.add_argument("--model", default=None, metavar="DIR", help="TTS model folder (default: the bundled model)")
     ap.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
-    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ap.add_argument("--share", action="store_true", help="also serve through a public gradio.live link (off by default)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args(argv)
     try:
+        check_port(args.port)  # the same check as `voxkit demo`: -1, 0 or 99999 is one line, not a traceback
         serve(args.model, host=args.host, port=args.port, share=args.share, device=args.device)
     except VoxkitError as err:
         print(f"tts_gradio: error: {err}", file=sys.stderr)

@@ -13,6 +13,7 @@ import numbers
 
 import torch
 
+from voxkit.checks import is_whole
 from voxkit.errors import OptionError
 
 
@@ -33,7 +34,7 @@ class SamplingConfig:
         # "not x >= 0" also catches NaN, which would otherwise reach the softmax as a NaN distribution
         if not _is_number(self.temperature) or not 0.0 <= self.temperature < math.inf:
             raise OptionError(f"temperature must be a number >= 0, got {self.temperature!r}")
-        if self.top_k is not None and (not _is_whole(self.top_k) or self.top_k < 1):
+        if self.top_k is not None and (not is_whole(self.top_k) or self.top_k < 1):
             raise OptionError(f"top_k must be a whole number >= 1, got {self.top_k!r}")
         if self.top_p is not None and (not _is_number(self.top_p) or not 0.0 < self.top_p <= 1.0):
             raise OptionError(f"top_p must be in (0, 1], got {self.top_p!r}")
@@ -47,17 +48,13 @@ def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _is_whole(x: object) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 SEED_LIMIT = 2**64
 """torch.Generator.manual_seed takes a 64-bit seed; a larger one overflows inside torch."""
 
 
 def check_seed(seed: object) -> int:
     """A seed for :class:`torch.Generator`: a whole number in [0, 2^64)."""
-    if not _is_whole(seed) or not 0 <= seed < SEED_LIMIT:  # type: ignore[operator]
+    if not is_whole(seed) or not 0 <= seed < SEED_LIMIT:  # type: ignore[operator]
         raise OptionError(f"seed must be a whole number from 0 to 2^64 - 1, got {seed!r}")
     return int(seed)  # type: ignore[call-overload]
 

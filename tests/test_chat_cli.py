@@ -40,6 +40,8 @@ def test_chat_answers_streams_and_transcribes(model_dir: Path, clip: Path, capsy
     assert code == 0 and whole == streamed  # the same greedy answer either way
     code, out, _ = run_cli([*base, "--transcribe", "--audio", str(clip)], capsys)
     assert code == 0 and out.endswith("\n")
+    code, again, _ = run_cli([*base, "--transcribe", "--audio", str(clip), "--temperature", "0", "--language", "en"], capsys)
+    assert code == 0 and again == out  # greedy and English are what transcription does anyway
     code, out, _ = run_cli([*base, "Hello", "--system", "Be brief."], capsys)
     assert code == 0
 
@@ -54,6 +56,11 @@ def test_chat_answers_streams_and_transcribes(model_dir: Path, clip: Path, capsy
         (["Why?", "--device", "cuda:7"], "device"),
         (["--transcribe", "--audio", "{clip}", "--language", "English"], "language"),
         (["Why?", "--max-new-tokens", "0"], "max-new-tokens"),
+        (["word " * 100], "its text takes 503 positions, this model reads at most 255 (shorten the text)"),
+        (["--transcribe", "--audio", "{clip}", "--temperature", "0.7"], "is greedy and takes no system prompt: drop --temperature"),
+        (["--transcribe", "--audio", "{clip}", "--top-p", "0.9", "--seed", "1"], "drop --top-p, --seed"),
+        (["--transcribe", "--audio", "{clip}", "--system", "Be brief."], "drop --system"),
+        (["Why?", "--language", "fr"], "--language is the hint of the transcription request"),
     ],
 )
 def test_chat_mistakes_are_one_line_errors(

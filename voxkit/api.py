@@ -22,6 +22,7 @@ import numpy as np
 
 from voxkit.asr.options import RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.checks import whole_number
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
 
@@ -56,9 +57,7 @@ class Transcriber:
         from voxkit.asr.segments import DEFAULT_SEGMENTING
 
         if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-                raise VoxkitError(f"threads must be a whole number of at least 1, got {threads!r}")
-            torch.set_num_threads(int(threads))
+            torch.set_num_threads(whole_number(threads, "threads", 1))
         usable_device(device, "device")
         self.bundle = load_bundle(model, device=device)
         # The delay is validated here, once, in milliseconds (asr/options.py owns the bounds).
@@ -105,8 +104,7 @@ class Transcriber:
 
         if isinstance(audios, (str, os.PathLike, bytes, np.ndarray, torch.Tensor)) or hasattr(audios, "read"):
             raise VoxkitError("transcribe_many() takes a list of inputs; for one input use transcribe()")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise VoxkitError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+        whole_number(batch_size, "batch_size", 1)
         waves = [load_input(a, sample_rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
         return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size)
 

@@ -8,10 +8,13 @@
     '12'
     >>> for delta in chat.stream(messages):      # text deltas as they are generated
     ...     print(delta, end="", flush=True)
-    >>> chat.transcribe("talk.wav", language="en")
+    >>> chat.transcribe("talk.wav", language="en")   # a path, an open file, its bytes, or samples
 
 A loaded model is shared and read-only: every call keeps its caches in its own state, so calls
 may interleave (one at a time: not thread-safe). A list of conversations is one batch.
+
+Integer options (``max_new_tokens``, ``seed``, ``max_audios``, ``sample_rate``) take Python or numpy
+integers, as every voxkit API does; bools and floats are refused rather than truncated.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from voxkit.audio.io import AudioInput, load_input
 from voxkit.chat.messages import AudioPart, ChatTurn, TextPart, parse_messages
 from voxkit.chat.model import ChatModel
-from voxkit.chat.template import audio_parts, check_language, encode_chat, encode_transcription
+from voxkit.chat.template import SAMPLE_RATE, audio_parts, audio_spans, check_language, encode_chat, encode_transcription
+from voxkit.checks import whole_number
 from voxkit.devices import usable_device
 from voxkit.errors import VoxkitError
 from voxkit.tokenizer import Tokenizer
@@ -53,7 +57,7 @@ class AudioChat:
     def __init__(self, model: ChatModel, tokenizer: Tokenizer, *, max_audios: int = DEFAULT_MAX_AUDIOS) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_audios = max_audios
+        self.max_audios = whole_number(max_audios, "max_audios", 0)
         if tokenizer.vocab_size > model.args.decoder.vocab_size:
             raise VoxkitError(f"tokenizer of {tokenizer.vocab_size} ids for a model of {model.args.decoder.vocab_size}")
 
@@ -98,17 +102,34 @@ class AudioChat:
 
     def _batch(self, prompts: Sequence[tuple[list[int], list[AudioPart]]]) -> tuple[list[list[int]], torch.Tensor]:
         """Token prompts and their right-padded input embeddings [B, Tmax, D], audio in place."""
+        for index, prompt in enumerate(prompts):
+            self._check_length(*prompt, "the conversation" if len(prompts) == 1 else f"conversation {index} of the batch")
         ids = [p[0] for p in prompts]
-        limit = self.model.args.decoder.max_seq_len
         longest = max(len(p) for p in ids)
-        if limit and longest >= limit:
-            raise VoxkitError(f"the conversation takes {longest} positions; this model reads at most {limit - 1} (shorten the audio)")
         tokens = torch.zeros(len(ids), longest, dtype=torch.long)  # [B, Tmax] right-padded with 0 (never [AUDIO])
         for b, p in enumerate(ids):  # prompt setup, not a decode loop
             tokens[b, : len(p)] = torch.tensor(p, dtype=torch.long)
         audio = self._audio_vectors([a for p in prompts for a in p[1]])
         with torch.inference_mode():
             return ids, self.model.embed(tokens.to(self.device), audio)  # [B, Tmax, D]
+
+    def _check_length(self, ids: Sequence[int], clips: Sequence[AudioPart], what: str) -> None:
+        """Refuse a prompt the decoder cannot read, saying whether its text, its audio or both are too long.
+
+        One position must stay free for the reply, so a model of ``max_seq_len`` N reads N - 1."""
+        limit = self.model.args.decoder.max_seq_len
+        if not limit or len(ids) < limit:
+            return
+        most = limit - 1
+        audio = sum(length for _, length in audio_spans(ids))  # [AUDIO] positions; markers count as text
+        text = len(ids) - audio
+        if not audio:
+            raise VoxkitError(f"{what} is too long: its text takes {text} positions, this model reads at most {most} (shorten the text)")
+        seconds = sum(int(c.samples.shape[-1]) for c in clips) / SAMPLE_RATE
+        fix = {(True, True): "the text and the audio", (True, False): "the text", (False, True): "the audio"}.get(
+            (text > most, audio > most), "the text or the audio")  # neither alone is too long: together they are
+        raise VoxkitError(f"{what} is too long: {len(ids)} positions ({text} of text, {audio} of audio for {seconds:.1f} s), "
+                          f"this model reads at most {most} (shorten {fix})")
 
     def _generator(self, temperature: float, top_p: float | None, seed: int | None = None):  # noqa: ANN202 - voxkit.lm.Generator
         """Options are checked here, before a stream's first token (OptionError is a VoxkitError)."""
@@ -119,11 +140,6 @@ class AudioChat:
         if seed is not None:
             check_seed(seed)
         return Generator(self.model.decoder, sampling, stop_ids=[self.tokenizer.eos_id])
-
-    @staticmethod
-    def _check_budget(max_new_tokens: int) -> None:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise VoxkitError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
 
     def _budget(self, ids: Sequence[Sequence[int]], max_new_tokens: int) -> int:
         """max_new_tokens is an upper bound: the reply also stops where the model's context ends."""
@@ -143,7 +159,8 @@ class AudioChat:
     ) -> str | list[str]:
         """The assistant's reply to one conversation (a list of messages), or a list of replies to a
         batch (a list of conversations). temperature 0 is greedy."""
-        self._check_budget(max_new_tokens)
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
+        seed = _seed(seed)
         batch = _is_batch(messages)
         conversations = list(messages) if batch else [messages]
         if not conversations:
@@ -166,7 +183,8 @@ class AudioChat:
         """Text deltas of the reply to one conversation, as they are generated (whole UTF-8 characters).
 
         Bad messages and options raise here, at the call, not at the first delta."""
-        self._check_budget(max_new_tokens)
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
+        seed = _seed(seed)
         if _is_batch(messages):
             raise VoxkitError("stream() takes one conversation; use generate() for a batch")
         ids, x = self._batch([self._chat_prompt(messages)])
@@ -188,23 +206,33 @@ class AudioChat:
 
     def transcribe(
         self,
-        audio: str | os.PathLike[str] | np.ndarray | torch.Tensor,
+        audio: AudioInput,
         *,
         language: str | None = "en",
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         max_new_tokens: int = 448,
     ) -> str:
-        """The transcription request (``lang:xx[TRANSCRIBE]``) of one audio: a file or samples at ``sample_rate``."""
-        self._check_budget(max_new_tokens)
+        """The transcription request (``lang:xx[TRANSCRIBE]``) of one audio, greedy.
+
+        ``audio`` is what :meth:`voxkit.Transcriber.transcribe` takes, read by the same function
+        (``voxkit.audio.io.load_input``), so both APIs accept and refuse the same inputs with the same
+        words: a file (a path, an open binary file, or its bytes) of any rate and channels, or
+        samples (numpy, torch) at ``sample_rate`` Hz."""
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
         check_language(language)
-        part = {"type": "audio", "path": os.fspath(audio)} if isinstance(audio, (str, os.PathLike)) else {
-            "type": "audio", "array": audio, "sampling_rate": sample_rate}
-        turns = parse_messages([{"role": "user", "content": [part]}], max_audios=1)
-        (clip,) = audio_parts(turns)
+        clip = AudioPart(load_input(audio, sample_rate, SAMPLE_RATE, "transcribe()"))  # [T] at 16 kHz
         ids = encode_transcription(self.model.audio_token_count(clip.samples.shape[-1]), self.tokenizer, language=language)
+        self._check_length(ids, [clip], "the transcription request")
         tokens, x = self._batch([(ids, [clip])])
         out = self._generator(0.0, None).generate(tokens, self._budget(tokens, max_new_tokens), prompt_embeddings=x)
         return self.tokenizer.decode(out[0]).strip()
+
+
+def _seed(seed: object) -> int | None:
+    """A seed checked as :mod:`voxkit.lm.sampling` does (numpy integers included), as a Python int."""
+    from voxkit.lm.sampling import check_seed
+
+    return None if seed is None else check_seed(seed)
 
 
 def _is_batch(messages: Any) -> bool:

@@ -23,13 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("question", nargs="?", default=None, help="the question (omit with --transcribe)")
     p.add_argument("--audio", action="append", default=[], metavar="FILE", help="audio file (any format and rate); repeatable")
     p.add_argument("--transcribe", action="store_true", help="send the transcription request of the one --audio file")
-    p.add_argument("--language", default="en", help="language code of the transcription request (default en)")
-    p.add_argument("--system", default=None, help="a system prompt (text-only conversations)")
+    p.add_argument("--language", default=None, help="language code of the transcription request (default en; --transcribe only)")
+    p.add_argument("--system", default=None, help="a system prompt (text-only conversations; not with --transcribe)")
     p.add_argument("--model", default=None, metavar="DIR", help="chat model folder (default: the bundled model)")
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); not with --transcribe, which is greedy")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with --temperature > 0)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampling (with --temperature > 0)")
     p.add_argument("--no-stream", action="store_true", help="print the answer at the end instead of as it is generated")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
@@ -38,13 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxkit.devices import usable_device
 
-    if args.transcribe:
-        if args.question:
-            raise VoxkitError("--transcribe takes no question")
-        if len(args.audio) != 1:
-            raise VoxkitError("--transcribe needs exactly one --audio FILE")
-    elif not args.question or not args.question.strip():
-        raise VoxkitError("ask a question (voxkit chat \"What is said?\" --audio FILE), or pass --transcribe")
+    check_combination(args)
     if args.max_new_tokens < 1:
         raise VoxkitError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     usable_device(args.device)
@@ -52,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     chat = AudioChat.from_pretrained(args.model, device=args.device)
     if args.transcribe:
-        print(chat.transcribe(args.audio[0], language=args.language, max_new_tokens=args.max_new_tokens))
+        print(chat.transcribe(args.audio[0], language=args.language or "en", max_new_tokens=args.max_new_tokens))
         return 0
     content: list[dict[str, Any]] = [{"type": "audio", "path": path} for path in args.audio]
     content.append({"type": "text", "text": args.question})
@@ -66,6 +60,30 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
+
+
+def check_combination(args: argparse.Namespace) -> None:
+    """Refuse flags the chosen request would ignore, in one line, before the model loads.
+
+    Why refuse rather than ignore: the transcription request is greedy and has no system prompt
+    (``AudioChat.transcribe``), and a question has no language hint, so a user who passes those
+    flags would get an answer that silently did not use them (and a --seed that reproduces nothing).
+    ``--temperature 0`` is accepted with --transcribe: it is what transcription does anyway.
+    """
+    if args.transcribe:
+        if args.question:
+            raise VoxkitError("--transcribe takes no question")
+        if len(args.audio) != 1:
+            raise VoxkitError("--transcribe needs exactly one --audio FILE")
+        unused = [flag for flag, given in (("--system", args.system is not None), ("--temperature", args.temperature != 0.0),
+                                           ("--top-p", args.top_p is not None), ("--seed", args.seed is not None)) if given]
+        if unused:
+            raise VoxkitError(f"--transcribe is greedy and takes no system prompt: drop {', '.join(unused)}")
+        return
+    if not args.question or not args.question.strip():
+        raise VoxkitError("ask a question (voxkit chat \"What is said?\" --audio FILE), or pass --transcribe")
+    if args.language is not None:
+        raise VoxkitError("--language is the hint of the transcription request: use it with --transcribe (or ask in the question)")
 
 
 # ----------------------------------------------------------------------------- eval / export

@@ -15,6 +15,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from voxkit.cli.flags import check_port
 from voxkit.errors import VoxkitError
 
 APPS = {"tts": "tts_gradio"}  # what `voxkit demo NAME` serves -> its file in demos/
@@ -35,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxkit.devices import usable_device
 
-    if not 1 <= args.port <= 65535:
-        raise VoxkitError(f"--port must be between 1 and 65535, got {args.port}")
+    check_port(args.port)  # the check the demo script's own main() runs
     usable_device(args.device)
     module = load_app(args.app)
     module.serve(args.model, host=args.host, port=args.port, share=args.share, device=args.device)

@@ -7,7 +7,12 @@ of a list. Every command that takes a count checks it here, the same way.
 
 from __future__ import annotations
 
+from voxkit.checks import is_whole
 from voxkit.errors import VoxkitError
+
+MIN_PORT, MAX_PORT = 1, 65535
+"""Ports a server may be asked for. 0 ("any free port") is refused: the demo would then print an
+address it cannot know, and the sockets layer raises OverflowError outside 0..65535."""
 
 
 def at_least(value: int | None, least: int, flag: str, what: str) -> None:
@@ -15,3 +20,11 @@ def at_least(value: int | None, least: int, flag: str, what: str) -> None:
     of clips of at least 1, got 0"."""
     if value is not None and value < least:
         raise VoxkitError(f"{flag} takes {what} of at least {least}, got {value}")
+
+
+def check_port(port: object, flag: str = "--port") -> int:
+    """``port`` as an int in 1..65535, else one line naming ``flag`` ("--port" on the command line,
+    "port" for a Python caller). Shared by ``voxkit demo`` and the demo scripts' own ``main()``."""
+    if not is_whole(port) or not MIN_PORT <= port <= MAX_PORT:  # type: ignore[operator]
+        raise VoxkitError(f"{flag} must be between {MIN_PORT} and {MAX_PORT}, got {port!r}")
+    return int(port)

@@ -1,0 +1,24 @@
+"""Checks of the integer options every API takes (counts, sizes, thread numbers), in one place.
+
+Why shared: the same option reads the same way in every API. numpy integers (what array
+arithmetic and ``np.random`` hand back) are as good a count as Python ints; ``bool`` is an int
+subclass never meant as a count; a float is refused rather than truncated.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from voxkit.errors import OptionError
+
+
+def is_whole(value: object) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def whole_number(value: object, name: str, least: int) -> int:
+    """``value`` as an int of at least ``least``, else an :class:`OptionError` naming ``name``."""
+    if not is_whole(value) or value < least:  # type: ignore[operator]
+        raise OptionError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
