@@ -106,6 +106,18 @@ def test_user_errors_are_messages_not_tracebacks(
     assert message in err and "Traceback" not in err
 
 
+def test_each_unreadable_input_is_named_once(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file, a folder and a device file: one line each, the input named once (the reader's
+    message already names it; the command used to put the name in front again)."""
+    missing, folder = str(tmp_path / "missing.wav"), str(tmp_path)
+    code, _, err = run_cli(["transcribe", missing, folder, "/dev/null", "--model", str(model_dir)], capsys)
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(lines) == 3, err
+    assert lines[0] == f"voxkit transcribe: error: audio file not found: {missing}"
+    assert lines[1].startswith(f"voxkit transcribe: error: {folder} is a folder, not an audio file")
+    assert lines[2] == "voxkit transcribe: error: /dev/null is not a regular file; to read a stream, pipe it to standard input (-)"
+
+
 def test_odd_files(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
     save_audio(tmp_path / "silent.flac", torch.zeros(16000), 16000)

@@ -22,6 +22,11 @@ class DataError(VoxkitError):
     """A manifest or corpus is malformed."""
 
 
+class VoxkitWarning(UserWarning):
+    """Something a user should know that does not stop the work (a truncated file, a take cut short).
+    A UserWarning for library callers; the CLI prints it as one line (``voxkit CMD: warning: ...``)."""
+
+
 class OptionError(VoxkitError, ValueError):
     """A parameter outside its range (a temperature, a seed, a step count). Also a ValueError, so
     library callers that catch ValueError keep working; the CLI prints it as one line."""

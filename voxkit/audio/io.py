@@ -9,13 +9,15 @@ loading path, which the data loader and the CLI both hit on every file.
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from voxkit.errors import AudioError
+from voxkit.errors import AudioError, VoxkitWarning
 
 Source = str | os.PathLike | BinaryIO
 AudioInput = str | os.PathLike | BinaryIO | bytes | np.ndarray | torch.Tensor
@@ -30,6 +32,10 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 
 FLOAT_PEAK_WARNING = 8.0
 """Float samples peaking above this are integer PCM stored as float, not overshoot (see :func:`warn_if_unscaled`)."""
+
+HEAD_MARGIN_S = 0.05
+"""Decoded past the end of a head (:func:`load_head`): the resampler's sinc kernel reaches a dozen
+input samples past the last output sample; 50 ms covers it at every rate."""
 
 
 def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
@@ -62,7 +68,7 @@ def warn_if_unscaled(samples: np.ndarray, where: str) -> None:
         warnings.warn(
             f"{where}: float samples peak at {peak:.0f}, expected [-1, 1]: integer PCM cast to float? "
             "divide int16 values by 32768 (or pass the int16 array itself)",
-            UserWarning,
+            VoxkitWarning,
             stacklevel=3,
         )
 
@@ -142,23 +148,40 @@ def resample(wav: torch.Tensor, orig_sr: int, sample_rate: int) -> torch.Tensor:
     return AF.resample(wav, orig_sr, sample_rate)
 
 
-def load_audio(source: Source, sample_rate: int, *, mono: bool = True) -> torch.Tensor:
+def load_audio(source: Source, sample_rate: int, *, mono: bool = True, max_seconds: float | None = None) -> torch.Tensor:
     """Decode ``source`` to float32 in [-1, 1]: [T] when ``mono`` (channels averaged), else [C, T].
 
-    Raises :class:`AudioError` for a missing, empty, undecodable or non-finite input.
+    ``max_seconds`` keeps only the start of the file (see :func:`load_head`). Raises
+    :class:`AudioError` for a missing, empty, undecodable or non-finite input.
     """
+    return _load_file(source, sample_rate, mono, max_seconds)[0]
+
+
+def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float | None) -> tuple[torch.Tensor, float]:
+    """:func:`load_audio` and the file's whole duration in seconds (what it holds, not what it was cut to)."""
     import soundfile as sf
 
     name = _name(source)
+    _check_seconds(max_seconds, name)
     if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
         if os.path.isdir(source):
             raise AudioError(f"{name} is a folder, not an audio file")
+        if os.path.exists(source):  # a device, a named pipe, a socket: libsndfile needs a file it can seek in
+            raise AudioError(f"{name} is not a regular file; to read a stream, pipe it to standard input (-)")
         raise AudioError(f"audio file not found: {name}")
+    start = _tell(source)
     try:
-        data, sr = sf.read(source, dtype="float32", always_2d=True)  # [T, C]
+        with sf.SoundFile(source) as fh:
+            sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
+            # only the head (and a margin for the resampler's kernel) is decoded: an hour-long file
+            # asked for its first seconds costs those seconds, not the hour
+            wanted = -1 if max_seconds is None or total <= 0 else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
+            data = fh.read(wanted, dtype="float32", always_2d=True)  # [T, C]
     except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
         reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
         raise AudioError(f"cannot decode audio {name}: {reason}") from None
+    if container == "WAV":
+        _warn_if_truncated(source, start, name, total, sr)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():
@@ -166,7 +189,57 @@ def load_audio(source: Source, sample_rate: int, *, mono: bool = True) -> torch.
     wav = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, T]
     if mono:
         wav = wav.mean(dim=0)  # [T]
-    return resample(wav, int(sr), int(sample_rate)).contiguous()
+    wav = resample(wav, sr, int(sample_rate))  # [..., T']
+    if max_seconds is not None:
+        wav = wav[..., : round(max_seconds * sample_rate)]  # [..., T'] the margin dropped
+    return wav.contiguous(), total / sr
+
+
+def _check_seconds(seconds: object, where: str) -> None:
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
+        raise AudioError(f"{where}: max_seconds must be a number of seconds > 0, got {seconds!r}")
+
+
+def _tell(source: Source) -> int | None:
+    """Where an open file's audio starts (None for a path, or a stream that cannot tell)."""
+    if isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        return int(source.tell())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _warn_if_truncated(source: Source, start: int | None, name: str, frames: int, rate: int) -> None:
+    """Warn when a WAV's header promises more samples than the file holds.
+
+    Why: libsndfile quietly reads what is there, so a WAV cut short by a failed copy or a recorder
+    that died (its header written for 3 s, a few bytes of samples behind it) came back as near
+    silence, and ``voxkit transcribe`` printed nothing and succeeded. The samples that are there are
+    still used. Headers whose writer did not know the size (0 or 0xFFFFFFFF, pipes and RF64) promise
+    nothing; a missing tail shorter than 10 ms is not worth a warning.
+    """
+    import warnings
+
+    from voxkit.audio.wav_header import read_wav_header
+
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as raw:
+                fmt = read_wav_header(raw)
+        elif start is not None:
+            source.seek(start)  # type: ignore[union-attr]
+            fmt = read_wav_header(source)
+        else:
+            return
+    except (AudioError, OSError, ValueError, struct.error):
+        return  # an unusual header: libsndfile read it, so there is nothing to add
+    if fmt.data_bytes is None or not fmt.frame_bytes:
+        return
+    promised = fmt.data_bytes // fmt.frame_bytes
+    if promised - frames > rate // 100:
+        warnings.warn(f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {frames / rate:.2f} s",
+                      VoxkitWarning, stacklevel=4)
 
 
 def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> None:
@@ -219,18 +292,33 @@ def to_bytes_wav(wav: torch.Tensor, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str) -> torch.Tensor:
+def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str, *,
+               max_seconds: float | None = None) -> torch.Tensor:
     """Any :data:`AudioInput` as float32 mono [T] at ``target_rate``: the one door of the Python APIs.
 
     A file is decoded whatever its rate and channels; samples (numpy or torch, a list) are read at
     ``sample_rate`` (None: the caller has no default, so an array without its rate is refused),
     brought to mono by :func:`array_to_mono` and checked by :func:`warn_if_unscaled`. ``where``
-    names the calling method in messages.
+    names the calling method in messages. ``max_seconds`` keeps only the start (:func:`load_head`).
     """
+    return load_head(audio, sample_rate, target_rate, where, max_seconds)[0]
+
+
+def load_head(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str,
+              seconds: float | None) -> tuple[torch.Tensor, float]:
+    """The first ``seconds`` (None: all) of any :data:`AudioInput` as :func:`load_input` reads it
+    (float32 mono [T] at ``target_rate``), and the whole input's duration in seconds.
+
+    Why: a caller that keeps only the start (a voice reference of at most 30 s) should not pay for
+    the rest. A file is decoded only up to its head plus :data:`HEAD_MARGIN_S` (soundfile decodes
+    in order and stops where it is asked to); an array is cut before it is resampled. The result
+    is the same as cutting the whole input after loading it.
+    """
+    _check_seconds(seconds, where)
     if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):
-        return load_audio(audio, target_rate)
+        return _load_file(audio, target_rate, True, seconds)  # type: ignore[arg-type]
     if isinstance(audio, (bytes, bytearray, memoryview)):
-        return load_audio(io.BytesIO(audio), target_rate)  # the contents of an audio file
+        return _load_file(io.BytesIO(audio), target_rate, True, seconds)  # the contents of an audio file
     if not isinstance(audio, (np.ndarray, torch.Tensor, list, tuple)):
         raise AudioError(
             f"{where}: audio must be a path, an open file, the bytes of an audio file, or samples (numpy, torch); "
@@ -241,4 +329,10 @@ def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, whe
     rate = check_sample_rate(sample_rate)
     samples = array_to_mono(audio)  # [T] float32, integer PCM scaled
     warn_if_unscaled(samples, where)
-    return resample(torch.from_numpy(samples), rate, target_rate).contiguous()
+    duration = samples.shape[0] / rate
+    if seconds is not None:
+        samples = samples[: math.ceil((seconds + HEAD_MARGIN_S) * rate)]  # [T] the head and the resampler's margin
+    wave = resample(torch.from_numpy(samples), rate, target_rate)  # [T']
+    if seconds is not None:
+        wave = wave[: round(seconds * target_rate)]  # [T'] the margin dropped
+    return wave.contiguous(), duration

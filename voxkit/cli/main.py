@@ -11,9 +11,11 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
-from voxkit.errors import VoxkitError
+from voxkit.errors import VoxkitError, VoxkitWarning
 
 # Order here is the order shown in ``voxkit --help``.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    shown = warnings.showwarning
+    _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)
     except VoxkitError as err:
@@ -73,6 +77,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown  # main() may be called again in one process (tests, scripts)
+
+
+def _one_line_warnings(command: str) -> None:
+    """Print voxkit's own warnings as one line each, like its errors; others keep Python's format.
+
+    Why: Python's format adds the warning's file, line and source line, which tells a user of the
+    command nothing and doubles every notice (a truncated file, a take cut short)."""
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:
+        if issubclass(category, VoxkitWarning):
+            print(f"voxkit {command}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _quiet_stdout() -> None:

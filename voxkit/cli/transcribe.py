@@ -97,7 +97,7 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Itera
 
         def chunks(path: str = name) -> Iterator[np.ndarray]:
             if os.path.isdir(path):
-                raise AudioError(f"is a folder, not an audio file; give its files, e.g. {os.path.join(path, '*.wav')}")
+                raise AudioError(f"{path} is a folder, not an audio file; give its files, e.g. {os.path.join(path, '*.wav')}")
             wav = load_audio(path, ASR_SAMPLE_RATE).numpy()
             size = ASR_SAMPLES_PER_STEP if args.realtime else ASR_SAMPLE_RATE * FILE_CHUNK_SECONDS
             return (wav[i : i + size] for i in range(0, len(wav), size))
@@ -255,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             handle(stream.finish())
         except AudioError as err:
-            print(f"voxkit transcribe: error: {name}: {err}", file=sys.stderr)
+            said = str(err)  # most of the readers' messages name the file already
+            print(f"voxkit transcribe: error: {said if name in said else f'{name}: {said}'}", file=sys.stderr)
             failures += 1
             continue
         transcript = stream.transcript
