@@ -46,7 +46,7 @@ import soundfile as sf
 from voxkit.cli.flags import check_port
 from voxkit.cli.serving import bind_problem, check_address, sigterm_as_interrupt
 from voxkit.errors import VoxkitError
-from voxkit.tts.api import MAX_REFERENCE_S, MIN_REFERENCE_S, SHORT_REFERENCE_S, Speaker, Voice
+from voxkit.tts.api import Speaker, Voice
 
 UPLOADED = "(uploaded reference)"  # the voice menu's entry for the clip in the reference box
 MAX_SEED = 2**31 - 1
@@ -161,14 +161,11 @@ def reference_window(speaker: Speaker) -> str:
     """The reference lengths the loaded model uses, as the page shows them ("3-10 s").
 
     Why not a fixed "3-30 s": a model keeps at most ``max_reference_frames`` codec frames of the
-    reference (375, 30 s, for the full model; 125, 10 s, for the tiny recipe) and
-    ``Speaker.prepare_voice`` trims the rest, so a fixed range would invite clips that are cut. The
-    lower end is where the API stops flagging a clip as short, or where it refuses one when the
-    window is shorter than that.
+    reference (30 s for the full model, 10 s for the tiny recipe) and ``Speaker.prepare_voice``
+    trims the rest, so a fixed range would invite clips that are cut. The API's own messages say
+    the same range (:meth:`Speaker.reference_range`).
     """
-    longest = min(MAX_REFERENCE_S, speaker.model.args.max_reference_frames / speaker.codec.frame_rate)  # type: ignore[attr-defined]
-    shortest = SHORT_REFERENCE_S if longest > SHORT_REFERENCE_S else MIN_REFERENCE_S
-    return f"{shortest:g}-{round(longest, 1):g} s"
+    return speaker.reference_range()
 
 
 def build_app(speaker: Speaker, events: DemoEvents | None = None) -> gr.Blocks:

@@ -72,8 +72,11 @@ def free_port() -> int:
 
 def fake_speaker(frames: int) -> Any:
     """What the events read of a Speaker before the first take: its reference window and its rate."""
-    return SimpleNamespace(model=SimpleNamespace(args=SimpleNamespace(max_reference_frames=frames)), codec=SimpleNamespace(frame_rate=12.5),
+    fake = SimpleNamespace(model=SimpleNamespace(args=SimpleNamespace(max_reference_frames=frames)), codec=SimpleNamespace(frame_rate=12.5),
                            sample_rate=24000)
+    fake.max_reference_seconds = Speaker.max_reference_seconds.fget(fake)  # type: ignore[attr-defined]
+    fake.reference_range = lambda: Speaker.reference_range(fake)  # the API's own wording of the window
+    return fake
 
 
 # ----------------------------------------------------------------------------- where the demo can listen
@@ -186,7 +189,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 from voxkit.cli.demo import load_app
 tempfile.tempdir = {str(tmp_path)!r}
-speaker = NS(model=NS(args=NS(max_reference_frames=40)), codec=NS(frame_rate=12.5), sample_rate=24000)
+speaker = NS(model=NS(args=NS(max_reference_frames=40)), codec=NS(frame_rate=12.5), sample_rate=24000, reference_range=lambda: "1-3.2 s")
 events = load_app("tts").DemoEvents(speaker)
 print(events._save(np.zeros(2400, np.float32), 1))
 """

@@ -9,30 +9,39 @@
 A voice is a preset name, any audio file voxkit reads, an array with its rate, or a :class:`Voice`
 made once by :meth:`Speaker.prepare_voice` (which checks the reference and says what it changed).
 The loaded model is shared and read-only: every call owns its generation and decoder state, so
-threads may speak at once. Long text is split at sentence boundaries; each sentence is generated
-from the same voice prompt, faded in and out over a few milliseconds and joined by a short pause,
-which is what keeps the joins free of clicks.
+threads may speak at once. Long text is split at sentence boundaries (:mod:`voxkit.tts.sentences`);
+each sentence is generated from the same voice prompt, faded in and out over a few milliseconds and
+joined by a short pause, which is what keeps the joins free of clicks.
+
+Every sentence's prompt (voice prompt + text) is measured before the first frame: a sentence that
+would not leave room in the model's context for its speech is split further, and a text that cannot
+be fitted is refused before any audio. A sentence cut short all the same (the context filled up
+before the model ended it) is said with a ``UserWarning``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
-import re
 import secrets
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from voxkit.audio.io import load_head
 from voxkit.devices import usable_device
-from voxkit.errors import AudioError, CheckpointError, VoxkitError
+from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
 from voxkit.lm.sampling import check_seed
 from voxkit.tts.checkpoint import list_voices, load_tts, load_voice
-from voxkit.tts.generate import GenerationOptions, generate_frames
-from voxkit.tts.model import TTSModel
+from voxkit.tts.generate import GenerationOptions, context_positions, generate_frames
+from voxkit.tts.model import Prompt, TTSModel
+from voxkit.tts.sentences import split_sentences, wrap
 
 BUNDLED = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "tts-tiny"
 MIN_REFERENCE_S = 1.0  # shorter references are refused: too little of the voice to copy
@@ -42,6 +51,12 @@ SILENT_PEAK = 1e-3  # a reference whose loudest sample is below this (-60 dBFS) 
 FADE_S = 0.01  # fade in and out of every sentence
 PAUSE_S = 0.2  # silence between sentences
 MAX_SENTENCE_CHARS = 250
+# Speech the context must hold beside a sentence's prompt. A sentence is split so that its speech fits at
+# an unhurried reading pace; it is refused only where even its first MIN_PIECE_CHARS would not fit
+# read at a pace nobody reads aloud at (the voice prompt then leaves no room for real sentences).
+PACE_CHARS_PER_S = 12.0
+FASTEST_CHARS_PER_S = 20.0
+MIN_PIECE_CHARS = 40
 
 
 @dataclasses.dataclass
@@ -53,6 +68,16 @@ class Voice:
     name: str = "reference"
     duration: float = 0.0  # seconds of reference used
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Piece:
+    """A piece of text as it is generated: its token ids, and the frames the model's context leaves
+    after its prompt (None: no limit)."""
+
+    text: str
+    ids: list[int]
+    room: int | None
 
 
 class Speaker:
@@ -105,6 +130,18 @@ class Speaker:
         return list_voices(self.folder)
 
     @property
+    def max_reference_seconds(self) -> float:
+        """The longest reference the model uses: its ``max_reference_frames`` (30 s for the full model,
+        10 s for the tiny recipe's); :meth:`prepare_voice` keeps the first part of a longer one."""
+        return min(MAX_REFERENCE_S, self.model.args.max_reference_frames / self.codec.frame_rate)  # type: ignore[attr-defined]
+
+    def reference_range(self) -> str:
+        """The reference lengths that work best, as messages say them ("3-10 s")."""
+        longest = self.max_reference_seconds
+        shortest = SHORT_REFERENCE_S if longest > SHORT_REFERENCE_S else MIN_REFERENCE_S
+        return f"{shortest:g}-{round(longest, 1):g} s"
+
+    @property
     def last_seed(self) -> int | None:
         """The seed of this thread's last :meth:`speak` / :meth:`stream` (drawn at random when none was given)."""
         return getattr(self._local, "seed", None)
@@ -116,9 +153,11 @@ class Speaker:
         """Check a reference and encode it: a preset name, an audio file, or an array with its rate.
 
         Refused (VoxkitError): not audio, silent, shorter than 1 s. Kept with a warning: shorter
-        than 3 s, or longer than the model's reference window (30 s for the full model), which is
-        then trimmed to its first part.
+        than 3 s, or longer than the model's reference window (:attr:`max_reference_seconds`), which
+        is then trimmed to its first part; only that part of a file is decoded.
         """
+        if reference_text is not None and not isinstance(reference_text, str):
+            raise OptionError(f"reference_text must be a str, got {type(reference_text).__name__}")
         if isinstance(reference, str) and reference in self.voices:
             codes, text = load_voice(self.folder, reference)
             return Voice(codes=codes, text=reference_text or text, name=reference, duration=codes.shape[0] / self.codec.frame_rate)
@@ -131,35 +170,49 @@ class Speaker:
                 raise VoxkitError(f"voice {where!r} is a directory, not an audio file")
         else:
             where = "reference audio"
+        rate = self.sample_rate
+        limit = self.max_reference_seconds
         try:
-            wave = self.codec.load(reference, sample_rate)  # type: ignore[attr-defined]  # [N] at 24 kHz
+            # only the window is decoded and resampled: an hour-long file costs its first seconds
+            wave, duration = load_head(reference, sample_rate, rate, "prepare_voice()", limit)  # [N] at 24 kHz, seconds in all
         except AudioError as err:
             raise VoxkitError(f"{where}: not readable as audio ({err})") from None
-        rate = self.sample_rate
-        duration = wave.shape[0] / rate
-        warnings: list[str] = []
+        notes: list[str] = []  # Voice.warnings
         if duration < MIN_REFERENCE_S:
-            raise VoxkitError(f"{where}: the reference is {duration:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s (3-30 s works best)")
+            raise VoxkitError(f"{where}: the reference is {duration:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
+                              f"({self.reference_range()} works best)")
         if wave.numel() == 0 or float(wave.abs().max()) < SILENT_PEAK:
-            raise VoxkitError(f"{where}: the reference is silent")
-        limit = min(MAX_REFERENCE_S, self.model.args.max_reference_frames / self.codec.frame_rate)  # type: ignore[attr-defined]
+            part = f"the first {limit:g} s of the reference (the part the model uses) are" if duration > limit else "the reference is"
+            raise VoxkitError(f"{where}: {part} silent")
         if duration > limit:
-            wave = wave[: int(limit * rate)]
-            warnings.append(f"the reference is {duration:.1f} s long; its first {limit:g} s are used")
+            notes.append(f"the reference is {duration:.1f} s long; its first {limit:g} s are used")
             duration = limit
         elif duration < SHORT_REFERENCE_S:
-            warnings.append(f"the reference is only {duration:.1f} s long; 3-30 s of clear speech clone a voice better")
+            notes.append(f"the reference is only {duration:.1f} s long; {self.reference_range()} of clear speech clone a voice better")
         codes = self.codec.encode(wave, rate)  # type: ignore[attr-defined]  # [R, 37]
         return Voice(codes=codes, text=reference_text, name=Path(where).stem if where != "reference audio" else where,
-                     duration=duration, warnings=warnings)
+                     duration=duration, warnings=notes)
 
     def _voice(self, voice: object, reference_text: str | None) -> Voice | None:
-        if voice is None or isinstance(voice, Voice):
-            return voice
+        """Any voice :meth:`stream` takes, prepared. A ``reference_text`` given with a prepared
+        :class:`Voice` replaces its transcript (in a copy), as it does for a preset's stored one:
+        the caller said what the clip says, and a Voice is often prepared before its transcript is
+        known. Without a voice there is no clip for it to transcribe, so it is refused."""
+        if reference_text is not None and not isinstance(reference_text, str):
+            raise OptionError(f"reference_text must be a str, got {type(reference_text).__name__}")
+        if voice is None:
+            if reference_text:
+                raise OptionError("reference_text is the transcript of the voice's reference clip: give the voice too")
+            return None
+        if isinstance(voice, Voice):
+            return dataclasses.replace(voice, text=reference_text) if reference_text else voice
         if isinstance(voice, tuple) and len(voice) == 2:
-            return self.prepare_voice(voice[0], int(voice[1]), reference_text=reference_text)
+            return self.prepare_voice(voice[0], voice[1], reference_text=reference_text)
         if isinstance(voice, (np.ndarray, torch.Tensor)):
             raise VoxkitError("an audio array as voice needs its rate: pass (array, sample_rate) or use prepare_voice")
+        if not isinstance(voice, (str, os.PathLike, bytes, bytearray)) and not hasattr(voice, "read"):
+            raise OptionError(f"voice must be a preset name, an audio file, (samples, sample_rate) or a Voice from prepare_voice(); "
+                              f"got {type(voice).__name__}")
         return self.prepare_voice(voice, reference_text=reference_text)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------------- speech
@@ -176,78 +229,142 @@ class Speaker:
                steps: int = 7, cfg: float = 1.2, seed: int | None = None, speed: float = 1.0,
                temperature: float = 0.8) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks as they are generated (one 80 ms frame each at speed 1; one
-        sentence each otherwise, since time-stretching needs the sentence)."""
+        sentence each otherwise, since time-stretching needs the sentence).
+
+        Everything is checked here, before the first chunk: the options, the voice, and every
+        sentence's prompt against the model's context (:meth:`_plan`).
+        """
         sentences = self.sentences(text, language)
-        if not 0.5 <= speed <= 2.0:
-            raise VoxkitError(f"speed must be between 0.5 and 2.0, got {speed}")
+        if isinstance(speed, bool) or not isinstance(speed, numbers.Real) or not 0.5 <= speed <= 2.0:
+            raise OptionError(f"speed must be a number between 0.5 and 2.0, got {speed!r}")
         options = GenerationOptions(steps=steps, cfg=cfg, temperature=temperature)  # OptionError: a VoxkitError
         prepared = self._voice(voice, reference_text)
+        ref_ids = None if prepared is None or not prepared.text else self.tokenizer.encode(prepared.text, bos=False)  # type: ignore[attr-defined]
+        pieces = self._plan(sentences, prepared, ref_ids)
         seed = secrets.randbits(31) if seed is None else check_seed(seed)
         self._local.seed = seed
-        return self._stream(sentences, prepared, options, seed, speed)
+        return self._stream(pieces, prepared, ref_ids, options, seed, float(speed))
 
-    def _stream(self, sentences: list[str], voice: Voice | None, options: GenerationOptions, seed: int,
-                speed: float) -> Iterator[np.ndarray]:
+    def _plan(self, sentences: list[str], voice: Voice | None, ref_ids: list[int] | None) -> list[_Piece]:
+        """The pieces to generate, tokenized, each leaving room in the model's context for its speech.
+
+        Why up front: a prompt found too long at the third sentence used to stop a stream after the
+        first two had been heard. A sentence whose speech (at :data:`PACE_CHARS_PER_S`) would not
+        fit beside the voice prompt is split further (:func:`voxkit.tts.sentences.wrap`: clauses,
+        words, then characters), which counts tokens, not characters: 300 CJK characters or 200
+        emoji are 900 or 800 byte tokens. A text is refused (VoxkitError) only where the voice
+        prompt leaves no room for even the first :data:`MIN_PIECE_CHARS` characters of a sentence.
+        """
+        encode = self.tokenizer.encode  # type: ignore[attr-defined]
+        context = context_positions(self.model)
+        if context is None:
+            return [_Piece(s, encode(s, bos=False), None) for s in sentences]
+        codes = None if voice is None else voice.codes
+        fixed = int(self.model.prompt([], codes, ref_ids).tokens.shape[0])  # BOS, reference frames and text, [BEGIN_AUDIO]
+        room = context - fixed
+        frame_rate = float(self.codec.frame_rate)  # type: ignore[attr-defined]
+
+        def positions(text: str, ids: list[int], chars_per_s: float) -> int:
+            return len(ids) + math.ceil(frame_rate * len(text) / chars_per_s)
+
+        def fits(text: str) -> bool:
+            return positions(text, encode(text, bos=False), PACE_CHARS_PER_S) <= room
+
+        pieces: list[_Piece] = []
+        for number, sentence in enumerate(sentences, 1):
+            probe = sentence[:MIN_PIECE_CHARS]
+            parts = wrap(sentence, fits) if positions(probe, encode(probe, bos=False), FASTEST_CHARS_PER_S) <= room else []
+            planned = [_Piece(part, ids, room - len(ids)) for part in parts for ids in [encode(part, bos=False)]]
+            if not planned or any(positions(p.text, p.ids, FASTEST_CHARS_PER_S) > room for p in planned):
+                raise self._no_room(number, sentence, voice, ref_ids, fixed, context)
+            pieces.extend(planned)
+        return pieces
+
+    def _no_room(self, number: int, sentence: str, voice: Voice | None, ref_ids: list[int] | None, fixed: int,
+                 context: int) -> VoxkitError:
+        """The one-line refusal of a sentence the voice prompt leaves no room for: what takes the room and what to shorten."""
+        parts = []
+        if voice is not None:
+            parts.append(f"{min(voice.codes.shape[0], self.model.args.max_reference_frames)} reference frames")
+        if ref_ids:
+            parts.append(f"{len(ref_ids)} reference-text tokens")
+        taken = f"the voice prompt takes {fixed} ({', '.join(parts)})" if parts else f"the prompt takes {fixed}"
+        what = _shorten(voice, ref_ids, sentence=not parts)
+        return VoxkitError(f"sentence {number} ({_quote(sentence)}) does not fit the model's context of {context} positions: "
+                           f"{taken}, leaving {context - fixed}; shorten {what}")
+
+    def _stream(self, pieces: list[_Piece], voice: Voice | None, ref_ids: list[int] | None, options: GenerationOptions,
+                seed: int, speed: float) -> Iterator[np.ndarray]:
         generator = torch.Generator().manual_seed(seed)
         rate = self.sample_rate
         fade = np.linspace(0.0, 1.0, int(FADE_S * rate), dtype=np.float32)  # [F]
         pause = np.zeros(int(PAUSE_S * rate), dtype=np.float32)
-        ref_text = None if voice is None or not voice.text else self.tokenizer.encode(voice.text, bos=False)  # type: ignore[attr-defined]
-        for index, sentence in enumerate(sentences):
+        for index, piece in enumerate(pieces):
             if index:
                 yield pause
-            ids = self.tokenizer.encode(sentence, bos=False)  # type: ignore[attr-defined]
-            prompt = self.model.prompt(ids, None if voice is None else voice.codes, ref_text)
+            prompt = self.model.prompt(piece.ids, None if voice is None else voice.codes, ref_ids)
             # at least one frame per sentence: a non-empty text never comes back as no audio at all
-            frames = dataclasses.replace(options, max_frames=min(options.max_frames, 25 + 3 * len(sentence)), min_frames=1)
-            decoder = self.codec.stream()  # type: ignore[attr-defined]  # this sentence's decoder state
-            chunks = (decoder.decode(frame[None].cpu()) for frame in generate_frames(self.model, prompt, frames, generator))
+            frames = dataclasses.replace(options, max_frames=min(options.max_frames, 25 + 3 * len(piece.text)), min_frames=1)
+            made = [0]  # frames generated, counted by _frames
+            chunks = self._frames(prompt, frames, generator, made)
             if speed != 1.0:
                 chunks = iter([_stretch(np.concatenate(list(chunks) or [np.zeros(0, np.float32)]), speed)])
             yield from _faded(chunks, fade)
+            if piece.room is not None and piece.room < frames.max_frames and made[0] >= piece.room:
+                # the context, not the model, ended it: said, or the take would pass as complete
+                warnings.warn(f"sentence {index + 1} of {len(pieces)} ({_quote(piece.text)}) was cut short at "
+                              f"{made[0] / self.codec.frame_rate:.1f} s: the model's context of "  # type: ignore[attr-defined]
+                              f"{context_positions(self.model)} positions was full before the model ended it; "
+                              f"shorten {_shorten(voice, ref_ids, sentence=True)}", VoxkitWarning, stacklevel=2)
+
+    def _frames(self, prompt: Prompt, options: GenerationOptions, generator: torch.Generator, made: list[int]) -> Iterator[np.ndarray]:
+        """One piece's audio, frame by frame through its own decoder state; ``made[0]`` counts the frames."""
+        decoder = self.codec.stream()  # type: ignore[attr-defined]  # this sentence's decoder state
+        for frame in generate_frames(self.model, prompt, options, generator):
+            made[0] += 1
+            yield decoder.decode(frame[None].cpu())
 
     def sentences(self, text: str, language: str | None = None) -> list[str]:
-        """The pieces ``text`` is generated in: sentences, numbers read aloud (:func:`voxkit.tts.reading.read_aloud`:
-        "$1,500" as "one thousand five hundred dollars"), none longer than 250 characters."""
-        from voxkit.data.text import LANGUAGES, split_sentences
+        """The sentences ``text`` is generated in (:mod:`voxkit.tts.sentences`: "Mr. Smith" and "5 p.m."
+        stay whole, closing quotes stay with their sentence), numbers read aloud
+        (:func:`voxkit.tts.reading.read_aloud`: "$1,500" as "one thousand five hundred dollars"), none
+        longer than 250 characters. :meth:`stream` may split one further where, beside the voice
+        prompt, its speech would not fit the model's context."""
+        from voxkit.data.text import LANGUAGES
         from voxkit.tts.reading import read_aloud
 
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            hint = ": decode the bytes first (text.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+            raise OptionError(f"text must be a str, got {type(text).__name__}{hint}")
+        if not text.strip():
             raise VoxkitError("nothing to say: the text is empty")
         if language is not None and language not in self.languages:
             raise VoxkitError(f"language {language!r} is not supported by this model (it speaks: {', '.join(self.languages)})")
         lang = language or self.languages[0]
+        text = " ".join(text.split())
         if lang in LANGUAGES:  # a language voxkit's text kit does not know keeps its digits
-            text = read_aloud(text, lang)
+            # cut before reading too, so that "It ended. 52 people came." splits although the reader
+            # writes "fifty-two" in lower case; each sentence is read with its own words around its numbers
+            read = (" ".join(read_aloud(part, lang).split()) for part in split_sentences(text, lang, digits_start=True))
+            found = [sentence for part in read for sentence in split_sentences(part, lang)]
+        else:
+            found = split_sentences(text, lang)
         out: list[str] = []
-        for sentence in split_sentences(" ".join(text.split())):
-            out.extend(_wrap(sentence, MAX_SENTENCE_CHARS))
+        for sentence in found:
+            out.extend(wrap(sentence, lambda piece: len(piece) <= MAX_SENTENCE_CHARS))
         return out
 
 
-def _wrap(sentence: str, limit: int) -> list[str]:
-    """Split an over-long sentence at clause marks, then at spaces, into pieces of at most ``limit``
-    characters; a run without spaces longer than that (a URL, text in a script written without
-    spaces) is cut every ``limit`` characters, so no piece outgrows the model's context."""
-    if len(sentence) <= limit:
-        return [sentence]
-    pieces: list[str] = []
-    current = ""
-    for part in re.split(r"(?<=[,;:])\s+|\s+", sentence):
-        while len(part) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(part[:limit])
-            part = part[limit:]
-        if current and len(current) + 1 + len(part) > limit:
-            pieces.append(current)
-            current = part
-        else:
-            current = f"{current} {part}".strip()
-    if current:
-        pieces.append(current)
-    return pieces
+def _shorten(voice: Voice | None, ref_ids: list[int] | None, *, sentence: bool) -> str:
+    """What a message asks to shorten: the parts of the prompt there are ("the sentence, the reference text or the reference audio")."""
+    parts = [name for name, present in (("the sentence", sentence), ("the reference text", bool(ref_ids)),
+                                        ("the reference audio", voice is not None)) if present]
+    return " or ".join(parts) if len(parts) < 3 else f"{parts[0]}, {parts[1]} or {parts[2]}"
+
+
+def _quote(sentence: str, limit: int = 40) -> str:
+    """A sentence as messages name it: quoted, its start only when it is long."""
+    return f'"{sentence}"' if len(sentence) <= limit else f'"{sentence[:limit].rstrip()}..."'
 
 
 def _faded(chunks: Iterator[np.ndarray], fade: np.ndarray) -> Iterator[np.ndarray]:

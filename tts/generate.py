@@ -50,9 +50,24 @@ class GenerationOptions:
             raise OptionError(f"min_frames must be in [0, max_frames], got {self.min_frames!r}")
 
 
+def context_positions(model: TTSModel) -> int | None:
+    """The most positions one utterance may take, prompt and frames together: the backbone's
+    ``max_seq_len``. None where nothing caps it: a sliding-window backbone's ring cache lets
+    generation run on past its window, and a backbone without ``max_seq_len`` has no limit.
+
+    Why callers need it: :func:`generate_frames` stops when the context is full, which looks like
+    the end of the utterance; the caller compares the frames it got with the room the prompt left.
+    """
+    args = model.backbone.args
+    if args.max_window is not None or not args.max_seq_len:
+        return None
+    return int(args.max_seq_len)
+
+
 @torch.no_grad()
 def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Yield the frames [37] (int64, on the model's device) of one utterance until [END_AUDIO]."""
+    """Yield the frames [37] (int64, on the model's device) of one utterance until [END_AUDIO], or until
+    ``options.max_frames`` or the model's context (:func:`context_positions`) is reached."""
     args = model.args
     device = model.semantic_head.weight.device
     backbone = model.backbone
@@ -63,8 +78,8 @@ def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions,
         if device.type != "cpu":
             # the prompt in one call: off the CPU a step cannot see that the fresh ring has room
             capacity = backbone.args.max_window + length
-    elif backbone.args.max_seq_len:
-        capacity = min(capacity, int(backbone.args.max_seq_len))
+    elif (context := context_positions(model)) is not None:
+        capacity = min(capacity, context)
         if capacity <= length:
             raise OptionError(f"the prompt has {length} positions, the model's context {capacity}: shorten the text or the reference")
     state = backbone.init_state(1, capacity=capacity)

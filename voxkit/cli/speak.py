@@ -28,8 +28,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("speak", help="text to speech in a cloned or preset voice")
     p.add_argument("text", help="what to say ('-' reads it from stdin)")
-    p.add_argument("--voice", default=None, help="reference audio to clone (any format, 3-30 s) or a preset voice name "
-                                                  "(default: the model's first preset)")
+    p.add_argument("--voice", default=None,
+                   help="reference audio to clone (any format; a few seconds up to the model's window, 30 s for the full model, "
+                        "the rest is trimmed) or a preset voice name (default: the model's first preset)")
     p.add_argument("--reference-text", default=None, help="transcript of the reference audio (optional; helps the cloning)")
     p.add_argument("-o", "--output", default=None, help="output audio file (.wav, .flac, .ogg) or '-' for WAV on stdout")
     p.add_argument("--language", default=None, help="language of the text (default: the model's first)")
