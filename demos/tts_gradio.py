@@ -134,8 +134,10 @@ class DemoEvents:
             raise _error(str(err)) from None
         if block:
             yield _wav_bytes(np.concatenate(block), rate), None, used, "speaking..."
+        for note in chunks.notes:  # a sentence the model's context cut short
+            gr.Warning(note[:1].upper() + note[1:])
         audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-        yield gr.skip(), self._save(audio, used), used, _status(audio.size / rate, used, prepared.warnings)
+        yield gr.skip(), self._save(audio, used), used, _status(audio.size / rate, used, [*prepared.warnings, *chunks.notes])
 
     def speak(self, reference: str | None, reference_text: str | None, text: str, language: str | None, voice: str,
               seed: float | None, randomise: bool, steps: float, cfg: float, speed: float) -> tuple[str, int, str]:

@@ -50,6 +50,15 @@ def test_a_take_cut_by_the_context_is_said(speaker: Speaker) -> None:
     assert "the model's context of 512 positions" in messages[0] and "shorten the sentence, the reference text" in messages[0]
 
 
+def test_the_stream_keeps_its_notes_for_an_app(speaker: Speaker) -> None:
+    """An app that streams (the demo) reads what was cut from the stream itself, not from warnings."""
+    with pytest.warns(UserWarning, match="was cut short"):
+        stream = speaker.stream(SENTENCE, voice="demo", reference_text="x" * 300, seed=1)
+        assert stream.notes == []  # nothing generated yet
+        np.concatenate(list(stream))
+    assert len(stream.notes) == 1 and stream.notes[0].startswith("sentence 1 of 1")
+
+
 def test_a_take_that_ends_in_time_is_not_warned_about(speaker: Speaker) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -121,6 +121,14 @@ def test_reference_length_is_guarded_with_a_notice(events: Any, clips: dict[str,
     assert expected in status
 
 
+def test_a_take_cut_by_the_context_is_a_notice(events: Any) -> None:
+    """The page says when the model's context, not the model, ended a sentence (it went only to the server's log)."""
+    sentence = "This is a long sentence that should take several seconds to say out loud."
+    with pytest.warns(UserWarning, match="Sentence 1 of 1 .* was cut short"):  # gr.Warning outside a browser session
+        _, _, status = events.speak(None, "x" * 300, sentence, "en", "demo", 1, False, 7, 1.2, 1.0)  # this seed runs to the end
+    assert "was cut short" in status
+
+
 def test_seed_is_echoed_and_reproduces_the_take(events: Any, clips: dict[str, Path]) -> None:
     first, seed, status = speak(events, clips["good"], seed=1234)
     again, _, _ = speak(events, clips["good"], seed=1234)

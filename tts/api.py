@@ -227,7 +227,7 @@ class Speaker:
 
     def stream(self, text: str, voice: object = None, *, reference_text: str | None = None, language: str | None = None,
                steps: int = 7, cfg: float = 1.2, seed: int | None = None, speed: float = 1.0,
-               temperature: float = 0.8) -> Iterator[np.ndarray]:
+               temperature: float = 0.8) -> SpeechStream:
         """Yield float32 audio chunks as they are generated (one 80 ms frame each at speed 1; one
         sentence each otherwise, since time-stretching needs the sentence).
 
@@ -243,7 +243,8 @@ class Speaker:
         pieces = self._plan(sentences, prepared, ref_ids)
         seed = secrets.randbits(31) if seed is None else check_seed(seed)
         self._local.seed = seed
-        return self._stream(pieces, prepared, ref_ids, options, seed, float(speed))
+        notes: list[str] = []
+        return SpeechStream(self._stream(pieces, prepared, ref_ids, options, seed, float(speed), notes), notes)
 
     def _plan(self, sentences: list[str], voice: Voice | None, ref_ids: list[int] | None) -> list[_Piece]:
         """The pieces to generate, tokenized, each leaving room in the model's context for its speech.
@@ -294,7 +295,7 @@ class Speaker:
                            f"{taken}, leaving {context - fixed}; shorten {what}")
 
     def _stream(self, pieces: list[_Piece], voice: Voice | None, ref_ids: list[int] | None, options: GenerationOptions,
-                seed: int, speed: float) -> Iterator[np.ndarray]:
+                seed: int, speed: float, notes: list[str]) -> Iterator[np.ndarray]:
         generator = torch.Generator().manual_seed(seed)
         rate = self.sample_rate
         fade = np.linspace(0.0, 1.0, int(FADE_S * rate), dtype=np.float32)  # [F]
@@ -312,10 +313,11 @@ class Speaker:
             yield from _faded(chunks, fade)
             if piece.room is not None and piece.room < frames.max_frames and made[0] >= piece.room:
                 # the context, not the model, ended it: said, or the take would pass as complete
-                warnings.warn(f"sentence {index + 1} of {len(pieces)} ({_quote(piece.text)}) was cut short at "
-                              f"{made[0] / self.codec.frame_rate:.1f} s: the model's context of "  # type: ignore[attr-defined]
-                              f"{context_positions(self.model)} positions was full before the model ended it; "
-                              f"shorten {_shorten(voice, ref_ids, sentence=True)}", VoxkitWarning, stacklevel=2)
+                notes.append(f"sentence {index + 1} of {len(pieces)} ({_quote(piece.text)}) was cut short at "
+                             f"{made[0] / self.codec.frame_rate:.1f} s: the model's context of "  # type: ignore[attr-defined]
+                             f"{context_positions(self.model)} positions was full before the model ended it; "
+                             f"shorten {_shorten(voice, ref_ids, sentence=True)}")
+                warnings.warn(notes[-1], VoxkitWarning, stacklevel=2)
 
     def _frames(self, prompt: Prompt, options: GenerationOptions, generator: torch.Generator, made: list[int]) -> Iterator[np.ndarray]:
         """One piece's audio, frame by frame through its own decoder state; ``made[0]`` counts the frames."""
@@ -365,6 +367,23 @@ def _shorten(voice: Voice | None, ref_ids: list[int] | None, *, sentence: bool) 
 def _quote(sentence: str, limit: int = 40) -> str:
     """A sentence as messages name it: quoted, its start only when it is long."""
     return f'"{sentence}"' if len(sentence) <= limit else f'"{sentence[:limit].rstrip()}..."'
+
+
+class SpeechStream:
+    """The audio chunks of :meth:`Speaker.stream`, and ``notes``: what the listener should know of
+    the take (a sentence the model's context cut short), filled as the chunks are made.
+
+    Why beside the warning: an app that streams to a listener (the demo) shows its notices in its own
+    page, and a generator run by a thread pool cannot catch warnings safely."""
+
+    def __init__(self, chunks: Iterator[np.ndarray], notes: list[str]) -> None:
+        self._chunks, self.notes = chunks, notes
+
+    def __iter__(self) -> SpeechStream:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._chunks)
 
 
 def _faded(chunks: Iterator[np.ndarray], fade: np.ndarray) -> Iterator[np.ndarray]:
