@@ -19,8 +19,7 @@ from voxkit.asr.checkpoint import load_recognizer, save_recognizer
 from voxkit.asr.model import RealtimeRecognizer
 from voxkit.checkpoint import detect_layout, recorded_tokenizer, recorded_tokenizer_spec
 from voxkit.errors import CheckpointError
-from voxkit.lm.fused_step import prepare_cpu_kernels
-from voxkit.lm.fusion import fuse_projections
+from voxkit.lm.fused_step import prepare_for_inference
 from voxkit.ops.stored_weights import keep_16bit_weights
 from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
 from voxkit.tokenizer import ByteTokenizer, Tokenizer
@@ -68,9 +67,7 @@ def load_bundle(
     model = load_recognizer(path, device=device, dtype=dtype)
     if keep_16bit and torch.device(device).type == "cpu" and dtype == torch.float32:
         keep_16bit_weights(model)
-    fuse_projections(model)  # one product for q/k/v and one for w1/w3 (used only without gradients)
-    if torch.device(device).type == "cpu":
-        prepare_cpu_kernels()  # the fused streaming step's C kernels (lm/fused_step.py)
+    prepare_for_inference(model, device)  # fused projections and, on a CPU, the fused step's kernels
     if tokenizer is None:
         tokenizer = load_folder_tokenizer(path)
     if tokenizer.vocab_size != model.args.decoder.vocab_size:

@@ -102,6 +102,19 @@ def block_step_library() -> ctypes.CDLL | None:
     return lib
 
 
+def prepare_for_inference(model: nn.Module, device: str | torch.device) -> None:
+    """Make a loaded model's token-by-token steps fast: its projections fused (one product for
+    q/k/v and one for w1/w3, :func:`voxkit.lm.fusion.fuse_projections`) and, on a CPU, the fused
+    step's kernels built now. Why every inference loader calls it: without the fusion the fused
+    CPU step (:func:`fused_stack_step`) never engages and each block runs as separate modules.
+    Training ignores the fusion; the checkpoint keys stay the same."""
+    from voxkit.lm.fusion import fuse_projections
+
+    fuse_projections(model)
+    if torch.device(device).type == "cpu":
+        prepare_cpu_kernels()
+
+
 def prepare_cpu_kernels() -> bool:
     """Build (or load the cached) CPU kernels now, so that a first build (about a second) does not
     land inside the first streaming step. True when the fused step is available."""

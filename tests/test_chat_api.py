@@ -105,6 +105,10 @@ def test_saved_folder_loads_with_its_tokenizer(tmp_path: Path) -> None:
     again = AudioChat.from_pretrained(tmp_path / "m")
     messages = audio_message(clip(0.3), "Hi?")
     assert again.generate(messages, max_new_tokens=6) == chat.generate(messages, max_new_tokens=6)
+    # loaded for inference, the decoder's projections are fused (the fused CPU step engages), the
+    # unfused model above gives the same reply, and the fusion changes no checkpoint key
+    assert all(getattr(block.attention, "wqkv", None) is not None for block in again.model.decoder.layers)
+    assert set(again.model.state_dict()) == set(chat.model.state_dict())
     save_chat(chat.model, tmp_path / "half", tokenizer=TOK, dtype=torch.float16)  # what voxkit export chat writes
     half = AudioChat.from_pretrained(tmp_path / "half")  # widened to float32 on load
     assert half.model.adapter[0].weight.dtype == torch.float32

@@ -228,3 +228,20 @@ def test_messages_name_the_models_reference_window(speaker: Speaker, monkeypatch
 def test_wrong_types_are_named(speaker: Speaker, text: object, kwargs: dict, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         speaker.speak(text, **kwargs)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- loaded for inference
+
+
+def test_loaded_speaker_runs_fused_and_says_the_same(speaker: Speaker) -> None:
+    """from_pretrained fuses the backbone's projections (the fused CPU step engages); the same
+    weights unfused give the same take for the same seed."""
+    from voxkit.tts.checkpoint import load_tts
+
+    assert all(getattr(block.attention, "wqkv", None) is not None for block in speaker.model.backbone.layers)
+    plain_model, _ = load_tts(speaker.folder)
+    plain = Speaker(plain_model, speaker.codec, speaker.tokenizer, speaker.folder)
+    assert getattr(plain_model.backbone.layers[0].attention, "wqkv", None) is None
+    fused_audio, _ = speaker.speak("Hi there.", voice="demo", seed=3)
+    plain_audio, _ = plain.speak("Hi there.", voice="demo", seed=3)
+    np.testing.assert_allclose(fused_audio, plain_audio, atol=1e-5)

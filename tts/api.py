@@ -95,6 +95,7 @@ class Speaker:
         """Load a TTS folder (default: the bundled model)."""
         from voxkit.checkpoint import detect_layout, recorded_tokenizer
         from voxkit.codec.api import Codec
+        from voxkit.lm.fused_step import prepare_for_inference
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
         usable_device(device, "device")
@@ -102,6 +103,7 @@ class Speaker:
         if path is None and not (folder / "params.json").is_file():
             raise VoxkitError(f"no bundled TTS model in this install ({folder}); pass a model folder (see docs/tts.md)")
         model, codec_folder = load_tts(folder, device=device)
+        prepare_for_inference(model, device)  # the fused step for the backbone's frame-by-frame steps
         if not codec_folder.is_dir():
             raise CheckpointError(f"{folder}: its codec folder {codec_folder} is missing")
         tokenizer = (recorded_tokenizer(folder) if detect_layout(folder) == "training" else None) or load_folder_tokenizer(folder)

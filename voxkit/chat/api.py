@@ -75,11 +75,13 @@ class AudioChat:
         dtype: the weights' precision in memory (default float32, what CPUs compute fastest; a
         folder stored in 16 bits is widened); None keeps each weight's stored precision."""
         from voxkit.chat.checkpoint import load_chat
+        from voxkit.lm.fused_step import prepare_for_inference
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
         usable_device(device, "device")
         folder = default_model_dir() if model_dir is None else Path(model_dir)
         model = load_chat(folder, device=device, dtype=dtype)
+        prepare_for_inference(model, device)  # the fused step for the decoder's token-by-token steps
         return cls(model, load_folder_tokenizer(folder), max_audios=max_audios)
 
     # ----------------------------------------------------------------------------- prompts
