@@ -3,7 +3,8 @@
 Both libraries run the same weights on the same inputs in one process. A random transformers
 Voxtral of the chosen shape is built (``torch.manual_seed(0)``) and saved with
 ``save_pretrained``; transformers loads that folder with ``from_pretrained`` and voxkit with
-``voxkit.chat.checkpoint.load_chat``. The prompt is a chat turn around one 30 s audio chunk:
+``voxkit.chat.checkpoint.load_chat`` and ``voxkit.lm.fused_step.prepare_for_inference``, as
+``voxkit.AudioChat.from_pretrained`` does (fused projections, the fused CPU step). The prompt is a chat turn around one 30 s audio chunk:
 ``<s>[INST][BEGIN_AUDIO]`` + 375 ``[AUDIO]`` (id 24) + 36 text ids + ``[/INST]`` (415 positions), with
 the same random log-mel features [chunks, n_mels, 3000] given to both.
 
@@ -202,6 +203,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     from voxkit.chat.checkpoint import load_chat
+    from voxkit.lm.fused_step import prepare_for_inference
 
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     dtype, n = DTYPES[opts.dtype], opts.new_tokens
@@ -209,6 +211,7 @@ def main() -> None:
         build_folder(opts.config, folder, device, dtype)
         hf = transformers.VoxtralForConditionalGeneration.from_pretrained(folder, dtype=dtype).to(device).eval()
         ours = load_chat(folder, device=device, dtype=dtype).eval()
+        prepare_for_inference(ours, device)  # what AudioChat.from_pretrained runs
     hf.generation_config.eos_token_id = None  # neither library stops before N tokens
     audio, text = CONFIGS[opts.config]
     vocab, n_mels = text["vocab_size"], audio["num_mel_bins"]
