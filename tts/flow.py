@@ -15,7 +15,10 @@ zeros for a fraction of the frames (condition dropout), which teaches the same n
 unconditional field that classifier-free guidance needs.
 
 Sampling: Euler from ``x_0 ~ N(0, I)`` at ``t = 0`` to ``t = 1`` in ``steps`` steps, with guidance
-``v = a v(h) + (1 - a) v(0)``; both branches run as one batch of 2N.
+``v = a v(h) + (1 - a) v(0)``; both branches run as one batch of 2N. Only ``x_t`` changes between
+steps: the condition's token is projected once per call and the time tokens of the schedule once per
+generation (:meth:`FlowHead.step_times`), each with the batch shape :meth:`FlowHead.velocity` would
+use, so that the samples are the ones a call of ``velocity`` per step gives, to the bit.
 """
 
 from __future__ import annotations
@@ -45,10 +48,28 @@ class FlowHead(nn.Module):
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """x_t [N, A], t [N], h [N, C] -> velocity [N, A]."""
-        time = self.time_mlp(delay_embedding(t * TIME_SCALE, self.stack.args.dim).to(x_t.dtype))  # [N, d]
+        time = self._time_tokens(t, x_t.dtype)  # [N, d]
         tokens = torch.stack([self.input_proj(x_t), time, self.cond_proj(h)], dim=1)  # [N, 3, d]
         out = self.stack.forward_embeddings(tokens)  # [N, 3, d]
         return self.output_proj(out[:, 0])  # [N, A]
+
+    def _time_tokens(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """t [N] -> time tokens [N, d] in ``dtype``: the middle token of :meth:`velocity`."""
+        return self.time_mlp(delay_embedding(t * TIME_SCALE, self.stack.args.dim).to(dtype))  # [N, d]
+
+    @torch.no_grad()
+    def step_times(self, steps: int, rows: int, time_dtype: torch.dtype, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The time tokens of the Euler schedule ``t_i = i / steps`` for a batch of ``rows``: [steps, rows, d].
+
+        Why apart from :meth:`sample`: they depend on the schedule and the weights, never on the
+        frame, so a generation computes them once (:func:`voxkit.tts.generate.generate_frames`) instead
+        of ``steps`` MLP calls at every frame. Why ``rows`` rows each, all equal, rather than one:
+        :meth:`velocity` embeds a batch of ``rows`` times, and a matmul's rounding can depend on its
+        number of rows. ``time_dtype`` is the dtype of t (the condition's), ``dtype`` the one of the
+        tokens' input (the noise's).
+        """
+        schedule = torch.arange(steps, device=device, dtype=time_dtype) * (1.0 / steps)  # [steps]
+        return torch.stack([self._time_tokens(schedule[i].expand(rows), dtype) for i in range(steps)])  # [steps, rows, d]
 
     def loss(self, x1: torch.Tensor, h: torch.Tensor, condition_dropout: float = 0.0,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -63,26 +84,46 @@ class FlowHead(nn.Module):
         return F.mse_loss(self.velocity(x_t, t, h).float(), (x1 - x0).float())
 
     @torch.no_grad()
-    def sample(self, h: torch.Tensor, noise: torch.Tensor, steps: int = 7, cfg: float = 1.2) -> torch.Tensor:
+    def sample(self, h: torch.Tensor, noise: torch.Tensor, steps: int = 7, cfg: float = 1.2,
+               times: torch.Tensor | None = None) -> torch.Tensor:
         """Integrate from ``noise`` [N, A] at t=0 to t=1 under conditions h [N, C]; returns [N, A] (unclamped).
+
+        ``times``: :meth:`step_times` of this call's steps, rows (2N with guidance, else N) and
+        dtypes, computed once by a caller that samples many frames; None computes them here.
 
         cfg is the guidance strength a: 1 is the plain conditional field (the unconditional branch
         is then skipped, which gives the same numbers), above 1 pushes away from the unconditional one.
+
+        Each step computes what :meth:`velocity` would on ``x_t``, the batch of both branches
+        ``[h; 0]`` and ``t_i``, with the same shapes, so the result is the same to the bit; why it
+        does not call it: the condition and time tokens do not change between steps (see
+        :meth:`step_times`), so they are written once into the stack's input buffer, and only the
+        ``x_t`` token is rewritten each step.
         """
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         n = h.shape[0]
         guided = cfg != 1.0
-        cond = torch.cat([h, torch.zeros_like(h)]) if guided else h  # [2N or N, C]
-        x = noise  # [N, A]
+        rows = 2 * n if guided else n
+        cond = torch.cat([h, torch.zeros_like(h)]) if guided else h  # [M, C], M = 2N or N
+        cond_token = self.cond_proj(cond)  # [M, d]
+        if times is None:
+            times = self.step_times(steps, rows, h.dtype, noise.dtype, h.device)  # [steps, M, d]
+        tokens = cond_token.new_empty(rows, 3, cond_token.shape[-1])  # [M, 3, d] the stack's input, reused by every step
+        tokens[:, 2] = cond_token
+        x_in = noise.new_empty(rows, noise.shape[-1])  # [M, A] x_t of both branches
+        x = x_in[:n]  # [N, A] the state being integrated: the first half of x_in, updated in place
+        x.copy_(noise)
         dt = 1.0 / steps
-        times = torch.arange(steps, device=h.device, dtype=h.dtype) * dt  # [steps]
         for i in range(steps):  # ODE steps, not time steps of the audio
-            t = times[i].expand(cond.shape[0])  # [2N or N]
-            v = self.velocity(torch.cat([x, x]) if guided else x, t, cond)  # [2N or N, A]
             if guided:
-                v = cfg * v[:n] + (1.0 - cfg) * v[n:]  # [N, A]
-            x = x + dt * v
+                x_in[n:] = x  # [N, A] the unconditional branch's copy
+            tokens[:, 0] = self.input_proj(x_in)  # [M, d]
+            tokens[:, 1] = times[i]  # [M, d]
+            v = self.output_proj(self.stack.forward_embeddings(tokens)[:, 0])  # [M, A], a fresh tensor: scaled in place
+            if guided:
+                v = v[:n].mul_(cfg).add_(v[n:].mul_(1.0 - cfg))  # [N, A] a v(h) + (1 - a) v(0)
+            x.add_(v.mul_(dt))  # [N, A] x + dt v
         return x
 
 

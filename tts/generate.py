@@ -95,12 +95,14 @@ def generate_frames(model: TTSModel, prompt: Prompt, options: GenerationOptions,
     x = model.embed(prompt.tokens[None].to(device), prompt.codes[None].to(device))  # [1, L, D]
     hidden = backbone.forward_embeddings(x, state=state)[:, -1]  # [1, D]
     cpu_generator = generator if device.type == "cpu" else None
+    rows = 1 if options.cfg == 1.0 else 2  # the flow's batch: one frame, and its unguided twin with guidance
+    times = model.flow.step_times(options.steps, rows, hidden.dtype, hidden.dtype, device)  # [steps, rows, d] once per generation
     for i in range(frames_left):
         logits = model.semantic_head(hidden).float() + (early if i < options.min_frames else mask)  # [1, S]
         semantic = _sample(logits, sampling, cpu_generator, generator)  # [1]
         if int(semantic[0]) == args.end_audio_id:
             return
-        values = model.flow.sample(hidden, noise[i].to(hidden.dtype), options.steps, options.cfg)  # [1, 36]
+        values = model.flow.sample(hidden, noise[i].to(hidden.dtype), options.steps, options.cfg, times)  # [1, 36]
         frame[0, 0, 0] = semantic[0]
         frame[0, 0, 1:] = quantize_acoustic(values[0], args.acoustic_levels)
         yield frame[0, 0].clone()
