@@ -27,6 +27,7 @@ from voxkit.audio.stream import StreamResampler
 from voxkit.checks import whole_number
 from voxkit.codec.checkpoint import load_codec
 from voxkit.codec.model import CodecModel, CodecState
+from voxkit.conv import fold_weight_norm
 from voxkit.devices import usable_device
 from voxkit.errors import VoxkitError
 
@@ -44,9 +45,15 @@ class Codec:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Codec:
-        """Load a codec folder (``voxkit export codec`` output, or a training checkpoint of the codec recipe)."""
+        """Load a codec folder (``voxkit export codec`` output, or a training checkpoint of the codec recipe).
+
+        The convs' weight norm is folded into plain weights (:func:`~voxkit.conv.fold_weight_norm`):
+        the same outputs without recomputing every weight at each streamed frame.
+        """
         usable_device(device, "device")
-        return cls(load_codec(Path(path), device=device), device=device)
+        model = load_codec(Path(path), device=device)
+        fold_weight_norm(model)
+        return cls(model, device=device)
 
     # ----------------------------------------------------------------------------- facts
 
@@ -123,16 +130,18 @@ class CodecStream:
     """One live stream's state: encode audio as it arrives, decode codes as they arrive.
 
     Each whole 80 ms frame of input is encoded as soon as it is complete; what is left over waits
-    for the next chunk. Decoding turns each frame of codes into 1920 samples at once. The codes and
-    the samples equal the one-shot :meth:`Codec.encode` / :meth:`Codec.decode` of the same stream.
+    for the next chunk. Decoding turns each frame of codes into 1920 samples at once. A chunk of
+    several frames (encoded or decoded) goes through the model in one call, which costs less per
+    frame than frame by frame. The codes and the samples equal the one-shot :meth:`Codec.encode` /
+    :meth:`Codec.decode` of the same stream.
     """
 
     def __init__(self, codec: Codec, sample_rate: int) -> None:
         self.codec = codec
         self.sample_rate = sample_rate
         self.state: CodecState = codec.model.init_state(1)
-        frame = codec.samples_per_frame
-        self._pending = torch.zeros(1, frame, device=codec.device)  # [1, 1920] samples of an incomplete frame
+        # [1, frames * 1920]: an incomplete frame's samples, then a pass's whole frames (made once)
+        self._buffer = torch.zeros(1, self.state.frames * codec.samples_per_frame, device=codec.device)
         self._filled = 0
         # one resampler for the whole stream: chunks resampled alone would each gain or lose a
         # fraction of a sample at their edges, and the codes would drift from the one-shot ones
@@ -153,24 +162,32 @@ class CodecStream:
         tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
         codes = [self._frames(torch.from_numpy(tail))]
         if self._filled:
-            self._pending[0, self._filled :] = 0.0
-            codes.append(self.codec.model.encode(self._pending, self.state)[0].cpu())  # [1, 37]
+            frame = self.codec.samples_per_frame
+            self._buffer[0, self._filled : frame] = 0.0
+            codes.append(self.codec.model.encode(self._buffer[:, :frame], self.state)[0].cpu())  # [1, 37]
             self._filled = 0
         return torch.cat(codes)
 
     def _frames(self, wave: torch.Tensor) -> torch.Tensor:
-        """Samples at 24 kHz [n] -> codes [F, 37] of the whole frames they complete."""
+        """Samples at 24 kHz [n] -> codes [F, 37] of the whole frames they complete.
+
+        The frame the last chunk left incomplete and this chunk's whole frames go through the
+        model together, in passes of up to ``state.frames`` frames (one call each, not one per
+        frame: the per-call cost of every layer is paid once per pass); what is left waits.
+        """
         frame = self.codec.samples_per_frame
+        buffer = self._buffer  # [1, frames * 1920], its first _filled samples an incomplete frame
         out = []
-        pos = 0
-        while pos < wave.shape[0]:  # at most one partial frame, then whole frames
-            take = min(frame - self._filled, wave.shape[0] - pos)
-            self._pending[0, self._filled : self._filled + take] = wave[pos : pos + take]
-            self._filled += take
+        pos, n = 0, wave.shape[0]
+        while self._filled + n - pos >= frame:
+            end = min((self._filled + n - pos) // frame * frame, buffer.shape[1])  # whole frames of this pass
+            take = end - self._filled
+            buffer[0, self._filled : end] = wave[pos : pos + take]
+            out.append(self.codec.model.encode(buffer[:, :end], self.state)[0])  # [end / 1920, 37]
             pos += take
-            if self._filled == frame:
-                out.append(self.codec.model.encode(self._pending, self.state)[0])  # [1, 37]
-                self._filled = 0
+            self._filled = 0
+        buffer[0, self._filled : self._filled + n - pos] = wave[pos:]
+        self._filled += n - pos
         if not out:
             return torch.zeros(0, self.codec.num_codebooks, dtype=torch.long)
         return torch.cat(out).cpu()

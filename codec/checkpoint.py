@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.utils import parametrize
 
 from voxkit.checkpoint import check_state_dict, check_training_model, detect_layout, read_config, read_tensors, weight_files, write_folder
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.layout import ENCODER_PREFIXES, module_to_published_state, published_to_module_state
 from voxkit.codec.model import CodecModel
+from voxkit.conv import CausalConv1d, CausalConvTranspose1d
 from voxkit.errors import CheckpointError
 
 CODEC_MODEL = "codec"  # the recipe's [model] name, recorded in training checkpoints
@@ -83,9 +85,27 @@ def load_codec(folder: str | os.PathLike[str], *, device: str | torch.device = "
 
 
 def save_codec(model: CodecModel, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
-    """Write the native layout; ``dtype`` (e.g. float16 for a bundled model) applies to the layers, not the codebook."""
+    """Write the native layout; ``dtype`` (e.g. float16 for a bundled model) applies to the layers, not the codebook.
+
+    A codec loaded for inference (its weight norm folded, :func:`~voxkit.conv.fold_weight_norm`)
+    is written with the weight-norm keys all the same, so every codec folder reads alike.
+    """
+    state = _weight_norm_state(model, model.state_dict())
     state = {
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() and not k.startswith("quantizer.") else v)
-        for k, v in model.state_dict().items()
+        for k, v in state.items()
     }
     return write_folder(folder, "native", codec_params(model.args), module_to_published_state(state))
+
+
+def _weight_norm_state(model: CodecModel, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A folded conv's ``conv.weight`` -> the ``g`` and ``v`` weight norm stores (g = |w|, v = w)."""
+    if not model.args.conv_weight_norm:
+        return state
+    state = dict(state)
+    for name, module in model.named_modules():
+        if isinstance(module, (CausalConv1d, CausalConvTranspose1d)) and not parametrize.is_parametrized(module.conv, "weight"):
+            weight = state.pop(f"{name}.conv.weight")  # [C_out, C_in, K] (transposed: [C_in, C_out, K])
+            state[f"{name}.conv.parametrizations.weight.original0"] = torch.norm_except_dim(weight, 2, 0)  # [C, 1, 1]
+            state[f"{name}.conv.parametrizations.weight.original1"] = weight
+    return state

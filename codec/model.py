@@ -9,7 +9,11 @@ them -> causal conv k7 back to 240-sample patches.
 Every layer is causal, so the codes of a frame never depend on later audio, and every layer
 streams with state in the caller's :class:`CodecState` (convs keep their tails, transposed convs
 their overlap, transformer stages a ring KV cache of their window). Streaming frame by frame gives
-the one-shot codes and waveform: the same modules run with and without a state.
+the one-shot codes and waveform: the same modules run with and without a state. A streaming call
+takes any whole number of frames: up to :data:`STREAM_FRAMES` go through every stage in one pass
+(each ring holds its window plus that many frames), a longer chunk in pieces of that size. Why
+several frames per pass: a live caller that hands over a second of audio at once pays the per-call
+overhead of each layer once, not once per frame (docs/codec.md, Speed).
 
 The top-level names (``input_proj``, ``encoder_blocks``, ``decoder_blocks``, ``quantizer``,
 ``output_proj``) follow the published codec's checkpoint; inside a stage the keys are the shared
@@ -30,12 +34,17 @@ from voxkit.errors import VoxkitError
 from voxkit.lm import Transformer
 from voxkit.streaming import StreamingModule, StreamingState
 
+# Most codec frames one streaming pass takes (the rings are sized for it): a second of audio at
+# once, with room to spare. Larger chunks are cut into pieces of this many frames.
+STREAM_FRAMES = 16
+
 
 @dataclasses.dataclass
 class CodecState(StreamingState):
     """One entry per streaming block, in block order (conv tails, overlaps, ring caches)."""
 
     blocks: list[StreamingState]
+    frames: int = STREAM_FRAMES  # most frames one pass takes (what the rings are sized for)
 
 
 Block = Transformer | CausalConv1d | CausalConvTranspose1d
@@ -101,33 +110,36 @@ class CodecModel(StreamingModule):
 
     # ----------------------------------------------------------------------------- streaming
 
-    def init_state(self, batch_size: int, *, dtype: torch.dtype | None = None) -> CodecState:
+    def init_state(self, batch_size: int, *, dtype: torch.dtype | None = None, frames: int = STREAM_FRAMES) -> CodecState:
         """State for ``batch_size`` streams, encoder and decoder; chunks of any whole number of frames.
 
-        Each transformer stage's ring holds its window plus one frame's worth of its steps; a
-        longer chunk is consumed in pieces by the stage (never reallocated).
+        Each transformer stage's ring holds its window plus ``frames`` codec frames' worth of its
+        steps, so a chunk of up to ``frames`` frames passes every stage in one call; a longer one
+        is cut into pieces of that size (the rings are never reallocated).
         """
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
         dtype = dtype or self.output_proj.conv.weight.dtype
         states: list[StreamingState] = [self.input_proj.init_state(batch_size, dtype)]
-        rate = self.args.downsample  # stage frames per codec frame: 8, 4, 2, 1 in the encoder
+        steps = self.args.downsample * frames  # stage steps per pass: 8, 4, 2, 1 per frame in the encoder
         for block in self.encoder_blocks:
-            states.append(self._block_state(block, batch_size, rate, dtype))
+            states.append(self._block_state(block, batch_size, steps, dtype))
             if isinstance(block, CausalConv1d):
-                rate //= block.stride
+                steps //= block.stride
         for block in self.decoder_blocks:
             if isinstance(block, CausalConvTranspose1d):
-                rate *= block.stride
+                steps *= block.stride
             elif isinstance(block, CausalConv1d):
-                rate //= block.stride
-            states.append(self._block_state(block, batch_size, rate, dtype))
+                steps //= block.stride
+            states.append(self._block_state(block, batch_size, steps, dtype))
         states.append(self.output_proj.init_state(batch_size, dtype))
-        return CodecState(blocks=states)
+        return CodecState(blocks=states, frames=frames)
 
     @staticmethod
-    def _block_state(block: nn.Module, batch_size: int, rate: int, dtype: torch.dtype) -> StreamingState:
-        if isinstance(block, Transformer):
+    def _block_state(block: nn.Module, batch_size: int, steps: int, dtype: torch.dtype) -> StreamingState:
+        if isinstance(block, Transformer):  # the window plus one pass's steps: a pass evicts nothing it needs
             window = block.args.max_window or 1
-            return block.init_state(batch_size, capacity=window + rate - 1, dtype=dtype)
+            return block.init_state(batch_size, capacity=window + steps - 1, dtype=dtype)
         return block.init_state(batch_size, dtype)  # type: ignore[operator]
 
     def _split_state(self, state: CodecState | None) -> tuple[list[StreamingState] | None, list[StreamingState] | None]:
@@ -145,6 +157,10 @@ class CodecModel(StreamingModule):
                 "this codec checkpoint has no encoder weights (the open published codec ships its decoder only): "
                 "it decodes codes but cannot encode audio"
             )
+        piece = None if state is None else state.frames * self.samples_per_frame
+        if piece is not None and wave.shape[1] > piece:  # longer than the rings take in one pass
+            self._patches(wave)  # whole frames, checked before a first piece moves the state on
+            return torch.cat([self.encode_latent(wave[:, i : i + piece], state) for i in range(0, wave.shape[1], piece)], dim=1)
         enc, _ = self._split_state(state)
         wave = wave.to(self.output_proj.conv.weight.dtype)  # audio comes as float32; a codec may be stored in 16 bits
         x = self.input_proj(self._patches(wave), None if enc is None else enc[0])  # [B, dim, N / 240]
@@ -152,6 +168,9 @@ class CodecModel(StreamingModule):
 
     def decode_latent(self, latent: torch.Tensor, state: CodecState | None = None) -> torch.Tensor:
         """quantized latent [B, T, 292] -> wave [B, T * 1920]."""
+        if state is not None and latent.shape[1] > state.frames:  # longer than the rings take in one pass
+            pieces = range(0, latent.shape[1], state.frames)
+            return torch.cat([self.decode_latent(latent[:, i : i + state.frames], state) for i in pieces], dim=1)
         _, dec = self._split_state(state)
         x = _run(list(self.decoder_blocks), latent, None if dec is None else dec[:-1])  # type: ignore[arg-type]  # [B, 8 T, dim]
         patches = self.output_proj(x.transpose(1, 2), None if dec is None else dec[-1])  # type: ignore[arg-type]  # [B, 240, 8 T]

@@ -54,6 +54,13 @@ class CodecQuantizer(nn.Module):
             kmeans_init=False,
         )
         self.acoustic = FSQ(levels=[args.acoustic_codebook_size], num_codebooks=args.acoustic_dim, dim=args.acoustic_dim)
+        # (the table they were computed from, its version, 0.5 |c|^2 [8192]): see _half_norms
+        self._norms: tuple[torch.Tensor, int, torch.Tensor] | None = None
+
+    def train(self, mode: bool = True) -> CodecQuantizer:
+        """Also forgets the cached code norms: training moves the codebook (see :meth:`_half_norms`)."""
+        self._norms = None
+        return super().train(mode)
 
     def split(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, T, 292] -> semantic [B, T, 256], acoustic [B, T, 36]."""
@@ -93,7 +100,8 @@ class CodecQuantizer(nn.Module):
         flat = semantic.reshape(-1, self.semantic_dim).float()  # [B T, 256]
         table = self.codebook()  # [8192, 256]
         # nearest code by squared distance, |x|^2 dropped (the same for every code)
-        scores = flat @ table.t() - 0.5 * (table * table).sum(-1)  # [B T, 8192]
+        scores = flat @ table.t()  # [B T, 8192]
+        scores -= self._half_norms(table)  # [8192]
         sem_codes = scores.argmax(-1).view(semantic.shape[:-1])  # [B, T]
         _, ac_codes = self._acoustic_indices(acoustic)
         return torch.cat([sem_codes[..., None], ac_codes], dim=-1)
@@ -110,6 +118,27 @@ class CodecQuantizer(nn.Module):
     def codebook(self) -> torch.Tensor:
         """The semantic codebook [8192, 256] (the EMA means)."""
         return self.semantic.codebook.reshape(self.codebook_size, self.semantic_dim)
+
+    def _half_norms(self, table: torch.Tensor) -> torch.Tensor:
+        """``0.5 |c|^2`` of every code [8192]; computed once per table, not at every streamed frame.
+
+        Why the cache is never stale: it is only kept in eval mode (training's EMA writes the table
+        through ``.data``, which no version counter sees, and :meth:`train` drops the cache), and
+        it holds the table it was computed from: a load or any in-place write bumps that table's
+        version counter, and ``.to()`` or a new table gives other memory (which the held table
+        keeps from being reused at the same address).
+        """
+        if self.training or table.is_inference():  # an inference tensor has no version counter
+            return 0.5 * (table * table).sum(-1)
+        cached = self._norms
+        if cached is None or not _same_table(cached[0], table) or cached[1] != table._version:
+            cached = self._norms = (table, table._version, 0.5 * (table * table).sum(-1))  # norms [8192]
+        return cached[2]
+
+
+def _same_table(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors read the same memory as the same table."""
+    return a.device == b.device and a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
 
 
 def draw_dropout(

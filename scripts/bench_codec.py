@@ -3,6 +3,9 @@
 Printed per codec: encode + decode real-time factor of a whole clip (compute seconds per audio
 second; < 1 is faster than real time), and for voxkit the streaming latency of one 80 ms frame
 (encode one frame + decode it, with the stream's state, as a live call does): median and p95.
+Then voxkit's live API (:class:`~voxkit.codec.api.CodecStream`) per 80 ms frame, encode and
+decode apart, fed 80 ms chunks and 1 s chunks (a 1 s chunk's frames go through in one call).
+The codec runs as :meth:`Codec.from_pretrained` loads it: weight norm folded into the weights.
 The classical peers run as the Debian command-line tools (process start-up included; that is
 how ``voxkit eval codec`` runs them too).
 
@@ -24,8 +27,10 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import load_audio
+from voxkit.codec.api import Codec
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.model import CodecModel
+from voxkit.conv import fold_weight_norm
 
 SAMPLE = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "samples" / "en.flac"
 
@@ -59,6 +64,31 @@ def time_frames(model: CodecModel, wave: torch.Tensor) -> list[float]:
         _sync(wave.device)
         times.append(time.perf_counter() - start)
     return times[2:]  # the first frames warm the caches up
+
+
+def time_stream(codec: Codec, wave: np.ndarray, chunk: int) -> tuple[list[float], list[float]]:
+    """Seconds per 80 ms frame of a live stream fed ``chunk`` samples at a time: encode each chunk,
+    then decode the codes it gave (as a live caller does), each call's time shared by its frames."""
+    encoder, decoder = codec.stream(), codec.stream()
+    encode, decode = [], []
+    for i in range(0, wave.shape[0] - chunk + 1, chunk):
+        _sync(codec.device)
+        start = time.perf_counter()
+        codes = encoder.encode(wave[i : i + chunk])  # [F, 37]
+        _sync(codec.device)
+        middle = time.perf_counter()
+        decoder.decode(codes)
+        _sync(codec.device)
+        if codes.shape[0] and i >= 24000:  # the first second warms the caches up
+            encode.append((middle - start) / codes.shape[0])
+            decode.append((time.perf_counter() - middle) / codes.shape[0])
+    return encode, decode
+
+
+def _ms(times: list[float]) -> str:
+    """Median / p95 in ms."""
+    p95 = sorted(times)[int(0.95 * (len(times) - 1))]
+    return f"{1000 * statistics.median(times):.1f} / {1000 * p95:.1f}"
 
 
 def _rss_mb() -> float:
@@ -125,6 +155,8 @@ def main() -> None:
     if args.full_size:
         model = model.to(torch.bfloat16)
         model.quantizer.float()
+    fold_weight_norm(model)  # as Codec.from_pretrained loads a codec
+    codec = Codec(model, device=device)
     dtype = next(model.encoder_blocks.parameters()).dtype
     params = sum(p.numel() for p in model.parameters()) / 1e6
     sample = load_audio(SAMPLE, 24000)  # [N]
@@ -137,6 +169,7 @@ def main() -> None:
         time_whole(model, x[:, : 4 * frame], 1)  # warm-up
         whole = time_whole(model, x, args.repeats)
         per_frame = time_frames(model, x)
+        live = {name: time_stream(codec, wave.numpy(), chunk) for name, chunk in (("80 ms", frame), ("1 s", 24000))}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"{seconds:.1f} s of speech at 24 kHz; {where}; torch {torch.__version__}\n")
     print("| codec | kbps | params | encode+decode RTF (whole clip) | streaming ms per 80 ms frame (median / p95) |")
@@ -149,6 +182,10 @@ def main() -> None:
         rtf = peer_rtf(name, audio, seconds)
         shown = "not installed" if rtf is None else f"{rtf:.4f}"
         print(f"| {name} (Debian tool, process start included) | {kbps:.1f} | - | {shown} | - |")
+    print("\n| voxkit CodecStream, chunks of | encode ms per 80 ms frame (median / p95) | decode ms per 80 ms frame (median / p95) |")
+    print("|---|---|---|")
+    for chunk, (encode, decode) in live.items():
+        print(f"| {chunk} | {_ms(encode)} | {_ms(decode)} |")
     if args.stream_minutes > 0:
         print()
         long_stream(model, x[0], args.stream_minutes)

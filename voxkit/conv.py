@@ -15,6 +15,10 @@ A causal transposed convolution (upsampling in the codec's decoder) produces ``k
 output samples per input frame that overlap the next frame's output. One-shot, the overlap after
 the last frame is trimmed (it would need input that never came); streaming, it is held in the
 state and added to the next chunk's first samples, so both give the same signal.
+
+Weight norm (the published codec's convs) recomputes ``g * v / |v|`` at every call; a model loaded
+for inference folds it into plain weights once (:func:`fold_weight_norm`), while training and
+saving keep the parametrization and its published key names.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
 from voxkit.streaming import StreamingModule, StreamingState
@@ -147,9 +152,51 @@ class CausalConvTranspose1d(StreamingModule):
         if state is None:
             return self.conv(x)[..., :n]  # [B, C_out, T * stride]
         bias = self.conv.bias
-        full = F.conv_transpose1d(x, self.conv.weight, None, stride=self.stride)  # [B, C_out, n + overlap] no bias
+        weight = self.conv.weight  # [C_in, C_out, K]
+        if weight.shape[-1] % self.stride == 0:
+            full = _overlap_add(x, weight, self.stride)  # [B, C_out, n + overlap] no bias
+        else:
+            full = F.conv_transpose1d(x, weight, None, stride=self.stride)  # [B, C_out, n + overlap] no bias
         if self.overlap:
             full[..., : self.overlap] += state.overlap  # what the previous chunk's last frames owe
             state.overlap.copy_(full[..., n:])
         out = full[..., :n]  # [B, C_out, n]
         return out if bias is None else out + bias[None, :, None]
+
+
+def _overlap_add(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """``conv_transpose1d(x, weight, stride=stride)`` for a kernel of ``taps * stride`` samples.
+
+    Why: on a CPU, torch's transposed conv of a streaming chunk's few frames takes a slow generic
+    path; one product of every frame with the whole kernel, then ``taps`` shifted adds (2 for the
+    codec's kernel 4, stride 2), is the same sum in another order (equal to float rounding).
+    x [B, C_in, T], weight [C_in, C_out, K] -> [B, C_out, (T + taps - 1) * stride].
+    """
+    B, C_in, T = x.shape
+    C_out, K = weight.shape[1], weight.shape[2]
+    taps = K // stride
+    z = torch.matmul(x.transpose(1, 2), weight.reshape(C_in, C_out * K))  # [B, T, C_out * K]
+    z = z.view(B, T, C_out, taps, stride).permute(0, 2, 3, 1, 4)  # [B, C_out, taps, T, stride]
+    full = x.new_empty(B, C_out, T + taps - 1, stride)  # [B, C_out, T + taps - 1, stride]
+    full[:, :, :T] = z[:, :, 0]  # tap 0 of frame t lands on output frame t
+    full[:, :, T:] = 0.0
+    for j in range(1, taps):  # tap j of frame t lands on output frame t + j
+        full[:, :, j : j + T] += z[:, :, j]
+    return full.view(B, C_out, (T + taps - 1) * stride)
+
+
+def fold_weight_norm(model: nn.Module) -> int:
+    """Replace every weight-normed conv's ``g * v / |v|`` by the plain weight it computes, in place.
+
+    Why: the parametrization recomputes the weight at every call, which a streaming step pays for
+    on every 80 ms frame; an inference model's weights never change, so it is computed once. The
+    folded model gives the same outputs, but its state dict has plain ``conv.weight`` keys: training
+    keeps the parametrization (and the codec's ``save_codec`` writes a folded codec back in the
+    weight-norm keys). Returns the number of convs folded.
+    """
+    folded = 0
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            folded += 1
+    return folded
