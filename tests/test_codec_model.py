@@ -33,14 +33,19 @@ def tiny_args(**kw: object) -> CodecArgs:
     return CodecArgs(**base)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def model() -> CodecModel:
+def tiny_codec() -> CodecModel:
+    """A tiny random codec whose codebook entries are drawn from its own latents (shared by the codec tests)."""
     torch.manual_seed(0)
     m = CodecModel(tiny_args()).eval()
     with torch.no_grad():  # codebook entries drawn from real latents, so that codes vary from frame to frame
         latents = m.encode_latent(torch.randn(4, 16 * FRAME) * 0.3)[..., :16].reshape(-1, 16)  # [64, 16]
         m.quantizer.semantic._codebook.embed.copy_(latents[None])
     return m
+
+
+@pytest.fixture(scope="module")
+def model() -> CodecModel:
+    return tiny_codec()
 
 
 def chunks(total: int, rng: np.random.Generator, most: int) -> list[int]:

@@ -13,32 +13,18 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
+from tests.test_codec_model import FRAME, tiny_args, tiny_codec
 from voxkit.codec import Codec
-from voxkit.codec.args import CodecArgs
 from voxkit.codec.checkpoint import load_codec, save_codec
 from voxkit.codec.model import CodecModel
 from voxkit.codec.quantizer import CodecQuantizer
 from voxkit.conv import CausalConvTranspose1d, fold_weight_norm
 from voxkit.lm import Transformer
 
-FRAME = 1920
-
-
-def tiny_args() -> CodecArgs:
-    return CodecArgs(
-        dim=32, hidden_dim=64, head_dim=8, n_heads=4, n_kv_heads=2, semantic_codebook_size=64, semantic_dim=16, acoustic_dim=4,
-        acoustic_codebook_size=5,
-    )
-
 
 @pytest.fixture(scope="module")
 def model() -> CodecModel:
-    torch.manual_seed(0)
-    m = CodecModel(tiny_args()).eval()
-    with torch.no_grad():  # codebook entries drawn from real latents, so that codes vary from frame to frame
-        latents = m.encode_latent(torch.randn(4, 16 * FRAME) * 0.3)[..., :16].reshape(-1, 16)  # [64, 16]
-        m.quantizer.semantic._codebook.embed.copy_(latents[None])
-    return m
+    return tiny_codec()
 
 
 def _wave(frames: int, seed: int) -> torch.Tensor:
