@@ -84,6 +84,11 @@ def check_combination(args: argparse.Namespace) -> None:
         raise VoxkitError("ask a question (voxkit chat \"What is said?\" --audio FILE), or pass --transcribe")
     if args.language is not None:
         raise VoxkitError("--language is the hint of the transcription request: use it with --transcribe (or ask in the question)")
+    if args.temperature == 0.0:
+        sampling = [flag for flag, given in (("--top-p", args.top_p is not None), ("--seed", args.seed is not None)) if given]
+        if sampling:
+            raise VoxkitError(f"{' and '.join(sampling)} shape sampling, and --temperature 0 (the default) is greedy: "
+                              "add --temperature (e.g. 0.7) or drop them")
 
 
 # ----------------------------------------------------------------------------- eval / export
