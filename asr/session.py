@@ -74,6 +74,7 @@ class _Slot:
     pending_start: float = 0.0
     has_word: bool = False
     tail: list[Word] = dataclasses.field(default_factory=list)  # words closed by flush steps, not yet timed
+    held: list[tuple[int, Event]] = dataclasses.field(default_factory=list)  # deltas after a held word: (len(tail) then, delta)
 
     def available(self) -> int:
         return len(self.buffer)
@@ -270,10 +271,12 @@ class StreamingSession:
         duration = slot.audio_samples / SAMPLE_RATE
         floor = slot.words[-1].end if slot.words else 0.0
         events: list[Event] = []
-        for word in fit_tail(slot.tail, floor, duration):
+        for index, word in enumerate(fit_tail(slot.tail, floor, duration)):
             slot.words.append(word)
             events.append(Event("word", b, word.text, word.start, word.end))
-        slot.tail = []
+            # the next word's deltas, written after this word was held: each word still follows its deltas
+            events += [e for k, e in slot.held if k == index + 1]
+        slot.tail, slot.held = [], []
         slot.active = False
         events.append(Event("final", b, Transcript(slot.words, duration).text, 0.0, duration))
         return events
@@ -291,7 +294,11 @@ class StreamingSession:
         slot.pending.append(token)
         text = self.tokenizer.decode(slot.pending)
         when = min(slot.pending_start, slot.audio_samples / SAMPLE_RATE)  # a flush step may lie past the audio
-        return [Event("delta", b, text.replace("\ufffd", ""), when, when)]
+        delta = Event("delta", b, text.replace("\ufffd", ""), when, when)
+        if slot.tail:  # an earlier word is held for the end's fit (_end): so is this delta, to stay after it
+            slot.held.append((len(slot.tail), delta))
+            return []
+        return [delta]
 
     def _close_word(self, b: int, slot: _Slot, next_start: float | None, flushing: bool) -> list[Event]:
         if not slot.has_word:

@@ -131,8 +131,11 @@ def test_int16_values_cast_to_float_are_warned_about(transcriber: voxkit.Transcr
     """Valid floats, so not refused, but the model hears only clipping: say why the text is noise."""
     with pytest.warns(UserWarning, match="integer PCM cast to float"):
         transcriber.transcribe(speech.astype(np.float32))
-    with pytest.warns(UserWarning, match="push\\(\\): float samples peak"):
-        transcriber.stream().push(speech[:4000].astype(np.float32))
+    with pytest.warns(UserWarning, match="push\\(\\): float samples peak") as caught:
+        stream = transcriber.stream()
+        for i in range(0, 16000, 1280):  # a live source's chunks, each with its own peak
+            stream.push(speech[i : i + 1280].astype(np.float32))
+    assert len([w for w in caught if "float samples peak" in str(w.message)]) == 1  # once a stream, not once a chunk
 
 
 def test_push_takes_mono_chunks_float_or_int16(transcriber: voxkit.Transcriber, speech: np.ndarray, reference: str) -> None:
@@ -170,6 +173,21 @@ def test_events_do_not_depend_on_how_the_audio_arrives(transcriber: voxkit.Trans
     assert kinds.count("word") >= 6 and kinds[-1] == "final"
     first_word = kinds.index("word")
     assert "delta" in kinds[first_word:]  # words come out while later words are still being written
+
+
+def test_each_word_follows_its_deltas_when_the_audio_ends_mid_speech(transcriber: voxkit.Transcriber) -> None:
+    """Cut mid-sentence, the end's flush closes several words at once: they are held for the end's
+    fit, and so are the later words' deltas, so that no word event comes after the next word's deltas."""
+    import re
+
+    wav = load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()  # [T] the whole sample (8.1 s)
+    for seconds in (2.3, 4.0, 5.7):
+        audio = wav[: int(seconds * ASR_SAMPLE_RATE)]
+        for size in (1280, len(audio)):
+            stream = transcriber.stream()
+            events = [e for i in range(0, len(audio), size) for e in stream.push(audio[i : i + size])] + stream.finish()
+            kinds = "".join(e.kind[0] for e in events)  # d(elta), w(ord), f(inal)
+            assert re.fullmatch(r"(d+w)+d*f", kinds), (seconds, size, kinds)
 
 
 def test_push_refuses_what_it_cannot_take(transcriber: voxkit.Transcriber) -> None:

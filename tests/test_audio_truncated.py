@@ -75,3 +75,28 @@ def test_transcribe_of_a_truncated_file_says_so(model_dir: Path, tmp_path: Path,
         f"voxkit transcribe: warning: {path} is truncated: its header promises 3.00 s, it holds 0.05 s"]
     assert "UserWarning" not in err and "warnings.warn" not in err
     assert json.loads(out)["duration"] == pytest.approx(0.05)
+
+
+def test_extensible_wavs_and_stdin_and_repeats_warn_too(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """WAVE_FORMAT_EXTENSIBLE (what ffmpeg writes for 24-bit, float or > 2 channels), a truncated
+    WAV piped to stdin, and the same truncated file given twice each get their one-line notice."""
+    import subprocess
+    import sys
+
+    t = np.arange(3 * 16000) / 16000
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 3, axis=1).astype(np.float32), 16000, format="WAVEX", subtype="PCM_24")
+    wavex = buf.getvalue()
+    assert struct.unpack("<H", wavex[20:22])[0] == 0xFFFE  # WAVE_FORMAT_EXTENSIBLE
+    cut = tmp_path / "cut24.wav"
+    cut.write_bytes(_cut(wavex, 9 * 1600))  # 0.1 s of 3 x 24-bit samples
+    with pytest.warns(UserWarning, match="cut24.wav is truncated: its header promises 3.00 s, it holds 0.10 s"):
+        load_audio(cut, 16000)
+    code, _, err = run_cli(["transcribe", str(cut), str(cut), "--model", str(model_dir), "-f", "txt"], capsys)
+    assert code == 0 and err.count("voxkit transcribe: warning:") == 2, err  # each input its own notice
+    piped = subprocess.run([sys.executable, "-m", "voxkit.cli.main", "transcribe", "-", "--model", str(model_dir), "-f", "txt"],
+                           input=_cut(_wav(3.0), 2 * 1600), capture_output=True, check=True)
+    assert b"voxkit transcribe: warning: stdin is truncated: its WAV header promises 3.00 s, it held 0.10 s" in piped.stderr
+    empty = subprocess.run([sys.executable, "-m", "voxkit.cli.main", "transcribe", "-", "--model", str(model_dir), "-f", "jsonl"],
+                           input=b"", capture_output=True)
+    assert empty.returncode == 2 and empty.stdout == b"" and b"no audio received" in empty.stderr  # nothing on stdout

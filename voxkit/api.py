@@ -126,6 +126,7 @@ class TranscriptionStream:
         self.session = self.live.session
         self.delay = delay  # steps of 80 ms
         self.done = False
+        self.warned_unscaled = False  # one warning per stream, not one per chunk
 
     def push(self, samples: np.ndarray | torch.Tensor) -> list[Event]:
         """Add 16 kHz mono audio; returns the events of every step it completed.
@@ -151,7 +152,8 @@ class TranscriptionStream:
             )
         if not np.isfinite(data).all():
             raise AudioError("audio contains NaN or infinite samples")
-        warn_if_unscaled(data, "push()")
+        if not self.warned_unscaled:
+            self.warned_unscaled = warn_if_unscaled(data, "push()")
         return self.live.push(data)
 
     def finish(self) -> list[Event]:

@@ -54,8 +54,9 @@ def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
     return int(rate)
 
 
-def warn_if_unscaled(samples: np.ndarray, where: str) -> None:
-    """Warn when float samples look like integer PCM cast to float (int16 values, not [-1, 1]).
+def warn_if_unscaled(samples: np.ndarray, where: str) -> bool:
+    """Warn when float samples look like integer PCM cast to float (int16 values, not [-1, 1]);
+    True when it warned (a stream warns once, not at every chunk).
 
     Such audio is not refused (it is a valid float array) but every sample clips in the model's
     front end, so the transcript is noise; the usual cause is ``wav.astype(np.float32)`` without
@@ -71,6 +72,8 @@ def warn_if_unscaled(samples: np.ndarray, where: str) -> None:
             VoxkitWarning,
             stacklevel=3,
         )
+        return True
+    return False
 
 
 def _name(source: Source) -> str:
@@ -180,7 +183,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
     except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
         reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
         raise AudioError(f"cannot decode audio {name}: {reason}") from None
-    if container == "WAV":
+    if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
         _warn_if_truncated(source, start, name, total, sr)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
@@ -24,7 +25,7 @@ import torch
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.fifo import SampleFifo
 from voxkit.audio.io import pcm_to_float as _to_float
-from voxkit.errors import AudioError
+from voxkit.errors import AudioError, VoxkitWarning
 
 TARGET_RATE = ASR_SAMPLE_RATE
 RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
@@ -160,7 +161,8 @@ def float32_votes(data: bytes) -> tuple[int, int]:
 
 
 def _warn(message: str) -> None:
-    print(f"voxkit: warning: {message}", file=sys.stderr)
+    """A :class:`VoxkitWarning`: the command line prints it as its own one line (``voxkit transcribe: warning: ...``)."""
+    warnings.warn(message, VoxkitWarning, stacklevel=3)
 
 
 def read_raw(
@@ -196,7 +198,8 @@ def read_raw(
         data = pending + data
         whole = len(data) // frame * frame
         pending = data[whole:]
-        samples = _to_float(np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)).mean(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf samples are refused downstream, in one line
+            samples = _to_float(np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)).mean(axis=1)
         out = resampler.push(samples)
         if out.size:
             yield out
@@ -237,6 +240,10 @@ def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[
         out = resampler.push(fmt.decode(data[:whole]))
         if out.size:
             yield out
+    if left is not None and left >= fmt.frame_bytes * max(1, fmt.rate // 100):  # what a path's truncation check says too
+        held = (fmt.data_bytes - left) // fmt.frame_bytes
+        _warn(f"stdin is truncated: its WAV header promises {fmt.data_bytes // fmt.frame_bytes / fmt.rate:.2f} s, "
+              f"it held {held / fmt.rate:.2f} s")
     out = resampler.flush()
     if out.size:
         yield out

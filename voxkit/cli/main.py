@@ -56,10 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    shown = warnings.showwarning
-    _one_line_warnings(args.command)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # the command's own warning settings, undone when it returns
+            _one_line_warnings(args.command)
+            return int(args.func(args) or 0)
     except VoxkitError as err:
         print(f"voxkit {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -77,8 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    finally:
-        warnings.showwarning = shown  # main() may be called again in one process (tests, scripts)
 
 
 def _one_line_warnings(command: str) -> None:
@@ -96,6 +94,7 @@ def _one_line_warnings(command: str) -> None:
             default(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+    warnings.simplefilter("always", VoxkitWarning)  # each input's notice, even when two inputs earn the same one
 
 
 def _quiet_stdout() -> None:

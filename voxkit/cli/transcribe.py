@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             events = stream.finish()
             compute += time.perf_counter() - t0
-            handle(events)
+            if audio_seconds:  # no audio is an error (below): no empty "final" on stdout before it
+                handle(events)
         except KeyboardInterrupt:
             handle(stream.finish())
         except AudioError as err:
