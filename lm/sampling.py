@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import torch
 
-from voxkit.checks import is_whole
+from voxkit.checks import is_number, is_whole
 from voxkit.errors import OptionError
 
 
@@ -32,20 +31,16 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         # "not x >= 0" also catches NaN, which would otherwise reach the softmax as a NaN distribution
-        if not _is_number(self.temperature) or not 0.0 <= self.temperature < math.inf:
+        if not is_number(self.temperature) or not 0.0 <= self.temperature < math.inf:
             raise OptionError(f"temperature must be a number >= 0, got {self.temperature!r}")
         if self.top_k is not None and (not is_whole(self.top_k) or self.top_k < 1):
             raise OptionError(f"top_k must be a whole number >= 1, got {self.top_k!r}")
-        if self.top_p is not None and (not _is_number(self.top_p) or not 0.0 < self.top_p <= 1.0):
+        if self.top_p is not None and (not is_number(self.top_p) or not 0.0 < self.top_p <= 1.0):
             raise OptionError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 SEED_LIMIT = 2**64

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
 import secrets
 import threading
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import load_head
+from voxkit.checks import is_number
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
 from voxkit.lm.sampling import check_seed
@@ -237,7 +237,7 @@ class Speaker:
         sentence's prompt against the model's context (:meth:`_plan`).
         """
         sentences = self.sentences(text, language)
-        if isinstance(speed, bool) or not isinstance(speed, numbers.Real) or not 0.5 <= speed <= 2.0:
+        if not is_number(speed) or not 0.5 <= speed <= 2.0:
             raise OptionError(f"speed must be a number between 0.5 and 2.0, got {speed!r}")
         options = GenerationOptions(steps=steps, cfg=cfg, temperature=temperature)  # OptionError: a VoxkitError
         prepared = self._voice(voice, reference_text)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Iterator
 
 import torch
 
+from voxkit.checks import is_number, is_whole
 from voxkit.errors import OptionError
 from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.tts.flow import quantize_acoustic
@@ -37,16 +37,15 @@ class GenerationOptions:
     min_frames: int = 0  # [END_AUDIO] is masked before this many frames (benchmarks fix the length with it)
 
     def __post_init__(self) -> None:
-        whole = numbers.Integral
-        if isinstance(self.steps, bool) or not isinstance(self.steps, whole) or self.steps < 1:
+        if not is_whole(self.steps) or self.steps < 1:
             raise OptionError(f"steps must be a whole number >= 1, got {self.steps!r}")
         # "not 0 <= x < inf" also refuses NaN, which would reach the codes as garbage
-        if isinstance(self.cfg, bool) or not isinstance(self.cfg, numbers.Real) or not 0 <= self.cfg < math.inf:
+        if not is_number(self.cfg) or not 0 <= self.cfg < math.inf:
             raise OptionError(f"cfg must be a number >= 0, got {self.cfg!r}")
         SamplingConfig(temperature=self.temperature, top_p=self.top_p)  # checked now, not at the first frame
-        if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, whole) or self.max_frames < 1:
+        if not is_whole(self.max_frames) or self.max_frames < 1:
             raise OptionError(f"max_frames must be a whole number >= 1, got {self.max_frames!r}")
-        if not isinstance(self.min_frames, whole) or not 0 <= self.min_frames <= self.max_frames:
+        if not is_whole(self.min_frames) or not 0 <= self.min_frames <= self.max_frames:
             raise OptionError(f"min_frames must be in [0, max_frames], got {self.min_frames!r}")
 
 

@@ -12,6 +12,11 @@ import numbers
 from voxkit.errors import OptionError
 
 
+def is_number(value: object) -> bool:
+    """A Python or numpy real number (int or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def is_whole(value: object) -> bool:
     """A Python or numpy integer, not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
