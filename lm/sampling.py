@@ -54,11 +54,50 @@ def check_seed(seed: object) -> int:
     return int(seed)  # type: ignore[call-overload]
 
 
-def _top_p_filter(sorted_logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Mask (with -inf) the tail of descending-sorted logits [B, K] beyond probability mass top_p."""
-    probs = sorted_logits.softmax(dim=-1)  # [B, K]
+NUCLEUS_PROBES: tuple[int, ...] = (256, 4096)
+"""How many of the most likely tokens a CPU top-p draw looks at, in turn, before it sorts them all."""
+
+
+def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row of non-negative weights [B, K], with probability weight / row sum -> [B].
+
+    Why not torch.multinomial: without replacement it draws one exponential variate per column
+    (131k of them per token for a Mistral vocabulary), which costs more on a CPU than a small
+    model's whole decode step. Inverting the cumulative sum needs one uniform number per row.
+    ``u`` lies in (0, total], and the search takes the first column whose cumulative sum reaches
+    it, so a column of weight zero (a masked token) is never chosen, even at the ends.
+    """
+    cdf = weights.cumsum(dim=-1)  # [B, K] non-decreasing: the weights are >= 0
+    u = torch.rand(weights.shape[0], 1, generator=generator, device=weights.device, dtype=weights.dtype)  # [B, 1] in [0, 1)
+    u = (1.0 - u).mul_(cdf[:, -1:])  # [B, 1] in (0, total]
+    return torch.searchsorted(cdf, u)[:, 0]  # [B]
+
+
+def _keep_nucleus(weights: torch.Tensor, total: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero the weights [B, K] (descending) of tokens beyond probability mass top_p of ``total`` [B, 1]."""
+    probs = weights / total  # [B, K]
     mass_before = probs.cumsum(dim=-1) - probs  # [B, K] mass of the strictly more likely tokens
-    return sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))  # first column always kept
+    return weights.masked_fill(mass_before >= top_p, 0.0)  # first column always kept
+
+
+def _nucleus_candidates(logits: torch.Tensor, total: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The most likely tokens of logits [B, V], descending, enough to hold mass top_p of ``total``
+    (the rows' sums of exp(logits), [B, 1]): ([B, K], ids [B, K]).
+
+    Why: sorting the whole vocabulary is the slow part of a top-p draw on a CPU. Most of the time
+    the nucleus lies within the first few hundred tokens, so the top NUCLEUS_PROBES are taken first,
+    and the full sort runs only when they hold less than top_p. On a GPU the sort is cheap and the
+    check would stop the decode loop for a host sync, so it sorts at once. Both give the same
+    candidates' prefix (ties between equal logits aside), so the same draw picks the same token.
+    """
+    if logits.device.type == "cpu":
+        for probe in NUCLEUS_PROBES:
+            if probe * 8 > logits.shape[-1]:  # a top-k of a large share of the vocabulary costs about a sort
+                break
+            cand, ids = logits.topk(probe, dim=-1)  # [B, P] descending
+            if bool((cand.exp().sum(dim=-1, keepdim=True) > top_p * total).all()):
+                return cand, ids
+    return logits.sort(dim=-1, descending=True)  # [B, V]
 
 
 def sample_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -67,21 +106,21 @@ def sample_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.G
         return logits.argmax(dim=-1)  # [B]
     logits = logits.float()  # [B, V] (the caller's own tensor when it is float32 already)
     # the most likely token at 0 first: a tiny temperature then sends the others to -inf, not to
-    # +inf and NaN (1e-45 passes the >= 0 check). The subtraction makes the one new [B, V] tensor
-    # of the step; the division works in place on it.
+    # +inf and NaN (1e-45 passes the >= 0 check), and exp() of every logit is at most 1. The
+    # subtraction makes the one new [B, V] tensor of the step (plain sampling exponentiates it in place).
     logits = (logits - logits.amax(dim=-1, keepdim=True)).div_(config.temperature)  # [B, V]
     top_k = config.top_k if config.top_k is not None and config.top_k < logits.shape[-1] else None
     top_p = config.top_p if config.top_p is not None and config.top_p < 1.0 else None
     if top_k is None and top_p is None:
-        probs = logits.softmax(dim=-1)  # [B, V]
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]  # [B]
-    # Work on the candidate set only: the top-k (already sorted) or, for top-p alone, a full sort.
-    if top_k is not None:
+        return _draw(logits.exp_(), generator)  # [B]
+    if top_k is not None:  # top-k first, then top-p within the k (renormalised)
         cand_logits, cand_ids = logits.topk(top_k, dim=-1)  # [B, K] descending
+        weights = cand_logits.exp()  # [B, K]
+        total = weights.sum(dim=-1, keepdim=True)  # [B, 1]
     else:
-        cand_logits, cand_ids = logits.sort(dim=-1, descending=True)  # [B, V]
+        total = logits.exp().sum(dim=-1, keepdim=True)  # [B, 1] over the whole vocabulary
+        cand_logits, cand_ids = _nucleus_candidates(logits, total, top_p)  # [B, K] descending
+        weights = cand_logits.exp()  # [B, K]
     if top_p is not None:
-        cand_logits = _top_p_filter(cand_logits, top_p)  # [B, K]
-    probs = cand_logits.softmax(dim=-1)  # [B, K]
-    choice = torch.multinomial(probs, 1, generator=generator)  # [B, 1] index into the candidates
-    return cand_ids.gather(-1, choice)[:, 0]  # [B]
+        weights = _keep_nucleus(weights, total, top_p)  # [B, K]
+    return cand_ids.gather(-1, _draw(weights, generator)[:, None])[:, 0]  # [B]
