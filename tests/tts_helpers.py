@@ -6,7 +6,9 @@ folders, errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -45,3 +47,36 @@ def tiny_tts_folder(path: Path, seed: int = 0) -> Path:
     codes = torch.cat([torch.randint(0, 64, (30, 1)), torch.randint(0, 5, (30, 4))], dim=1)  # [30, 37-like]
     save_voice(path, "demo", codes, text="A preset voice.", origin="random codes (tests)")
     return path
+
+
+class _NeverEnds(torch.nn.Module):
+    """A semantic head whose [END_AUDIO] logit is -inf."""
+
+    def __init__(self, head: torch.nn.Module, end_id: int) -> None:
+        super().__init__()
+        self.head = head
+        self.end_id = end_id
+
+    @property
+    def weight(self) -> torch.Tensor:  # the generator reads the head's device from it
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden)  # [..., S]
+        logits[..., self.end_id] = float("-inf")
+        return logits
+
+
+@contextlib.contextmanager
+def never_ending(model: TTSModel) -> Iterator[None]:
+    """Within: ``model`` never draws [END_AUDIO], so only the context or the frame cap ends a take.
+
+    Why: a random model draws its end code at any frame with some chance, so a test of what happens
+    when the context ends a take would otherwise hold for some seeds only.
+    """
+    head = model.semantic_head
+    model.semantic_head = _NeverEnds(head, model.args.end_audio_id)
+    try:
+        yield
+    finally:
+        model.semantic_head = head
