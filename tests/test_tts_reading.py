@@ -19,7 +19,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("I have 3 cats.", "I have three cats."),
         ("1,500 people", "one thousand five hundred people"),
         ("1,500,000 votes", "one million five hundred thousand votes"),
-        ("2.5 kg", "two point five kg"),
+        ("2.5 kg", "two point five kilograms"),
         ("It costs 10.05 now", "It costs ten point zero five now"),
         ("the 1st, 2nd, 3rd, 4th and 21st", "the first, second, third, fourth and twenty-first"),
         ("the 1,000th visitor", "the one thousandth visitor"),
@@ -49,15 +49,35 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("call 555-1234", "call five five five one two three four"),
         ("agent 007", "agent zero zero seven"),
         ("id 12345678901", "id one two three four five six seven eight nine zero one"),
-        ("A4 paper, 5km", "A four paper, five km"),
+        ("A4 paper, 5km, 3x", "A four paper, five kilometers, three x"),
         ("COVID-19", "COVID-nineteen"),
         ("1,5", "one, five"),
         ("It was 5.", "It was five."),
+        # ranges: up, without a leading zero; a hyphen between numbers of about as many digits
+        ("pages 3-5 and 10–12", "pages three to five and ten to twelve"),
+        ("9-10 or 95-100 people", "nine to ten or ninety-five to one hundred people"),
+        ("10-20% and $5-10", "ten to twenty percent and five to ten dollars"),
+        ("2.5-3.5 kg", "two point five to three point five kilograms"),
+        ("from 1990-1999 and from 1990-2024",
+         "from nineteen ninety to nineteen ninety-nine and from nineteen ninety to twenty twenty-four"),
+        ("won 3-1 on 05-03", "won three one on zero five zero three"),  # down: a score; a leading zero: a date
+        # simple fractions, denominators up to ten
+        ("1/2, 3/4, 2/3, 5/8, 1/10", "one half, three quarters, two thirds, five eighths, one tenth"),
+        ("24/7, 9/11, 3/2", "twenty-four seven, nine eleven, three two"),
+        # units
+        ("5 km, 1 km, 1.5 km, 20 kg, 200 g, 5 cm, 3 mm", "five kilometers, one kilometer, one point five kilometers, twenty kilograms, "
+         "two hundred grams, five centimeters, three millimeters"),
+        ("3 h, 1 h, 10 min, 30 s", "three hours, one hour, ten minutes, thirty seconds"),
+        ("5 m or 5m", "five meters or five meters"),
+        ("20 °C, 20°C, -1 °C, 70 °F, 90°", "twenty degrees Celsius, twenty degrees Celsius, minus one degree Celsius, "
+         "seventy degrees Fahrenheit, ninety degrees"),
+        ("50 km/h, 3-5 km", "fifty kilometers per hour, three to five kilometers"),
+        ("5 m/s, 1/2 kg, $5m, in 1500 m", "five m/s, one half kg, five dollars m, in one thousand five hundred meters"),
     ],
     "fr": [
         ("1 500 euros", "mille cinq cents euros"),
         ("1\u00a0500 et 1\u202f500\u202f000", "mille cinq cents et un million cinq cent mille"),
-        ("2,5 kg", "deux virgule cinq kg"),
+        ("2,5 kg", "deux virgule cinq kilogrammes"),
         ("le 1er, la 1re, la 1ère, le 2e", "le premier, la première, la première, le deuxième"),
         ("le 3ème, les 2es", "le troisième, les deuxièmes"),
         ("le 2nd, la 2nde, le 21e, le 1ᵉʳ", "le second, la seconde, le vingt et unième, le premier"),
@@ -74,10 +94,14 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("21:15", "vingt et une heures quinze"),
         ("1:00", "une heure"),
         ("en 1999", "en mille neuf cent quatre-vingt-dix-neuf"),
+        ("3-5 ans, 1-2 jours, 3-5 h", "trois à cinq ans, un à deux jours, trois à cinq heures"),
+        ("1/2, 1/3, 2/3, 3/4, 2/5", "un demi, un tiers, deux tiers, trois quarts, deux cinquièmes"),
+        ("1 min, 21 min, 30 s, 5 km", "une minute, vingt et une minutes, trente secondes, cinq kilomètres"),
+        ("1,5 km, 20 °C, 0 °C", "un virgule cinq kilomètre, vingt degrés Celsius, zéro degré Celsius"),  # below two: singular
     ],
     "es": [
         ("1.500 personas", "mil quinientos personas"),
-        ("2,5 kg", "dos coma cinco kg"),
+        ("2,5 kg", "dos coma cinco kilogramos"),
         ("2.5 kg", "dos punto cinco kg"),
         ("el 1º, la 1ª, el 3.º, las 1.as", "el primero, la primera, el tercero, las primeras"),
         ("el 1.er piso y el 3er día", "el primer piso y el tercer día"),
@@ -91,10 +115,13 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("a las 3:30", "a las tres y treinta"),
         ("a la 1:00", "a la una en punto"),
         ("21:00", "veintiuna en punto"),
+        ("3-5 años", "tres a cinco años"),
+        ("1/2, 1/3, 2/3, 3/4, 2/5", "un medio, un tercio, dos tercios, tres cuartos, dos quintos"),
+        ("1 h, 21 h, 1 km, 21 km, 20 ºC", "una hora, veintiuna horas, un kilómetro, veintiún kilómetros, veinte grados Celsius"),
     ],
     "de": [
         ("1.500 Menschen", "eintausendfünfhundert Menschen"),
-        ("2,5 kg", "zwei Komma fünf kg"),
+        ("2,5 kg", "zwei Komma fünf Kilogramm"),
         ("am 3. Mai", "am dritten Mai"),
         ("der 3. Platz", "der dritte Platz"),
         ("Ich zähle bis 3. Dann gehe ich.", "Ich zähle bis drei. Dann gehe ich."),
@@ -110,8 +137,13 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("um 1:00", "um ein Uhr"),
         ("um 3:30", "um drei Uhr dreißig"),
         ("Version 1.2.3", "Version eins Punkt zwei Punkt drei"),
+        ("1-2 Tage, 3–5 km", "ein bis zwei Tage, drei bis fünf Kilometer"),
+        ("von 1990-1999", "von neunzehnhundertneunzig bis neunzehnhundertneunundneunzig"),
+        ("1/2, 2/3, 3/4, 1/5, 1/8", "ein halb, zwei Drittel, drei Viertel, ein Fünftel, ein Achtel"),
+        ("1 h, 2 h, 1 min, 1 km, 20 °C", "eine Stunde, zwei Stunden, eine Minute, ein Kilometer, zwanzig Grad Celsius"),
     ],
-    "it": [("1.500", "millecinquecento"), ("2,5", "due virgola cinque"), ("1º e 1ª", "primo e prima"), ("-5", "meno cinque"),
+    "it": [("3-5 e 1/2", "tre cinque e uno due"),  # no range, fraction or unit rules here: digit groups
+           ("1.500", "millecinquecento"), ("2,5", "due virgola cinque"), ("1º e 1ª", "primo e prima"), ("-5", "meno cinque"),
            ("2,50 €", "due euro e cinquanta centesimi"), ("3:30", "tre e trenta")],
     "pt": [("1.500", "mil e quinhentos"), ("2,5", "dois vírgula cinco"), ("1º e 1ª", "primeiro e primeira"), ("$1", "um dólar"),
            ("2,50 €", "dois euros e cinquenta cêntimos"), ("1:30", "uma e trinta")],
@@ -145,7 +177,7 @@ def test_plain_integers_read_as_the_corpus_speller_wrote_them(lang: str) -> None
 @pytest.mark.parametrize("lang", sorted(LANGUAGES))
 def test_no_input_raises_and_no_ascii_digit_is_left(lang: str) -> None:
     rng = random.Random(f"fuzz-{lang}")
-    alphabet = "0123456789" * 4 + ".,:;/-+−$€£%  \u00a0\u202fºªᵉʳˢ°hsterndèa'()\n" + "٣３"
+    alphabet = "0123456789" * 4 + ".,:;/-–+−$€£%  \u00a0\u202fºªᵉʳˢ°hsterndèa'()\n" + "٣３" + "kgmiCF"
     started = time.perf_counter()
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))

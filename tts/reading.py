@@ -1,4 +1,5 @@
-"""Numbers read aloud for the TTS front end: what a reader says for "1,500", "2.5", "3rd", "-5", "10 %", "$5" or "3:30".
+"""Numbers read aloud for the TTS front end: what a reader says for "1,500", "2.5", "3rd", "-5", "10 %", "$5", "3:30",
+"3-5", "3/4" or "5 km".
 
 Why a reader of its own: speech should say what the text means, so a thousands separator, a decimal
 mark, a sign, a currency symbol or an ordinal suffix belongs to the number being read. The corpus
@@ -8,7 +9,8 @@ it is: every training plan is built from its output, so changing it would change
 Why num2words' words: the TTS model learnt numbers from text that speller wrote, so every number is
 said in num2words' own forms ("twenty-one", "vingt et un"), with the commas it puts into large
 numbers dropped, as the speller drops them. Only the words around the numbers (a sign, "percent",
-"o'clock", the Spanish "coma" for a decimal comma) come from the table below.
+"o'clock", the Spanish "coma" for a decimal comma, "to" in a range, a unit's name, a fraction's
+denominator where num2words has no word for it) come from the tables below.
 
 What each language reads, and the deliberate limits, are listed in docs/tts.md ("How numbers are
 read"). Whatever is made of digits and matches none of the forms is still read, never left as digits
@@ -51,6 +53,44 @@ _DE_MONTHS = frozenset({"januar", "februar", "märz", "april", "mai", "juni", "j
 _DE_NOMINATIVE = frozenset({"der", "die", "das"})  # "der 3. Platz": ordinal, base form ("dritte")
 _DE_DATIVE = frozenset({"dem", "den", "des", "am", "im", "zum", "zur", "vom", "beim"})  # "am 3. Mai": ordinal, "-n" ("dritten")
 
+# Units read after a number, by their symbol: singular, plural, grammatical gender ("m" or "f", for
+# "une minute", "una hora", "eine Stunde"). Only symbols that are unambiguous after a number: "m" is
+# meters (minutes are "min"); "h" is French's own hour mark (see _Reading.hour_mark), so not here for
+# French; a lone "°" only where it cannot be an ordinal mark (Spanish "1°" is "primero").
+_UNITS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "en": {"km": ("kilometer", "kilometers", "m"), "m": ("meter", "meters", "m"), "cm": ("centimeter", "centimeters", "m"),
+           "mm": ("millimeter", "millimeters", "m"), "kg": ("kilogram", "kilograms", "m"), "g": ("gram", "grams", "m"),
+           "h": ("hour", "hours", "m"), "min": ("minute", "minutes", "m"), "s": ("second", "seconds", "m"),
+           "km/h": ("kilometer per hour", "kilometers per hour", "m"), "°C": ("degree Celsius", "degrees Celsius", "m"),
+           "°F": ("degree Fahrenheit", "degrees Fahrenheit", "m"), "°": ("degree", "degrees", "m")},
+    "fr": {"km": ("kilomètre", "kilomètres", "m"), "m": ("mètre", "mètres", "m"), "cm": ("centimètre", "centimètres", "m"),
+           "mm": ("millimètre", "millimètres", "m"), "kg": ("kilogramme", "kilogrammes", "m"), "g": ("gramme", "grammes", "m"),
+           "min": ("minute", "minutes", "f"), "s": ("seconde", "secondes", "f"),
+           "km/h": ("kilomètre à l'heure", "kilomètres à l'heure", "m"), "°C": ("degré Celsius", "degrés Celsius", "m"),
+           "°F": ("degré Fahrenheit", "degrés Fahrenheit", "m"), "°": ("degré", "degrés", "m")},
+    "es": {"km": ("kilómetro", "kilómetros", "m"), "m": ("metro", "metros", "m"), "cm": ("centímetro", "centímetros", "m"),
+           "mm": ("milímetro", "milímetros", "m"), "kg": ("kilogramo", "kilogramos", "m"), "g": ("gramo", "gramos", "m"),
+           "h": ("hora", "horas", "f"), "min": ("minuto", "minutos", "m"), "s": ("segundo", "segundos", "m"),
+           "km/h": ("kilómetro por hora", "kilómetros por hora", "m"), "°C": ("grado Celsius", "grados Celsius", "m"),
+           "°F": ("grado Fahrenheit", "grados Fahrenheit", "m")},
+    "de": {"km": ("Kilometer", "Kilometer", "m"), "m": ("Meter", "Meter", "m"), "cm": ("Zentimeter", "Zentimeter", "m"),
+           "mm": ("Millimeter", "Millimeter", "m"), "kg": ("Kilogramm", "Kilogramm", "m"), "g": ("Gramm", "Gramm", "m"),
+           "h": ("Stunde", "Stunden", "f"), "min": ("Minute", "Minuten", "f"), "s": ("Sekunde", "Sekunden", "f"),
+           "km/h": ("Kilometer pro Stunde", "Kilometer pro Stunde", "m"), "°C": ("Grad Celsius", "Grad Celsius", "m"),
+           "°F": ("Grad Fahrenheit", "Grad Fahrenheit", "m"), "°": ("Grad", "Grad", "m")},
+}
+# Fractions: the denominators a language does not say as its ordinal (singular, plural); the others
+# are num2words' ordinal ("fifth", "cinquième", "quinto"; German "fünfte" gives "Fünftel")
+_FRACTIONS: dict[str, dict[int, tuple[str, str]]] = {
+    "en": {2: ("half", "halves"), 4: ("quarter", "quarters")},
+    "fr": {2: ("demi", "demis"), 3: ("tiers", "tiers"), 4: ("quart", "quarts")},
+    "es": {2: ("medio", "medios"), 3: ("tercio", "tercios")},
+    "de": {2: ("halb", "halbe")},
+}
+_LARGEST_DENOMINATOR = 10  # "3/4" is a fraction, "9/11" or "24/7" are not: read as two numbers
+_RANGE = re.compile(r"([^–-]+)([–-])([^–-]+)")  # "3-5", "10–12": two numbers and a hyphen or an en dash
+_FRACTION = re.compile(r"([1-9])/([1-9]\d?)")
+
 
 class _Unsayable(Exception):
     """num2words has no words for this value or form in this language; the digits are read instead."""
@@ -77,19 +117,23 @@ class _Reading:
     scales: str = ""  # regex of scale words that may follow an amount of money ("$5 million")
     scale_of: str = ""  # word between a scale word and the currency ("cinq millions de dollars")
     year_cues: frozenset[str] = frozenset()  # lower-case words after which 1100-1999 is read as a year
+    range_word: str = ""  # said between the ends of a range ("3-5": three to five); empty: no ranges read
+    counted: tuple[str, str, str] = ("", "", "")  # an integer's ending before a noun: masculine, feminine ("uno": un, una)
 
 
 _READINGS: dict[str, _Reading] = {
     "en": _Reading(",", ".", "point", "point", "minus", "plus", "percent", "and", ordinal=r"(?i:st|nd|rd|th)", decades=True,
                    scales="thousand|million|billion|trillion",
                    year_cues=_EN_MONTHS | {"in", "since", "until", "till", "by", "from", "to", "before", "after", "circa", "around",
-                                           "year"}),
-    "fr": _Reading(" ", ",", "virgule", "point", "moins", "plus", "pour cent", "et",
+                                           "year"}, range_word="to"),
+    "fr": _Reading(" ", ",", "virgule", "point", "moins", "plus", "pour cent", "et", range_word="à", counted=("un", "un", "une"),
                    ordinal=r"ères?|ers?|res?|èmes?|ndes?|nds?|es?|ᵉʳˢ?|ʳᵉˢ?|ᵉˢ?", hour_unit=("heure", "heures"),
                    hour_fix=("un", "une"), hour_mark=True, scales="millions?|milliards?", scale_of="de"),
     "es": _Reading(".", ",", "coma", "punto", "menos", "más", "por ciento", "con", ordinal=r"\.?[ºª]|\.?er|\.[oa]s",
+                   range_word="a", counted=("uno", "un", "una"),
                    clock=("{h} y {m}", "{h} en punto"), hour_fix=("uno", "una"), scales="millones|millón", scale_of="de"),
     "de": _Reading(".", ",", "Komma", "Punkt", "minus", "plus", "Prozent", "und", ordinal=r"\.(?=[ \u00a0]+\w)",
+                   range_word="bis", counted=("eins", "ein", "eine"),
                    hour_unit=("Uhr", "Uhr"), hour_fix=("eins", "ein"), scales="Tausend|Millionen|Million|Milliarden|Milliarde",
                    year_cues=_DE_MONTHS | {"jahr", "jahre", "jahres", "seit", "bis", "anno", "um", "ab", "von", "vor", "nach"}),
     "it": _Reading(".", ",", "virgola", "punto", "meno", "più", "per cento", "e", ordinal=r"\.?[ºª]", clock=("{h} e {m}", "{h}"),
@@ -113,7 +157,8 @@ class _Reader:
         self.digit_words = [self.cardinal(d) for d in range(10)]
         spaces = re.escape("".join(c for c in reading.groups if c.isspace()) + _GROUP_SPACES)
         groups = re.escape(reading.groups + _GROUP_SPACES)
-        run = rf"(?:\d{{1,3}}(?:[{spaces}]\d{{3}})+(?!\d)|\d)(?:\d|[.,:/-](?=\d))*"
+        dash = "–" if reading.range_word else ""  # an en dash joins a range's numbers where ranges are read
+        run = rf"(?:\d{{1,3}}(?:[{spaces}]\d{{3}})+(?!\d)|\d)(?:\d|[.,:/{dash}-](?=\d))*"
         after = [rf"(?P<percent>{_BLANK}?%)", rf"(?P<currency>{_BLANK}?[$€£])"]
         if reading.ordinal:
             after.append(rf"(?P<ordinal>{reading.ordinal})(?!\w)")
@@ -121,6 +166,13 @@ class _Reader:
             after.append(rf"(?P<hours>{_BLANK}?h(?:{_BLANK}?(?P<minutes>\d{{2}}))?)(?!\w)")
         if reading.decades:
             after.append(r"(?P<decade>s)(?!\w)")
+        self.units = _UNITS.get(lang, {})
+        if self.units:
+            marks = sorted((mark for mark in self.units if mark != "s" and not mark.startswith("°")), key=len, reverse=True)
+            forms = [rf"{_BLANK}?(?:{'|'.join(map(re.escape, marks))})", rf"{_BLANK}?[°º]{_BLANK}?[CF]"]
+            forms += [rf"{_BLANK}s"] if "s" in self.units else []  # spaced only: "80s" is a decade, "5s" a plural
+            forms += [rf"{_BLANK}?°"] if "°" in self.units else []
+            after.append(rf"(?P<unit>{'|'.join(forms)})(?![\w/])")  # not "5 m/s": a compound unit stays as written
         scale = rf"(?:(?P<scale>{_BLANK}+(?:{reading.scales})(?!\w))(?P<scaled>{_BLANK}?[$€£])?)?" if reading.scales else ""
         self.token = re.compile(
             r"(?P<sign>(?<![^\s(\[{=<>~\"'«„“¿¡])[-+−])?"  # a sign only where a number can start: not "COVID-19"
@@ -236,6 +288,76 @@ class _Reader:
         elided = self.lang == "fr" and m.string[m.end() : m.end() + 1] in _VOWELS
         return f"{m[1]} {of[:-1]}'" if elided else f"{m[1]} {of} "
 
+    def counted(self, words: str, gender: str) -> str:
+        """An integer's words before a noun of ``gender`` ("m" or "f"): "un kilómetro", "veintiuna horas",
+        "une minute", "eine Stunde"; unchanged where the language has no such form."""
+        ending, masculine, feminine = self.r.counted
+        if not ending or not words.endswith(ending):
+            return words
+        words = words[: -len(ending)] + (feminine if gender == "f" else masculine)
+        return words[:-2] + "ún" if words.endswith("veintiun") else words  # Spanish "veintiún kilómetros"
+
+    def range_ends(self, run: str) -> tuple[re.Match[str], re.Match[str]] | None:
+        """The two numbers of a range ("3-5", "10–12", "2,5-3"), or None where ``run`` is none.
+
+        A range goes up (the first number is the smaller: "3-1" is a score, read as two numbers) and
+        has no leading zero ("05-03" is a date). An en dash is a range mark whatever the numbers; a
+        hyphen only between numbers of as many digits, or of one or two digits and one more ("9-10",
+        "95-100"), so that "555-1234", a phone number, stays digit groups."""
+        parts = _RANGE.fullmatch(run) if self.r.range_word else None
+        if parts is None:
+            return None
+        low, high = self.numeral.fullmatch(parts[1]), self.numeral.fullmatch(parts[3])
+        if low is None or high is None:
+            return None
+        digits = [_NON_DIGIT.sub("", end["int"]) for end in (low, high)]
+        if any(len(d) > _LONGEST_PLAIN or (len(d) > 1 and d[0] == "0") for d in digits):
+            return None
+        short, long = len(digits[0]), len(digits[1])
+        if parts[2] == "-" and short != long and not (short <= 2 and long == short + 1):
+            return None
+        return (low, high) if _value(low) < _value(high) else None
+
+    def range(self, ends: tuple[re.Match[str], re.Match[str]], previous: str, gender: str) -> str:
+        """A range, its ends said as numbers ("three to five"), as years after a year cue ("from
+        1990-1999": nineteen ninety to nineteen ninety-nine), before a unit of ``gender`` in its form."""
+        low, high = (_value(end) for end in ends)
+        if previous in self.r.year_cues and all(len(end[0]) == 4 for end in ends) and 1100 <= low <= 1999 \
+                and high <= 2099 and low == int(low) and high == int(high):
+            said = [self.say(int(low), to="year"), self.say(int(high), to="year")]
+        else:
+            said = [self.number(end) for end in ends]
+            if gender or self.lang == "de":  # German before a noun even without a unit: "1-2 Tage", ein bis zwei
+                said = [self.counted(w, gender or "m") if end["frac"] is None else w for w, end in zip(said, ends, strict=True)]
+        return f" {self.r.range_word} ".join(said)
+
+    def fraction(self, run: str) -> str | None:
+        """A simple fraction ("1/2" one half, "3/4" trois quarts, "2/3" dos tercios, "1/8" ein Achtel):
+        a numerator smaller than a denominator of at most ten; None for anything else ("24/7", "9/11")."""
+        parts = _FRACTION.fullmatch(run)
+        names = _FRACTIONS.get(self.lang)
+        if parts is None or names is None:
+            return None
+        top, bottom = int(parts[1]), int(parts[2])
+        if not top < bottom <= _LARGEST_DENOMINATOR:
+            return None
+        if bottom in names:
+            name = names[bottom][top > 1]
+        elif self.lang == "de":
+            name = self.say(bottom, to="ordinal")[:-1].capitalize() + "el"  # fünfte: Fünftel
+        else:
+            name = self.say(bottom, to="ordinal") + ("s" if top > 1 else "")
+        return f"{self.counted(self.cardinal(top), 'm')} {name}"
+
+    def unit_name(self, forms: tuple[str, str, str], found: re.Match[str] | None) -> str:
+        """A unit's name after a number (``found``) or a range (None): singular after one ("1 km"),
+        in French after anything below two ("1,5 kilomètre"), plural otherwise."""
+        if found is None:
+            return forms[1]
+        value = _value(found)
+        one = value < 2 if self.lang == "fr" else value == 1 and found["frac"] is None
+        return forms[0] if one else forms[1]
+
     def ordinal(self, value: int, mark: str, previous: str, following: str) -> str | None:
         """The ordinal for ``value`` written with ``mark``; None where the mark is no ordinal (German "3." ending a sentence)."""
         words = self.say(value, to="ordinal")
@@ -271,7 +393,7 @@ class _Reader:
         if m.start() and text[m.start() - 1].isalnum():
             words = " " + words  # "A4": "A four"
         if m.end() < len(text) and text[m.end()].isalnum():
-            words += " "  # "5km": "five km"
+            words += " "  # "3x": "three x"
         return words
 
     def read(self, m: re.Match[str]) -> str:
@@ -286,6 +408,7 @@ class _Reader:
         extra = m.groupdict()
         symbol = m["pre"] or (m["currency"] or extra.get("scaled") or "").strip()
         scale = extra.get("scale") or ""
+        unit = extra.get("unit") or ""
         if symbol:
             words, scale = self.money(found, run, symbol, scale), ""
         elif extra.get("ordinal"):
@@ -299,11 +422,23 @@ class _Reader:
             words = (self._decade(value) if ungrouped else None) or f"{self._as_written(found, run)} s"
         elif (clock := _CLOCK.fullmatch(run)) and int(clock[1]) <= 24 and int(clock[2]) < 60 and not m["percent"]:
             words = self.clock(int(clock[1]), int(clock[2]))
-        elif ungrouped and len(run) == 4 and 1100 <= value <= 1999 and not (m["sign"] or m["percent"]) \
+        elif ungrouped and len(run) == 4 and 1100 <= value <= 1999 and not (m["sign"] or m["percent"] or unit) \
                 and self._previous(m) in self.r.year_cues:
             words = self.say(value, to="year")
         else:
-            words = self._as_written(found, run)
+            ends = None if found else self.range_ends(run)
+            forms = self.units.get(re.sub(_BLANK, "", unit).replace("º", "°")) if found or ends else None
+            gender = forms[2] if forms else ""
+            if ends:
+                words = self.range(ends, self._previous(m), gender)
+            elif found:
+                words = self.counted(self.number(found), gender) if plain and gender else self.number(found)
+            else:
+                words = self.fraction(run) or self.loose(run)
+            if forms:
+                words, unit = f"{words} {self.unit_name(forms, found)}", ""
+        if unit:
+            words += f" {unit.strip()}"  # a unit after what is not a plain quantity ("$5m", "1/2 kg") stays as written
         if m["percent"]:
             words += f" {self.r.percent}"
         if m["sign"]:
@@ -311,7 +446,11 @@ class _Reader:
         return words + scale
 
     def _as_written(self, found: re.Match[str] | None, run: str) -> str:
-        return self.number(found) if found else self.loose(run)
+        """A number as written, else a range ("$5-10": five to ten dollars), a fraction or digit groups."""
+        if found:
+            return self.number(found)
+        ends = self.range_ends(run)
+        return self.range(ends, "", "") if ends else self.fraction(run) or self.loose(run)
 
     def _decade(self, value: int) -> str | None:
         """A decade, said as English says it: "the 1990s" nineteen nineties, "the 80s" eighties."""
@@ -329,6 +468,11 @@ class _Reader:
     def _following(m: re.Match[str]) -> str:
         found = _NEXT_WORD.match(m.string, m.end())
         return found[1] if found else ""
+
+
+def _value(found: re.Match[str]) -> Decimal:
+    """The value of a match of :attr:`_Reader.numeral`, without its sign."""
+    return Decimal(f"{_NON_DIGIT.sub('', found['int'])}.{found['frac'] or 0}")
 
 
 _READERS: dict[str, _Reader] = {lang: _Reader(lang, reading) for lang, reading in _READINGS.items()}
