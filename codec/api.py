@@ -42,6 +42,7 @@ class Codec:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.name = "voxkit"
+        self._fingerprint: str | None = None
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Codec:
@@ -77,6 +78,15 @@ class Codec:
     def bitrate_bps(self) -> float:
         return self.model.args.bitrate_bps
 
+    @property
+    def codebook_fingerprint(self) -> str:
+        """A short hash of the semantic codebook: codes files record it so that another codec refuses them."""
+        from voxkit.codec.codes_file import codebook_fingerprint
+
+        if self._fingerprint is None:  # an inference codec's codebook never changes: hashed once
+            self._fingerprint = codebook_fingerprint(self.model.quantizer.codebook())
+        return self._fingerprint
+
     # ----------------------------------------------------------------------------- one-shot
 
     def load(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
@@ -97,6 +107,9 @@ class Codec:
         codes = self.check_codes(codes)
         if num_samples is not None:
             whole_number(num_samples, "num_samples", 0)
+            if num_samples > codes.shape[0] * self.samples_per_frame:  # a wrong length, not a request for silence
+                raise VoxkitError(f"num_samples is {num_samples}, more than the {codes.shape[0]} frames hold "
+                                  f"({codes.shape[0] * self.samples_per_frame})")
         if codes.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         wave = self.model.decode(codes[None].to(self.device))[0]  # [T * 1920]
@@ -112,7 +125,8 @@ class Codec:
     def check_codes(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Validate user codes: [T, 37] integers within each codebook's range -> int64 tensor."""
         codes = torch.as_tensor(codes)
-        if codes.is_floating_point() or codes.dim() != 2 or codes.shape[1] != self.num_codebooks:
+        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool or codes.dim() != 2 \
+                or codes.shape[1] != self.num_codebooks:
             raise VoxkitError(f"codes must be an integer tensor [T, {self.num_codebooks}], got {tuple(codes.shape)} {codes.dtype}")
         args = self.model.args
         if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= args.semantic_codebook_size):

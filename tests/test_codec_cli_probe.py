@@ -1,0 +1,219 @@
+"""``voxkit codec`` given what a new user gives it by mistake, and odd audio it must still get right.
+
+Every mistake is one line ``voxkit codec: error: ...`` with status 2 and no output file; a codes
+file whose codes are not codes (floats, the wrong shape, a length they cannot hold) is refused
+instead of decoded into a wrong recording.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import save_file
+
+from cli_helpers import run_cli
+from test_codec_cli import TINY
+from voxkit.codec.api import Codec
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.checkpoint import save_codec
+from voxkit.codec.codes_file import FORMAT, load_codes
+from voxkit.codec.model import CodecModel
+from voxkit.errors import VoxkitError
+
+FRAME = 1920  # samples per frame at 24 kHz
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("codec")
+    save_codec(CodecModel(CodecArgs(**TINY)), folder)  # type: ignore[arg-type]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    sf.write(path, 0.3 * np.sin(np.arange(16000) / 10), 16000)  # 1 s at 16 kHz
+    return path
+
+
+def _codes_file(path: Path, codes: torch.Tensor, num_samples: int) -> Path:
+    """A file with the metadata ``voxkit codec encode`` writes, around the given codes."""
+    meta = {"format": FORMAT, "num_samples": str(num_samples), "sample_rate": "24000", "frame_rate": "12.5",
+            "semantic_codebook_size": str(TINY["semantic_codebook_size"]),
+            "acoustic_codebook_size": str(TINY["acoustic_codebook_size"]), "num_codebooks": "5"}
+    save_file({"codes": codes}, str(path), metadata=meta)
+    return path
+
+
+def _error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code, out, err = run_cli(["codec", *args], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("voxkit codec: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("codes", "num_samples", "message"),
+    [
+        (torch.rand(3, 5), 3 * FRAME, "its codes are f32 values, not integers"),  # read as zeros before
+        (torch.ones(3, 5).half(), 3 * FRAME, "its codes are f16 values, not integers"),
+        (torch.ones(3, 5, dtype=torch.bool), 3 * FRAME, "its codes are bool values, not integers"),
+        (torch.zeros(15, dtype=torch.int16), 3 * FRAME, "its codes have shape [15], not [frames, codes per frame]"),
+        (torch.zeros(1, 3, 5, dtype=torch.int16), 3 * FRAME, "its codes have shape [1, 3, 5]"),
+        (torch.zeros(0, 5, dtype=torch.int16), 0, "holds no frames: nothing to decode"),
+        (torch.zeros(3, 5, dtype=torch.int16), 0, "a length of 0 samples: nothing to decode"),
+        (torch.zeros(3, 5, dtype=torch.int16), 10**9, "more than its 3 frames hold (5760): the file is damaged"),
+        (torch.full((3, 5), 64, dtype=torch.int16), 3 * FRAME, "codes.safetensors: semantic codes must lie in [0, 64)"),
+        (torch.tensor([[0, 0, 5, 0, 0]], dtype=torch.int16), FRAME, "codes.safetensors: acoustic codes must lie in [0, 5)"),
+    ],
+)
+def test_codes_that_are_not_codes_are_refused(
+    tmp_path: Path, codec_dir: Path, codes: torch.Tensor, num_samples: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _codes_file(tmp_path / "codes.safetensors", codes, num_samples)
+    out = tmp_path / "out.wav"
+    line = _error(["decode", str(path), str(out), "--model", str(codec_dir)], capsys)
+    assert message in line and str(path) in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("codes", "num_samples", "message"),
+    [
+        (torch.rand(3, 5), 3 * FRAME, "its codes are f32 values, not integers"),
+        (torch.zeros(1, 3, 5, dtype=torch.int16), 3 * FRAME, "its codes have shape [1, 3, 5]"),
+        (torch.zeros(3, 5, dtype=torch.int16), 3 * FRAME + 1, "more than its 3 frames hold (5760): the file is damaged"),
+    ],
+)
+def test_load_codes_refuses_what_is_not_codes(tmp_path: Path, codes: torch.Tensor, num_samples: int, message: str) -> None:
+    """The library refuses them too, not only the command (a script reading codes files)."""
+    path = _codes_file(tmp_path / "codes.safetensors", codes, num_samples)
+    with pytest.raises(VoxkitError, match=re.escape(message)):
+        load_codes(path)
+
+
+def test_codec_decode_refuses_bool_codes_and_a_length_its_frames_cannot_hold(codec_dir: Path) -> None:
+    codec = Codec.from_pretrained(codec_dir)
+    with pytest.raises(VoxkitError, match="integer tensor"):
+        codec.decode(torch.zeros(3, 5, dtype=torch.bool))
+    with pytest.raises(VoxkitError, match=r"num_samples is 1000000, more than the 3 frames hold \(5760\)"):
+        codec.decode(torch.zeros(3, 5, dtype=torch.long), num_samples=10**6)
+    assert codec.decode(torch.zeros(3, 5, dtype=torch.long), num_samples=3 * FRAME - 7).shape == (3 * FRAME - 7,)
+
+
+def test_codes_of_a_codec_with_the_same_sizes_but_another_codebook_are_refused(
+    tmp_path: Path, codec_dir: Path, tone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(1)  # another random start: same shapes, another codebook
+    other = tmp_path / "other"
+    save_codec(CodecModel(CodecArgs(**TINY)), other)  # type: ignore[arg-type]
+    codes = tmp_path / "c.safetensors"
+    assert run_cli(["codec", "encode", str(tone), str(codes), "--model", str(codec_dir)], capsys)[0] == 0
+    assert load_codes(codes).codebook == Codec.from_pretrained(codec_dir).codebook_fingerprint
+    line = _error(["decode", str(codes), str(tmp_path / "x.wav"), "--model", str(other)], capsys)
+    assert "was written by another codec (its codebook" in line and str(codes) in line, line
+    assert run_cli(["codec", "decode", str(codes), str(tmp_path / "y.wav"), "--model", str(codec_dir)], capsys)[0] == 0
+
+
+def test_audio_on_stdin_is_encoded_as_the_file_is(
+    tmp_path: Path, codec_dir: Path, tone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = ["--model", str(codec_dir)]
+    assert run_cli(["codec", "encode", str(tone), str(tmp_path / "file.safetensors"), *model], capsys)[0] == 0
+    for data, expected in ((tone.read_bytes(), None), (b"", "stdin: no audio received"),
+                           (b"not audio" * 50, "stdin")):  # named as the user knows it, not as "<stream>"
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        target = tmp_path / "piped.safetensors"
+        if expected is None:
+            assert run_cli(["codec", "encode", "-", str(target), *model], capsys)[0] == 0
+            assert torch.equal(load_codes(target).codes, load_codes(tmp_path / "file.safetensors").codes)
+        else:
+            line = _error(["encode", "-", str(tmp_path / "bad.safetensors"), *model], capsys)
+            assert expected in line and "<stream>" not in line, line
+    line = _error(["decode", "-", str(tmp_path / "x.wav"), *model], capsys)
+    assert "decode reads a codes file, not standard input" in line
+    line = _error(["decode", str(target), "-", *model], capsys)
+    assert "not standard output (-): give an audio file" in line
+
+
+def test_wrong_inputs_and_outputs_are_named(tmp_path: Path, codec_dir: Path, tone: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = ["--model", str(codec_dir)]
+    codes = tmp_path / "c.safetensors"
+    assert run_cli(["codec", "encode", str(tone), str(codes), *model], capsys)[0] == 0
+    line = _error(["encode", str(codes), str(tmp_path / "again.safetensors"), *model], capsys)
+    assert f"{codes} is a codes file, not audio: decode it with voxkit codec decode" in line
+    assert _error(["decode", "/dev/null", str(tmp_path / "x.wav"), *model], capsys).endswith("/dev/null is not a regular file")
+    assert _error(["decode", str(tmp_path), str(tmp_path / "x.wav"), *model], capsys).endswith("is a folder, not a codes file")
+    assert _error(["encode", "", str(tmp_path / "x.safetensors"), *model], capsys).endswith("give an input file name")
+    assert _error(["encode", str(tone), "", *model], capsys).endswith("give an output file name")
+
+
+def test_roundtrip_never_overwrites_its_input(tmp_path: Path, codec_dir: Path, tone: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--force replaces an old output; with the input named as the output it destroyed the recording."""
+    recording = tmp_path / "talk.wav"
+    recording.write_bytes(tone.read_bytes())
+    (tmp_path / "link.wav").symlink_to(recording)
+    for given in (recording, tmp_path / "link.wav"):
+        line = _error(["roundtrip", str(given), str(recording), "--force", "--model", str(codec_dir)], capsys)
+        assert line.endswith(f"{recording} is the input file: write to another file")
+    assert recording.read_bytes() == tone.read_bytes()
+
+
+def test_a_failed_write_keeps_the_old_output_and_names_the_users_path(
+    tmp_path: Path, codec_dir: Path, tone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A disk that fills midway: the old file (replaced with --force) stays whole, no partial file is
+    left behind, and the message names the output, not a temporary file."""
+    import safetensors.torch
+
+    def full_disk(path: str | Path, *args: object, **kwargs: object) -> None:
+        Path(path).write_bytes(b"RIFF half a header")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def full_disk_codes(tensors: object, path: str, *args: object, **kwargs: object) -> None:
+        full_disk(path)
+
+    old_audio, old_codes = tmp_path / "old.wav", tmp_path / "old.safetensors"
+    old_audio.write_bytes(tone.read_bytes())
+    old_codes.write_bytes(b"earlier codes")
+    monkeypatch.setattr(sf, "write", full_disk)  # what voxkit.audio.io.save_audio calls
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk_codes)
+    model = ["--model", str(codec_dir), "--force"]
+    line = _error(["roundtrip", str(tone), str(old_audio), *model], capsys)
+    assert line == f"voxkit codec: error: cannot write {old_audio}: No space left on device"
+    line = _error(["encode", str(tone), str(old_codes), *model], capsys)
+    assert line == f"voxkit codec: error: cannot write {old_codes}: No space left on device"
+    assert old_audio.read_bytes() == tone.read_bytes() and old_codes.read_bytes() == b"earlier codes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.safetensors", "old.wav"]
+
+
+@pytest.mark.parametrize(
+    ("samples", "rate", "channels"),
+    [(1, 16000, 1), (800, 16000, 1), (4000, 8000, 1), (96000, 96000, 2), (7, 44100, 2)],
+)
+def test_short_stereo_and_odd_rate_audio_keeps_its_length(
+    tmp_path: Path, codec_dir: Path, samples: int, rate: int, channels: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Less than one 80 ms frame, 8 kHz, 96 kHz stereo: whole frames of codes, audio of the input's length at 24 kHz."""
+    wave = 0.2 * np.sin(np.arange(samples) / 7)[:, None].repeat(channels, 1)
+    source = tmp_path / "in.flac"
+    sf.write(source, wave, rate)
+    model = ["--model", str(codec_dir)]
+    assert run_cli(["codec", "encode", str(source), str(tmp_path / "c.safetensors"), *model], capsys)[0] == 0
+    file = load_codes(tmp_path / "c.safetensors")
+    expected = round(samples * 24000 / rate)
+    assert file.num_samples == expected and file.codes.shape == (-(-expected // FRAME), 5)
+    assert run_cli(["codec", "decode", str(tmp_path / "c.safetensors"), str(tmp_path / "out.wav"), *model], capsys)[0] == 0
+    audio, out_rate = sf.read(tmp_path / "out.wav")
+    assert out_rate == 24000 and audio.shape == (expected,)
