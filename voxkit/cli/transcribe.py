@@ -116,9 +116,18 @@ class LivePrinter:
             text = f"[{ev.start:6.2f}] {ev.text}\n" if self.word_times else ev.text + " "
             self.out.write(text)
             self.out.flush()
+            self.column = 0 if self.word_times else self.column + len(text)
         elif ev.kind == "final" and not self.word_times:
             self.out.write("\n")
             self.out.flush()
+            self.column = 0
+
+    def end_line(self) -> None:
+        """End a line that an input's failure left open, so that the next input's words start their own."""
+        if self.column:
+            self.out.write("\n")
+            self.out.flush()
+            self.column = 0
 
 
 def _event_json(ev: Any) -> str:
@@ -151,6 +160,17 @@ class _EventSink:
                     print(line, flush=True)
             if ev.kind == "word":
                 self.lag.append(now - ev.start)
+
+
+def _announce(name: str) -> bool:
+    """Print the "# NAME" header that tells several inputs' transcripts apart (on stderr, so that
+    stdout stays the transcripts alone: JSON, SRT, JSON lines that a program reads).
+
+    Why only once audio has arrived: an input that cannot be opened or holds no audio gets no
+    transcript, so a header would announce nothing; its error line names it already. Returns True.
+    """
+    print(f"# {name}", file=sys.stderr, flush=True)
+    return True
 
 
 def check_language_code(code: str) -> None:
@@ -229,16 +249,18 @@ def run(args: argparse.Namespace) -> int:
     live_stdout = not args.output_dir and (not formats or formats == ["jsonl"])
     failures = 0
     inputs = 0
+    several = len(args.inputs) > 1
     for index, (name, open_source) in enumerate(_sources(args)):
         inputs += 1
-        if len(args.inputs) > 1:
-            print(f"# {name}", file=sys.stderr)
+        announced = not several  # the "# NAME" header waits for the input's first audio (see _announce)
         stream = asr.stream()
         printer = LivePrinter(sys.stdout, args.word_timestamps) if live_stdout and not formats else None
         compute, started, audio_seconds = 0.0, time.perf_counter(), 0.0
         handle = _EventSink(printer, "jsonl" in formats, live_stdout, started)
         try:
             for chunk in open_source():
+                if not announced and len(chunk):
+                    announced = _announce(name)
                 if args.realtime:  # a live source delivers audio no faster than it is spoken
                     wait = audio_seconds - (time.perf_counter() - started)
                     if wait > 0:
@@ -256,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             handle(stream.finish())
         except AudioError as err:
+            if printer is not None:
+                printer.end_line()
             said = str(err)  # most of the readers' messages name the file already
             print(f"voxkit transcribe: error: {said if name in said else f'{name}: {said}'}", file=sys.stderr)
             failures += 1
