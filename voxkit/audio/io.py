@@ -8,10 +8,14 @@ loading path, which the data loader and the CLI both hit on every file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import struct
+import sys
+import threading
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -36,6 +40,13 @@ FLOAT_PEAK_WARNING = 8.0
 HEAD_MARGIN_S = 0.05
 """Decoded past the end of a head (:func:`load_head`): the resampler's sinc kernel reaches a dozen
 input samples past the last output sample; 50 ms covers it at every rate."""
+
+HEAD_BYTES = 4096
+"""Read from a file's start before it is decoded: a WAV header with its usual chunks, an MP3's sync."""
+
+MP3_FRAME = 1152
+"""Samples in an MPEG-1 layer III frame: how far a compressed file may fall short of the length in
+its header before it is called truncated (a WAV's header is exact: 10 ms)."""
 
 
 def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
@@ -173,18 +184,38 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             raise AudioError(f"{name} is not a regular file; to read a stream, pipe it to standard input (-)")
         raise AudioError(f"audio file not found: {name}")
     start = _tell(source)
+    src: BinaryIO | int = source  # type: ignore[assignment]
+    if isinstance(source, (str, os.PathLike)):
+        # opened once: libsndfile decodes from this descriptor, and the first bytes read here serve
+        # the MP3 sniff and the WAV header check (opening and parsing the path a second time made
+        # the check a noticeable part of loading a short WAV)
+        try:
+            src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as err:
+            raise AudioError(f"cannot decode audio {name}: {err.strerror}") from None
+    head = _head(src, start)
     try:
-        with sf.SoundFile(source) as fh:
-            sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
-            # only the head (and a margin for the resampler's kernel) is decoded: an hour-long file
-            # asked for its first seconds costs those seconds, not the hour
-            wanted = -1 if max_seconds is None or total <= 0 else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
-            data = fh.read(wanted, dtype="float32", always_2d=True)  # [T, C]
-    except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
-        reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
-        raise AudioError(f"cannot decode audio {name}: {reason}") from None
-    if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
-        _warn_if_truncated(source, start, name, total, sr)
+        try:
+            with _quiet_stderr() if _is_mp3(head) else contextlib.nullcontext(), sf.SoundFile(src, closefd=False) as fh:
+                sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
+                # only the head (and a margin for the resampler's kernel) is decoded: an hour-long
+                # file asked for its first seconds costs those seconds, not the hour
+                asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
+                data, stopped = _decode(fh, asked)  # [T, C]
+        except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
+            reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
+            raise AudioError(f"cannot decode audio {name}: {reason}") from None
+        held = len(data) if stopped or len(data) < asked else total  # frames the file holds
+        promised, slack = None, max(sr // 100, MP3_FRAME)
+        if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
+            promised, slack = _wav_promise(head, src, start), sr // 100
+        elif total > 0 and (container != "MP3" or _mp3_length_is_exact(src, start)):
+            promised = total
+    finally:
+        if isinstance(src, int):
+            os.close(src)
+    if stopped or (promised is not None and promised - held > slack):
+        _warn_truncated(name, promised, held, sr)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():
@@ -195,7 +226,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
     wav = resample(wav, sr, int(sample_rate))  # [..., T']
     if max_seconds is not None:
         wav = wav[..., : round(max_seconds * sample_rate)]  # [..., T'] the margin dropped
-    return wav.contiguous(), total / sr
+    return wav.contiguous(), held / sr
 
 
 def _check_seconds(seconds: object, where: str) -> None:
@@ -213,52 +244,162 @@ def _tell(source: Source) -> int | None:
         return None
 
 
-def _warn_if_truncated(source: Source, start: int | None, name: str, frames: int, rate: int) -> None:
-    """Warn when a WAV's header promises more samples than the file holds.
+def _decode(fh: object, frames: int) -> tuple[np.ndarray, bool]:
+    """The first ``frames`` frames of an open ``soundfile.SoundFile`` as float32 [T, C], and whether
+    a decoder error stopped the reading short of them.
 
-    Why: libsndfile quietly reads what is there, so a WAV cut short by a failed copy or a recorder
-    that died (its header written for 3 s, a few bytes of samples behind it) came back as near
-    silence, and ``voxkit transcribe`` printed nothing and succeeded. The samples that are there are
-    still used. Headers whose writer did not know the size (0 or 0xFFFFFFFF, pipes and RF64) promise
-    nothing; a missing tail shorter than 10 ms is not worth a warning.
+    Why not ``fh.read()``: on a decoder error soundfile raises and drops what was decoded, so a FLAC
+    cut short by a failed copy ("flac decoder lost sync") was refused whole although all but its
+    tail decodes. Here the frames land in a buffer owned here, and libsndfile's position (``tell``
+    still answers after the error) says how many; with none, the error is raised. One read, not
+    blocks: soundfile seeks after every read, and each seek makes libmpg123 re-sync (and say so).
+    """
+    if frames <= 0:  # a length the header does not give: read what is there
+        return fh.read(dtype="float32", always_2d=True), False  # type: ignore[attr-defined]  # [T, C]
+    out = np.empty((frames, fh.channels), np.float32)  # type: ignore[attr-defined]  # [T, C]
+    try:
+        return out[: len(fh.read(out=out))], False  # type: ignore[attr-defined]
+    except Exception as err:
+        try:
+            held = int(fh.tell())  # type: ignore[attr-defined]
+        except Exception:
+            held = 0
+        if not 0 < held <= len(out):
+            raise err from None
+        return out[:held], True
+
+
+def _rewound(src: BinaryIO | int, start: int | None) -> BinaryIO | None:
+    """``src`` (an open file, or a path's descriptor) as a stream at its start; None if unknown."""
+    if isinstance(src, int):
+        os.lseek(src, 0, os.SEEK_SET)
+        return io.FileIO(src, "rb", closefd=False)
+    if start is None:
+        return None
+    src.seek(start)
+    return src
+
+
+def _head(src: BinaryIO | int, start: int | None) -> bytes:
+    """The first :data:`HEAD_BYTES` of ``src``, the position left at the start; empty when unknown."""
+    try:
+        stream = _rewound(src, start)
+        head = stream.read(HEAD_BYTES) if stream is not None else b""
+        _rewound(src, start)
+    except (OSError, ValueError):
+        return b""  # libsndfile reports what is wrong with such a file
+    return head if isinstance(head, bytes) else b""
+
+
+def _is_mp3(head: bytes) -> bool:
+    """Whether a file starts like an MP3: an ID3v2 tag or an MPEG audio frame (sync, layer I-III)."""
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0)
+
+
+def _mp3_length_is_exact(src: BinaryIO | int, start: int | None) -> bool:
+    """Whether an MP3's first frame is a Xing/Info or VBRI tag, from which libmpg123 takes its length.
+
+    Why: with the tag (LAME and ffmpeg write one to a file) the length libsndfile reports is the
+    encoder's count, so decoding fewer frames means the file was cut. Without it (an MP3 piped to a
+    file) the length is estimated from the first frame's bitrate: no promise a VBR file breaks.
+    """
+    try:
+        stream = _rewound(src, start)
+        if stream is None:
+            return False
+        data = stream.read(10)
+        if data[:3] == b"ID3" and len(data) == 10:  # skip the tag: 28-bit "synchsafe" size, + 10 with a footer
+            size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
+            stream.seek(size + (10 if data[5] & 0x10 else 0), os.SEEK_CUR)
+            data = b""
+        data += stream.read(4096)
+    except (OSError, ValueError):
+        return False
+    at = data.find(b"\xff")
+    while 0 <= at < len(data) - 40:
+        if data[at + 1] & 0xE6 == 0xE2:  # frame sync + layer III; the tag follows the side information
+            mpeg1, mono = (data[at + 1] >> 3) & 3 == 3, data[at + 3] >> 6 == 3
+            side = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
+            return data[at + 4 + side : at + 8 + side] in (b"Xing", b"Info") or data[at + 36 : at + 40] == b"VBRI"
+        at = data.find(b"\xff", at + 1)
+    return False
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at the null device while the body runs, when this is the process's
+    only thread; restored after, also on error.
+
+    Why: libmpg123 (libsndfile's MP3 decoder) prints to the process's stderr from C ("Warning: Xing
+    stream size off by more than 1%, ..." for every cut MP3) beside voxkit's one-line notice, out of
+    reach of ``warnings`` and ``sys.stderr``; the other decoders print nothing. Why only with one
+    thread: fd 2 belongs to the whole process, so what another thread wrote meanwhile (a server's
+    log, another stream's notice) would be lost; there the decoder's line is left as it is.
+    """
+    saved = -1
+    if threading.active_count() == 1:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()  # what Python already wrote goes out first
+            saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        except (OSError, ValueError):  # no fd 2 to silence (closed, or sys.stderr a closed file)
+            if saved >= 0:
+                os.close(saved)
+            saved = -1
+    try:
+        yield
+    finally:
+        if saved >= 0:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _wav_promise(head: bytes, src: BinaryIO | int, start: int | None) -> int | None:
+    """The frames a PCM or float WAV's header promises, from the file's first bytes (``head``);
+    None when its writer did not know (0 or 0xFFFFFFFF: pipes and RF64) or for other encodings.
+
+    Why not :func:`~voxkit.audio.wav_header.read_wav_header`: it validates what libsndfile has just
+    checked, a noticeable part of loading a short WAV; it reads only a header longer than ``head``.
+    """
+    at, frame = 12, 0
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], int.from_bytes(head[at + 4 : at + 8], "little")
+        if chunk == b"data":
+            return None if size in (0, 0xFFFFFFFF) or not frame else size // frame
+        if chunk == b"fmt " and size >= 16 and at + 34 <= len(head):
+            tag, channels, _, _, _, bits = struct.unpack_from("<HHIIHH", head, at + 8)
+            if tag == 0xFFFE and size >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's first two bytes
+                tag = struct.unpack_from("<H", head, at + 32)[0]
+            frame = channels * bits // 8 if tag in (1, 3) else 0  # ADPCM's block of many frames is no frame
+        at += 8 + size + size % 2
+    from voxkit.audio.wav_header import read_wav_header
+
+    try:  # the header runs past ``head``
+        stream = _rewound(src, start)
+        fmt = read_wav_header(stream) if stream is not None else None
+    except (AudioError, OSError, ValueError, struct.error):
+        return None
+    return None if fmt is None or fmt.data_bytes is None or not fmt.frame_bytes else fmt.data_bytes // fmt.frame_bytes
+
+
+def _warn_truncated(name: str, promised: int | None, held: int, rate: int) -> None:
+    """Warn that a file holds less audio than its header promises (None: gives no length, and the
+    rest failed to decode); what it holds is used.
+
+    Why: a WAV cut short by a failed copy or a recorder that died (its header written for 3 s, a few
+    bytes of samples behind it) came back as near silence, and ``voxkit transcribe`` printed nothing
+    and succeeded; a cut FLAC was refused whole.
     """
     import warnings
 
-    from voxkit.audio.wav_header import read_wav_header
-
-    try:
-        if isinstance(source, (str, os.PathLike)):
-            with open(source, "rb") as raw:
-                fmt = read_wav_header(raw)
-        elif start is not None:
-            source.seek(start)  # type: ignore[union-attr]
-            fmt = read_wav_header(source)
-        else:
-            return
-    except (AudioError, OSError, ValueError, struct.error):
-        return  # an unusual header: libsndfile read it, so there is nothing to add
-    if fmt.data_bytes is None or not fmt.frame_bytes:
-        return
-    promised = fmt.data_bytes // fmt.frame_bytes
-    if promised - frames > rate // 100:
-        warnings.warn(f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {frames / rate:.2f} s",
-                      VoxkitWarning, stacklevel=4)
-
-
-def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int) -> None:
-    """Write [T] or [C, T] float audio; the format follows the extension (.wav int16, .flac 16-bit)."""
-    import soundfile as sf
-
-    arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    if arr.ndim == 2:
-        arr = arr.T  # [T, C] for soundfile
-    if arr.size == 0:
-        raise AudioError(f"refusing to write empty audio to {os.fspath(path)}")
-    arr = np.clip(arr.astype(np.float32, copy=False), -1.0, 1.0)
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    subtype = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}.get(ext)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sf.write(os.fspath(path), arr, int(sample_rate), subtype=subtype)
+    if promised is None:
+        message = f"{name} is truncated: it holds {held / rate:.2f} s, the rest does not decode"
+    else:
+        message = f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {held / rate:.2f} s"
+    warnings.warn(message, VoxkitWarning, stacklevel=4)
 
 
 def audio_duration(path: str | os.PathLike) -> float:
@@ -283,16 +424,6 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     except Exception as err:
         raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
     return int(info.samplerate), int(info.frames), int(info.channels)
-
-
-def to_bytes_wav(wav: torch.Tensor, sample_rate: int) -> bytes:
-    """Encode mono/multichannel float audio as an in-memory 16-bit wav (for tests and servers)."""
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    arr = wav.detach().cpu().numpy()
-    sf.write(buf, arr.T if arr.ndim == 2 else arr, int(sample_rate), format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str, *,

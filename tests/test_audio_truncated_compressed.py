@@ -1,0 +1,200 @@
+"""Truncated FLAC, MP3 and Ogg files: what decodes is kept, with one voxkit line and no C-library output.
+
+A FLAC cut short used to be refused whole ("flac decoder lost sync"); a cut MP3 was read without a
+notice while libmpg123 printed its own line to file descriptor 2. The files are cut from generated
+tones with ``head -c``-style byte slicing, as a failed copy leaves them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxkit.audio.io import load_audio, load_head, load_input
+from voxkit.errors import AudioError, VoxkitWarning
+
+RATE = 16000
+needs_mp3 = pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3 codec")
+
+
+def _tone(seconds: float = 3.0, rate: int = RATE) -> np.ndarray:
+    """A tone with some noise: coders spend their bytes evenly over it, so a cut at 60 % of the
+    bytes falls well inside the audio, not in the headers."""
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * noise).astype(np.float32)
+
+
+def _encoded(fmt: str, subtype: str, rate: int = RATE) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, _tone(rate=rate), rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, VoxkitWarning)]
+
+
+def test_a_truncated_flac_keeps_what_decodes_and_warns_once(tmp_path: Path) -> None:
+    whole = _encoded("FLAC", "PCM_16")
+    path = tmp_path / "cut.flac"
+    path.write_bytes(whole[: len(whole) * 6 // 10])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wav = load_audio(path, RATE)
+    [message] = _messages(caught)
+    held = wav.shape[0] / RATE
+    assert message == f"{path} is truncated: its header promises 3.00 s, it holds {held:.2f} s"
+    assert 1.0 < held < 2.0  # 60 % of the bytes: all but the FLAC frame the cut went through
+    np.testing.assert_allclose(wav.numpy(), _tone()[: wav.shape[0]], atol=1e-4)  # the start, sample for sample
+    with pytest.warns(VoxkitWarning, match=r"<stream> is truncated: its header promises 3\.00 s"):
+        assert load_input(path.read_bytes(), None, RATE, "test").shape == wav.shape
+    with pytest.warns(VoxkitWarning, match="cut.flac is truncated"):
+        head, duration = load_head(path, None, RATE, "test", 2.5)  # a head past the cut: what is there
+    assert head.shape == wav.shape and duration == pytest.approx(held)
+
+
+def test_a_flac_with_nothing_to_decode_is_still_one_error(tmp_path: Path) -> None:
+    whole = _encoded("FLAC", "PCM_16")
+    first_frame = whole.index(b"\xff\xf8", 42)  # the first audio frame follows the metadata blocks
+    headers_only = tmp_path / "headers.flac"
+    headers_only.write_bytes(whole[: first_frame + 20])
+    garbage = tmp_path / "garbage.flac"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an error, not a warning about 0.00 s
+        with pytest.raises(AudioError, match=r"^cannot decode audio .*headers\.flac: .*lost sync"):
+            load_audio(headers_only, RATE)
+        with pytest.raises(AudioError, match=r"^cannot decode audio .*garbage\.flac: Format not recognised"):
+            load_audio(garbage, RATE)
+
+
+@needs_mp3
+def test_a_truncated_mp3_warns_once_and_the_decoder_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    whole = _encoded("MP3", "MPEG_LAYER_III")
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[: len(whole) * 6 // 10])
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wav = load_audio(path, RATE)
+        from_bytes = load_input(path.read_bytes(), None, RATE, "test")
+    held = wav.shape[0] / RATE
+    assert _messages(caught) == [f"{path} is truncated: its header promises 3.00 s, it holds {held:.2f} s",
+                                 f"<stream> is truncated: its header promises 3.00 s, it holds {held:.2f} s"]
+    assert 1.0 < held < 2.0 and from_bytes.shape == wav.shape
+    os.write(2, b"stderr still works\n")  # fd 2 is back where it was
+    assert capfd.readouterr().err == "stderr still works\n"  # libmpg123's "Xing stream size off ..." is gone
+
+
+@needs_mp3
+def test_whole_mp3s_and_ones_without_a_length_tag_do_not_warn(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Without a Xing/Info tag libmpg123 only estimates the length, so falling short of it is no truncation."""
+    whole = _encoded("MP3", "MPEG_LAYER_III")
+    at = whole.index(b"Xing")
+    untagged = whole[:at] + b"None" + whole[at + 4 :]  # the tag frame becomes an ordinary (silent) frame
+    paths = []
+    for name, data in (("whole.mp3", whole), ("untagged.mp3", untagged), ("untagged_cut.mp3", untagged[: len(untagged) // 2])):
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_audio(paths[0], RATE).shape == (3 * RATE,)
+        for path in paths[1:]:
+            assert load_audio(path, RATE).shape[0] > 0
+    assert capfd.readouterr().err == ""
+
+
+@needs_mp3
+def test_with_other_threads_nothing_they_write_to_stderr_is_lost(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """fd 2 is the process's: while another thread runs it is never silenced, so a server's log lines
+    written during an MP3 decode all arrive (the decoder's own line may then show too)."""
+    whole = _encoded("MP3", "MPEG_LAYER_III")
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[: len(whole) // 2])
+    started, done = threading.Event(), threading.Event()
+    written = [0]
+
+    def log() -> None:
+        started.set()
+        while not done.is_set():
+            os.write(2, b"log line\n")
+            written[0] += 1
+            time.sleep(0.0005)
+
+    capfd.readouterr()
+    writer = threading.Thread(target=log)
+    writer.start()
+    started.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(20):
+            load_audio(path, RATE)
+    done.set()
+    writer.join()
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert err.count("log line\n") == written[0] and err.endswith("after\n")
+
+
+@pytest.mark.parametrize(("subtype", "rate"), [("VORBIS", RATE), ("OPUS", 48000)])
+def test_truncated_ogg_keeps_its_whole_pages_quietly(tmp_path: Path, capfd: pytest.CaptureFixture[str], subtype: str, rate: int) -> None:
+    """An Ogg stream states no length up front (libsndfile takes it from the last whole page), so a cut
+    Ogg file is only shorter: nothing to warn about. Cut inside its headers it is one error."""
+    whole = _encoded("OGG", subtype, rate)
+    cut, stub = tmp_path / "cut.ogg", tmp_path / "stub.ogg"
+    cut.write_bytes(whole[: len(whole) * 6 // 10])
+    stub.write_bytes(whole[: len(whole) // 10])
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < load_audio(cut, RATE).shape[0] < 3 * RATE
+        with pytest.raises(AudioError, match=r"^cannot decode audio .*stub\.ogg: "):
+            load_audio(stub, RATE)
+    assert capfd.readouterr().err == ""
+
+
+def test_paths_leave_no_descriptor_open(tmp_path: Path) -> None:
+    """A path is opened by voxkit (one descriptor for libsndfile and the header checks) and closed
+    again on every way out: decoded, truncated, undecodable."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counting open descriptors needs /proc")
+    whole = _encoded("FLAC", "PCM_16")
+    (tmp_path / "cut.flac").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "bad.flac").write_bytes(b"fLaC" + bytes(500))
+    sf.write(tmp_path / "ok.wav", _tone(), RATE)
+    before = len(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            load_audio(tmp_path / "ok.wav", RATE)
+            load_audio(tmp_path / "cut.flac", RATE)
+            with pytest.raises(AudioError):
+                load_audio(tmp_path / "bad.flac", RATE)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@needs_mp3
+def test_transcribe_prints_one_line_per_truncated_file(model_dir: Path, tmp_path: Path) -> None:
+    """The command's stderr (file descriptor 2, where libmpg123 wrote) holds voxkit's lines and nothing else."""
+    flac, mp3 = _encoded("FLAC", "PCM_16"), _encoded("MP3", "MPEG_LAYER_III")
+    (tmp_path / "cut.flac").write_bytes(flac[: len(flac) * 6 // 10])
+    (tmp_path / "cut.mp3").write_bytes(mp3[: len(mp3) * 6 // 10])
+    run = subprocess.run([sys.executable, "-m", "voxkit.cli.main", "transcribe", str(tmp_path / "cut.flac"),
+                          str(tmp_path / "cut.mp3"), "--model", str(model_dir), "-f", "txt"],
+                         capture_output=True, text=True, check=True)
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("# ")]  # "# NAME" heads each transcript
+    assert len(lines) == 2, run.stderr
+    assert lines[0].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.flac'} is truncated: its header promises 3.00 s")
+    assert lines[1].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.mp3'} is truncated: its header promises 3.00 s")
