@@ -31,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
-from voxkit.audio.io import save_audio
+from voxkit.audio.write import save_audio
 from voxkit.data import festival, flite, piper
 from voxkit.data.manifest import read_manifest, write_manifest
 from voxkit.data.voices import held_out

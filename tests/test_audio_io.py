@@ -2,13 +2,15 @@
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from voxkit.audio.io import audio_duration, load_audio, save_audio
+from voxkit.audio.io import audio_duration, load_audio
+from voxkit.audio.write import save_audio
 from voxkit.errors import AudioError
 
 
@@ -176,3 +178,22 @@ def test_wav_stream_with_sizes_a_pipe_writer_does_not_know() -> None:
     at = data.index(b"data")
     data[at + 4 : at + 8] = struct.pack("<I", 0xFFFFFFFF)
     np.testing.assert_array_equal(np.concatenate(list(read_wav_stream(io.BytesIO(bytes(data))))), known)
+
+
+def test_save_audio_errors_are_one_line_and_leave_no_partial_file(tmp_path: Path) -> None:
+    tone = np.sin(np.arange(1600) / 5).astype(np.float32) * 0.3
+    with pytest.raises(AudioError, match=r"unknown audio format '\.xyz'"):
+        save_audio(tmp_path / "a.xyz", tone, 16000)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AudioError, match=r"^cannot write .*file/a\.wav: .*file is a file, not a folder$"):
+        save_audio(blocker / "a.wav", tone, 16000)
+    target = tmp_path / "keep.wav"
+    save_audio(target, tone, 16000)
+    before = target.read_bytes()
+    with pytest.raises(AudioError, match="refusing to write empty audio"):
+        save_audio(target, np.zeros(0, np.float32), 16000)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "keep.wav"]
+    save_audio(target, tone[:800], 16000)  # replaced by a complete file
+    assert sf.info(target).frames == 800

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.test_chat_model import tiny_causal_args, tiny_whisper_args
-from voxkit.audio.io import save_audio, to_bytes_wav
+from voxkit.audio.write import save_audio, to_bytes_wav
 from voxkit.chat.api import AudioChat
 from voxkit.chat.checkpoint import save_chat
 from voxkit.chat.model import ChatModel

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.test_chat_api import TOK, audio_message, clip, make_chat
-from voxkit.audio.io import save_audio, to_bytes_wav
+from voxkit.audio.write import save_audio, to_bytes_wav
 from voxkit.chat.api import AudioChat
 from voxkit.errors import AudioError, OptionError, VoxkitError
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.cli_helpers import one_line_error, run_cli
 from tests.test_chat_model import tiny_whisper_args
-from voxkit.audio.io import save_audio
+from voxkit.audio.write import save_audio
 from voxkit.chat.checkpoint import save_chat
 from voxkit.chat.instructions import ChatExample, write_examples
 from voxkit.chat.model import ChatModel

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxkit.audio.io import audio_info, load_audio, save_audio
+from voxkit.audio.io import audio_info, load_audio
+from voxkit.audio.write import save_audio
 from voxkit.chat.instructions import (
     FORMAT,
     KINDS,

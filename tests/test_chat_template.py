@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from voxkit.audio.io import save_audio, to_bytes_wav
+from voxkit.audio.write import save_audio, to_bytes_wav
 from voxkit.chat.messages import AudioPart, ChatTurn, TextPart, parse_messages
 from voxkit.chat.template import (
     AUDIO_TOKENS_PER_CHUNK,

@@ -19,7 +19,7 @@ import torch
 
 from asr_helpers import chirp
 from cli_helpers import one_line_error, run_cli
-from voxkit.audio.io import save_audio
+from voxkit.audio.write import save_audio
 
 
 @pytest.fixture(scope="module")

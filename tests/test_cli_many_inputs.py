@@ -19,7 +19,8 @@ import soundfile as sf
 
 from asr_helpers import chirp
 from cli_helpers import run_cli
-from voxkit.audio.io import load_audio, save_audio
+from voxkit.audio.io import load_audio
+from voxkit.audio.write import save_audio
 
 SAMPLE = Path(__file__).resolve().parents[1] / "voxkit" / "assets" / "samples" / "en.flac"
 

@@ -187,7 +187,7 @@ def test_a_failed_write_keeps_the_old_output_and_names_the_users_path(
     old_audio, old_codes = tmp_path / "old.wav", tmp_path / "old.safetensors"
     old_audio.write_bytes(tone.read_bytes())
     old_codes.write_bytes(b"earlier codes")
-    monkeypatch.setattr(sf, "write", full_disk)  # what voxkit.audio.io.save_audio calls
+    monkeypatch.setattr(sf, "write", full_disk)  # what voxkit.audio.write.save_audio calls
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk_codes)
     model = ["--model", str(codec_dir), "--force"]
     line = _error(["roundtrip", str(tone), str(old_audio), *model], capsys)

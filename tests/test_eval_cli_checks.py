@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.cli_helpers import one_line_error, run_cli
-from voxkit.audio.io import save_audio
+from voxkit.audio.write import save_audio
 
 SAMPLES = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "samples"
 EN = "Order number seven hundred and sixty-nine thousand four hundred and fifty was shipped to Benjamin Mckenzie on June eleventh."

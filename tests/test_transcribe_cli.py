@@ -13,7 +13,7 @@ import torch
 
 from asr_helpers import chirp
 from cli_helpers import run_cli
-from voxkit.audio.io import save_audio
+from voxkit.audio.write import save_audio
 
 
 @pytest.fixture(scope="module")

@@ -435,7 +435,7 @@ def render_spoken_questions(out_dir: str | os.PathLike, count: int, *, seed: int
     corpus' variants; the ``speaker`` field names them so :func:`split_by_speaker` can hold voices out.
     Questions cycle when ``count`` exceeds the bank (in other voices).
     """
-    from voxkit.audio.io import save_audio
+    from voxkit.audio.write import save_audio
     from voxkit.data.espeak import Voice
     from voxkit.data.manifest import write_manifest
     from voxkit.data.synth import render

@@ -133,25 +133,6 @@ def _decode_file(codec: Codec, name: str, file: CodesFile) -> np.ndarray:
     return codec.decode(codes, num_samples=file.num_samples)
 
 
-def _write_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write the audio beside ``path`` under a hidden name with the same ending (the ending picks
-    the format), then move it over ``path``: a failure leaves no half file and, with ``--force``,
-    the old file intact."""
-    from voxkit.audio.io import save_audio
-
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        save_audio(tmp, audio, sample_rate)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # soundfile's errors are RuntimeErrors
-        tmp.unlink(missing_ok=True)
-        reason = getattr(err, "strerror", None) or getattr(err, "error_string", None) or err
-        raise VoxkitError(f"cannot write {path}: {reason}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_codes(path: Path, codes: torch.Tensor, num_samples: int, codec: Codec) -> None:
     """Save the codes (atomically); a refusal by the system names the user's path, not the temporary one."""
     from voxkit.codec.codes_file import save_codes
@@ -164,6 +145,7 @@ def _write_codes(path: Path, codes: torch.Tensor, num_samples: int, codec: Codec
 
 def run(args: argparse.Namespace) -> int:
     from voxkit.audio.io import AudioInput
+    from voxkit.audio.write import save_audio
     from voxkit.devices import usable_device
     from voxkit.errors import AudioError
 
@@ -180,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if codes_file is not None:
         audio = _decode_file(codec, given, codes_file)
-        _write_audio(target, audio, codec.sample_rate)
+        save_audio(target, audio, codec.sample_rate)  # whole or not at all; one AudioError line
         what = f"{codes_file.codes.shape[0]} frames -> {len(audio) / codec.sample_rate:.2f} s of audio"
     else:
         try:
@@ -193,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             _write_codes(target, codes, wave.shape[0], codec)
             what = f"{seconds:.2f} s -> {codes.shape[0]} frames x {codes.shape[1]} codes ({codec.bitrate_bps / 1000:.2f} kbps)"
         else:
-            _write_audio(target, codec.decode(codes, num_samples=wave.shape[0]), codec.sample_rate)
+            save_audio(target, codec.decode(codes, num_samples=wave.shape[0]), codec.sample_rate)
             what = f"{seconds:.2f} s through {codes.shape[0]} frames ({codec.bitrate_bps / 1000:.2f} kbps)"
     took = time.perf_counter() - start
     print(f"{args.output}: {what} in {took:.2f} s", file=sys.stderr)

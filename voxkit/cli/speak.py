@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(audio: np.ndarray, rate: int, output: str) -> None:
-    from voxkit.audio.io import save_audio
+    from voxkit.audio.write import save_audio
 
     if audio.size == 0:
         raise VoxkitError("the model produced no audio for this text")

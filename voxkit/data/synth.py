@@ -207,7 +207,7 @@ def _row_complete(out: str, row: dict) -> bool:
 
 def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
     """Render one chunk into ``shards/<chunk>.jsonl``; returns (done now, skipped, rejected)."""
-    from voxkit.audio.io import save_audio
+    from voxkit.audio.write import save_audio
 
     out, chunk_id, plans, rates, fmt = job
     try:
