@@ -117,35 +117,39 @@ def test_whole_mp3s_and_ones_without_a_length_tag_do_not_warn(tmp_path: Path, ca
 
 
 @needs_mp3
-def test_with_other_threads_nothing_they_write_to_stderr_is_lost(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    """fd 2 is the process's: while another thread runs it is never silenced, so a server's log lines
-    written during an MP3 decode all arrive (the decoder's own line may then show too)."""
+def test_a_decode_off_the_main_thread_never_silences_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """fd 2 is the process's: a server decodes in handler threads while its main thread logs, and
+    every log line written during those decodes arrives (the decoder's own line may then show too)."""
     whole = _encoded("MP3", "MPEG_LAYER_III")
     path = tmp_path / "cut.mp3"
     path.write_bytes(whole[: len(whole) // 2])
-    started, done = threading.Event(), threading.Event()
-    written = [0]
+    done = threading.Event()
+    failures: list[BaseException] = []
 
-    def log() -> None:
-        started.set()
-        while not done.is_set():
-            os.write(2, b"log line\n")
-            written[0] += 1
-            time.sleep(0.0005)
+    def decode() -> None:
+        try:
+            for _ in range(20):
+                load_audio(path, RATE)
+        except BaseException as err:  # reported below: a thread's exception is otherwise lost
+            failures.append(err)
+        finally:
+            done.set()
 
     capfd.readouterr()
-    writer = threading.Thread(target=log)
-    writer.start()
-    started.wait()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # process-wide: set once here, not in the thread
         warnings.simplefilter("ignore")
-        for _ in range(20):
-            load_audio(path, RATE)
-    done.set()
-    writer.join()
+        worker = threading.Thread(target=decode)
+        worker.start()
+        written = 0
+        while not done.is_set():
+            os.write(2, b"log line\n")
+            written += 1
+            time.sleep(0.0005)
+        worker.join()
+    assert failures == []
     os.write(2, b"after\n")
     err = capfd.readouterr().err
-    assert err.count("log line\n") == written[0] and err.endswith("after\n")
+    assert written > 0 and err.count("log line\n") == written and err.endswith("after\n")
 
 
 @pytest.mark.parametrize(("subtype", "rate"), [("VORBIS", RATE), ("OPUS", 48000)])
@@ -198,3 +202,18 @@ def test_transcribe_prints_one_line_per_truncated_file(model_dir: Path, tmp_path
     assert len(lines) == 2, run.stderr
     assert lines[0].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.flac'} is truncated: its header promises 3.00 s")
     assert lines[1].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.mp3'} is truncated: its header promises 3.00 s")
+
+
+def test_a_flac_whose_header_gives_no_length_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    """A FLAC written to a pipe (total samples 0 in STREAMINFO): libsndfile reports 2^63 - 1 frames and
+    cannot read it; the error said "array is too big"."""
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(np.arange(RATE) / 5)).astype(np.float32), RATE, format="FLAC")
+    data = bytearray(buf.getvalue())
+    assert data[:4] == b"fLaC"
+    fields = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)  # STREAMINFO's 36-bit total samples set to 0: unknown
+    data[18:26] = fields.to_bytes(8, "big")
+    path = tmp_path / "piped.flac"
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"piped\.flac: its header gives no length .* ffmpeg -i .*piped\.flac piped\.wav$"):
+        load_audio(path, RATE)

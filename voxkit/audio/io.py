@@ -44,6 +44,15 @@ input samples past the last output sample; 50 ms covers it at every rate."""
 HEAD_BYTES = 4096
 """Read from a file's start before it is decoded: a WAV header with its usual chunks, an MP3's sync."""
 
+UNKNOWN_LENGTH = 2**62
+"""A frame count libsndfile reports for a file whose header gives none (2^63 - 1: a FLAC written to a
+pipe); it then fails on the seek that follows every read, and decoding it whole asks for exabytes."""
+
+
+class _NoLength(Exception):
+    """A file whose header gives no length (see :data:`UNKNOWN_LENGTH`)."""
+
+
 MP3_FRAME = 1152
 """Samples in an MPEG-1 layer III frame: how far a compressed file may fall short of the length in
 its header before it is called truncated (a WAV's header is exact: 10 ms)."""
@@ -198,10 +207,16 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         try:
             with _quiet_stderr() if _is_mp3(head) else contextlib.nullcontext(), sf.SoundFile(src, closefd=False) as fh:
                 sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
+                if total >= UNKNOWN_LENGTH:
+                    raise _NoLength
                 # only the head (and a margin for the resampler's kernel) is decoded: an hour-long
                 # file asked for its first seconds costs those seconds, not the hour
                 asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
                 data, stopped = _decode(fh, asked)  # [T, C]
+        except _NoLength:
+            stem = os.path.splitext(os.path.basename(name))[0] or "audio"
+            raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
+                             f"and libsndfile cannot read such a file; convert it first: ffmpeg -i {name} {stem}.wav") from None
         except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
             reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
@@ -327,17 +342,19 @@ def _mp3_length_is_exact(src: BinaryIO | int, start: int | None) -> bool:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at the null device while the body runs, when this is the process's
-    only thread; restored after, also on error.
+    """Point file descriptor 2 at the null device while the body runs on the main thread; restored
+    after, also on error.
 
     Why: libmpg123 (libsndfile's MP3 decoder) prints to the process's stderr from C ("Warning: Xing
     stream size off by more than 1%, ..." for every cut MP3) beside voxkit's one-line notice, out of
-    reach of ``warnings`` and ``sys.stderr``; the other decoders print nothing. Why only with one
-    thread: fd 2 belongs to the whole process, so what another thread wrote meanwhile (a server's
-    log, another stream's notice) would be lost; there the decoder's line is left as it is.
+    reach of ``warnings`` and ``sys.stderr``; the other decoders print nothing. Why the main thread
+    only: fd 2 belongs to the whole process, and a server decodes in its handler threads while
+    others write its log, which must not be lost; there the decoder's line is left as it is. The
+    command-line tools decode on the main thread. What another thread writes to stderr while the
+    main thread decodes an MP3 is lost.
     """
     saved = -1
-    if threading.active_count() == 1:
+    if threading.current_thread() is threading.main_thread():
         try:
             if sys.stderr is not None:
                 sys.stderr.flush()  # what Python already wrote goes out first
