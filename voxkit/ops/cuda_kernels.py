@@ -50,9 +50,14 @@ _state: dict[str, Any] = {"tried": False, "module": None, "status": "not loaded 
 
 
 def source_dir() -> Path:
-    """Where the .cu sources are: ``$VOXKIT_CUDA_SOURCES``, else the checkout's ``cuda/``."""
+    """Where the .cu sources are: ``$VOXKIT_CUDA_SOURCES``, else ``voxkit/cuda/`` of an installed
+    wheel (the package data ``voxkit.cuda``), else the checkout's ``cuda/`` (an editable install)."""
     override = os.environ.get("VOXKIT_CUDA_SOURCES")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "cuda"
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parents[1]  # voxkit/
+    installed = package / "cuda"
+    return installed if (installed / SOURCES[0]).is_file() else package.parent / "cuda"
 
 
 def build_dir() -> Path:
