@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 class Transcriber:
     """A loaded recogniser, shared by everything made from it: any number of live streams
-    (:meth:`stream`), file transcriptions and generations may run interleaved, each with its own
-    state (the model is never written to). Not thread-safe: one call at a time."""
+    (:meth:`stream`), file transcriptions and generations may run interleaved or at the same time
+    on threads of their own (a server's handlers), each with its own state (the model is never
+    written to; tests/test_threads.py). A stream belongs to one caller: push to it from one
+    thread at a time. ``threads`` sets torch's thread count, which is the whole process's."""
 
     def __init__(
         self,

@@ -35,8 +35,9 @@ def linear16_kernel(flags: tuple[str, ...] = native.DEFAULT_FLAGS) -> Callable[.
     if lib is None or lib.linear16_isa() == 0:
         return None
     fn = lib.linear16
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    fn.argtypes += [ctypes.c_long] * 3
+    # One assignment, never read back and extended: threads that load the kernel at once share
+    # this entry point (native.load is cached), and each sets the same whole signature.
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_long] * 3]
     fn.restype = None
     return fn
 

@@ -7,6 +7,11 @@ and need none of torch's headers, so a build takes a fraction of a second and on
 of the source, the compiler, its flags and the CPU's feature list, so a home folder shared by
 different machines never loads code built for another CPU. A failed build (no compiler, an
 unknown flag) is logged once and the caller keeps its PyTorch reference.
+
+Builds in one process take turns (:data:`_BUILD_LOCK`): a server whose threads load models at
+once would otherwise run the compiler once per thread for the same library; the second thread
+waits and then finds the first one's build in the cache. Builds in different processes are kept
+apart by the atomic rename in :func:`build`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +34,7 @@ log = logging.getLogger("voxkit.ops")
 
 SOURCES = Path(__file__).resolve().parent / "csrc"
 DEFAULT_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
+_BUILD_LOCK = threading.Lock()  # one build at a time in this process (see the module doc)
 
 
 def cache_dir() -> Path:
@@ -101,8 +108,14 @@ def build(name: str, flags: Sequence[str] = DEFAULT_FLAGS) -> Path | None:
 
 @functools.cache
 def load(name: str, flags: tuple[str, ...] = DEFAULT_FLAGS) -> ctypes.CDLL | None:
-    """The built library ``name`` (once per process and flags), or None where it cannot be built."""
-    path = build(name, flags)
+    """The built library ``name`` (once per process and flags), or None where it cannot be built.
+
+    ``functools.cache`` does not hold back a second thread that calls before the first returns,
+    so the build itself is what takes turns: the threads that waited find the first one's library
+    in the cache folder instead of compiling it again.
+    """
+    with _BUILD_LOCK:
+        path = build(name, flags)
     if path is None:
         return None
     try:
