@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from voxkit.errors import VoxkitError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from voxkit.codec.api import Codec
