@@ -129,6 +129,7 @@ class CodecSummary:
     clips: int
     stoi_missing: int = 0
     pesq_missing: int = 0
+    mrstft_missing: int = 0
 
 
 @dataclass
@@ -200,13 +201,20 @@ def mrstft_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
 
 
 def stoi_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int = EVAL_RATE) -> float | None:
-    """STOI (pystoi, classic not extended; it resamples to its own 10 kHz), or None on a clip too short to score.
+    """STOI (pystoi, classic not extended; it resamples to its own 10 kHz), or None on a clip it cannot score.
 
     pystoi drops silent frames first and, with fewer than 30 left, warns and returns 1e-5; that is
-    no score, and is counted as missing rather than averaged in as "unintelligible".
+    no score, and is counted as missing rather than averaged in as "unintelligible". A digitally
+    silent reference is no score either (pystoi returns 0 for it), nor is a clip shorter than 30
+    frames (0.4 s), which pystoi cannot even frame below 26 ms.
     """
     from pystoi import stoi
+    from pystoi.stoi import FS, N_FRAME, N
 
+    if not np.any(reference):  # no speech to be intelligible: pystoi would return 0 ("unintelligible")
+        return None
+    if len(reference) * FS / sample_rate < N_FRAME + (N - 1) * N_FRAME // 2:  # under N frames even before silence is
+        return None  # dropped; under one frame pystoi raises instead of warning (numpy AxisError)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(stoi(reference.astype(np.float64), degraded.astype(np.float64), int(sample_rate), extended=False))
@@ -228,10 +236,14 @@ def pesq_wideband(reference: np.ndarray, degraded: np.ndarray) -> float | None:
 
 
 def compare(reference: np.ndarray, degraded: np.ndarray) -> dict[str, float | None]:
-    """All four signal measures of ``degraded`` against ``reference`` (both [N] at 16 kHz, trimmed to the shorter)."""
+    """All four signal measures of ``degraded`` against ``reference`` (both [N] at 16 kHz, trimmed to the shorter);
+    None for a measure that cannot score the pair (see each one)."""
     n = min(len(reference), len(degraded))
     ref, deg = reference[:n], degraded[:n]  # [n], [n]
-    return {"mel_distance": mel_distance(ref, deg), "mrstft_distance": mrstft_distance(ref, deg),
+    # spectral convergence divides by the reference's energy: against digital silence it is not
+    # defined, and its 1e-12 floor would give ~1e10, a figure that swamps every other clip's mean
+    mrstft = mrstft_distance(ref, deg) if np.any(ref) else None
+    return {"mel_distance": mel_distance(ref, deg), "mrstft_distance": mrstft,
             "stoi": stoi_score(ref, deg), "pesq_wb": pesq_wideband(ref, deg)}
 
 
@@ -242,6 +254,25 @@ def require_metrics() -> None:
         import pystoi  # noqa: F401
     except ImportError as err:
         raise VoxkitError(f"voxkit eval codec needs the codec-eval extra ({err.name} is missing): {CODEC_EVAL_HINT}") from None
+
+
+def load_peers(names: Sequence[str], model_given: bool = False) -> list[RoundTrip]:
+    """The peer codecs called ``names``, their tools checked; one that is missing names what to install
+    and, as not every user wants every peer, how to run without it (``model_given``: --model was given)."""
+    from voxkit.codec.peers import load_peer_codec
+
+    loaded: list[RoundTrip] = []
+    missing: list[tuple[str, VoxkitError]] = []
+    for name in names:
+        try:
+            loaded.append(load_peer_codec(name))
+        except VoxkitError as err:
+            missing.append((name, err))
+    if missing:
+        others = ",".join(c.name for c in loaded)
+        without = f"--peers {others}" if others else "--no-peers" + ("" if model_given else " with --model DIR")
+        raise VoxkitError(f"{missing[0][1]}; or score without {', '.join(n for n, _ in missing)}: {without}")
+    return loaded
 
 
 DEFAULT_RECOGNISER = "whisper-tiny.en"
@@ -363,12 +394,12 @@ def summarise(codec: str, clips: Sequence[ClipScores], bitrate_bps: float | None
     heard = [(c.reference, c.hypothesis) for c in clips if c.reference is not None and c.hypothesis is not None]
     wer = 100 * word_error_rate(*zip(*heard, strict=True)) if heard and len(heard) == len(clips) else None
     mel, _ = mean("mel_distance")
-    mr, _ = mean("mrstft_distance")
+    mr, mr_missing = mean("mrstft_distance")
     stoi, stoi_missing = mean("stoi")
     pesq, pesq_missing = mean("pesq_wb")
     measured = codec != "original"
     return CodecSummary(codec, bitrate_bps, mel, mr, stoi, pesq, wer, len(clips),
-                        stoi_missing if measured else 0, pesq_missing if measured else 0)
+                        stoi_missing if measured else 0, pesq_missing if measured else 0, mr_missing if measured else 0)
 
 
 def _cell(value: float | None, digits: int) -> str:
@@ -377,7 +408,7 @@ def _cell(value: float | None, digits: int) -> str:
 
 def format_table(result: CodecEvaluation) -> str:
     """Markdown table, one row per codec ("original" first: its WER is the recogniser's own floor),
-    then one line per note and per codec with unscored clips (means are over the scored ones)."""
+    then one line per note and per measure that left clips unscored (means are over the scored ones)."""
     lines = ["| codec | kbps | mel dist | MR-STFT dist | STOI | PESQ-wb | WER % |", "|---|---|---|---|---|---|---|"]
     for s in result.summaries:
         kbps = "-" if s.bitrate_bps is None else f"{s.bitrate_bps / 1000:.3g}"
@@ -385,9 +416,14 @@ def format_table(result: CodecEvaluation) -> str:
                  _cell(s.pesq_wb, 2), _cell(s.wer, 1)]
         lines.append("| " + " | ".join(cells) + " |")
     extra = list(result.notes)
+    unscored: dict[tuple[str, int, int, str], list[str]] = {}  # one line for the codecs that miss the same clips' count
     for s in result.summaries:
-        for what, missing in (("STOI", s.stoi_missing), ("PESQ-wb", s.pesq_missing)):
+        for what, missing, why in (("MR-STFT dist", s.mrstft_missing, "the original is digital silence"),
+                                   ("STOI", s.stoi_missing, "too short or no speech found"),
+                                   ("PESQ-wb", s.pesq_missing, "too short or no speech found")):
             if missing:
-                extra.append(f"{s.codec}: {what} could not score {missing} of {s.clips} clips (too short or no speech found); "
-                             "its mean is over the rest")
+                unscored.setdefault((what, missing, s.clips, why), []).append(s.codec)
+    for (what, missing, clips, why), names in unscored.items():
+        rest = "the mean is over the rest" if missing < clips else "no mean"
+        extra.append(f"{', '.join(names)}: {what} could not score {missing} of {clips} clips ({why}); {rest}")
     return "\n".join(lines + ([""] + extra if extra else []))

@@ -129,8 +129,10 @@ def choose_references(rows: Sequence[dict[str, Any]], seed: int = 0) -> tuple[li
 
     A reference is another clip of the same ``speaker`` (a different audio file with a different
     text), drawn with ``random.Random(seed)`` among those of 3-30 s, else among those of at least
-    1 s, else among the rest. Rows without a speaker, or whose speaker has no other clip, are skipped
-    and counted.
+    1 s. Rows without a speaker, whose speaker has no other clip, whose speaker's other clips all
+    say the same sentence, or whose candidates are all shorter than 1 s (or unreadable) are skipped
+    and counted: voxkit's TTS refuses a reference under 1 s, so choosing one would end the whole run
+    at that row instead of leaving the row out with a note.
     """
     by_speaker: dict[str, list[int]] = defaultdict(list)
     unnamed = 0
@@ -144,29 +146,42 @@ def choose_references(rows: Sequence[dict[str, Any]], seed: int = 0) -> tuple[li
     durations: dict[int, float] = {}
     pairs: list[tuple[int, int]] = []
     alone: set[str] = set()
-    lonely_rows = 0
+    lonely_rows = same_text = too_short = 0
     for i, row in enumerate(rows):
         speaker = row.get("speaker")
         if speaker is None or str(speaker) == "":
             continue
-        own = (os.path.abspath(str(row["audio"])), _words(row["text"]))
-        others = [j for j in by_speaker[str(speaker)]
-                  if (os.path.abspath(str(rows[j]["audio"])), _words(rows[j]["text"]))[0] != own[0] and _words(rows[j]["text"]) != own[1]]
+        path, words = os.path.abspath(str(row["audio"])), _words(row["text"])
+        files = [j for j in by_speaker[str(speaker)] if os.path.abspath(str(rows[j]["audio"])) != path]
+        others = [j for j in files if _words(rows[j]["text"]) != words]
         if not others:
-            alone.add(str(speaker))
-            lonely_rows += 1
+            if files:
+                same_text += 1
+            else:
+                alone.add(str(speaker))
+                lonely_rows += 1
             continue
         for j in others:
             if j not in durations:
                 durations[j] = _duration(rows[j])
         tiers = ([j for j in others if REFERENCE_S[0] <= durations[j] <= REFERENCE_S[1]],
-                 [j for j in others if durations[j] >= MIN_REFERENCE_S], others)
-        pairs.append((i, rng.choice(next(t for t in tiers if t))))
+                 [j for j in others if durations[j] >= MIN_REFERENCE_S])
+        tier = next((t for t in tiers if t), None)
+        if tier is None:
+            too_short += 1
+            continue
+        pairs.append((i, rng.choice(tier)))
     notes = []
     if unnamed:
         notes.append(f"skipped {unnamed} row(s) without a speaker field (a reference must be another clip of the same speaker)")
     if lonely_rows:
         notes.append(f"skipped {lonely_rows} row(s) of {len(alone)} speaker(s) with no other clip to use as the reference")
+    if same_text:
+        notes.append(f"skipped {same_text} row(s) whose speaker's other clips all say the same sentence (a reference must say "
+                     "another one, so that the model cannot copy it)")
+    if too_short:
+        notes.append(f"skipped {too_short} row(s) whose speaker's other clips are all shorter than {MIN_REFERENCE_S:g} s or "
+                     "unreadable (too little voice to clone from)")
     return pairs, notes
 
 
@@ -390,6 +405,9 @@ def _caveats(rows: Sequence[dict[str, Any]], pairs: Sequence[tuple[int, int]], s
                          "its similarity is the mean over the rest")
         if s.floor is None and s.ceiling is not None and s.engine not in seen:
             notes.append(f"{s.engine}: one speaker only, so no floor (it needs two different speakers)")
+        elif s.floor is not None and s.ceiling is not None and s.ceiling <= s.floor and s.engine not in seen:
+            notes.append(f"{s.engine}: ceiling {s.ceiling:.3f} is not above floor {s.floor:.3f}: the encoder finds two clips of "
+                         "one speaker no more alike than clips of two, so there is no position")
         elif s.floor is not None and s.ceiling is not None and s.ceiling - s.floor < NARROW_GAP and s.engine not in seen:
             notes.append(f"{s.engine}: ceiling {s.ceiling:.3f} and floor {s.floor:.3f} differ by less than {NARROW_GAP}: the encoder "
                          "barely tells these speakers apart, so the position says little")

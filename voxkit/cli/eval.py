@@ -19,6 +19,9 @@ from voxkit.cli.outputs import output_file, write_text
 if TYPE_CHECKING:
     from voxkit.asr.options import RecognizerOptions
 
+SEEDS = 2**64
+"""Seeds torch accepts: 0 .. 2^64 - 1."""
+
 CODEC_PEERS = "codec2-2400,codec2-3200,opus-6000"
 """The peers of ``eval codec`` (voxkit.codec.peers.PEER_CODECS, named here so that --help imports no codec code)."""
 
@@ -179,9 +182,8 @@ def run_chat(args: argparse.Namespace) -> int:
 def run_codec(args: argparse.Namespace) -> int:
     import json
 
-    from voxkit.codec.evaluate import evaluate_codecs, format_table, load_recogniser, require_metrics
-    from voxkit.codec.peers import load_peer_codec, peer_codec_names
-    from voxkit.data.manifest import read_manifest
+    from voxkit.codec.evaluate import evaluate_codecs, format_table, load_peers, load_recogniser, require_metrics
+    from voxkit.codec.peers import peer_codec_names
     from voxkit.errors import VoxkitError
 
     names = [] if args.no_peers else peer_codec_names(args.peers)
@@ -191,26 +193,29 @@ def run_codec(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
     if args.json:
         output_file(args.json, "--json")  # before the evaluation, not after it
-    rows = read_manifest(args.manifest, required=("audio", "text"))
+    rows, lines = _read_rows(args.manifest)
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
-    rows = rows[: args.limit] if args.limit else rows
-    codecs = [load_peer_codec(n) for n in names]  # a missing tool or extra fails before the long part
+    rows, lines = (rows[: args.limit], lines[: args.limit]) if args.limit else (rows, lines)
+    _check_clips(args.manifest, rows, lines, range(len(rows)))
+    codecs: list = load_peers(names, model_given=args.model is not None)  # a missing tool or extra fails before the long part
     require_metrics()
     if args.model is not None:
         codecs.insert(0, _load_codec(args.model))
     else:
         print("voxkit eval codec: no --model given: scoring the classical peers only", file=sys.stderr)
     recogniser, note = load_recogniser(args.asr)
+    if recogniser is not None:  # the texts are only for the WER column
+        _require_references(args.manifest, rows, lines, "no reference transcript to score the WER against (or --asr none)")
     result = evaluate_codecs(rows, codecs, recogniser, progress=not args.quiet, notes=[note] if note else [])
     usage = getattr(codecs[0], "usage_note", lambda: None)()
     if usage:
         result.notes.append(usage)
+    if args.json:  # before the table: a reader that stops early (| head) must not cost the file
+        write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
     wer = f"; WER by {result.recogniser}" if result.recogniser else ""
     print(f"Codec quality on {args.manifest} ({len(rows)} clips, each output compared with its original at 16 kHz{wer})\n")
     print(format_table(result))
-    if args.json:
-        write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -220,7 +225,6 @@ def run_tts(args: argparse.Namespace) -> int:
     import torch
 
     from voxkit.asr.peer import load_peer
-    from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
     from voxkit.tts.evaluate import choose_references, evaluate_tts, format_table, speaker_synthesizer
     from voxkit.tts.speaker_embedding import load_embedder
@@ -231,15 +235,22 @@ def run_tts(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--steps must be at least 1, got {args.steps}")
     if not (math.isfinite(args.cfg) and args.cfg >= 0):  # NaN passes a plain "< 0" test
         raise VoxkitError(f"--cfg must be a finite number of at least 0, got {args.cfg:g}")
+    if not 0 <= args.seed < SEEDS:  # torch's range; found at the first row otherwise, after the models load
+        raise VoxkitError(f"--seed takes a whole number from 0 to 2^64 - 1, got {args.seed}")
     at_least(args.threads, 1, "--threads", "a number of CPU threads")
     if args.json:
         output_file(args.json, "--json")  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = read_manifest(args.manifest, required=("audio", "text"))
+    rows, lines = _read_rows(args.manifest)
+    _require_references(args.manifest, rows, lines, "no text to speak")
     pairs, skipped = choose_references(rows, args.seed)
     if not pairs:
         raise VoxkitError(f"no rows to evaluate in {args.manifest}: {'; '.join(skipped) or 'it is empty'}")
+    pairs = pairs[: args.limit] if args.limit else pairs
+    if args.seed + len(pairs) > SEEDS:  # row n samples with seed + n
+        raise VoxkitError(f"--seed {args.seed}: row n samples with seed + n, which passes 2^64 - 1; give a smaller seed")
+    _check_clips(args.manifest, rows, lines, sorted({k for pair in pairs for k in pair}))
     recogniser = None
     if args.recogniser != "none":
         try:
@@ -251,28 +262,35 @@ def run_tts(args: argparse.Namespace) -> int:
     models = {name: speaker_synthesizer(s, steps=args.steps, cfg=args.cfg, seed=args.seed) for name, s in speakers.items()}
     result = evaluate_tts(rows, models, recogniser, embedder, limit=args.limit, seed=args.seed,
                           reference_text=args.reference_text, progress=not args.quiet)
+    if args.json:  # before the table: a reader that stops early (| head) must not cost the file
+        write_text(args.json, json.dumps({"manifest": args.manifest, "models": {n: str(s.folder) for n, s in speakers.items()},
+                                           "steps": args.steps, "cfg": args.cfg, "seed": args.seed,
+                                           "reference_text": args.reference_text, **result.to_json()},
+                                          indent=1, ensure_ascii=False) + "\n")
     evaluated = sum(1 for r in result.rows if r.model == "manifest")
     wer = f"WER by {result.recogniser}; " if result.recogniser else ""
     print(f"Voice cloning on {args.manifest} ({evaluated} rows; each voice cloned from another clip of its speaker; "
           f"{wer}similarity by {result.embedder}; {args.steps} steps, CFG {args.cfg:g}, seed {args.seed})\n")
     print(format_table(result))
-    if args.json:
-        write_text(args.json, json.dumps({"manifest": args.manifest, "models": {n: str(s.folder) for n, s in speakers.items()},
-                                           "steps": args.steps, "cfg": args.cfg, "seed": args.seed,
-                                           "reference_text": args.reference_text, **result.to_json()},
-                                          indent=1, ensure_ascii=False) + "\n")
     return 0
 
 
 def _load_speakers(folders: list[str], device: str) -> dict[str, object]:
     """{column label: loaded Speaker}: the folder's name, or its path where two names clash; the bundled model by default."""
-    from voxkit.errors import VoxkitError
+    from voxkit.errors import CheckpointError, VoxkitError
     from voxkit.tts.api import Speaker
 
     for folder in folders:
         if not os.path.isdir(folder):
             raise VoxkitError(f"--model {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
-    speakers = [Speaker.from_pretrained(f, device=device) for f in folders] or [Speaker.from_pretrained(None, device=device)]
+    speakers = []
+    for folder in folders:
+        try:
+            speakers.append(Speaker.from_pretrained(folder, device=device))
+        except CheckpointError as err:
+            raise VoxkitError(_wrong_model(folder, "a TTS model folder", err)) from None
+    if not folders:
+        speakers.append(Speaker.from_pretrained(None, device=device))
     names = [os.path.basename(os.path.normpath(str(s.folder))) for s in speakers]
     if len(set(names)) < len(names):
         names = [str(s.folder) for s in speakers]
@@ -284,13 +302,83 @@ def _load_speakers(folders: list[str], device: str) -> dict[str, object]:
 def _load_codec(folder: str) -> object:
     """voxkit's codec from ``folder``, labelled "voxkit"; imported only here, as it is the one heavy model."""
     from voxkit.codec.evaluate import Labelled
-    from voxkit.errors import VoxkitError
+    from voxkit.errors import CheckpointError, VoxkitError
 
     if not os.path.isdir(folder):
         raise VoxkitError(f"--model {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
     from voxkit.codec.api import Codec
 
-    return Labelled(Codec.from_pretrained(folder), "voxkit")
+    try:
+        return Labelled(Codec.from_pretrained(folder), "voxkit")
+    except CheckpointError as err:
+        raise VoxkitError(_wrong_model(folder, "a codec folder", err)) from None
+
+
+def _wrong_model(folder: str, wanted: str, err: Exception) -> str:
+    """The loader's reason led by --model or, where params.json tells, what the folder holds instead.
+
+    Why: the loaders speak of missing config sections ("no 'codec_args' section"); a user who gave
+    the recogniser's folder by mistake should read that it is one, and where a TTS folder's codec is.
+    """
+    import json
+
+    try:
+        with open(os.path.join(folder, "params.json"), encoding="utf-8") as f:
+            params = json.load(f)
+    except (OSError, ValueError):
+        params = None
+    kinds = {"voxkit_tts": "a TTS model folder", "codec_args": "a codec folder", "multimodal": "a recogniser folder"}
+    kind = next((k for key, k in kinds.items() if isinstance(params, dict) and key in params), wanted)
+    if kind == wanted:
+        return f"--model {folder}: {err}"
+    codec = os.path.join(folder, "codec")
+    where = f" (its codec is {codec})" if kind == kinds["voxkit_tts"] and os.path.isdir(codec) else ""
+    return f"--model {folder} is {kind}{where}, not {wanted}"
+
+
+def _read_rows(manifest: str) -> tuple[list[dict], list[int]]:
+    """The rows (audio and text required) with ``audio`` resolved against the manifest's folder, as
+    every command reads a manifest (voxkit.data.manifest), and each row's line number.
+
+    Why: an ``audio`` of null or a number would resolve to a file called "None" or "5" and be
+    reported as missing; it is named as what it is, with its line.
+    """
+    import json
+
+    from voxkit.data.manifest import iter_manifest, read_manifest, resolve_audio
+    from voxkit.errors import DataError
+
+    rows = read_manifest(manifest, resolve=False, required=("audio", "text"))
+    lines = [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
+    for n, row in zip(lines, rows, strict=True):
+        if not isinstance(row["audio"], str) or not row["audio"].strip():
+            raise DataError(f"{manifest}:{n}: audio must be the path of a file, got {json.dumps(row['audio'])}")
+    base = os.path.dirname(os.path.abspath(manifest))
+    return [{**r, "audio": resolve_audio(r, base)} for r in rows], lines
+
+
+def _check_clips(manifest: str, rows: list[dict], lines: list[int], indices: list[int] | range) -> None:
+    """Refuse a run whose clips (rows[i] for i in ``indices``) are missing, unreadable or empty, by their headers.
+
+    Why: the evaluations read each clip as they reach it, so a missing file on row 900 ended the
+    run after the 899 before it, naming no line. Headers only: checking costs no decoding.
+    """
+    from voxkit.audio.io import audio_info
+    from voxkit.errors import AudioError, DataError
+
+    bad: list[str] = []
+    for i in indices:
+        path = rows[i]["audio"]
+        try:
+            if not os.path.isfile(path):
+                raise AudioError(f"audio {'is a folder' if os.path.isdir(path) else 'file not found'}: {path}")
+            if audio_info(path)[1] == 0:
+                raise AudioError(f"audio is empty: {path}")
+        except AudioError as err:
+            bad.append(f"{manifest}:{lines[i]}: {err}")
+    if bad:
+        more = f" ({len(bad)} of the {len(indices)} clips to evaluate are unusable)" if len(bad) > 1 else ""
+        raise DataError(bad[0] + more)
 
 
 def _run_long_form(
@@ -365,21 +453,23 @@ def _parse_delays(text: str) -> list[RecognizerOptions]:
     return [RecognizerOptions.from_ms(d) for d in dict.fromkeys(delays)]
 
 
-def _require_references(manifest: str, rows: list[dict]) -> None:
+def _require_references(manifest: str, rows: list[dict], lines: list[int] | None = None,
+                         why: str = "no reference transcript to score against") -> None:
     """Refuse rows whose ``text`` is empty, blank or not a string, naming the count and the first line.
 
     The corpus WER skips an empty reference (there are no words to divide by), so such rows would
     vanish from the table while their transcripts still count as errors elsewhere: a 0.0 % beside
     a hypotheses file full of words. ``voxkit data check`` rejects the same rows as "empty text".
+    ``lines``: each row's line, when the caller has them; ``why``: what the text is for here.
     """
     from voxkit.data.manifest import iter_manifest
     from voxkit.errors import DataError
 
     bad = [i for i, r in enumerate(rows) if not isinstance(r["text"], str) or not r["text"].strip()]
     if bad:
-        lines = [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
-        raise DataError(f"{manifest}:{lines[bad[0]]}: empty text: {len(bad)} of {len(rows)} rows have no reference "
-                        "transcript to score against (give every row its text, or leave those rows out)")
+        lines = lines or [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
+        raise DataError(f"{manifest}:{lines[bad[0]]}: empty text: {len(bad)} of {len(rows)} rows have {why} "
+                        "(give every row its text, or leave those rows out)")
 
 
 def _only_languages(rows: list[dict], codes: str, manifest: str) -> list[dict]:
