@@ -3,7 +3,9 @@ before any model loads, instead of a traceback or a table that measures less tha
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,21 @@ def test_evaluate_manifest_refuses_a_batch_size_below_one() -> None:
     rows = [{"audio": str(SAMPLES / "en.flac"), "text": EN}]
     with pytest.raises(VoxkitError, match=r"^batch_size must be at least 1, got 0$"):  # not range()'s "arg 3 must not be zero"
         evaluate_manifest(None, None, rows, [RecognizerOptions.from_ms(480)], batch_size=0, progress=False)
+
+
+class _ClosedPipe(io.StringIO):
+    """stdout of ``voxkit eval asr ... | head -1`` once head has gone: every write fails."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_eval_asr_writes_its_files_even_when_the_reader_of_the_table_has_gone(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxkit.cli.main import main
+
+    table, hyps = tmp_path / "wer.txt", tmp_path / "hyps.jsonl"
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    main(["eval", "asr", str(manifest), "--delays", "480", "--quiet", "--output", str(table), "--hypotheses", str(hyps)])
+    assert "480" in table.read_text() and len(hyps.read_text().splitlines()) == 2

@@ -152,14 +152,14 @@ def run_asr(args: argparse.Namespace) -> int:
                                   [r.get("language", "?") for r in rows])
         text += ("\n\nChange in WER (points) from each delay to the next, with a 95 % paired-bootstrap interval"
                  " over utterances (an interval that excludes 0 is a real change):\n\n" + format_differences(diffs))
-    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
-    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
-    print(text)
-    if args.output:
+    if args.output:  # the files before the table: a reader that stops early (| head) must not cost them
         write_text(args.output, text + "\n")
     if args.hypotheses:
         peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
         write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
+    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
+    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
+    print(text)
     return 0
 
 
@@ -396,11 +396,11 @@ def _run_long_form(
     cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
     noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
     placed = len(result.minute_of)  # the stream holds whole utterances: the first always, then while time is left
+    if args.output:  # before the table, as above
+        write_text(args.output, text + "\n")
     print(f"{bundle.folder} on {args.manifest} ({placed} utterances of {len(rows)}, joined into {args.long_form:g} minutes"
           f"{noise}; {cut})\n")
     print(text)
-    if args.output:
-        write_text(args.output, text + "\n")
     return 0
 
 
