@@ -221,7 +221,7 @@ def test_cli_scores_the_peers_and_writes_json(manifest: Path, tmp_path: Path, ca
                            "--json", str(out_json), "--quiet"], capsys)
     assert code == 0
     assert one_line_error(err) == "voxkit eval codec: no --model given: scoring the classical peers only"
-    assert "(1 clips," in out and "| original | - |" in out and "| codec2-3200 | 3.2 |" in out
+    assert "(1 clip," in out and "| original | - |" in out and "| codec2-3200 | 3.2 |" in out
     saved = json.loads(out_json.read_text())
     assert [c["codec"] for c in saved["codecs"]] == ["original", "codec2-3200"] and len(saved["clips"]) == 2
     assert saved["sample_rate"] == 16000 and saved["recogniser"] is None and saved["manifest"] == str(manifest)

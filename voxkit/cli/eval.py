@@ -214,7 +214,8 @@ def run_codec(args: argparse.Namespace) -> int:
     if args.json:  # before the table: a reader that stops early (| head) must not cost the file
         write_text(args.json, json.dumps({"manifest": args.manifest, **result.to_json()}, indent=1, ensure_ascii=False) + "\n")
     wer = f"; WER by {result.recogniser}" if result.recogniser else ""
-    print(f"Codec quality on {args.manifest} ({len(rows)} clips, each output compared with its original at 16 kHz{wer})\n")
+    clips = f"{len(rows)} clip{'s' if len(rows) != 1 else ''}"
+    print(f"Codec quality on {args.manifest} ({clips}, each output compared with its original at 16 kHz{wer})\n")
     print(format_table(result))
     return 0
 
