@@ -11,6 +11,7 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import OptionError
@@ -40,8 +41,12 @@ class SamplingConfig:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        """Temperature 0, or one so small that it is 0 in float32, where the logits are divided."""
+        return self.temperature <= FLOAT32_ROUNDS_TO_ZERO
 
+
+FLOAT32_ROUNDS_TO_ZERO = 2.0**-150
+"""Half the smallest float32 subnormal: a temperature at or below it is 0 in float32 (greedy)."""
 
 SEED_LIMIT = 2**64
 """torch.Generator.manual_seed takes a 64-bit seed; a larger one overflows inside torch."""
@@ -58,19 +63,69 @@ NUCLEUS_PROBES: tuple[int, ...] = (256, 4096)
 """How many of the most likely tokens a CPU top-p draw looks at, in turn, before it sorts them all."""
 
 
+DRAW_BLOCK = 256
+"""Columns per block of a two-level draw (see :func:`pick`)."""
+
+
 def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One index per row of non-negative weights [B, K], with probability weight / row sum -> [B].
 
     Why not torch.multinomial: without replacement it draws one exponential variate per column
     (131k of them per token for a Mistral vocabulary), which costs more on a CPU than a small
     model's whole decode step. Inverting the cumulative sum needs one uniform number per row.
-    ``u`` lies in (0, total], and the search takes the first column whose cumulative sum reaches
-    it, so a column of weight zero (a masked token) is never chosen, even at the ends.
+    NaN or infinite logits (a broken model), or a row with every token masked, are an error, as
+    torch.multinomial made them.
     """
-    cdf = weights.cumsum(dim=-1)  # [B, K] non-decreasing: the weights are >= 0
-    u = torch.rand(weights.shape[0], 1, generator=generator, device=weights.device, dtype=weights.dtype)  # [B, 1] in [0, 1)
-    u = (1.0 - u).mul_(cdf[:, -1:])  # [B, 1] in (0, total]
-    return torch.searchsorted(cdf, u)[:, 0]  # [B]
+    r = torch.rand(weights.shape[0], 1, generator=generator, device=weights.device, dtype=torch.float64)  # [B, 1] in [0, 1)
+    return pick(weights, r)
+
+
+def pick(weights: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The index of each row of weights [B, K] (>= 0) whose cumulative share first reaches 1 - r
+    (r [B, 1] float64 in [0, 1)) -> [B]: the inverse of the cumulative distribution.
+
+    Why two levels: a float32 running sum over 131k columns stores each prefix to 7 digits of the
+    total, which rounds every token's share to a multiple of about 1e-7 (tokens below that could
+    never be drawn, others drifted by several per cent); a float64 running sum costs 8x more. So
+    blocks of :data:`DRAW_BLOCK` columns are summed (in float64), the block is drawn from the
+    blocks' float64 running sum, then the column from the chosen block's. ``u`` lies in
+    (0, total] and each search takes the first entry that reaches it, so a column of weight zero
+    (a masked token) is never chosen; rounding that sends a search one past the last column of
+    weight is clamped back to it.
+    """
+    B, K = weights.shape
+    if K <= DRAW_BLOCK:  # a candidate set (top-k, the nucleus probe): one level
+        cdf = weights.double().cumsum(dim=-1)  # [B, K] float64, non-decreasing
+        u = (1.0 - r).mul_(_checked_total(cdf))  # [B, 1] in (0, total]
+        return _last_weighted(torch.searchsorted(cdf, u), weights)[:, 0]  # [B]
+    pad = -K % DRAW_BLOCK
+    blocks = F.pad(weights, (0, pad)).view(B, -1, DRAW_BLOCK)  # [B, NB, 256]
+    sums = blocks.sum(dim=-1, dtype=torch.float64)  # [B, NB]
+    cdf = sums.cumsum(dim=-1)  # [B, NB] float64, non-decreasing
+    u = (1.0 - r).mul_(_checked_total(cdf))  # [B, 1] in (0, total]
+    block = _last_weighted(torch.searchsorted(cdf, u), sums)  # [B, 1]
+    before = torch.where(block > 0, cdf.gather(-1, (block - 1).clamp_(min=0)), 0.0)  # [B, 1] mass of the blocks before
+    inner = blocks.gather(1, block[:, :, None].expand(-1, -1, DRAW_BLOCK))[:, 0]  # [B, 256]
+    column = torch.searchsorted(inner.double().cumsum(dim=-1), u - before)  # [B, 1]
+    return (block * DRAW_BLOCK + _last_weighted(column, inner))[:, 0]  # [B]
+
+
+def _checked_total(cdf: torch.Tensor) -> torch.Tensor:
+    """The rows' totals [B, 1] of running sums [B, N]; NaN, infinity or nothing to draw is an error."""
+    total = cdf[:, -1:]  # [B, 1]
+    if cdf.device.type == "cpu":
+        if not bool((total.isfinite() & (total > 0)).all()):
+            raise ValueError("cannot sample: the logits hold NaN or infinity, or every token is masked")
+    else:  # no host sync in a GPU decode loop: the check runs on the device
+        torch._assert_async((total.isfinite() & (total > 0)).all())
+    return total
+
+
+def _last_weighted(index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``index`` [B, 1] moved back to the last column of ``weights`` [B, N] with weight where it lies past it."""
+    columns = torch.arange(weights.shape[-1], device=weights.device)  # [N]
+    last = torch.where(weights > 0, columns, -1).amax(dim=-1, keepdim=True)  # [B, 1]
+    return torch.minimum(index, last)
 
 
 def _keep_nucleus(weights: torch.Tensor, total: torch.Tensor, top_p: float) -> torch.Tensor:

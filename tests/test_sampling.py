@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,36 @@ def test_batched_rows_draw_independently_and_reproducibly() -> None:
     assert torch.equal(a, b)
     assert a.shape == (8,) and a.dtype == torch.long
     assert all(0 <= int(t) < 1000 for t in a)
+
+
+def test_the_draw_inverts_the_exact_cumulative_distribution_over_a_large_vocabulary() -> None:
+    """Every token keeps its share, however small, in a 131k vocabulary: a float32 running sum rounded
+    each share to a multiple of ~1e-7 of the total (tokens below it could never be drawn)."""
+    gen = torch.Generator().manual_seed(0)
+    weights = (3 * torch.randn(1, 131_072, generator=gen)).softmax(-1)  # [1, V] heavy-tailed
+    weights[0, 1000:1100] = 0.0  # masked tokens in the middle
+    cdf = np.cumsum(weights[0].double().numpy())  # float64 reference
+    rs = torch.rand(400, generator=gen, dtype=torch.float64)
+    rs[:3] = torch.tensor([0.0, 1 - 2**-53, 0.5])
+    for r in rs:
+        u = (1.0 - float(r)) * cdf[-1]
+        expected = int(np.searchsorted(cdf, u, side="left"))
+        assert int(sampling.pick(weights, r.view(1, 1))[0]) == expected
+    # a token of share 1e-9 at the last place is reachable from the u just above its predecessors' mass
+    tiny = torch.ones(1, 131_072)
+    tiny[0, -1] = 1e-9 * 131_071
+    below = float(torch.ones(131_071, dtype=torch.float64).sum()) / (131_071 + tiny[0, -1].double())
+    r = torch.tensor([[(1 - float(below)) / 2]], dtype=torch.float64)  # u between the first 131,071 and the total
+    assert int(sampling.pick(tiny, r)[0]) == 131_071
+
+
+def test_broken_logits_are_an_error_and_a_vanishing_temperature_is_greedy() -> None:
+    gen = torch.Generator().manual_seed(0)
+    for logits in (torch.tensor([[0.0, float("nan"), 1.0]]), torch.full((1, 4), float("-inf")), torch.tensor([[0.0, float("inf")]])):
+        for config in (SamplingConfig(1.0), SamplingConfig(1.0, top_p=0.9), SamplingConfig(1.0, top_k=2)):
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                sample_next(logits, config, gen)
+    logits = torch.tensor([[0.0, -1.0, 3.0, 2.9]])
+    assert SamplingConfig(temperature=1e-46).greedy and not SamplingConfig(temperature=1e-44).greedy
+    assert int(sample_next(logits, SamplingConfig(temperature=1e-46), gen)[0]) == 2
+    assert int(sample_next(logits, SamplingConfig(temperature=1e-44), gen)[0]) == 2
