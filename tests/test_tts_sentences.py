@@ -55,11 +55,32 @@ def test_abbreviations_of_single_letters(lang: str, text: str, expected: list[st
     assert split_sentences(text, lang) == expected
 
 
-def test_a_number_after_single_letters_starts_no_sentence() -> None:
-    """With digits_start, a digit starts a sentence after a word, not after "U.S." or a letter ("U.S. 101")."""
-    assert split_sentences("Take U.S. 101 north. 5 people came.", "en", digits_start=True) == [
-        "Take U.S. 101 north.", "5 people came."]
-    assert split_sentences("Plan B. 6 left.", "en", digits_start=True) == ["Plan B. 6 left."]
+def test_a_number_after_single_letters_starts_a_sentence() -> None:
+    """With digits_start, a digit after "U.S." or a letter starts a sentence, as after any word: a
+    sentence that begins with a number ("U.S. 52 people came") is far more common in running text
+    than a numbered name after an initialism ("U.S. 101"), which is then cut (a known limit)."""
+    assert split_sentences("He moved to the U.S. 52 people came with him.", "en", digits_start=True) == [
+        "He moved to the U.S.", "52 people came with him."]
+    assert split_sentences("I got a B. 6 of us did.", "en", digits_start=True) == ["I got a B.", "6 of us did."]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("I moved to the U.S. Are you surprised?", "en", ["I moved to the U.S.", "Are you surprised?"]),
+        ("He moved to the U.S. Last year he bought a house.", "en", ["He moved to the U.S.", "Last year he bought a house."]),
+        ("She left the U.K. Two years later she returned.", "en", ["She left the U.K.", "Two years later she returned."]),
+        ("It is in the U.S. Dr. Smith said so.", "en", ["It is in the U.S.", "Dr. Smith said so."]),
+        ("Sie kam aus den U.S.A. Ihre Mutter auch.", "de", ["Sie kam aus den U.S.A.", "Ihre Mutter auch."]),
+        ("Vive en EE. UU. Muchos lo hacen.", "es", ["Vive en EE. UU.", "Muchos lo hacen."]),
+        ("Il est arrivé aux U.S.A. Quelques jours plus tard il est reparti.", "fr",
+         ["Il est arrivé aux U.S.A.", "Quelques jours plus tard il est reparti."]),
+        ("We met the U.S. Army today.", "en", ["We met the U.S. Army today."]),
+        ("A letter from John F. Will arrived.", "en", ["A letter from John F. Will arrived."]),
+    ],
+)
+def test_common_sentence_openers_after_an_initialism_start_a_sentence(text: str, lang: str, expected: list[str]) -> None:
+    assert split_sentences(text, lang) == expected
 
 
 class _FourLanguages:  # sentences() reads nothing of the model but its languages

@@ -64,22 +64,27 @@ _STARTERS: dict[str, frozenset[str]] = {
         "i you he she it we they my our your his her its their this that these those there here the a an "
         "then but and so or yet also however thus still now later today tomorrow yesterday meanwhile after before "
         "when while if as at in on for by from since although though because once what who why how where which "
-        "no yes please let all some many most both each every nobody everyone everybody nothing everything"),
+        "no yes please let all some many most both each every nobody everyone everybody nothing everything "
+        "is are was were do does did can could would should shall must have has had am "
+        "not even last next several few more other such one two three four five six seven eight nine ten "
+        "mr mrs ms dr prof st"),
     "fr": _words(
         "je tu il elle on nous vous ils elles ce cet cette ces cela ça ceci c l j qu d n s le la les un une des du au aux "
         "mon ma mes ton ta tes son sa ses notre nos votre vos leur leurs mais et ou donc or car puis alors ensuite enfin "
         "aujourd demain hier maintenant après avant depuis pendant quand lorsque si comme en dans à pour par sur "
-        "ainsi cependant pourtant voici voilà oui non personne rien tout tous toutes chaque que qui quoi pourquoi comment où"),
+        "ainsi cependant pourtant voici voilà oui non personne rien tout tous toutes chaque que qui quoi pourquoi comment où "
+        "quelques plusieurs beaucoup est sont était étaient peut"),
     "es": _words(
         "yo tú él ella ello nosotros nosotras vosotros ellos ellas usted ustedes el la lo los las un una unos unas "
         "mi mis tu tus su sus nuestro nuestra nuestros nuestras este esta esto estos estas ese esa eso esos esas aquel "
         "aquella pero y e o u entonces luego después antes así también sin además hoy mañana ayer ahora aquí allí "
-        "cuando si como en con por para desde hay no sí nadie nada todo todos cada qué quién cómo dónde cuándo"),
+        "cuando si como en con por para desde hay no sí nadie nada todo todos cada qué quién cómo dónde cuándo "
+        "muchos muchas algunos algunas varios varias es son era eran está están fue"),
     "de": _words(
         "ich du er sie es wir ihr man der die das den dem des ein eine einen einem einer mein meine sein seine "
         "unser unsere dies diese dieser dieses jener dann danach aber und oder doch denn so da also auch noch nun jetzt "
         "heute morgen gestern hier dort wenn als weil ob im in am an auf mit nach bei von vor seit für was wer wie wo "
-        "warum ja nein nicht niemand nichts alle jeder jede jedes"),
+        "warum ja nein nicht niemand nichts alle jeder jede jedes ihre deine eure viele einige ist sind war waren hat haben"),
 }
 # Determiners before a single letter make the letter a word ("I got a B.", "une note B."), not an initial
 _DETERMINERS: dict[str, frozenset[str]] = {
@@ -150,8 +155,6 @@ def _ends_sentence(text: str, m: re.Match[str], lang: str, known: frozenset[str]
         return True
     if lang not in _STARTERS:
         return not single  # no list of starters: the simpler rule, an initialism ends a sentence, a letter does not
-    if first.isdigit():
-        return False  # "U.S. 101", "Plan B. 5": a number is no sentence start here
     previous = "" if parts else _previous_word(text, begin)
     return _letters_end_sentence(text, m.end(), lang, single and not parts, previous)
 
