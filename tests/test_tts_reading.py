@@ -209,3 +209,15 @@ def test_sentences_keep_digits_in_a_language_the_text_kit_does_not_know() -> Non
 
 def test_sentences_of_plain_text_are_unchanged(speaker: Speaker) -> None:
     assert speaker.sentences("No numbers here. None at all.") == ["No numbers here.", "None at all."]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Kapitel 1-3.", "Kapitel eins bis drei."),
+        ("Seite 1-2 zeigt es.", "Seite eins bis zwei zeigt es."),
+        ("Es dauert 1-2 Tage.", "Es dauert ein bis zwei Tage."),
+    ],
+)
+def test_a_german_range_says_ein_only_before_a_noun(text: str, expected: str) -> None:
+    assert read_aloud(text, "de") == expected

@@ -318,7 +318,7 @@ class _Reader:
             return None
         return (low, high) if _value(low) < _value(high) else None
 
-    def range(self, ends: tuple[re.Match[str], re.Match[str]], previous: str, gender: str) -> str:
+    def range(self, ends: tuple[re.Match[str], re.Match[str]], previous: str, gender: str, following: str = "") -> str:
         """A range, its ends said as numbers ("three to five"), as years after a year cue ("from
         1990-1999": nineteen ninety to nineteen ninety-nine), before a unit of ``gender`` in its form."""
         low, high = (_value(end) for end in ends)
@@ -327,7 +327,7 @@ class _Reader:
             said = [self.say(int(low), to="year"), self.say(int(high), to="year")]
         else:
             said = [self.number(end) for end in ends]
-            if gender or self.lang == "de":  # German before a noun even without a unit: "1-2 Tage", ein bis zwei
+            if gender or (self.lang == "de" and following[:1].isupper()):  # German before a noun: "1-2 Tage", ein bis zwei
                 said = [self.counted(w, gender or "m") if end["frac"] is None else w for w, end in zip(said, ends, strict=True)]
         return f" {self.r.range_word} ".join(said)
 
@@ -430,7 +430,7 @@ class _Reader:
             forms = self.units.get(re.sub(_BLANK, "", unit).replace("º", "°")) if found or ends else None
             gender = forms[2] if forms else ""
             if ends:
-                words = self.range(ends, self._previous(m), gender)
+                words = self.range(ends, self._previous(m), gender, self._following(m))
             elif found:
                 words = self.counted(self.number(found), gender) if plain and gender else self.number(found)
             else:
