@@ -197,3 +197,14 @@ def test_save_audio_errors_are_one_line_and_leave_no_partial_file(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "keep.wav"]
     save_audio(target, tone[:800], 16000)  # replaced by a complete file
     assert sf.info(target).frames == 800
+
+
+def test_save_audio_writes_through_a_link_and_keeps_a_replaced_files_mode(tmp_path: Path) -> None:
+    tone = np.sin(np.arange(1600) / 5).astype(np.float32) * 0.3
+    real, link = tmp_path / "real.wav", tmp_path / "link.wav"
+    save_audio(real, tone, 16000)
+    real.chmod(0o600)
+    link.symlink_to(real)
+    save_audio(link, tone[:800], 16000)
+    assert link.is_symlink() and sf.info(real).frames == 800
+    assert real.stat().st_mode & 0o777 == 0o600

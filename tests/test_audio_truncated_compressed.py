@@ -54,10 +54,10 @@ def test_a_truncated_flac_keeps_what_decodes_and_warns_once(tmp_path: Path) -> N
         wav = load_audio(path, RATE)
     [message] = _messages(caught)
     held = wav.shape[0] / RATE
-    assert message == f"{path} is truncated: its header promises 3.00 s, it holds {held:.2f} s"
+    assert message == f"{path} is truncated or damaged: it decodes to {held:.2f} s of the 3.00 s its header promises, the rest is left out"
     assert 1.0 < held < 2.0  # 60 % of the bytes: all but the FLAC frame the cut went through
     np.testing.assert_allclose(wav.numpy(), _tone()[: wav.shape[0]], atol=1e-4)  # the start, sample for sample
-    with pytest.warns(VoxkitWarning, match=r"<stream> is truncated: its header promises 3\.00 s"):
+    with pytest.warns(VoxkitWarning, match=r"<stream> is truncated or damaged: it decodes to .* of the 3\.00 s"):
         assert load_input(path.read_bytes(), None, RATE, "test").shape == wav.shape
     with pytest.warns(VoxkitWarning, match="cut.flac is truncated"):
         head, duration = load_head(path, None, RATE, "test", 2.5)  # a head past the cut: what is there
@@ -200,7 +200,7 @@ def test_transcribe_prints_one_line_per_truncated_file(model_dir: Path, tmp_path
                          capture_output=True, text=True, check=True)
     lines = [line for line in run.stderr.splitlines() if not line.startswith("# ")]  # "# NAME" heads each transcript
     assert len(lines) == 2, run.stderr
-    assert lines[0].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.flac'} is truncated: its header promises 3.00 s")
+    assert lines[0].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.flac'} is truncated or damaged: it decodes to ")
     assert lines[1].startswith(f"voxkit transcribe: warning: {tmp_path / 'cut.mp3'} is truncated: its header promises 3.00 s")
 
 
@@ -217,3 +217,15 @@ def test_a_flac_whose_header_gives_no_length_is_one_line_saying_what_to_do(tmp_p
     path.write_bytes(bytes(data))
     with pytest.raises(AudioError, match=r"piped\.flac: its header gives no length .* ffmpeg -i .*piped\.flac piped\.wav$"):
         load_audio(path, RATE)
+
+
+def test_a_flac_damaged_in_the_middle_says_so_and_keeps_the_start(tmp_path: Path) -> None:
+    """The decoder stops at the damage as it does at a cut: the warning names both, and says the rest is left out."""
+    data = bytearray(_encoded("FLAC", "PCM_16"))
+    data[len(data) // 3 : len(data) // 3 + 200] = bytes(200)
+    path = tmp_path / "mid.flac"
+    path.write_bytes(bytes(data))
+    with pytest.warns(VoxkitWarning, match=r"mid\.flac is truncated or damaged: it decodes to .* of the 3\.00 s its header "
+                                           r"promises, the rest is left out"):
+        wav = load_audio(path, RATE)
+    assert 0 < wav.shape[0] < 1.5 * RATE

@@ -202,8 +202,8 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as err:
             raise AudioError(f"cannot decode audio {name}: {err.strerror}") from None
-    head = _head(src, start)
     try:
+        head = _head(src, start)  # inside the try: an interrupt here must not leak the descriptor
         try:
             with _quiet_stderr() if _is_mp3(head) else contextlib.nullcontext(), sf.SoundFile(src, closefd=False) as fh:
                 sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
@@ -230,7 +230,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         if isinstance(src, int):
             os.close(src)
     if stopped or (promised is not None and promised - held > slack):
-        _warn_truncated(name, promised, held, sr)
+        _warn_truncated(name, promised, held, sr, stopped)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():
@@ -402,9 +402,10 @@ def _wav_promise(head: bytes, src: BinaryIO | int, start: int | None) -> int | N
     return None if fmt is None or fmt.data_bytes is None or not fmt.frame_bytes else fmt.data_bytes // fmt.frame_bytes
 
 
-def _warn_truncated(name: str, promised: int | None, held: int, rate: int) -> None:
-    """Warn that a file holds less audio than its header promises (None: gives no length, and the
-    rest failed to decode); what it holds is used.
+def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopped: bool) -> None:
+    """Warn that a file gives less audio than its header promises (None: gives no length); what
+    decodes is used. ``stopped``: the decoder failed there, which a cut file and a file damaged in
+    the middle (whose later audio is then left out) look alike to.
 
     Why: a WAV cut short by a failed copy or a recorder that died (its header written for 3 s, a few
     bytes of samples behind it) came back as near silence, and ``voxkit transcribe`` printed nothing
@@ -412,8 +413,9 @@ def _warn_truncated(name: str, promised: int | None, held: int, rate: int) -> No
     """
     import warnings
 
-    if promised is None:
-        message = f"{name} is truncated: it holds {held / rate:.2f} s, the rest does not decode"
+    if stopped:
+        promise = "" if promised is None else f" of the {promised / rate:.2f} s its header promises"
+        message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s{promise}, the rest is left out"
     else:
         message = f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {held / rate:.2f} s"
     warnings.warn(message, VoxkitWarning, stacklevel=4)

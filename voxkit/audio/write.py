@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_r
     """
     import soundfile as sf
 
-    final = Path(path)
+    final = Path(os.path.realpath(path))  # through a link: the file it names is replaced, the link stays
     arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     if arr.ndim == 2:
         arr = arr.T  # [T, C] for soundfile
@@ -50,6 +51,8 @@ def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_r
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         sf.write(tmp, arr, int(sample_rate), format=fmt, subtype=SUBTYPES.get(ext))
+        if final.exists():
+            shutil.copymode(final, tmp)  # a replaced file keeps its permissions
         os.replace(tmp, final)
     except (OSError, RuntimeError) as err:  # libsndfile's errors are RuntimeErrors
         _remove(tmp)
