@@ -19,12 +19,16 @@ TINY = dict(dim=32, hidden_dim=64, head_dim=8, n_heads=4, n_kv_heads=2, semantic
             acoustic_codebook_size=5)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_codec_folder(folder: Path) -> Path:
+    """A tiny random codec (seed 0) saved in ``folder``, as `voxkit export codec` writes one."""
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("codec")
     save_codec(CodecModel(CodecArgs(**TINY)), folder)  # type: ignore[arg-type]
     return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
 
 
 @pytest.fixture(scope="module")

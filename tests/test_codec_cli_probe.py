@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from cli_helpers import run_cli
-from test_codec_cli import TINY
+from test_codec_cli import TINY, tiny_codec_folder
 from voxkit.codec.api import Codec
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.checkpoint import save_codec
@@ -33,10 +33,7 @@ FRAME = 1920  # samples per frame at 24 kHz
 
 @pytest.fixture(scope="module")
 def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("codec")
-    save_codec(CodecModel(CodecArgs(**TINY)), folder)  # type: ignore[arg-type]
-    return folder
+    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
 
 
 @pytest.fixture(scope="module")
