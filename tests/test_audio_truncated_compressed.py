@@ -97,22 +97,69 @@ def test_a_truncated_mp3_warns_once_and_the_decoder_prints_nothing(tmp_path: Pat
     assert capfd.readouterr().err == "stderr still works\n"  # libmpg123's "Xing stream size off ..." is gone
 
 
+def _untagged(whole: bytes) -> bytes:
+    """``whole`` with its Xing tag frame made an ordinary (silent) frame: an MP3 as an encoder writes
+    it to a pipe, whose length libmpg123 can only estimate from the first frame's bitrate."""
+    at = whole.index(b"Xing")
+    return whole[:at] + b"None" + whole[at + 4 :]
+
+
 @needs_mp3
 def test_whole_mp3s_and_ones_without_a_length_tag_do_not_warn(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    """Without a Xing/Info tag libmpg123 only estimates the length, so falling short of it is no truncation."""
-    whole = _encoded("MP3", "MPEG_LAYER_III")
-    at = whole.index(b"Xing")
-    untagged = whole[:at] + b"None" + whole[at + 4 :]  # the tag frame becomes an ordinary (silent) frame
+    """Without a Xing/Info tag nothing promises a length, so a whole file is no truncation."""
     paths = []
-    for name, data in (("whole.mp3", whole), ("untagged.mp3", untagged), ("untagged_cut.mp3", untagged[: len(untagged) // 2])):
+    for name, data in (("whole.mp3", _encoded("MP3", "MPEG_LAYER_III")), ("untagged.mp3", _untagged(_encoded("MP3", "MPEG_LAYER_III")))):
         paths.append(tmp_path / name)
         paths[-1].write_bytes(data)
     capfd.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_audio(paths[0], RATE).shape == (3 * RATE,)
-        for path in paths[1:]:
-            assert load_audio(path, RATE).shape[0] > 0
+        assert load_audio(paths[1], RATE).shape[0] > 3 * RATE
+    assert capfd.readouterr().err == ""
+
+
+@needs_mp3
+def test_an_mp3_without_a_length_tag_decodes_to_its_end(tmp_path: Path) -> None:
+    """libsndfile stops a seekable MP3 at libmpg123's estimate of its length, which for a file
+    without a length tag came from the first frame's bitrate: this 3 s file read as 1.56 s, silently.
+    Decoded from a pipe it gives every frame: the tagged file's samples, after the frame that held
+    the tag and the encoder's delay, which only the tag told the decoder to drop."""
+    whole = _encoded("MP3", "MPEG_LAYER_III")
+    path = tmp_path / "untagged.mp3"
+    path.write_bytes(_untagged(whole))
+    assert sf.info(str(path)).frames < 2 * RATE  # what libsndfile believes
+    tagged = load_audio(io.BytesIO(whole), RATE).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wav = load_audio(path, RATE).numpy()
+        head, duration = load_head(path, None, RATE, "test", 2.5)
+        from_stream = load_audio(io.BytesIO(path.read_bytes()), RATE).numpy()
+    lag = len(wav) - len(tagged)
+    assert 1152 <= lag <= 1152 + 2 * 1152  # the tag's frame, the encoder's delay and padding
+    offsets = [o for o in range(lag + 1) if np.abs(wav[o : o + len(tagged)] - tagged).max() < 1e-6]
+    assert len(offsets) == 1 and 1152 < offsets[0] < lag  # the whole tagged audio, sample for sample
+    np.testing.assert_array_equal(from_stream, wav)
+    np.testing.assert_array_equal(head.numpy(), wav[: round(2.5 * RATE)])  # the head, not the estimate's 1.56 s
+    assert duration > 2.5
+
+
+@needs_mp3
+def test_a_cut_mp3_without_a_length_tag_keeps_what_decodes(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Cut mid-frame, such a file fails in libmpg123 at the cut: the frames before it are kept
+    with one line, and the decoder's own lines stay hidden."""
+    whole = _untagged(_encoded("MP3", "MPEG_LAYER_III"))
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[: len(whole) * 6 // 10])
+    full = load_audio(io.BytesIO(whole), RATE).numpy()
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wav = load_audio(path, RATE).numpy()
+    held = len(wav) / RATE
+    assert _messages(caught) == [f"{path} is truncated or damaged: it decodes to {held:.2f} s, the rest is left out"]
+    assert 1.2 < held < 2.0  # 60 % of the bytes, less at most the 4 frames of the read that met the cut
+    np.testing.assert_allclose(wav, full[: len(wav)], atol=1e-6)
     assert capfd.readouterr().err == ""
 
 

@@ -13,14 +13,12 @@ import io
 import math
 import os
 import struct
-import sys
-import threading
-from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from voxkit.audio.mp3 import MP3_FRAME, decode_to_end, is_mp3, length_is_exact, quiet_stderr
 from voxkit.errors import AudioError, VoxkitWarning
 
 Source = str | os.PathLike | BinaryIO
@@ -51,11 +49,6 @@ pipe); it then fails on the seek that follows every read, and decoding it whole 
 
 class _NoLength(Exception):
     """A file whose header gives no length (see :data:`UNKNOWN_LENGTH`)."""
-
-
-MP3_FRAME = 1152
-"""Samples in an MPEG-1 layer III frame: how far a compressed file may fall short of the length in
-its header before it is called truncated (a WAV's header is exact: 10 ms)."""
 
 
 def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
@@ -204,15 +197,27 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             raise AudioError(f"cannot decode audio {name}: {err.strerror}") from None
     try:
         head = _head(src, start)  # inside the try: an interrupt here must not leak the descriptor
+        mp3 = is_mp3(head)
+        # an MP3 without a length tag is decoded from a pipe: from a file libsndfile stops at
+        # libmpg123's estimate of its length, a fraction of a variable-bitrate file
+        tagged = _mp3_tagged(src, start) if mp3 else None
+        piped = tagged is False
         try:
-            with _quiet_stderr() if _is_mp3(head) else contextlib.nullcontext(), sf.SoundFile(src, closefd=False) as fh:
-                sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
-                if total >= UNKNOWN_LENGTH:
-                    raise _NoLength
-                # only the head (and a margin for the resampler's kernel) is decoded: an hour-long
-                # file asked for its first seconds costs those seconds, not the hour
-                asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
-                data, stopped = _decode(fh, asked)  # [T, C]
+            with quiet_stderr() if mp3 else contextlib.nullcontext():
+                if piped:
+                    margin = None if max_seconds is None else max_seconds + HEAD_MARGIN_S
+                    data, sr, stopped, more = decode_to_end(_rewound(src, start), margin)  # type: ignore[arg-type]  # [T, C]
+                    # a head read does not decode the rest: its length is libmpg123's estimate
+                    total, container = max(len(data), _estimated_frames(src, start) if more else 0), "MP3"
+                else:
+                    with sf.SoundFile(src, closefd=False) as fh:
+                        sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
+                        if total >= UNKNOWN_LENGTH:
+                            raise _NoLength
+                        # only the head (and a margin for the resampler's kernel) is decoded: an
+                        # hour-long file asked for its first seconds costs those seconds, not the hour
+                        asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
+                        data, stopped = _decode(fh, asked)  # [T, C]
         except _NoLength:
             stem = os.path.splitext(os.path.basename(name))[0] or "audio"
             raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
@@ -220,11 +225,11 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
             reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
-        held = len(data) if stopped or len(data) < asked else total  # frames the file holds
+        held = total if piped else len(data) if stopped or len(data) < asked else total  # frames the file holds
         promised, slack = None, max(sr // 100, MP3_FRAME)
         if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
             promised, slack = _wav_promise(head, src, start), sr // 100
-        elif total > 0 and (container != "MP3" or _mp3_length_is_exact(src, start)):
+        elif total > 0 and not piped and (container != "MP3" or (_mp3_tagged(src, start) if tagged is None else tagged)):
             promised = total
     finally:
         if isinstance(src, int):
@@ -306,72 +311,26 @@ def _head(src: BinaryIO | int, start: int | None) -> bytes:
     return head if isinstance(head, bytes) else b""
 
 
-def _is_mp3(head: bytes) -> bool:
-    """Whether a file starts like an MP3: an ID3v2 tag or an MPEG audio frame (sync, layer I-III)."""
-    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0)
+def _estimated_frames(src: BinaryIO | int, start: int | None) -> int:
+    """The frames libsndfile gives for ``src`` from its header (an estimate for an MP3 without a length tag)."""
+    import soundfile as sf
+
+    with sf.SoundFile(_rewound(src, start), closefd=False) as fh:  # type: ignore[arg-type]
+        return int(fh.frames)
 
 
-def _mp3_length_is_exact(src: BinaryIO | int, start: int | None) -> bool:
-    """Whether an MP3's first frame is a Xing/Info or VBRI tag, from which libmpg123 takes its length.
-
-    Why: with the tag (LAME and ffmpeg write one to a file) the length libsndfile reports is the
-    encoder's count, so decoding fewer frames means the file was cut. Without it (an MP3 piped to a
-    file) the length is estimated from the first frame's bitrate: no promise a VBR file breaks.
-    """
+def _mp3_tagged(src: BinaryIO | int, start: int | None) -> bool | None:
+    """:func:`~voxkit.audio.mp3.length_is_exact` for ``src`` from its start, the position left at
+    the start; None when it cannot be read again (a stream that cannot tell where it is)."""
     try:
         stream = _rewound(src, start)
         if stream is None:
-            return False
-        data = stream.read(10)
-        if data[:3] == b"ID3" and len(data) == 10:  # skip the tag: 28-bit "synchsafe" size, + 10 with a footer
-            size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
-            stream.seek(size + (10 if data[5] & 0x10 else 0), os.SEEK_CUR)
-            data = b""
-        data += stream.read(4096)
+            return None
+        tagged = length_is_exact(stream)
+        _rewound(src, start)
     except (OSError, ValueError):
-        return False
-    at = data.find(b"\xff")
-    while 0 <= at < len(data) - 40:
-        if data[at + 1] & 0xE6 == 0xE2:  # frame sync + layer III; the tag follows the side information
-            mpeg1, mono = (data[at + 1] >> 3) & 3 == 3, data[at + 3] >> 6 == 3
-            side = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
-            return data[at + 4 + side : at + 8 + side] in (b"Xing", b"Info") or data[at + 36 : at + 40] == b"VBRI"
-        at = data.find(b"\xff", at + 1)
-    return False
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at the null device while the body runs on the main thread; restored
-    after, also on error.
-
-    Why: libmpg123 (libsndfile's MP3 decoder) prints to the process's stderr from C ("Warning: Xing
-    stream size off by more than 1%, ..." for every cut MP3) beside voxkit's one-line notice, out of
-    reach of ``warnings`` and ``sys.stderr``; the other decoders print nothing. Why the main thread
-    only: fd 2 belongs to the whole process, and a server decodes in its handler threads while
-    others write its log, which must not be lost; there the decoder's line is left as it is. The
-    command-line tools decode on the main thread. What another thread writes to stderr while the
-    main thread decodes an MP3 is lost.
-    """
-    saved = -1
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if sys.stderr is not None:
-                sys.stderr.flush()  # what Python already wrote goes out first
-            saved = os.dup(2)
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 2)
-            os.close(null)
-        except (OSError, ValueError):  # no fd 2 to silence (closed, or sys.stderr a closed file)
-            if saved >= 0:
-                os.close(saved)
-            saved = -1
-    try:
-        yield
-    finally:
-        if saved >= 0:
-            os.dup2(saved, 2)
-            os.close(saved)
+        return None
+    return tagged
 
 
 def _wav_promise(head: bytes, src: BinaryIO | int, start: int | None) -> int | None:
