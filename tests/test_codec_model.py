@@ -18,7 +18,7 @@ from voxkit.codec.quantizer import (
     codebook_usage,
     draw_dropout,
 )
-from voxkit.conv import CausalConv1d, CausalConvTranspose1d
+from voxkit.conv import PRODUCT_MAX_ROWS, CausalConv1d, CausalConvTranspose1d
 from voxkit.errors import VoxkitError
 
 FRAME = 1920
@@ -78,6 +78,22 @@ def test_causal_conv_streams_like_one_shot(pad_mode: str, kernel: int, stride: i
         out.append(conv(x[..., pos : pos + n], state))
         pos += n
     torch.testing.assert_close(torch.cat(out, -1), full)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_conv_streams_like_one_shot_on_both_cpu_paths(bias: bool) -> None:
+    """A chunk of few frames is one matrix product on a CPU, a longer one torch's conv: both give
+    the one-shot output, for one stream and for several."""
+    torch.manual_seed(3)
+    conv = CausalConv1d(6, 4, 4, 2, bias=bias)
+    x = torch.randn(3, 6, 2 * (PRODUCT_MAX_ROWS + 8))
+    full = conv(x)  # [3, 4, T / 2]
+    state = conv.init_state(3)
+    small, large = 8, 2 * PRODUCT_MAX_ROWS  # 3 x 4 output frames: a product; 3 x 64: torch's conv
+    out = torch.cat([conv(x[..., :small], state), conv(x[..., small : small + large], state), conv(x[..., small + large :], state)], -1)
+    torch.testing.assert_close(out, full)
+    one = conv.init_state(1)
+    torch.testing.assert_close(torch.cat([conv(x[:1, :, i : i + 2], one) for i in range(0, x.shape[-1], 2)], -1), full[:1])
 
 
 def test_causal_conv_transpose_streams_like_one_shot_and_is_causal() -> None:

@@ -37,6 +37,10 @@ from voxkit.streaming import StreamingModule, StreamingState
 PadMode = Literal["zeros", "replicate", "reflect"]
 PAD_MODES: tuple[str, ...] = ("zeros", "replicate", "reflect")
 
+PRODUCT_MAX_ROWS = 64
+"""Most output frames (all streams of a chunk together) for which a streaming CPU conv is one
+matrix product instead of torch's conv (:meth:`CausalConv1d._chunk_conv`)."""
+
 
 @dataclasses.dataclass
 class ConvTailState(StreamingState):
@@ -111,7 +115,7 @@ class CausalConv1d(StreamingModule):
         if x.shape[-1] % self.stride:
             raise ValueError(f"streaming chunks must hold a multiple of {self.stride} frames, got {x.shape[-1]}")
         if self.left_pad == 0:
-            return self.conv(x)
+            return self._chunk_conv(x)
         if self.pad_mode != "zeros":
             fresh = ~state.started  # [B]
             if bool(fresh.any()):  # once per stream start, never per step of a running stream
@@ -120,7 +124,28 @@ class CausalConv1d(StreamingModule):
         padded = torch.cat([state.tail, x], dim=-1)  # [B, C_in, left_pad + T]
         state.tail.copy_(padded[..., padded.shape[-1] - self.left_pad :])
         state.started.fill_(True)
-        return self.conv(padded)
+        return self._chunk_conv(padded)
+
+    def _chunk_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv of a streaming chunk x [B, C_in, T] (padding included) -> [B, C_out, T']: on a
+        CPU, for a chunk of few frames, one product of the unfolded frames with the flattened kernel.
+
+        Why: torch's CPU conv of a few frames takes a slow generic path (the recogniser's two stem
+        convs cost more per 80 ms step than its whole adapter); unfolding the frames and one matrix
+        product is the same sum in another order (equal to float rounding). Over many frames
+        torch's conv is the faster one again (docs/benchmarks.md), hence :data:`PRODUCT_MAX_ROWS`.
+        """
+        B, C_in, T = x.shape
+        weight, bias = self.conv.weight, self.conv.bias  # [C_out, C_in, K], [C_out]
+        C_out, K = weight.shape[0], weight.shape[2]
+        T_out = (T - K) // self.stride + 1
+        if x.device.type != "cpu" or B * T_out > PRODUCT_MAX_ROWS:
+            return self.conv(x)
+        cols = x.unfold(2, K, self.stride)  # [B, C_in, T', K]
+        cols = cols.permute(0, 2, 1, 3).reshape(B * T_out, C_in * K)  # [B T', C_in K] in the weight's order
+        flat = weight.reshape(C_out, C_in * K).t()  # [C_in K, C_out]
+        out = cols @ flat if bias is None else torch.addmm(bias, cols, flat)  # [B T', C_out]
+        return out.view(B, T_out, C_out).transpose(1, 2)  # [B, C_out, T']
 
 
 class CausalConvTranspose1d(StreamingModule):
