@@ -24,9 +24,6 @@ MP3_FRAME = 1152
 """Samples in an MPEG-1 layer III frame: how far a compressed file may fall short of the length in
 its header before it is called truncated (a WAV's header is exact: 10 ms)."""
 
-PIPE_CHUNK = 1 << 16
-"""Bytes written to the decoding pipe at a time (the size of a Linux pipe's buffer)."""
-
 PIPE_READ = 4 * MP3_FRAME
 """Frames decoded from the pipe at a time. Why so few: an MP3 cut mid-frame makes libmpg123 fail
 the read that reaches the cut, and the frames that read decoded are lost with it; 4 frames cost
@@ -74,54 +71,34 @@ def decode_to_end(stream: BinaryIO, seconds: float | None) -> tuple[np.ndarray, 
     float32 [T, C]; with its sample rate, whether a decoder error stopped the reading early, and
     whether audio was left after ``seconds``.
 
-    Why a pipe: libsndfile asks libmpg123 for the length of a file it can seek in and never reads
-    past it, and for an MP3 without a length tag that length is an estimate (one variable-bitrate
-    file of 3 s was read as 0.36 s, silently). From a pipe it asks for no length and decodes until
-    the bytes end. The file's bytes are copied into an OS pipe by a thread while libsndfile decodes
-    from the other end; closing the reading end stops the copy (a head read stops early).
+    Why: libsndfile asks libmpg123 for the length of a file it can seek in and never reads past
+    it, and for an MP3 without a length tag that length is an estimate (one variable-bitrate file
+    of 3 s was read as 0.36 s, silently). From a pipe (:class:`~voxkit.audio.piped.PipedDecoder`)
+    it asks for no length and decodes until the bytes end.
     """
-    import soundfile as sf
+    from voxkit.audio.piped import PipedDecoder
 
-    read_end, write_end = os.pipe()
-
-    def copy() -> None:
-        try:
-            while chunk := stream.read(PIPE_CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(write_end, view) :]
-        except (OSError, ValueError):  # the reader closed its end (EPIPE), or the source failed
-            pass
-        finally:
-            os.close(write_end)
-
-    copier = threading.Thread(target=copy, name="voxkit-mp3-pipe", daemon=True)
-    copier.start()
     stopped = more = False
     held = 0
-    try:
-        with sf.SoundFile(read_end, closefd=False) as fh:
-            rate, channels = int(fh.samplerate), int(fh.channels)
-            limit = None if seconds is None else math.ceil(seconds * rate)
-            out = np.empty((PIPE_BLOCK if limit is None else limit, channels), np.float32)  # [T, C] grown by doubling
-            while limit is None or held < limit:
-                if held + PIPE_READ > len(out):
-                    out = np.concatenate([out, np.empty_like(out)])  # [2T, C] a length unknown until the end
-                try:
-                    got = len(fh.read(out=out[held : min(held + PIPE_READ, len(out))]))
-                except Exception:
-                    if not held:
-                        raise
-                    stopped = True  # the frames before the damage are kept, as for the other formats
-                    break
-                if not got:
-                    break
-                held += got
-            if limit is not None and held >= limit:
-                more = len(fh.read(1, dtype="float32")) > 0
-    finally:
-        os.close(read_end)
-        copier.join()
+    with PipedDecoder(stream.read) as fh:
+        rate, channels = fh.samplerate, fh.channels
+        limit = None if seconds is None else math.ceil(seconds * rate)
+        out = np.empty((PIPE_BLOCK if limit is None else limit, channels), np.float32)  # [T, C] grown by doubling
+        while limit is None or held < limit:
+            if held + PIPE_READ > len(out):
+                out = np.concatenate([out, np.empty_like(out)])  # [2T, C] a length unknown until the end
+            try:
+                got = len(fh.read(min(PIPE_READ, len(out) - held), out[held:]))
+            except Exception:
+                if not held:
+                    raise
+                stopped = True  # the frames before the damage are kept, as for the other formats
+                break
+            if not got:
+                break
+            held += got
+        if limit is not None and held >= limit:
+            more = len(fh.read(1)) > 0
     return out[:held], rate, stopped, more
 
 

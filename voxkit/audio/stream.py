@@ -5,14 +5,16 @@ resampled together with ``CONTEXT`` input samples on both sides and only the out
 the block are kept. This equals whole-signal resampling up to the sinc filter's tiny tails.
 
 Stdin with ``--format auto`` is sniffed from its first bytes (:func:`audio_container`): a WAV
-header is decoded as WAV; MP3, FLAC, Ogg and other compressed containers are refused with the
-command that decodes them (they cannot be decoded from a pipe as it arrives); anything else is
-read as raw s16le. Raw data that is really 32-bit float is recognised by its bytes and warned
+header is decoded as WAV; MP3, Ogg (Vorbis, Opus) and AIFF are decoded as they arrive by libsndfile
+reading a pipe (:mod:`voxkit.audio.piped`); FLAC (which libsndfile cannot read from a pipe) and
+containers libsndfile does not read are refused with the command that decodes them; anything else
+is read as raw s16le. Raw data that is really 32-bit float is recognised by its bytes and warned
 about once (:func:`float32_votes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import warnings
@@ -101,17 +103,23 @@ class Signature(NamedTuple):
 MP3 = Signature(b"ID3", "MP3", "mp3")  # an ID3 tag; untagged MP3 is told by its frame header
 AAC = Signature(b"", "AAC (ADTS)", "aac")  # told by its frame header
 MP4 = Signature(b"", "MP4/M4A", "m4a")  # "ftyp" at offset 4
-# Containers a stream starts with. WAV is the only one decoded from a pipe as it arrives.
+OGG = Signature(b"OggS", "Ogg (Vorbis/Opus)", "ogg")
+AIFF = Signature(b"FORM", "AIFF", "aiff")
+# Containers a stream starts with.
 SIGNATURES = (
     Signature(b"RIFF", "WAV", "wav"),
     MP3,
     Signature(b"fLaC", "FLAC", "flac"),
-    Signature(b"OggS", "Ogg (Vorbis/Opus)", "ogg"),
-    Signature(b"FORM", "AIFF", "aiff"),
+    OGG,
+    AIFF,
     Signature(b"\x1aE\xdf\xa3", "WebM/Matroska", "webm"),
     Signature(b"#!AMR", "AMR", "amr"),
     Signature(b"caff", "CAF", "caf"),
 )
+PIPED = (MP3, OGG, AIFF)
+"""Containers libsndfile decodes from a pipe as they arrive (FLAC it cannot: "lost sync")."""
+FILE_ONLY = ("FLAC", "CAF")
+"""Containers libsndfile reads from a file but not from a pipe; the others it does not read at all."""
 HEAD_BYTES = 12  # enough for every signature (MP4's "ftyp" sits at offset 4)
 FLOAT_CHECK_WORDS = 4096  # non-zero 4-byte words of raw input looked at before deciding "float or not"
 FLOAT_SHARE = 0.9  # share of them that must read as float samples in [-1, 1]
@@ -249,6 +257,56 @@ def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[
         yield out
 
 
+def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
+    """An MP3, Ogg or AIFF stream whose first bytes ``head`` were read to sniff it, decoded by
+    libsndfile as it arrives (:class:`~voxkit.audio.piped.PipedDecoder`), channels averaged and
+    resampled to 16 kHz; a stream cut mid-frame keeps what decoded before the cut, with a warning.
+
+    Why: ``cat talk.mp3 | voxkit transcribe -`` or a radio stream from ``curl`` is what a user
+    pipes in; decoding it here saves the ffmpeg step a WAV pipe needs.
+    """
+    from voxkit.audio.mp3 import quiet_stderr
+    from voxkit.audio.piped import PipedDecoder
+
+    read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
+    quiet = quiet_stderr if kind is MP3 else contextlib.nullcontext  # libmpg123 prints from C
+    decoder = PipedDecoder(read, head, live=True)
+    try:
+        with quiet():
+            decoder.__enter__()
+    except Exception as err:  # libsndfile raises several types
+        reason = getattr(err, "error_string", None) or err
+        raise AudioError(f"stdin looks like {kind.name} audio but does not decode: {reason}") from None
+    try:
+        rate = decoder.samplerate
+        resampler = StreamResampler(rate)
+        block, decoded = max(1, int(rate * block_seconds)), 0
+        while True:
+            try:
+                with quiet():
+                    frames = decoder.read(block)  # [t, C]
+            except Exception as err:
+                if not decoded:
+                    reason = getattr(err, "error_string", None) or err
+                    raise AudioError(f"stdin looks like {kind.name} audio but does not decode: {reason}") from None
+                _warn(f"stdin is truncated or damaged: its {kind.name} audio stops decoding after {decoded / rate:.2f} s, "
+                      "the rest is left out")
+                break
+            if not len(frames):
+                break
+            decoded += len(frames)
+            out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono 16 kHz
+            if out.size:
+                yield out
+        if decoder.source_error is not None:
+            _warn(f"reading stdin failed after {decoded / rate:.2f} s of audio: {decoder.source_error}")
+        out = resampler.flush()
+        if out.size:
+            yield out
+    finally:
+        decoder.__exit__(None, None, None)
+
+
 class _Replay:
     """A byte stream with the first bytes already read from it (to sniff them) put back in front."""
 
@@ -266,18 +324,23 @@ class _Replay:
 def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource | None = None) -> Iterator[np.ndarray]:
     """``-`` on the command line (or ``stream``): WAV (``fmt='wav'`` or a RIFF header) or raw PCM.
 
-    With ``fmt='auto'`` a compressed container (MP3, FLAC, Ogg, ...) is refused with the command
-    that decodes it, and raw data is read as s16le with a warning if it looks like float32.
+    With ``fmt='auto'`` MP3, Ogg and AIFF are decoded (:func:`read_piped_stream`), other
+    compressed containers (FLAC, AAC, ...) are refused with the command that decodes them, and
+    raw data is read as s16le with a warning if it looks like float32.
     """
     source: ByteSource = sys.stdin.buffer if stream is None else stream
     if fmt == "auto":
         head = source.read(HEAD_BYTES)
-        source = _Replay(head, source)
         kind = audio_container(head)
+        if kind in PIPED:
+            return read_piped_stream(head, source, kind)  # type: ignore[arg-type]
+        source = _Replay(head, source)
         if kind is not None and kind.name != "WAV":
+            files = kind.name in FILE_ONLY
+            where = "decodes only from files: give the file's path instead of -, or" if files else "cannot decode:"
             raise AudioError(
-                f"the data is {kind.name} audio, which voxkit decodes only from files: give the file's path instead of -, "
-                f"or decode it to WAV on the way (ffmpeg -i in.{kind.extension} -f wav - | voxkit transcribe -); "
+                f"the data is {kind.name} audio, which voxkit {where} decode it to WAV on the way "
+                f"(ffmpeg -i in.{kind.extension} -f wav - | voxkit transcribe -); "
                 "if it really is raw s16le samples, add --format s16le"
             )
         if kind is None:

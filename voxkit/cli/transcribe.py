@@ -60,8 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--word-timestamps", action="store_true", help="one cue per word in srt/vtt; print word times live")
     p.add_argument(
         "--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"),
-        help="stdin encoding (auto: WAV if it starts with RIFF; MP3, FLAC, Ogg and other compressed data are refused with "
-        "the command that decodes them; anything else is read as s16le, with a warning if it looks like 32-bit float)",
+        help="stdin encoding (auto: WAV, MP3, Ogg and AIFF are told by their first bytes and decoded as they arrive; "
+        "FLAC and formats libsndfile lacks are refused with the command that decodes them; anything else is read as "
+        "s16le, with a warning if it looks like 32-bit float)",
     )
     p.add_argument("--sample-rate", type=int, default=ASR_SAMPLE_RATE, help="sample rate of raw stdin audio (default %(default)s)")
     p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")

@@ -1,0 +1,107 @@
+"""libsndfile decoding from an OS pipe that a thread fills: compressed audio read to its last byte,
+or as it arrives.
+
+Why a pipe: libsndfile treats a pipe as a stream of unknown length. From a file it can seek in, it
+asks the MP3 decoder for a length and never reads past it, and for an MP3 without a length tag that
+length is an estimate (see :mod:`voxkit.audio.mp3`); from a pipe it reads MP3, Ogg (Vorbis, Opus)
+and AIFF until the bytes end, which also lets standard input carry those formats live. The bytes
+come from any reader (a file, a path's descriptor, stdin) through a copying thread, so the first
+bytes a caller has already read to sniff the format are put back in front.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+import numpy as np
+
+COPY_CHUNK = 1 << 16
+"""Bytes copied into the pipe at a time (the size of a Linux pipe's buffer)."""
+
+
+class PipedDecoder:
+    """A ``soundfile.SoundFile`` reading what a thread copies from ``read`` (after ``head``) into
+    an OS pipe. Use as a context manager; :meth:`read` gives float32 [t, C] frames.
+
+    ``read(n)`` returns up to ``n`` bytes, b"" at the end; a live source should return what it has
+    (``read1``) rather than wait for ``n``, so that audio is decoded as it arrives. Leaving the
+    context closes the pipe's reading end, which stops the copier at its next write, and waits
+    for it: the caller may close the source right after. Not for a ``live`` source (stdin), whose
+    next bytes may never come: its copier is a daemon thread left to stop on its own.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], head: bytes = b"", *, live: bool = False) -> None:
+        self._read, self._head, self._live = read, head, live
+        self._fh: object | None = None
+        self._read_end = -1
+        self._copier: threading.Thread | None = None
+        self.source_error: OSError | None = None
+        """An error reading the source (the audio then ends where the source failed)."""
+
+    def _copy(self, write_end: int) -> None:
+        try:
+            chunk = self._head or self._read(COPY_CHUNK)
+            while chunk:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view) :]
+                chunk = self._read(COPY_CHUNK)
+        except BrokenPipeError:  # the decoder stopped reading (a head read, a closed stream)
+            pass
+        except (OSError, ValueError) as err:
+            self.source_error = err if isinstance(err, OSError) else OSError(str(err))
+        finally:
+            os.close(write_end)
+
+    def __enter__(self) -> PipedDecoder:
+        import soundfile as sf
+
+        self._read_end, write_end = os.pipe()
+        self._copier = threading.Thread(target=self._copy, args=(write_end,), name="voxkit-audio-pipe", daemon=True)
+        self._copier.start()
+        try:
+            fh = sf.SoundFile(self._read_end, closefd=False)
+        except BaseException:
+            self._close()
+            raise
+        # An MP3 with a length tag reports a length even from a pipe, and soundfile then seeks
+        # after every read, which a pipe refuses; libsndfile itself stops at that length.
+        fh._info.seekable = 0  # type: ignore[attr-defined]
+        self._fh = fh
+        return self
+
+    @property
+    def samplerate(self) -> int:
+        return int(self._fh.samplerate)  # type: ignore[union-attr]
+
+    @property
+    def channels(self) -> int:
+        return int(self._fh.channels)  # type: ignore[union-attr]
+
+    @property
+    def format(self) -> str:
+        return str(self._fh.format)  # type: ignore[union-attr]
+
+    def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Up to ``frames`` frames as float32 [t, C] (into ``out`` [frames, C] when given); fewer
+        only at the end. Raises what libsndfile raises for damaged data."""
+        fh = self._fh
+        if out is not None:
+            return fh.read(out=out[:frames])  # type: ignore[union-attr]
+        return fh.read(frames, dtype="float32", always_2d=True)  # type: ignore[union-attr]
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # type: ignore[attr-defined]
+            self._fh = None
+        if self._read_end >= 0:
+            os.close(self._read_end)
+            self._read_end = -1
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        self._close()
+        if self._copier is not None and not self._live:
+            self._copier.join()
