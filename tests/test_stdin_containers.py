@@ -8,8 +8,12 @@ cannot read from a pipe, and containers it cannot read at all are still refused 
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +23,7 @@ from voxkit.audio.io import load_audio
 from voxkit.audio.stream import read_stdin
 from voxkit.errors import AudioError, VoxkitWarning
 
+SAMPLES = Path(__file__).resolve().parents[1] / "voxkit" / "assets" / "samples"
 needs_mp3 = pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3 codec")
 
 
@@ -119,3 +124,24 @@ def test_audio_on_stdin_is_decoded_as_it_arrives(fmt: str, subtype: str) -> None
     source.release.set()
     rest = np.concatenate([first, *chunks])
     np.testing.assert_allclose(rest, _from_stdin(data), atol=1e-6)
+
+
+@needs_mp3
+def test_ctrl_c_while_stdin_waits_ends_cleanly(tmp_path: Path) -> None:
+    """The copying thread waits for input when Ctrl-C comes: reading stdin's descriptor, not
+    ``sys.stdin.buffer`` (whose lock that thread held), so the interpreter shuts down instead of
+    aborting with "could not acquire lock for <stdin> at interpreter shutdown"."""
+    speech = load_audio(SAMPLES / "en.flac", 16000).numpy()
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate([speech, speech]), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    data = buf.getvalue()
+    proc = subprocess.Popen([sys.executable, "-c", "from voxkit.cli.main import main; main()", "transcribe", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(data[: len(data) // 3])  # the first words, then nothing more for now
+    proc.stdin.flush()
+    first = proc.stdout.read(5)  # the first word is out: the thread now waits for more input
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Fatal Python error" not in err, err.decode()
+    assert first == b"Order" and b"number" in out  # what was heard is printed

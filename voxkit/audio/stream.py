@@ -15,7 +15,9 @@ about once (:func:`float32_votes`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -257,18 +259,28 @@ def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[
         yield out
 
 
-def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
+def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_seconds: float = 0.1, *,
+                      fd: int | None = None) -> Iterator[np.ndarray]:
     """An MP3, Ogg or AIFF stream whose first bytes ``head`` were read to sniff it, decoded by
     libsndfile as it arrives (:class:`~voxkit.audio.piped.PipedDecoder`), channels averaged and
     resampled to 16 kHz; a stream cut mid-frame keeps what decoded before the cut, with a warning.
+    ``fd``: the descriptor under ``stream`` (stdin's), read directly after what ``stream`` buffered.
 
     Why: ``cat talk.mp3 | voxkit transcribe -`` or a radio stream from ``curl`` is what a user
-    pipes in; decoding it here saves the ffmpeg step a WAV pipe needs.
+    pipes in; decoding it here saves the ffmpeg step a WAV pipe needs. Why the descriptor: the
+    copying thread may be waiting for input when the process ends (Ctrl-C), and a thread waiting
+    inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown then cannot take
+    (a fatal error); ``os.read`` holds no such lock.
     """
     from voxkit.audio.mp3 import quiet_stderr
-    from voxkit.audio.piped import PipedDecoder
+    from voxkit.audio.piped import COPY_CHUNK, PipedDecoder
 
-    read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
+    read1 = getattr(stream, "read1", None)
+    if fd is not None and read1 is not None:
+        head += read1(COPY_CHUNK)  # what the buffered reader already holds (or one read)
+        read = functools.partial(os.read, fd)
+    else:
+        read = read1 or stream.read  # what has arrived, not a whole 64 KB
     quiet = quiet_stderr if kind is MP3 else contextlib.nullcontext  # libmpg123 prints from C
     decoder = PipedDecoder(read, head, live=True)
     try:
@@ -307,6 +319,14 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
         decoder.__exit__(None, None, None)
 
 
+def _stdin_fd() -> int | None:
+    """Standard input's descriptor, None when it has none (replaced by an object without one)."""
+    try:
+        return sys.stdin.buffer.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class _Replay:
     """A byte stream with the first bytes already read from it (to sniff them) put back in front."""
 
@@ -333,7 +353,7 @@ def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource
         head = source.read(HEAD_BYTES)
         kind = audio_container(head)
         if kind in PIPED:
-            return read_piped_stream(head, source, kind)  # type: ignore[arg-type]
+            return read_piped_stream(head, source, kind, fd=_stdin_fd() if stream is None else None)  # type: ignore[arg-type]
         source = _Replay(head, source)
         if kind is not None and kind.name != "WAV":
             files = kind.name in FILE_ONLY
