@@ -21,7 +21,7 @@ def _say_planning(args: argparse.Namespace, languages: list[str]) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from voxkit.data.synth import build_corpus, load_plan, plan_corpus, save_plan
+    from voxkit.data.synth import MIN_SAMPLE_RATE, build_corpus, load_plan, plan_corpus, save_plan
     from voxkit.data.text import language_spec
     from voxkit.errors import DataError
 
@@ -37,13 +37,17 @@ def _synth(args: argparse.Namespace) -> int:
         raise DataError("--languages is empty")
     for lang in languages:
         language_spec(lang)
+    # every flag is checked here, before the planning message and the minute of planning
+    if not (math.isfinite(args.hours) and args.hours > 0):
+        raise DataError(f"--hours must be a positive number of hours, got {args.hours}")
+    at_least(args.workers, 0, "--workers", "a number of processes (0: one per core)")
     try:
         rates = tuple(int(x) for x in args.sample_rates.split(","))
     except ValueError:
         raise DataError(f"--sample-rates must be comma-separated integers, got {args.sample_rates!r}") from None
+    if any(sr < MIN_SAMPLE_RATE for sr in rates):
+        raise DataError(f"--sample-rates must be at least {MIN_SAMPLE_RATE} Hz each, got {args.sample_rates}")
     if args.save_plan:
-        if args.hours <= 0:
-            raise DataError(f"--hours must be positive, got {args.hours}")
         output_file(args.save_plan, "--save-plan")  # before the planning, which takes a while
         _say_planning(args, languages)
         planned = plan_corpus(languages, args.hours, args.seed)
@@ -71,7 +75,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Exit 1 if any row (or some manifest) is bad, 2 if no manifest could be read at all."""
+    """Exit 1 if any row (or some manifest, or an empty one) is bad, 2 if no manifest could be read at all."""
     from voxkit.data.manifest import check_manifest
     from voxkit.errors import DataError
 
@@ -83,6 +87,10 @@ def _check(args: argparse.Namespace) -> int:
         except DataError as err:  # not a manifest at all (missing, a folder, audio or other binary data)
             print(f"voxkit data: error: {err}", file=sys.stderr)
             unreadable += 1
+            continue
+        if report.rows == 0:  # "0/0 rows ok" with exit 0 passed an empty file that training then refuses
+            print(f"{path}: no rows: an empty manifest (nothing to train or evaluate on)", file=sys.stderr)
+            bad += 1
             continue
         for line, reason in report.problems[: args.max_report]:
             print(f"{path}:{line}: {reason}")
@@ -98,7 +106,11 @@ def _check(args: argparse.Namespace) -> int:
 def _manifest(args: argparse.Namespace) -> int:
     from voxkit.data.importer import import_directory
     from voxkit.data.manifest import write_manifest
+    from voxkit.errors import DataError
 
+    if not os.path.isdir(args.dir):  # before the output check, which would make the missing folder
+        raise DataError(f"{args.dir} is a file, not a folder of recordings" if os.path.exists(args.dir)
+                        else f"folder not found: {args.dir}")
     out = args.out or os.path.join(args.dir, "manifest.jsonl")
     output_file(out, "--out")  # before the scan, which reads every file
     rows, skipped = import_directory(args.dir, language=args.language, speaker_from=args.speaker_from)
@@ -185,7 +197,9 @@ def _tts(args: argparse.Namespace) -> int:
     at_least(args.limit, 1, "--limit", "a number of clips per manifest")  # before the codec loads
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         raise DataError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
-    output_folder(args.out, "--out")
+    output_folder(args.out, "--out", make=False)  # the encoder makes it once every clip is encoded
+    if not os.path.isdir(args.codec):  # before the codec loader, whose message would not name the flag
+        raise DataError(f"--codec {args.codec}: no such folder (the codec model folder the TTS model will speak through)")
     n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
     print(f"{args.out}: {n} clips encoded")
     return 0
@@ -202,7 +216,7 @@ def _vocab(args: argparse.Namespace) -> int:
     at_least(args.max_pieces, 1, "--max-pieces", "a number of pieces")
     at_least(args.min_count, 1, "--min-count", "a number of occurrences")
     output_folder(args.out, "--out")
-    words = [w["word"] for m in args.manifests for r in read_manifest(m) for w in (r.get("words") or [])]
+    words = [w["word"] for m in args.manifests for r in read_manifest(m, words=True) for w in (r.get("words") or [])]
     if not words:
         raise VoxkitError("the manifests hold no word-aligned rows")
     subset = SubsetTokenizer.from_texts(TekkenTokenizer.shipped(), words, args.max_pieces, args.min_count)
@@ -232,7 +246,7 @@ def _chat(args: argparse.Namespace) -> int:
     at_least(args.per_row, 1, "--per-row", "a number of examples per row")
     at_least(args.spoken_questions, 0, "--spoken-questions", "a number of questions (0: none)")
     output_file(args.out, "--out")
-    rows = [r for m in args.manifests for r in read_manifest(m)]
+    rows = [r for m in args.manifests for r in read_manifest(m, words=True)]
     if not rows and not args.spoken_questions:  # an empty instruction file would only fail later, in training
         raise VoxkitError(f"no rows in {', '.join(args.manifests)}: nothing to make instructions from")
     if args.spoken_questions:

@@ -7,8 +7,11 @@ another, or the right one when the recorded folder cannot be found from here.
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from voxkit.cli.outputs import output_folder
+from voxkit.errors import VoxkitError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
     h.add_argument("--with-encoder", action="store_true",
                    help="also write an imported encoder's weights (default: name its source; it is imported at load time)")
-    h.set_defaults(func=lambda a: __import__("voxkit.cli.chat", fromlist=["run_export"]).run_export(a))
+    h.set_defaults(func=run_chat)
     t = sub.add_parser("tts", help="a TTS checkpoint -> model folder with its tokenizer, codec and preset voices")
     t.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest; "
                    "a relative model.codec in its recipe is read from where training ran")
@@ -45,19 +48,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_tts)
 
 
-def run_asr(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def checkpoint_folder(checkpoint: str) -> Path:
+    """The checkpoint folder the user named: the folder itself, or the newest checkpoint of a run folder.
 
+    Why here, for every kind: a missing path, a file, or a run folder whose ``checkpoints/`` is
+    still empty otherwise reached the model loaders, which answered that the folder is not a
+    *published* model folder (params.json + consolidated.safetensors): the opposite of what
+    export wants.
+    """
+    from voxkit.train.checkpointing import CHECKPOINTS, latest_checkpoint
+
+    path = Path(checkpoint)
+    expected = f"a training checkpoint ({CHECKPOINTS}/step_N of a run) or a run folder"
+    if not path.exists():
+        raise VoxkitError(f"{checkpoint} not found: give {expected}")
+    if not path.is_dir():
+        raise VoxkitError(f"{checkpoint} is a file: give {expected}")
+    if (path / CHECKPOINTS).is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise VoxkitError(f"{checkpoint} holds no checkpoint yet ({CHECKPOINTS}/ is empty): train until train.save_every, "
+                              "or let the run end")
+        return latest
+    if not any(path.glob("*.safetensors")):
+        raise VoxkitError(f"{checkpoint} holds no checkpoint (no weights, no {CHECKPOINTS}/ folder): give {expected}")
+    return path
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """``voxkit export chat``: voxkit.cli.chat does the work, on the checkpoint folder resolved here."""
+    from voxkit.cli.chat import run_export
+
+    output_folder(args.out, "--out", make=False)
+    args.checkpoint = str(checkpoint_folder(args.checkpoint))
+    return run_export(args)
+
+
+def run_asr(args: argparse.Namespace) -> int:
     import torch
 
     from voxkit.asr.export import export_checkpoint
     from voxkit.subset_tokenizer import load_folder_tokenizer
-    from voxkit.train.checkpointing import latest_checkpoint
 
     output_folder(args.out, "--out", make=False)
-    path = Path(args.checkpoint)
-    if (path / "checkpoints").is_dir():
-        path = latest_checkpoint(path) or path
+    path = checkpoint_folder(args.checkpoint)
+    if args.tokenizer and not os.path.isdir(args.tokenizer):
+        raise VoxkitError(f"--tokenizer {args.tokenizer}: no such folder (a folder with vocab_subset.json, or a model folder)")
     tokenizer = load_folder_tokenizer(args.tokenizer) if args.tokenizer else None
     out = export_checkpoint(path, tokenizer, args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
@@ -66,17 +102,12 @@ def run_asr(args: argparse.Namespace) -> int:
 
 
 def run_codec(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
     from voxkit.codec.checkpoint import load_codec, save_codec
-    from voxkit.train.checkpointing import latest_checkpoint
 
     output_folder(args.out, "--out", make=False)
-    path = Path(args.checkpoint)
-    if (path / "checkpoints").is_dir():
-        path = latest_checkpoint(path) or path
+    path = checkpoint_folder(args.checkpoint)
     out = save_codec(load_codec(path), args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: codec from {path} ({size:.1f} MB)")
@@ -84,20 +115,13 @@ def run_codec(args: argparse.Namespace) -> int:
 
 
 def run_tts(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
-
     import torch
 
     from voxkit.asr.bundle import training_tokenizer
-    from voxkit.errors import VoxkitError
-    from voxkit.train.checkpointing import latest_checkpoint
     from voxkit.tts.checkpoint import export_tts
 
     output_folder(args.out, "--out", make=False)
-    path = Path(args.checkpoint)
-    if (path / "checkpoints").is_dir():
-        path = latest_checkpoint(path) or path
+    path = checkpoint_folder(args.checkpoint)
     voices = []
     for item in args.voice:
         name, sep, rest = item.partition("=")

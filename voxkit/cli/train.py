@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not recipe.tasks:  # before a model of the default (full) size is built for nothing
         raise VoxkitError(f"{args.recipe}: the recipe has no [tasks.NAME] section: nothing to train (e.g. [tasks.asr] with train = [...])")
     output_folder(recipe.train.out_dir, "train.out_dir", make=False)
+    _check_resume(recipe.train.out_dir, args.resume)
 
     import torch
 
@@ -61,3 +62,16 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0 and scalars:
         print(" ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
     return 0
+
+
+def _check_resume(out_dir: str, resume: bool) -> None:
+    """Refuse a fresh run into a folder that holds checkpoints now, before the model and the data are built.
+
+    Why: building a full-size model and reading the manifests takes a while, and the trainer would
+    refuse the same folder only afterwards (it keeps the check, for callers of ``Trainer.fit``).
+    """
+    from voxkit.errors import VoxkitError
+    from voxkit.train.checkpointing import latest_checkpoint
+
+    if not resume and latest_checkpoint(out_dir) is not None:
+        raise VoxkitError(f"{out_dir} already holds checkpoints: resume with --resume, or choose another train.out_dir")

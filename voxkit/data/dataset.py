@@ -114,7 +114,7 @@ def _read_rows(path: str | os.PathLike, allow_eval_only: bool) -> list[dict]:
     """
     from voxkit.errors import DataError
 
-    rows = read_manifest(path)
+    rows = read_manifest(path, words=True)  # a malformed row stops here, not in a loader hours later
     marked = sum(1 for r in rows if r.get("eval_only"))
     if marked and not allow_eval_only:
         raise DataError(f"{os.fspath(path)}: {marked} row(s) are marked eval_only (an evaluation set); "

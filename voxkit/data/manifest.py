@@ -95,20 +95,48 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
             yield n, row, None
 
 
-def read_manifest(path: str | os.PathLike, *, resolve: bool = True, required: tuple[str, ...] = REQUIRED) -> list[dict]:
+def field_problem(row: dict, required: tuple[str, ...] = REQUIRED, *, words: bool = False) -> str | None:
+    """Why ``row`` cannot be read as a manifest row (a missing field, a field of the wrong type), or None.
+
+    Only the shape is checked (no audio is opened), so that every reader can afford it on every row:
+    a duration written as text or a ``words`` string would otherwise stop a training run or a data
+    command with a Python traceback, possibly hours in, when the loader first meets the row.
+    ``words``: also check a ``words`` field when present (readers that use word timings).
+    """
+    missing = [k for k in required if k not in row]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    for key in ("audio", "text"):
+        if key in required and not isinstance(row[key], str):
+            return f"{key} must be a string, got {row[key]!r}"
+    if "duration" in required and not (_finite_number(row["duration"]) and float(row["duration"]) > 0):
+        return f"bad duration {row['duration']!r} (must be a finite positive number of seconds)"
+    if words and row.get("words") is not None:
+        timed = row["words"]
+        if not isinstance(timed, list) or not all(
+                isinstance(w, dict) and isinstance(w.get("word"), str) and _finite_number(w.get("start"))
+                and _finite_number(w.get("end")) for w in timed):
+            return "words must be a list of {\"word\": text, \"start\": seconds, \"end\": seconds}"
+    return None
+
+
+def read_manifest(
+    path: str | os.PathLike, *, resolve: bool = True, required: tuple[str, ...] = REQUIRED, words: bool = False
+) -> list[dict]:
     """All rows; ``audio`` made absolute when ``resolve``. Raises DataError on a malformed line.
 
-    ``required``: the fields every row must have (training needs durations to batch; scoring a
-    user's own manifest needs only audio and text).
+    ``required``: the fields every row must have, checked with their types by :func:`field_problem`
+    (training needs durations to batch; scoring a user's own manifest needs only audio and text).
+    ``words``: also check the word timings of the rows that have them.
     """
     base = os.path.dirname(os.path.abspath(path))
     rows = []
     for n, row, err in iter_manifest(path):
         if err or row is None:
             raise DataError(f"{os.fspath(path)}:{n}: {err}")
-        missing = [k for k in required if k not in row]
-        if missing:
-            raise DataError(f"{os.fspath(path)}:{n}: missing field(s) {', '.join(missing)}")
+        problem = field_problem(row, required, words=words)
+        if problem:
+            raise DataError(f"{os.fspath(path)}:{n}: {problem} (voxkit data check {os.fspath(path)} lists every bad row)")
         if resolve:
             row = {**row, "audio": resolve_audio(row, base)}
         rows.append(row)

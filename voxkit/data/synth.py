@@ -48,6 +48,9 @@ SPLITS: dict[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
 VOICE_SPLITS: dict[str, float] = {"train": 0.7, "dev": 0.15, "test": 0.15}
 
 
+MIN_SAMPLE_RATE = 8000  # Hz: the lowest rate a corpus is rendered at (telephone speech)
+
+
 @dataclass(frozen=True)
 class UttPlan:
     """Everything needed to render one utterance (pure data, picklable)."""
@@ -253,6 +256,16 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT}
 
 
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops them all (``Pool.terminate``).
+
+    Why: one decision in one place; a worker interrupted somewhere inside the pool's own machinery
+    would leave the pool in a state nobody chose. The renderer children forked per chunk restore
+    the default, so a Ctrl-C ends the utterance in flight at once.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
     """:func:`_run_chunk` in a forked child, so that a crash inside libespeak-ng costs one utterance.
 
@@ -288,6 +301,7 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
         if pid == 0:  # child: render, then leave without running the parent's exit handlers
             code = 1
             try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # a pool worker ignores it (_ignore_sigint)
                 faulthandler.disable()  # a crash is reported by the parent, as a rejected row
                 adopt_engine_after_fork()
                 _run_chunk(job)
@@ -339,7 +353,7 @@ def build_corpus(
 
     if fmt not in ("flac", "wav"):
         raise DataError(f"--format must be flac or wav, got {fmt!r}")
-    if not sample_rates or any(sr < 8000 for sr in sample_rates):
+    if not sample_rates or any(sr < MIN_SAMPLE_RATE for sr in sample_rates):
         raise DataError(f"bad --sample-rates {sample_rates}")
     t0 = time.time()
     if plans is None:
@@ -368,12 +382,19 @@ def build_corpus(
     else:
         import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = mp.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
         results = pool.imap_unordered(_run_chunk_isolated, jobs)
     try:
         for d, s, r in results:
             done, skipped, rejected = done + d, skipped + s, rejected + r
             bar.update(d + s + r)
+    except BaseException:
+        # Ctrl-C or a failed chunk: close() + join() would first render every queued chunk (and a
+        # Ctrl-C that reached the workers too left the command hanging there). The shards keep every
+        # finished row: running the command again resumes.
+        if pool is not None:
+            pool.terminate()
+        raise
     finally:
         bar.close()
         if pool is not None:

@@ -196,6 +196,10 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     imports the model's package (not the model's weights: nothing is built).
     """
     path = Path(path)
+    if path.is_dir():  # a run folder given where its recipe goes
+        saved = path / "recipe.json"
+        hint = f"; its saved recipe is {saved}" if saved.is_file() else ""
+        raise RecipeError(f"{path} is a folder, not a recipe file (.toml, or a run's recipe.json){hint}")
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
     try:

@@ -75,14 +75,30 @@ def _diverged(scalars: Mapping[str, float]) -> str | None:
     return None
 
 
+def _logged_step(line: str) -> float:
+    """The step of one scalars line; infinite for a line that cannot be read, so that it is dropped.
+
+    Why: a run killed while writing (kill -9, a full disk) leaves half a line at the end, which must
+    not stop the resume that would repair the log."""
+    try:
+        row = json.loads(line)
+        return float(row.get("step", 0)) if isinstance(row, dict) else math.inf
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return math.inf
+
+
 class ScalarLog:
     """Scalars as JSON lines (always) and TensorBoard events (when ``tensorboard`` is installed)."""
 
     def __init__(self, out_dir: Path, start_step: int) -> None:
         self.path = out_dir / SCALARS_FILE
-        if start_step > 0 and self.path.exists():  # drop lines a crashed run wrote after the checkpoint
-            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+        if self.path.exists():
+            # drop lines a crashed or interrupted run wrote after the checkpoint this run starts from; a
+            # run from step 0 keeps none, or a restart in the same out_dir (after Ctrl-C before the
+            # first checkpoint) would append a second curve to the first, each step twice
+            kept = [ln for ln in self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if start_step > 0 and _logged_step(ln) <= start_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
         self.file = self.path.open("a", encoding="utf-8")
         self.writer = None
         try:
