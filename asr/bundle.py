@@ -21,7 +21,7 @@ from voxkit.checkpoint import detect_layout, recorded_tokenizer, recorded_tokeni
 from voxkit.errors import CheckpointError
 from voxkit.lm.fused_step import prepare_for_inference
 from voxkit.ops.stored_weights import keep_16bit_weights
-from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
+from voxkit.subset_tokenizer import SUBSET_FILE, SubsetTokenizer, load_folder_tokenizer
 from voxkit.tokenizer import ByteTokenizer, Tokenizer
 
 
@@ -90,8 +90,15 @@ def training_tokenizer(path: str | os.PathLike[str], remedy: str) -> Tokenizer:
 def save_bundle(model: RealtimeRecognizer, tokenizer: Tokenizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
     # the folder must name its tokenizer: a subset is saved, a byte tokenizer is named in params.json
     # (voxkit.tokenizer.load_tokenizer's rule), and nothing means the shipped Tekken
+    # (voxkit.tokenizer.load_tokenizer's rule), and nothing means the shipped Tekken. Tokenizer files
+    # an earlier export left in the folder would take precedence over that, so they go.
     extra = {"tokenizer": "byte"} if isinstance(tokenizer, ByteTokenizer) else None
     path = save_recognizer(model, folder, dtype=dtype, extra_params=extra)
+    stale = [] if isinstance(tokenizer, SubsetTokenizer) else [path / SUBSET_FILE]
+    if isinstance(tokenizer, ByteTokenizer):
+        stale += sorted(path.glob("tekken*.json"))
+    for file in stale:
+        file.unlink(missing_ok=True)
     if isinstance(tokenizer, SubsetTokenizer):
         tokenizer.save(path)
     return path

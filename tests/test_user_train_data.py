@@ -267,3 +267,23 @@ def test_data_tts_names_a_missing_codec_and_makes_no_folder(tmp_path: Path, caps
     code, _, err = run_cli(["data", "tts", str(manifest), "--codec", str(tmp_path / "codec"), "--out", str(out)], capsys)
     assert code == 2 and f"--codec {tmp_path / 'codec'}: no such folder" in one_line_error(err)
     assert not out.exists()
+
+
+def test_an_export_over_an_older_one_is_read_with_its_own_tokenizer(tmp_path: Path) -> None:
+    """Tokenizer files an earlier export left in the folder took precedence over the new export's
+    (a subset's vocab_subset.json, a published tekken.json), so the folder decoded other tokens."""
+    from asr_helpers import tiny_model
+    from voxkit.asr.bundle import save_bundle
+    from voxkit.subset_tokenizer import SubsetTokenizer, load_folder_tokenizer
+    from voxkit.tokenizer import ByteTokenizer, TekkenTokenizer
+
+    folder = tmp_path / "model"
+    subset = SubsetTokenizer.from_texts(TekkenTokenizer.shipped(), ["hello", "world"] * 5, 300, 1)
+    save_bundle(tiny_model(), subset, folder)
+    assert isinstance(load_folder_tokenizer(folder), SubsetTokenizer)
+    (folder / "tekken.json").write_text("{}")  # as a published folder has one
+    save_bundle(tiny_model(), ByteTokenizer(), folder)
+    assert isinstance(load_folder_tokenizer(folder), ByteTokenizer)
+    save_bundle(tiny_model(), subset, folder)
+    save_bundle(tiny_model(), TekkenTokenizer.shipped(), folder)
+    assert isinstance(load_folder_tokenizer(folder), TekkenTokenizer)
