@@ -93,7 +93,8 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Itera
         return
     for name in args.inputs:
         if name == "-":
-            yield "stdin", lambda: read_stdin(args.raw_format, args.sample_rate, args.channels)
+            yield "stdin", lambda: read_stdin(args.raw_format, args.sample_rate, args.channels,
+                                              stream=getattr(args, "stdin_buffer", None))
             continue
 
         def chunks(path: str = name) -> Iterator[np.ndarray]:
@@ -236,6 +237,10 @@ def run(args: argparse.Namespace) -> int:
     usable_device(args.device)
     stems = output_names(args.inputs, args.mic, args.output_dir) if args.output_dir else []
     out_dir = output_folder(args.output_dir) if args.output_dir else None
+    if "-" in args.inputs:  # drained from now on: a live source must not stall while the model loads
+        from voxkit.audio.stdin_buffer import buffer_stdin
+
+        args.stdin_buffer = buffer_stdin()
     from voxkit.api import Transcriber
     from voxkit.asr.transcript import render
     from voxkit.audio.stream import read_microphone
