@@ -118,20 +118,26 @@ class Generator:
         *,
         seed: int | None = None,
         prompt_embeddings: torch.Tensor | None = None,
+        limits: Sequence[int] | None = None,
     ) -> list[list[int]]:
         """Continuations of every prompt, at most ``max_new_tokens`` each, stop ids excluded.
 
         ``prompt_embeddings`` [B, Tmax, D] (the prompts right-padded to the longest) replaces the
         token embeddings of the prompts: how a multimodal model puts audio vectors at its
         placeholders. Generated tokens are embedded by the model as usual.
+
+        ``limits`` [B] caps each stream on its own (each at most ``max_new_tokens``): a stream
+        stops at its cap as at a stop id. Why: a stream's room is its own (the model's context
+        less its prompt), and a short prompt batched beside a long one must get the reply it gets
+        alone, not one cut to the long prompt's room.
         """
-        self._check(prompts, max_new_tokens)  # before the buffers: -1 or 10^10 tokens must not reach torch.zeros
+        self._check(prompts, max_new_tokens, limits)  # before the buffers: -1 or 10^10 tokens must not reach torch.zeros
         device = self.model.norm.weight.device
         B = len(prompts)
         with _memory_for(f"{B} x {max_new_tokens} output tokens"):
             out = torch.zeros(B, max_new_tokens, dtype=torch.long, device=device)  # [B, N] preallocated
             emitted = torch.zeros(B, max_new_tokens, dtype=torch.bool, device=device)  # [B, N]
-        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings):
+        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings, limits):
             out[:, step.index] = step.tokens
             emitted[:, step.index] = step.emitted
             if (step.index + 1) % self.sync_every == 0 and not bool(step.alive.any()):
@@ -148,13 +154,15 @@ class Generator:
         *,
         seed: int | None = None,
         prompt_embeddings: torch.Tensor | None = None,
+        limits: Sequence[int] | None = None,
     ) -> Iterator[list[int | None]]:
         """Yield, per decode step, the new token of every stream (None where a stream emitted none).
 
-        Ends when every stream has stopped or after ``max_new_tokens`` steps. Yielding tokens to the
-        host synchronises every step, which streaming output needs anyway.
+        Ends when every stream has stopped or after ``max_new_tokens`` steps (``limits``: as in
+        :meth:`generate`). Yielding tokens to the host synchronises every step, which streaming
+        output needs anyway.
         """
-        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings):
+        for step in self._steps(prompts, max_new_tokens, seed, prompt_embeddings, limits):
             tokens = torch.where(step.emitted, step.tokens, -1).tolist()  # one sync per step
             yield [t if t >= 0 else None for t in tokens]
             if all(t < 0 for t in tokens):
@@ -178,7 +186,7 @@ class Generator:
             needed = max(needed, window + min(max_prompt_len, self.prefill_chunk) - 1)
         return min(needed, largest)
 
-    def _check(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+    def _check(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, limits: Sequence[int] | None = None) -> None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
             raise OptionError(f"max_new_tokens must be a whole number, got {max_new_tokens!r}")
         if not prompts:
@@ -190,6 +198,11 @@ class Generator:
         vocab = self.model.args.vocab_size
         if any(not 0 <= t < vocab for p in prompts for t in p):
             raise OptionError(f"prompt token ids must be in [0, {vocab})")
+        if limits is not None:
+            if len(limits) != len(prompts):
+                raise OptionError(f"limits gives {len(limits)} caps for {len(prompts)} prompts")
+            if any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= max_new_tokens for n in limits):
+                raise OptionError(f"limits must be whole numbers in [1, max_new_tokens={max_new_tokens}], got {list(limits)}")
 
     def _padded_batch(self, prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad the prompts: tokens [B, Tmax] and lengths [B], built on the host, moved once."""
@@ -200,10 +213,15 @@ class Generator:
         return tokens.to(device), lengths.to(device)
 
     def _steps(
-        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int | None, prompt_embeddings: torch.Tensor | None = None
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        seed: int | None,
+        prompt_embeddings: torch.Tensor | None = None,
+        limits: Sequence[int] | None = None,
     ) -> Iterator[_Step]:
         """The decode loop shared by :meth:`generate` and :meth:`stream` (no host sync inside)."""
-        self._check(prompts, max_new_tokens)
+        self._check(prompts, max_new_tokens, limits)
         model = self.model
         device = model.norm.weight.device
         tokens, lengths = self._padded_batch(prompts, device)
@@ -215,6 +233,7 @@ class Generator:
             generator = torch.Generator(device=device)
             generator.manual_seed(check_seed(seed))
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
+        caps = None if limits is None else torch.tensor(list(limits), dtype=torch.long, device=device)  # [B]
         rows = torch.arange(B, device=device)  # [B]
         delays = None
         if self.num_delay_tokens is not None:
@@ -236,6 +255,8 @@ class Generator:
                 # sampled before the next step: a CUDA graph's logits are overwritten by its next replay
                 next_tokens = sample_next(logits, self.sampling, generator)  # [B]
                 emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
+                if caps is not None:
+                    emitted = emitted & (caps > index)  # [B] a stream's own cap ends it like a stop id
                 alive = emitted
                 yield _Step(index=index, tokens=next_tokens, emitted=emitted, alive=alive)
                 if index + 1 < max_new_tokens:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import load_head
-from voxkit.checks import is_number
+from voxkit.checks import is_number, unicode_problem
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
 from voxkit.lm.sampling import check_seed
@@ -158,8 +158,7 @@ class Speaker:
         than 3 s, or longer than the model's reference window (:attr:`max_reference_seconds`), which
         is then trimmed to its first part; only that part of a file is decoded.
         """
-        if reference_text is not None and not isinstance(reference_text, str):
-            raise OptionError(f"reference_text must be a str, got {type(reference_text).__name__}")
+        _check_reference_text(reference_text)
         if isinstance(reference, str) and reference in self.voices:
             codes, text = load_voice(self.folder, reference)
             return Voice(codes=codes, text=reference_text or text, name=reference, duration=codes.shape[0] / self.codec.frame_rate)
@@ -177,8 +176,8 @@ class Speaker:
         try:
             # only the window is decoded and resampled: an hour-long file costs its first seconds
             wave, duration = load_head(reference, sample_rate, rate, "prepare_voice()", limit)  # [N] at 24 kHz, seconds in all
-        except AudioError as err:
-            raise VoxkitError(f"{where}: not readable as audio ({err})") from None
+        except AudioError as err:  # bytes and open files have no name to show: the reader's placeholder is dropped
+            raise VoxkitError(f"{where}: not readable as audio ({str(err).replace(' <stream>:', ':')})") from None
         notes: list[str] = []  # Voice.warnings
         if duration < MIN_REFERENCE_S:
             raise VoxkitError(f"{where}: the reference is {duration:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
@@ -200,8 +199,7 @@ class Speaker:
         :class:`Voice` replaces its transcript (in a copy), as it does for a preset's stored one:
         the caller said what the clip says, and a Voice is often prepared before its transcript is
         known. Without a voice there is no clip for it to transcribe, so it is refused."""
-        if reference_text is not None and not isinstance(reference_text, str):
-            raise OptionError(f"reference_text must be a str, got {type(reference_text).__name__}")
+        _check_reference_text(reference_text)
         if voice is None:
             if reference_text:
                 raise OptionError("reference_text is the transcript of the voice's reference clip: give the voice too")
@@ -340,6 +338,8 @@ class Speaker:
         if not isinstance(text, str):
             hint = ": decode the bytes first (text.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
             raise OptionError(f"text must be a str, got {type(text).__name__}{hint}")
+        if (problem := unicode_problem(text)) is not None:
+            raise OptionError(f"the text {problem}")
         if not text.strip():
             raise VoxkitError("nothing to say: the text is empty")
         if language is not None and language not in self.languages:
@@ -357,6 +357,16 @@ class Speaker:
         for sentence in found:
             out.extend(wrap(sentence, lambda piece: len(piece) <= MAX_SENTENCE_CHARS))
         return out
+
+
+def _check_reference_text(reference_text: object) -> None:
+    """A reference transcript must be text the tokenizer can encode (None: none given)."""
+    if reference_text is None:
+        return
+    if not isinstance(reference_text, str):
+        raise OptionError(f"reference_text must be a str, got {type(reference_text).__name__}")
+    if (problem := unicode_problem(reference_text)) is not None:
+        raise OptionError(f"reference_text {problem}")
 
 
 def _shorten(voice: Voice | None, ref_ids: list[int] | None, *, sentence: bool) -> str:
@@ -386,6 +396,14 @@ class SpeechStream:
 
     def __next__(self) -> np.ndarray:
         return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop the take here, as ``close()`` stops a generator: the generation and its decoder state
+        are released now, not when the stream is garbage-collected (a listener who hung up, a
+        ``contextlib.closing`` block); the stream is then exhausted."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _faded(chunks: Iterator[np.ndarray], fade: np.ndarray) -> Iterator[np.ndarray]:

@@ -24,6 +24,10 @@ from voxkit.lm.sampling import SamplingConfig, sample_next
 from voxkit.tts.flow import quantize_acoustic
 from voxkit.tts.model import Prompt, TTSModel
 
+# Euler steps of the flow head are one pass of it per frame each, run one after another, and the
+# schedule holds a time token per step: a mistyped 10**9 must be refused, not run out of memory.
+MAX_STEPS = 1000
+
 
 @dataclasses.dataclass(frozen=True)
 class GenerationOptions:
@@ -37,8 +41,8 @@ class GenerationOptions:
     min_frames: int = 0  # [END_AUDIO] is masked before this many frames (benchmarks fix the length with it)
 
     def __post_init__(self) -> None:
-        if not is_whole(self.steps) or self.steps < 1:
-            raise OptionError(f"steps must be a whole number >= 1, got {self.steps!r}")
+        if not is_whole(self.steps) or not 1 <= self.steps <= MAX_STEPS:
+            raise OptionError(f"steps must be a whole number from 1 to {MAX_STEPS} (default 7), got {self.steps!r}")
         # "not 0 <= x < inf" also refuses NaN, which would reach the codes as garbage
         if not is_number(self.cfg) or not 0 <= self.cfg < math.inf:
             raise OptionError(f"cfg must be a number >= 0, got {self.cfg!r}")

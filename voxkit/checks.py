@@ -27,3 +27,18 @@ def whole_number(value: object, name: str, least: int) -> int:
     if not is_whole(value) or value < least:  # type: ignore[operator]
         raise OptionError(f"{name} must be a whole number of at least {least}, got {value!r}")
     return int(value)  # type: ignore[call-overload]
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be encoded as UTF-8 (None when it can), as the end of a one-line message.
+
+    Why check: a lone surrogate (what Python makes of the undecodable bytes of a command-line
+    argument or a file read in another encoding) reaches the tokenizer's ``encode`` as a
+    UnicodeEncodeError from deep inside; the client needs to know which character, and where."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        byte = f", the undecodable byte 0x{code - 0xDC00:02x} (is the text in another encoding?)" if 0xDC80 <= code <= 0xDCFF else ""
+        return f"is not valid Unicode: character {err.start + 1} is the lone surrogate U+{code:04X}{byte}"
+    return None

@@ -143,10 +143,13 @@ class AudioChat:
             check_seed(seed)
         return Generator(self.model.decoder, sampling, stop_ids=[self.tokenizer.eos_id])
 
-    def _budget(self, ids: Sequence[Sequence[int]], max_new_tokens: int) -> int:
-        """max_new_tokens is an upper bound: the reply also stops where the model's context ends."""
+    def _budget(self, ids: Sequence[Sequence[int]], max_new_tokens: int) -> tuple[int, list[int]]:
+        """(steps of the run, each conversation's own cap). max_new_tokens is an upper bound: a reply
+        also stops where the model's context ends after ITS prompt, so a conversation batched beside
+        a longer one gets the reply it gets alone (:meth:`_check_length` left each at least one)."""
         limit = self.model.args.decoder.max_seq_len
-        return max_new_tokens if not limit else min(max_new_tokens, limit - max(len(p) for p in ids))
+        caps = [max_new_tokens if not limit else min(max_new_tokens, limit - len(p)) for p in ids]
+        return max(caps), caps
 
     # ----------------------------------------------------------------------------- public API
 
@@ -167,9 +170,17 @@ class AudioChat:
         conversations = list(messages) if batch else [messages]
         if not conversations:
             raise VoxkitError("no conversations given")
-        prompts = [self._chat_prompt(c) for c in conversations]  # type: ignore[arg-type]
+        prompts = []
+        for index, conversation in enumerate(conversations):
+            try:
+                prompts.append(self._chat_prompt(conversation))  # type: ignore[arg-type]
+            except VoxkitError as err:  # "message 2, part 0: ..." must say which conversation it is in
+                if not batch:
+                    raise
+                raise type(err)(f"conversation {index} of the batch: {err}") from None
         ids, x = self._batch(prompts)
-        out = self._generator(temperature, top_p, seed).generate(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x)
+        steps, caps = self._budget(ids, max_new_tokens)
+        out = self._generator(temperature, top_p, seed).generate(ids, steps, seed=seed, prompt_embeddings=x, limits=caps)
         replies = [self.tokenizer.decode(o) for o in out]
         return replies if batch else replies[0]
 
@@ -191,7 +202,8 @@ class AudioChat:
             raise VoxkitError("stream() takes one conversation; use generate() for a batch")
         ids, x = self._batch([self._chat_prompt(messages)])
         generator = self._generator(temperature, top_p, seed)
-        return self._deltas(generator.stream(ids, self._budget(ids, max_new_tokens), seed=seed, prompt_embeddings=x))
+        steps, _ = self._budget(ids, max_new_tokens)
+        return self._deltas(generator.stream(ids, steps, seed=seed, prompt_embeddings=x))
 
     def _deltas(self, steps: Iterator) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -226,7 +238,8 @@ class AudioChat:
         ids = encode_transcription(self.model.audio_token_count(clip.samples.shape[-1]), self.tokenizer, language=language)
         self._check_length(ids, [clip], "the transcription request")
         tokens, x = self._batch([(ids, [clip])])
-        out = self._generator(0.0, None).generate(tokens, self._budget(tokens, max_new_tokens), prompt_embeddings=x)
+        steps, _ = self._budget(tokens, max_new_tokens)
+        out = self._generator(0.0, None).generate(tokens, steps, prompt_embeddings=x)
         return self.tokenizer.decode(out[0]).strip()
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import array_to_mono, check_sample_rate, load_audio, resample
+from voxkit.checks import unicode_problem
 from voxkit.errors import AudioError, VoxkitError
 
 Role = Literal["system", "user", "assistant"]
@@ -124,6 +125,8 @@ def parse_messages(
                 text = raw.get("text")
                 if not isinstance(text, str):
                     raise VoxkitError(f"{where}: a text part needs a string 'text', got {type(text).__name__}")
+                if (problem := unicode_problem(text)) is not None:
+                    raise VoxkitError(f"{where}: the text {problem}")
                 if text:
                     parts.append(TextPart(text))
                 continue

@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     chat = AudioChat.from_pretrained(args.model, device=args.device)
     if args.transcribe:
-        print(chat.transcribe(args.audio[0], language=args.language or "en", max_new_tokens=args.max_new_tokens))
+        language = "en" if args.language is None else args.language  # an empty --language is refused, not English
+        print(chat.transcribe(args.audio[0], language=language, max_new_tokens=args.max_new_tokens))
         return 0
     content: list[dict[str, Any]] = [{"type": "audio", "path": path} for path in args.audio]
     content.append({"type": "text", "text": args.question})
-    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": content}]
+    messages = ([{"role": "system", "content": args.system}] if args.system is not None else []) + [{"role": "user", "content": content}]
     options = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
     if args.no_stream:
         print(chat.generate(messages, **options))
@@ -70,6 +71,11 @@ def check_combination(args: argparse.Namespace) -> None:
     flags would get an answer that silently did not use them (and a --seed that reproduces nothing).
     ``--temperature 0`` is accepted with --transcribe: it is what transcription does anyway.
     """
+    from voxkit.checks import unicode_problem
+
+    for flag, text in (("the question", args.question), ("--system", args.system)):
+        if text is not None and (problem := unicode_problem(text)) is not None:
+            raise VoxkitError(f"{flag} {problem}")
     if args.transcribe:
         if args.question:
             raise VoxkitError("--transcribe takes no question")
@@ -84,6 +90,8 @@ def check_combination(args: argparse.Namespace) -> None:
         raise VoxkitError("ask a question (voxkit chat \"What is said?\" --audio FILE), or pass --transcribe")
     if args.language is not None:
         raise VoxkitError("--language is the hint of the transcription request: use it with --transcribe (or ask in the question)")
+    if args.system is not None and not args.system.strip():
+        raise VoxkitError("--system is empty: give the system prompt's text, or drop --system")
     if args.temperature == 0.0:
         sampling = [flag for flag, given in (("--top-p", args.top_p is not None), ("--seed", args.seed is not None)) if given]
         if sampling:

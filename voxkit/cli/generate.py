@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", help="the prompt text")
     p.add_argument("--model", required=True, help="model folder (mistral-native or Hugging Face layout)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn of the chat template")
-    p.add_argument("--max-tokens", type=int, default=256, help="most new tokens to generate (default 256)")
+    p.add_argument("--max-tokens", type=int, default=256,
+                   help="most new tokens to generate (default 256); the text also stops where the model's context ends")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
@@ -72,8 +73,12 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from voxkit.checks import unicode_problem
+
     if not args.prompt.strip():
         raise VoxkitError("the prompt is empty")
+    if (problem := unicode_problem(args.prompt)) is not None:
+        raise VoxkitError(f"the prompt {problem}")
     if args.max_tokens < 1:
         raise VoxkitError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     if args.temperature < 0:
@@ -82,8 +87,48 @@ def _check_args(args: argparse.Namespace) -> None:
         raise VoxkitError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.top_k is not None and args.top_k < 1:
         raise VoxkitError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.temperature == 0.0:
+        # greedy decoding ignores them: refused as `voxkit chat` refuses them, so that a --seed
+        # never seems to reproduce (or a --top-k to shape) a take it had no part in
+        sampling = [flag for flag, given in (("--top-p", args.top_p is not None), ("--top-k", args.top_k is not None),
+                                             ("--seed", args.seed is not None)) if given]
+        if sampling:
+            flags = " and ".join([", ".join(sampling[:-1]), sampling[-1]] if len(sampling) > 1 else sampling)
+            raise VoxkitError(f"{flags} {'shape' if len(sampling) > 1 else 'shapes'} sampling, and --temperature 0 (the default) "
+                              f"is greedy: add --temperature (e.g. 0.7) or drop {'them' if len(sampling) > 1 else 'it'}")
     if not Path(args.model).is_dir():
         raise VoxkitError(f"model folder not found: {args.model}")
+    _check_kind(Path(args.model))
+
+
+def _check_kind(folder: Path) -> None:
+    """Refuse an audio-chat, recogniser or TTS folder by name: loading one as a text backbone fails
+    with a list of missing and unexpected weight names, which reads like a broken checkpoint."""
+    import json
+
+    try:
+        params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a transformers folder, or an unreadable file the loader reports itself
+    if not isinstance(params, dict):
+        return
+    if "voxkit_tts" in params:
+        raise VoxkitError(f"{folder} is a TTS model: speak with it (voxkit speak TEXT --model {folder})")
+    if "multimodal" in params:
+        if params.get("ada_rms_norm_t_cond"):  # the delay-conditioned decoder of a streaming recogniser
+            raise VoxkitError(f"{folder} is a speech recogniser: transcribe with it (voxkit transcribe AUDIO --model {folder})")
+        raise VoxkitError(f"{folder} is an audio-chat model: chat with it (voxkit chat \"...\" --model {folder})")
+
+
+def _budget(prompt_tokens: int, max_tokens: int, context: int | None) -> int:
+    """--max-tokens is an upper bound: the text also stops where the model's context (``max_seq_len``,
+    when the folder gives one) ends, as AudioChat's replies do. Why: positions past it are ones the
+    model never saw, and a full-attention model's cache would be sized to the whole request."""
+    if not context:
+        return max_tokens
+    if prompt_tokens >= context:
+        raise VoxkitError(f"the prompt takes {prompt_tokens} tokens, this model reads at most {context - 1} (shorten the prompt)")
+    return min(max_tokens, context - prompt_tokens)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     generator = Generator(model, sampling, stop_ids=[tokenizer.eos_id])
     stream = TextStream(tokenizer, sys.stdout)
-    for step in generator.stream([prompt], args.max_tokens, seed=args.seed):
+    for step in generator.stream([prompt], _budget(len(prompt), args.max_tokens, model.args.max_seq_len), seed=args.seed):
         if step[0] is not None:
             stream.write(step[0])
     stream.close()

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 import numpy as np
@@ -27,7 +28,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("speak", help="text to speech in a cloned or preset voice")
-    p.add_argument("text", help="what to say ('-' reads it from stdin)")
+    p.add_argument("text", nargs="?", default=None, help="what to say ('-' reads it from stdin; not needed with --list-voices)")
     p.add_argument("--voice", default=None,
                    help="reference audio to clone (any format; a few seconds up to the model's window, 30 s for the full model, "
                         "the rest is trimmed) or a preset voice name (default: the model's first preset)")
@@ -50,6 +51,7 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
     if path is None:
         if not stream:
             raise VoxkitError("give -o FILE (or -o - for stdout), or --stream to play the audio")
+        _player()  # a missing player is said before the model loads and the voice is encoded, not after
         return
     if path == "-":
         if sys.stdout.isatty():
@@ -63,9 +65,13 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from voxkit.devices import usable_device
 
-    text = sys.stdin.read() if args.text == "-" else args.text
     if not args.list_voices:
+        if args.text is None:
+            raise VoxkitError("say what to speak: voxkit speak \"Hello there.\" -o out.wav ('-' reads the text from stdin)")
         _check_output(args.output, args.force, args.stream)
+    text = _read_stdin() if args.text == "-" else args.text
+    if not args.list_voices and not text.strip():  # before the model loads, as the output check is
+        raise VoxkitError("nothing to say: the text is empty")
     usable_device(args.device)
 
     from tqdm import tqdm
@@ -113,6 +119,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_stdin() -> str:
+    """The text piped in, decoded as UTF-8 whatever the locale says: a file in another encoding is
+    a one-line error naming the first bad byte, not a UnicodeDecodeError from inside the reader."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream without bytes beneath (an embedding application's)
+        return sys.stdin.read()
+    data = buffer.read()
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark some editors write is not text to say
+    except UnicodeDecodeError as err:  # err.object is what followed the byte-order mark, if there was one
+        offset = err.start + len(data) - len(err.object)
+        raise VoxkitError(f"the text on stdin is not UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
+                          "(convert it first, e.g. iconv -f latin1 -t utf-8)") from None
+
+
 def _write(audio: np.ndarray, rate: int, output: str) -> None:
     from voxkit.audio.write import save_audio
 
@@ -130,10 +151,7 @@ def _write(audio: np.ndarray, rate: int, output: str) -> None:
 def _stream_out(chunks: Iterator[np.ndarray], rate: int, output: str | None) -> None:
     """Play chunks as they come, or write them to a file / stdout as they come."""
     if output is None:
-        try:
-            import sounddevice as sd
-        except (ImportError, OSError):
-            raise VoxkitError("playing audio needs sounddevice (pip install 'voxkit[mic]'); or add -o FILE") from None
+        sd = _player()
         with sd.OutputStream(samplerate=rate, channels=1, dtype="float32") as player:
             for chunk in chunks:
                 player.write(chunk[:, None])
@@ -158,6 +176,15 @@ def _stream_out(chunks: Iterator[np.ndarray], rate: int, output: str | None) -> 
         # that the next run would need --force to replace; Ctrl-C keeps what was spoken
         Path(output).unlink(missing_ok=True)
         raise
+
+
+def _player() -> ModuleType:
+    """The sounddevice module that plays --stream without -o, or the one-line reason it is missing."""
+    try:
+        import sounddevice
+    except (ImportError, OSError):  # OSError: the package is there, PortAudio is not
+        raise VoxkitError("playing audio needs sounddevice (pip install 'voxkit[mic]'); or add -o FILE") from None
+    return sounddevice
 
 
 def _pcm16(audio: np.ndarray) -> bytes:
