@@ -9,7 +9,8 @@ it is generated; the whole take is then offered as a WAV file. The page states t
 reference window (3-30 s for the full model, 3-10 s for the tiny recipe's): a longer clip is trimmed.
 Every check of the reference (not audio, silent, too short, too long) is the API's own
 (``Speaker.prepare_voice``): the app only turns its errors into messages and its warnings into
-notices, so the browser, the Python API and the CLI refuse the same clips with the same words.
+notices, so the browser, the Python API and the CLI refuse the same clips with the same words (the
+browser adds which files it reads to the message for one it cannot).
 
 The takes are written to a temporary folder made at the first take; only the last ``MAX_TAKES`` are
 kept, and the folder is deleted when the server stops or the process exits. Gradio's own copies of
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import ipaddress
 import secrets
 import shutil
 import sys
@@ -50,6 +52,8 @@ from voxkit.tts.api import Speaker, Voice
 
 UPLOADED = "(uploaded reference)"  # the voice menu's entry for the clip in the reference box
 MAX_SEED = 2**31 - 1
+# What voxkit decodes (libsndfile): the browser's file picker offers every audio type, M4A and WebM included
+READABLE = "a WAV, FLAC, MP3 or OGG file"
 STREAM_BLOCK_S = 0.5  # audio handed to the player per update: each update is one encoded segment for the browser
 MAX_TAKES = 20  # takes kept on disk: older ones are deleted (each is ~0.5 MB; a busy demo would fill /tmp)
 # Gradio serves its own copies of the takes and the uploads: swept hourly once an hour old, and all deleted when the server stops
@@ -107,6 +111,13 @@ class DemoEvents:
             return self.speaker.prepare_voice(reference if voice == UPLOADED else voice, reference_text=reference_text or None), used
         except VoxkitError as err:
             raise _error(_plain(err, reference)) from None
+
+    def use_clip(self, reference: str | None) -> Any:
+        """Point the voice menu at the reference box when a clip lands in it (uploaded or recorded).
+
+        Why: a preset picked earlier would otherwise stay selected and win silently, so the clip the
+        person just gave would be ignored without a word. Clearing the box leaves the menu as it is."""
+        return gr.update(value=UPLOADED) if reference else gr.skip()
 
     def stream(self, reference: str | None, reference_text: str | None, text: str, language: str | None, voice: str,
                seed: float | None, randomise: bool, steps: float, cfg: float, speed: float) -> Iterator[tuple[Any, Any, int, str]]:
@@ -201,6 +212,7 @@ def build_app(speaker: Speaker, events: DemoEvents | None = None) -> gr.Blocks:
                 seed_used = gr.Number(label="Seed used", precision=0, interactive=False, elem_id="seed-used")
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         inputs = [reference, reference_text, text, language, voice, seed, randomise, steps, cfg, speed]
+        reference.change(events.use_clip, reference, voice, queue=False, show_progress="hidden", api_visibility="private")
         generate.click(events.stream, inputs, [live, result, seed_used, status], api_name="speak_stream",
                        api_visibility="undocumented")
         # The API endpoint: the same inputs, the whole take in one answer (a streamed player means nothing to a client).
@@ -220,11 +232,17 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: 
     port = check_port(port, "port")
     check_address(host, port)
     events = getattr(app, "demo_events", None)
+    said = io.StringIO()  # Gradio's own lines about the public link, said again in one line when it fails
     try:
-        _, url, public = app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, ssr_mode=False,
-                                    theme=THEME, quiet=True, app_kwargs={"lifespan": _delete_takes_on_stop(events)})
+        with contextlib.redirect_stdout(said) if share else contextlib.nullcontext():
+            _, url, public = app.launch(server_name=_server_name(host), server_port=port, share=share, prevent_thread_lock=True,
+                                        ssr_mode=False, theme=THEME, quiet=True, app_kwargs={"lifespan": _delete_takes_on_stop(events)})
     except OSError:  # the address was free a moment ago: taken since, or another failure of Gradio's server
         raise VoxkitError(f"cannot serve on {host}:{port}: {bind_problem(host, port) or 'the web server did not start'}") from None
+    if share and public is None:
+        print(f"voice-cloning demo: no public link: {_share_failure(said.getvalue())}; serving on {url} only", file=sys.stderr, flush=True)
+    elif said.getvalue():
+        print(said.getvalue(), end="", flush=True)
     if block:
         print(f"voice-cloning demo on {url}" + (f" and {public}" if public else "") + " (Ctrl-C stops it)", flush=True)
         with sigterm_as_interrupt():
@@ -240,6 +258,28 @@ def serve(model: str | None = None, *, host: str = "127.0.0.1", port: int = 7860
     The port and address are checked before the model loads, so a typo costs no wait."""
     check_address(host, check_port(port))
     launch(build_app(Speaker.from_pretrained(model, device=device)), host=host, port=port, share=share)
+
+
+def _server_name(host: str) -> str:
+    """``host`` as Gradio takes it: an IPv6 address in brackets.
+
+    Why: Gradio writes its own URL as ``http://{host}:{port}/`` and fetches it before it serves, so
+    a bare ``::1`` made an invalid URL and a traceback; ``[::1]`` serves on ``http://[::1]:7860/``."""
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:  # a host name, an IPv4 address, or an IPv6 address already in brackets
+        return host
+
+
+def _share_failure(said: str) -> str:
+    """Gradio's several lines on a public link it could not make, as one reason.
+
+    Why: they run to a screen of manual download steps for its tunnel program, printed before the
+    line with the local URL, so the one fact that matters (there is no public link) was easy to miss."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    first = next((line for line in lines if line.startswith("Could not create share link")), lines[0] if lines else "")
+    reason = first.removeprefix("Could not create share link").strip(" .:") or "no reason given"
+    return f"Gradio could not open its gradio.live tunnel ({reason}; is this machine offline?)"
 
 
 def _delete_takes_on_stop(events: DemoEvents | None):  # noqa: ANN202 - a FastAPI lifespan factory
@@ -286,13 +326,17 @@ def _wav_bytes(audio: np.ndarray, rate: int) -> bytes:
 
 
 def _plain(err: VoxkitError, reference: str | None) -> str:
-    """The API's message without the upload's temporary path, which means nothing to the person who uploaded it."""
+    """The API's message without the upload's temporary path, which means nothing to the person who
+    uploaded it; for a file it cannot decode, which files it can (the browser's picker accepts M4A and
+    WebM, which voxkit does not read, and the person at the browser has no shell to convert them)."""
     message = str(err)
     if not reference:
         return message
     if message.startswith(f"{reference}: "):
         rest = message[len(reference) + 2:]
         message = f"The{rest[3:]}" if rest.startswith("the reference ") else f"The reference clip is {rest}"
+        if rest.startswith("not readable as audio"):  # the picker offers every audio type; say which ones are read
+            message += f"; upload {READABLE} (or record one)"
     return message.replace(reference, Path(reference).name)
 
 

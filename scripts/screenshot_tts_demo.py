@@ -94,7 +94,13 @@ def drive(driver, url: str, reference: str | Path, text: str, screenshot: str | 
     driver.find_element(By.ID, "generate").click()
     # The live player gets a media-source URL once the first block arrives; its duration grows as blocks do.
     duration = "const a = document.querySelector('#live audio'); return a && a.src && a.readyState >= 1 ? a.duration : 0;"
-    wait.until(lambda d: d.execute_script(duration) > 0)  # the player got the first streamed block and can play it
+
+    def playing(d) -> bool:  # an error notice ends the wait at once, with its words, instead of a timeout
+        if (said := page_error(d)) is not None:
+            raise RuntimeError(f"the page says: {said}")
+        return d.execute_script(duration) > 0
+
+    wait.until(playing)  # the player got the first streamed block and can play it
     link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#result a[download]").get_attribute("href") or None)
     with urllib.request.urlopen(link, timeout=timeout) as response:
         wav = response.read()
@@ -112,6 +118,13 @@ def drive(driver, url: str, reference: str | Path, text: str, screenshot: str | 
     return Take(live_duration=live, wav_url=link, wav=wav, seed=shown_seed, status=status)
 
 
+def page_error(driver) -> str | None:
+    """The words of the error notice the page shows (None when it shows none)."""
+    return driver.execute_script(
+        "const t = document.querySelector('[data-testid=toast-body].error [data-testid=toast-text]');"
+        "return t ? t.textContent.trim() : null;")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="TTS model folder (default: the bundled model)")
@@ -120,17 +133,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="seed of the take (default 1: the same picture each run)")
     ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "tts-demo.png"))
     args = ap.parse_args(argv)
+    # Each mistake is one line before anything starts: a missing reference used to surface as a
+    # chromedriver stack trace, and a bad --model as a traceback.
+    if not Path(args.reference).is_file():
+        print(f"screenshot_tts_demo: --reference {args.reference}: no such file", file=sys.stderr)
+        return 2
     if (why := missing_browser()) is not None:
         print(f"screenshot_tts_demo: {why}", file=sys.stderr)
         return 2
+    from voxkit.errors import VoxkitError
     from voxkit.tts.api import Speaker
 
     demo = load_demo()
-    app = demo.build_app(Speaker.from_pretrained(args.model))
-    url = demo.launch(app, port=free_port(), block=False)
+    try:
+        app = demo.build_app(Speaker.from_pretrained(args.model))
+        url = demo.launch(app, port=free_port(), block=False)
+    except VoxkitError as err:
+        print(f"screenshot_tts_demo: {err}", file=sys.stderr)
+        return 2
     driver = browser()
     try:
         take = drive(driver, url, args.reference, args.text, args.output, seed=args.seed, timeout=300)
+    except RuntimeError as err:  # the page refused the take (drive() read its error notice)
+        print(f"screenshot_tts_demo: {err}", file=sys.stderr)
+        return 2
     finally:
         driver.quit()
         app.close()
