@@ -122,7 +122,7 @@ def run_asr(args: argparse.Namespace) -> int:
             output_file(path, flag)  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = read_manifest(args.manifest, required=("audio", "text"))
+    rows = read_manifest(args.manifest, required=("audio", "text"), any_text=True)
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
     _require_references(args.manifest, rows)
@@ -175,7 +175,7 @@ def run_chat(args: argparse.Namespace) -> int:
 
     at_least(args.limit, 1, "--limit", "a number of clips and examples")
     for manifest in args.manifests:
-        _require_references(manifest, read_manifest(manifest, required=("audio", "text")))
+        _require_references(manifest, read_manifest(manifest, required=("audio", "text"), any_text=True))
     return run_eval(args)
 
 
@@ -349,7 +349,7 @@ def _read_rows(manifest: str) -> tuple[list[dict], list[int]]:
     from voxkit.data.manifest import iter_manifest, read_manifest, resolve_audio
     from voxkit.errors import DataError
 
-    rows = read_manifest(manifest, resolve=False, required=("audio", "text"))
+    rows = read_manifest(manifest, resolve=False, required=("audio", "text"), any_text=True)
     lines = [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
     for n, row in zip(lines, rows, strict=True):
         if not isinstance(row["audio"], str) or not row["audio"].strip():

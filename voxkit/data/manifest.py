@@ -95,20 +95,23 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
             yield n, row, None
 
 
-def field_problem(row: dict, required: tuple[str, ...] = REQUIRED, *, words: bool = False) -> str | None:
+def field_problem(row: dict, required: tuple[str, ...] = REQUIRED, *, words: bool = False, any_text: bool = False) -> str | None:
     """Why ``row`` cannot be read as a manifest row (a missing field, a field of the wrong type), or None.
 
     Only the shape is checked (no audio is opened), so that every reader can afford it on every row:
     a duration written as text or a ``words`` string would otherwise stop a training run or a data
     command with a Python traceback, possibly hours in, when the loader first meets the row.
     ``words``: also check a ``words`` field when present (readers that use word timings).
+    ``any_text``: leave ``text`` to the caller (the evaluations count rows without a usable
+    reference and say how many, which one line per row would not).
     """
     missing = [k for k in required if k not in row]
     if missing:
         return f"missing field(s) {', '.join(missing)}"
-    for key in ("audio", "text"):
-        if key in required and not isinstance(row[key], str):
-            return f"{key} must be a string, got {row[key]!r}"
+    if "audio" in required and not (isinstance(row["audio"], str) and row["audio"].strip()):
+        return f"audio must be the path of a file, got {json.dumps(row['audio'])}"
+    if "text" in required and not any_text and not isinstance(row["text"], str):
+        return f"text must be a string, got {json.dumps(row['text'])}"
     if "duration" in required and not (_finite_number(row["duration"]) and float(row["duration"]) > 0):
         return f"bad duration {row['duration']!r} (must be a finite positive number of seconds)"
     if words and row.get("words") is not None:
@@ -121,20 +124,22 @@ def field_problem(row: dict, required: tuple[str, ...] = REQUIRED, *, words: boo
 
 
 def read_manifest(
-    path: str | os.PathLike, *, resolve: bool = True, required: tuple[str, ...] = REQUIRED, words: bool = False
+    path: str | os.PathLike, *, resolve: bool = True, required: tuple[str, ...] = REQUIRED, words: bool = False,
+    any_text: bool = False,
 ) -> list[dict]:
     """All rows; ``audio`` made absolute when ``resolve``. Raises DataError on a malformed line.
 
     ``required``: the fields every row must have, checked with their types by :func:`field_problem`
     (training needs durations to batch; scoring a user's own manifest needs only audio and text).
-    ``words``: also check the word timings of the rows that have them.
+    ``words``: also check the word timings of the rows that have them; ``any_text``: see
+    :func:`field_problem`.
     """
     base = os.path.dirname(os.path.abspath(path))
     rows = []
     for n, row, err in iter_manifest(path):
         if err or row is None:
             raise DataError(f"{os.fspath(path)}:{n}: {err}")
-        problem = field_problem(row, required, words=words)
+        problem = field_problem(row, required, words=words, any_text=any_text)
         if problem:
             raise DataError(f"{os.fspath(path)}:{n}: {problem} (voxkit data check {os.fspath(path)} lists every bad row)")
         if resolve:
