@@ -208,3 +208,15 @@ def test_save_audio_writes_through_a_link_and_keeps_a_replaced_files_mode(tmp_pa
     save_audio(link, tone[:800], 16000)
     assert link.is_symlink() and sf.info(real).frames == 800
     assert real.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_format_libsndfile_lacks_says_what_is_read_and_how_to_convert(tmp_path):
+    """An M4A voice memo was "Format not recognised." and nothing more."""
+    memo = tmp_path / "memo.m4a"
+    memo.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(range(256)) * 8)
+    with pytest.raises(AudioError) as err:
+        load_audio(memo, 16000)
+    assert str(err.value) == (f"cannot decode audio {memo}: Format not recognised (voxkit reads WAV, FLAC, MP3, Ogg (Vorbis, Opus), "
+                              f"AIFF and the other formats of libsndfile; convert other formats first: ffmpeg -i {memo} memo.wav)")
+    with pytest.raises(AudioError, match=r"^cannot decode audio <stream>: Format not recognised \(voxkit reads WAV, .*libsndfile\)$"):
+        load_audio(io.BytesIO(memo.read_bytes()), 16000)

@@ -241,6 +241,9 @@ def test_a_speech_stream_closes_like_a_generator(speaker: Speaker) -> None:
 
 
 def test_undecodable_voice_bytes_name_no_placeholder(speaker: Speaker) -> None:
+    from voxkit.audio.io import READABLE
+
     with pytest.raises(VoxkitError) as err:
         speaker.prepare_voice(io.BytesIO(b"not audio at all" * 64))
-    assert str(err.value) == "reference audio: not readable as audio (cannot decode audio: Format not recognised.)"
+    assert str(err.value) == ("reference audio: not readable as audio (cannot decode audio: Format not recognised "
+                              f"(voxkit reads {READABLE}))")

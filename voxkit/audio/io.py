@@ -42,6 +42,9 @@ input samples past the last output sample; 50 ms covers it at every rate."""
 HEAD_BYTES = 4096
 """Read from a file's start before it is decoded: a WAV header with its usual chunks, an MP3's sync."""
 
+READABLE = "WAV, FLAC, MP3, Ogg (Vorbis, Opus), AIFF and the other formats of libsndfile"
+"""What a file may be: libsndfile's formats (M4A/AAC and WebM are not among them)."""
+
 UNKNOWN_LENGTH = 2**62
 """A frame count libsndfile reports for a file whose header gives none (2^63 - 1: a FLAC written to a
 pipe); it then fails on the seek that follows every read, and decoding it whole asks for exabytes."""
@@ -223,7 +226,11 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
                              f"and libsndfile cannot read such a file; convert it first: ffmpeg -i {name} {stem}.wav") from None
         except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
-            reason = getattr(err, "error_string", None) or err  # libsndfile's reason without the path again
+            reason = str(getattr(err, "error_string", None) or err)  # libsndfile's reason without the path again
+            if reason.startswith("Format not recognised"):  # an M4A voice memo, a WebM clip, a video
+                stem = os.path.splitext(os.path.basename(name))[0] or "audio"
+                convert = f"; convert other formats first: ffmpeg -i {name} {stem}.wav" if isinstance(source, (str, os.PathLike)) else ""
+                reason = f"{reason.rstrip('.')} (voxkit reads {READABLE}{convert})"
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
         held = total if piped else len(data) if stopped or len(data) < asked else total  # frames the file holds
         promised, slack = None, max(sr // 100, MP3_FRAME)
