@@ -102,10 +102,10 @@ def test_a_sentence_too_long_beside_the_voice_is_split_not_refused(speaker: Spea
     assert pauses >= 3  # "Hi there." and the long sentence in at least three pieces
 
 
-@pytest.mark.parametrize("run", ["语" * 300, "🙂" * 200])
+@pytest.mark.parametrize("run", ["语" * 300, "é🙂" * 150])
 def test_byte_heavy_text_is_split_by_tokens(speaker: Speaker, run: str) -> None:
-    """300 CJK characters (900 byte tokens) or 200 emoji (800) passed the 250-character wrap and
-    outgrew the 512-position context at generation."""
+    """300 CJK characters (900 byte tokens) or 150 letters and emoji (900) passed the 250-character
+    wrap and outgrew the 512-position context at generation. (Emoji alone are nothing to say.)"""
     pieces = speaker._plan(speaker.sentences(run), None, None)
     assert len(pieces) >= 2 and "".join(p.text for p in pieces) == run
     for piece in pieces:

@@ -247,3 +247,15 @@ def test_undecodable_voice_bytes_name_no_placeholder(speaker: Speaker) -> None:
         speaker.prepare_voice(io.BytesIO(b"not audio at all" * 64))
     assert str(err.value) == ("reference audio: not readable as audio (cannot decode audio: Format not recognised "
                               f"(voxkit reads {READABLE}))")
+
+
+def test_text_without_words_is_nothing_to_say(speaker: Speaker) -> None:
+    """"." gave 2.2 s of babble: a sentence of punctuation or symbols has nothing to say."""
+    for text in (".", "...", "!!! ???", "— …", "😀"):
+        with pytest.raises(VoxkitError, match="^nothing to say: the text has no words, only punctuation or symbols$"):
+            speaker.sentences(text)
+        with pytest.raises(VoxkitError, match="^nothing to say"):
+            speaker.speak(text, voice="demo")
+    assert speaker.sentences("... Hello. Bye.") == ["Hello.", "Bye."]  # a leading "..." is a sentence of its own
+    assert speaker.sentences("😀. Hello.") == ["Hello."]
+    assert speaker.sentences("3.") == ["three."]

@@ -353,6 +353,11 @@ class Speaker:
             found = [sentence for part in read for sentence in split_sentences(part, lang)]
         else:
             found = split_sentences(text, lang)
+        # a sentence of punctuation or symbols only ("...", "!!!", an emoji) has nothing to say, and
+        # the model would babble for its length: such sentences are left out
+        found = [sentence for sentence in found if any(ch.isalnum() for ch in sentence)]
+        if not found:
+            raise VoxkitError("nothing to say: the text has no words, only punctuation or symbols")
         out: list[str] = []
         for sentence in found:
             out.extend(wrap(sentence, lambda piece: len(piece) <= MAX_SENTENCE_CHARS))
