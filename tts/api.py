@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxkit.audio.io import load_head
+from voxkit.audio.io import AudioInput, load_head
 from voxkit.checks import is_number, unicode_problem
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
@@ -150,9 +150,10 @@ class Speaker:
 
     # ----------------------------------------------------------------------------- voices
 
-    def prepare_voice(self, reference: str | os.PathLike[str] | np.ndarray | torch.Tensor, sample_rate: int | None = None, *,
+    def prepare_voice(self, reference: str | AudioInput, sample_rate: int | None = None, *,
                       reference_text: str | None = None) -> Voice:
-        """Check a reference and encode it: a preset name, an audio file, or an array with its rate.
+        """Check a reference and encode it: a preset name, an audio file (a path, an open binary
+        file or its bytes), or an array with its rate.
 
         Refused (VoxkitError): not audio, silent, shorter than 1 s. Kept with a warning: shorter
         than 3 s, or longer than the model's reference window (:attr:`max_reference_seconds`), which
