@@ -276,3 +276,20 @@ def test_a_flac_damaged_in_the_middle_says_so_and_keeps_the_start(tmp_path: Path
                                            r"promises, the rest is left out"):
         wav = load_audio(path, RATE)
     assert 0 < wav.shape[0] < 1.5 * RATE
+
+
+@needs_mp3
+def test_the_length_of_an_mp3_without_a_length_tag_is_counted_not_estimated(tmp_path: Path) -> None:
+    """A manifest's duration comes from audio_info: the header's estimate (1.56 s for this 3 s
+    file) would batch and score the clip as half its length."""
+    from voxkit.audio.io import audio_duration, audio_info
+
+    whole = _encoded("MP3", "MPEG_LAYER_III")
+    path = tmp_path / "untagged.mp3"
+    path.write_bytes(_untagged(whole))
+    decoded = load_audio(path, RATE).shape[0]
+    assert audio_info(path) == (RATE, decoded, 1)
+    assert audio_duration(path) == pytest.approx(decoded / RATE)
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(whole)
+    assert audio_info(tagged) == (RATE, 3 * RATE, 1)  # the tag's exact count, no decoding

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from voxkit.audio.mp3 import MP3_FRAME, decode_to_end, is_mp3, length_is_exact, quiet_stderr
+from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
 from voxkit.errors import AudioError, VoxkitWarning
 
 Source = str | os.PathLike | BinaryIO
@@ -388,26 +388,31 @@ def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopp
 
 
 def audio_duration(path: str | os.PathLike) -> float:
-    """Duration in seconds from the file header only (no decoding)."""
-    import soundfile as sf
-
+    """Duration in seconds from the file header (see :func:`audio_info`)."""
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {os.fspath(path)}")
-    try:
-        info = sf.info(os.fspath(path))
-    except Exception as err:
-        raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
-    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+    rate, frames, _ = audio_info(path)
+    return frames / rate if rate else 0.0
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
-    """(sample_rate, frames, channels) from the header; raises AudioError like :func:`audio_duration`."""
+    """(sample_rate, frames, channels) from the header; raises AudioError like :func:`audio_duration`.
+
+    An MP3 without a length tag is the exception: its header's length is libmpg123's estimate from
+    the first frame's bitrate (a 3 s variable-bitrate file read as 1.56 s), which would go into a
+    manifest's durations; it is decoded to count its frames (its audio is not kept).
+    """
     import soundfile as sf
 
     try:
         info = sf.info(os.fspath(path))
     except Exception as err:
         raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
+    if info.format == "MP3":
+        with open(path, "rb") as fh:
+            if _mp3_tagged(fh, 0) is False:
+                with quiet_stderr():
+                    return count_frames(fh)
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 

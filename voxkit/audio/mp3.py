@@ -102,6 +102,26 @@ def decode_to_end(stream: BinaryIO, seconds: float | None) -> tuple[np.ndarray, 
     return out[:held], rate, stopped, more
 
 
+def count_frames(stream: BinaryIO) -> tuple[int, int, int]:
+    """(sample rate, frames, channels) of the MP3 at ``stream``'s position, decoded to its end
+    into one reused buffer: the length of a file whose header gives only an estimate (see
+    :func:`decode_to_end`), without holding its audio. A decoder error ends the count there."""
+    from voxkit.audio.piped import PipedDecoder
+
+    frames = 0
+    with PipedDecoder(stream.read) as fh:
+        block = np.empty((PIPE_BLOCK, fh.channels), np.float32)  # [T, C] overwritten by every read
+        while True:
+            try:
+                got = len(fh.read(PIPE_BLOCK, block))
+            except Exception:
+                break
+            if not got:
+                break
+            frames += got
+        return fh.samplerate, frames, fh.channels
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
     """Point file descriptor 2 at the null device while the body runs on the main thread; restored
