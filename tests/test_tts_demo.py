@@ -7,7 +7,6 @@ scripts/setup.sh, like every other system tool the suite relies on.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import warnings
@@ -22,7 +21,7 @@ import soundfile as sf
 import torch
 
 from cli_helpers import one_line_error, run_cli
-from tts_helpers import never_ending, tiny_tts_folder
+from tts_helpers import load_screenshot_script, never_ending, served_demo, tiny_tts_folder
 from voxkit.cli import demo as demo_cli
 from voxkit.errors import VoxkitWarning
 from voxkit.tts.api import Speaker
@@ -188,21 +187,13 @@ def test_demo_command_refuses_bad_options_in_one_line(capsys: pytest.CaptureFixt
 
 @pytest.fixture(scope="module")
 def screenshot_script() -> ModuleType:
-    """scripts/screenshot_tts_demo.py, which drives the browser for the docs' screenshot and for this test."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_tts_demo.py"
-    spec = importlib.util.spec_from_file_location("screenshot_tts_demo", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_screenshot_script()
 
 
 @pytest.fixture(scope="module")
 def served(demo: ModuleType, speaker: Speaker, screenshot_script: ModuleType) -> Any:
-    app = demo.build_app(speaker)
-    url = demo.launch(app, port=screenshot_script.free_port(), block=False)
-    yield url
-    app.close()
+    with served_demo(demo, speaker, screenshot_script) as url:
+        yield url
 
 
 def test_api_mode_through_gradio_client(served: str, clips: dict[str, Path]) -> None:

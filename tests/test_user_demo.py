@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tts_helpers import tiny_tts_folder
+from tts_helpers import load_screenshot_script, served_demo, tiny_tts_folder
 from voxkit.cli import demo as demo_cli
 from voxkit.tts.api import Speaker
 
@@ -70,23 +70,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory, speaker: Speaker) -> dict[st
 
 @pytest.fixture(scope="module")
 def screenshot_script() -> ModuleType:
-    """scripts/screenshot_tts_demo.py, which drives the browser for the docs' screenshot."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_tts_demo.py"
-    spec = importlib.util.spec_from_file_location("screenshot_tts_demo", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_screenshot_script()
 
 
 @pytest.fixture(scope="module")
 def served(demo: ModuleType, speaker: Speaker, screenshot_script: ModuleType) -> Any:
-    app = demo.build_app(speaker)
-    url = demo.launch(app, port=screenshot_script.free_port(), block=False)
-    yield url
-    app.close()
+    with served_demo(demo, speaker, screenshot_script) as url:
+        yield url
 
 
 @pytest.fixture

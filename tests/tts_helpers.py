@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -80,3 +81,27 @@ def never_ending(model: TTSModel) -> Iterator[None]:
         yield
     finally:
         model.semantic_head = head
+
+
+def load_screenshot_script() -> ModuleType:
+    """scripts/screenshot_tts_demo.py as a module: it drives the browser for the docs' screenshot,
+    and the demo's browser tests drive the page with it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_tts_demo.py"
+    spec = importlib.util.spec_from_file_location("screenshot_tts_demo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def served_demo(demo: ModuleType, speaker: object, script: ModuleType) -> Iterator[str]:
+    """The demo app of ``speaker`` served on a free port (not blocking); its URL, closed after."""
+    app = demo.build_app(speaker)
+    url = demo.launch(app, port=script.free_port(), block=False)
+    try:
+        yield url
+    finally:
+        app.close()
