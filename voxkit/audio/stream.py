@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -371,11 +371,14 @@ def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource
     return read_raw(source, fmt, sample_rate, channels)
 
 
-def read_microphone(block_seconds: float = 0.08, device: str | int | None = None) -> Iterator[np.ndarray]:
+def read_microphone(block_seconds: float = 0.08, device: str | int | None = None, *,
+                    on_open: Callable[[str, int], None] | None = None) -> Iterator[np.ndarray]:
     """16 kHz mono blocks from the default (or given) input device, until interrupted.
 
     Checks for the package and a device before returning, so that a missing microphone is
-    reported as a usage error rather than midway through a run.
+    reported as a usage error rather than midway through a run. ``on_open(device name, rate)`` is
+    called once the device records: the microphone opens when the first block is asked for (after
+    the model has loaded), and a person who speaks before then is not heard.
     """
     try:
         import sounddevice as sd
@@ -391,6 +394,8 @@ def read_microphone(block_seconds: float = 0.08, device: str | int | None = None
         resampler = StreamResampler(rate)
         block = int(rate * block_seconds)
         with sd.InputStream(samplerate=rate, channels=1, dtype="float32", device=device, blocksize=block) as mic:
+            if on_open is not None:
+                on_open(str(info.get("name", "the microphone")), rate)
             while True:
                 data, _ = mic.read(block)
                 out = resampler.push(data[:, 0])

@@ -80,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _say_listening(device: str, rate: int) -> None:
+    """Tell the person at the microphone that it now records: the model loads first, and what is
+    said before this line is not heard."""
+    print(f"voxkit transcribe: listening on {device} ({rate} Hz); Ctrl-C stops", file=sys.stderr, flush=True)
+
+
 def _sources(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], Iterator[np.ndarray]]]]:
     """(name, opener) for every input; the opener returns chunks of 16 kHz mono float32.
 
@@ -245,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from voxkit.asr.transcript import render
     from voxkit.audio.stream import read_microphone
 
-    args.microphone = read_microphone() if args.mic else None  # fails early without a device
+    args.microphone = read_microphone(on_open=_say_listening) if args.mic else None  # fails early without a device
 
     asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads, segment=not args.no_segment)
     known = model_languages(asr.bundle.model)
