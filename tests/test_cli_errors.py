@@ -174,3 +174,17 @@ def test_data_check_goes_on_past_an_unreadable_manifest(tmp_path: Path, capsys: 
     assert code == 1 and "Traceback" not in err
     assert "clip.wav is WAV audio" in err and f"{manifest}:2: not UTF-8 text" in out
     assert f"{manifest}: 2/3 rows ok" in err
+
+
+def test_stdin_at_a_terminal_is_refused_instead_of_waiting(model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`voxkit transcribe -` typed without a pipe read the keyboard as audio and waited for ever."""
+
+    class Terminal(io.TextIOWrapper):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"")))
+    code, out, err = run_cli(["transcribe", "-", "--model", str(model_dir)], capsys)
+    assert code == 2 and out == ""
+    assert one_line_error(err).startswith("voxkit transcribe: error: - reads audio from standard input, but nothing is piped to it")

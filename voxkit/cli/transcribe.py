@@ -238,6 +238,11 @@ def run(args: argparse.Namespace) -> int:
     if "-" in args.inputs:  # raw stdin's layout, checked before the model loads (16 would read 0.1 s as 100 s)
         from voxkit.audio.io import check_sample_rate
 
+        if sys.stdin is None or sys.stdin.isatty():  # keys typed at a terminal are no audio: it would wait for ever
+            raise VoxkitError("- reads audio from standard input, but nothing is piped to it "
+                              "(arecord -f S16_LE -r 16000 -c 1 | voxkit transcribe -, or voxkit transcribe - < talk.wav); "
+                              "for the microphone use --mic")
+
         check_sample_rate(args.sample_rate, "--sample-rate")
         at_least(args.channels, 1, "--channels", "a number of channels")
     usable_device(args.device)
