@@ -89,9 +89,9 @@ def training_tokenizer(path: str | os.PathLike[str], remedy: str) -> Tokenizer:
 
 def save_bundle(model: RealtimeRecognizer, tokenizer: Tokenizer, folder: str | os.PathLike[str], dtype: torch.dtype | None = None) -> Path:
     # the folder must name its tokenizer: a subset is saved, a byte tokenizer is named in params.json
-    # (voxkit.tokenizer.load_tokenizer's rule), and nothing means the shipped Tekken
     # (voxkit.tokenizer.load_tokenizer's rule), and nothing means the shipped Tekken. Tokenizer files
-    # an earlier export left in the folder would take precedence over that, so they go.
+    # an earlier export left in the folder would take precedence over that, so they go (a Tekken
+    # file is left only for a Tekken tokenizer, which may have been read from it).
     extra = {"tokenizer": "byte"} if isinstance(tokenizer, ByteTokenizer) else None
     path = save_recognizer(model, folder, dtype=dtype, extra_params=extra)
     stale = [] if isinstance(tokenizer, SubsetTokenizer) else [path / SUBSET_FILE]

@@ -293,3 +293,52 @@ def test_the_length_of_an_mp3_without_a_length_tag_is_counted_not_estimated(tmp_
     tagged = tmp_path / "tagged.mp3"
     tagged.write_bytes(whole)
     assert audio_info(tagged) == (RATE, 3 * RATE, 1)  # the tag's exact count, no decoding
+
+
+class _SlowFile(io.BytesIO):
+    """A file whose reads take a while (a network disk): the pipe's copier is mid-read at times."""
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        time.sleep(0.05)
+        return super().read(n)
+
+
+@needs_mp3
+def test_a_decoder_that_cannot_open_leaves_no_thread_reading_the_source() -> None:
+    """The copier was left running when libsndfile refused the bytes; the caller then closed the
+    file (or its descriptor, whose number the next open reuses) while the copier still read it."""
+    junk = _SlowFile(b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 2048)  # 512 KB: many reads
+    with pytest.raises(AudioError, match="cannot decode audio"):
+        load_audio(junk, RATE)
+    assert not [t for t in threading.enumerate() if t.name == "voxkit-audio-pipe"]
+
+
+@needs_mp3
+def test_a_huge_max_seconds_on_an_untagged_mp3_allocates_what_decodes(tmp_path: Path) -> None:
+    """The head buffer was allocated for the whole max_seconds up front: 1e8 s asked for 6 TB."""
+    path = tmp_path / "untagged.mp3"
+    path.write_bytes(_untagged(_encoded("MP3", "MPEG_LAYER_III")))
+    head, duration = load_head(path, None, RATE, "test", 1e8)
+    np.testing.assert_array_equal(head.numpy(), load_audio(path, RATE).numpy())
+    assert duration == pytest.approx(head.shape[0] / RATE)
+
+
+@needs_mp3
+def test_a_head_read_survives_sigpipe_at_its_default(tmp_path: Path) -> None:
+    """The copier learns that the decoder stopped from EPIPE; a program that restored SIGPIPE's
+    default (as `| head` scripts do) was killed by the signal instead, with no message."""
+    long = io.BytesIO()  # far more than a pipe holds, so the copier still writes when the decoder stops
+    noise = np.random.default_rng(1).standard_normal((30 * 44100, 2)).astype(np.float32) * 0.1
+    sf.write(long, noise, 44100, format="MP3", subtype="MPEG_LAYER_III")
+    path = tmp_path / "untagged.mp3"
+    path.write_bytes(_untagged(long.getvalue()))
+    assert path.stat().st_size > 4 * 65536
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+        "from voxkit.audio.io import load_audio\n"
+        f"print(load_audio({str(path)!r}, 16000, max_seconds=0.5).shape[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.strip() == str(RATE // 2)

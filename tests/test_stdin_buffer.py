@@ -57,3 +57,44 @@ def test_read1_returns_what_has_arrived_without_waiting_for_more() -> None:
     os.close(write_end)
     assert buffered.read(100) == b"defg"
     os.close(read_end)
+
+
+def test_a_failed_read_is_an_error_after_what_came_before() -> None:
+    """A read error of the descriptor looked like the end of the input: a transcript ended early
+    without a word."""
+    import pytest
+
+    from voxkit.errors import AudioError
+
+    write_only = os.open(os.devnull, os.O_WRONLY)  # reading it fails with EBADF
+    buffered = StdinBuffer(write_only)
+    with pytest.raises(AudioError, match=r"^reading stdin failed: Bad file descriptor$"):
+        buffered.read(10)
+    with pytest.raises(AudioError, match=r"^reading stdin failed"):
+        buffered.read1(10)
+    os.close(write_only)
+
+
+def test_transcribe_drains_stdin_before_the_model_loads(monkeypatch, capsys, model_dir) -> None:  # type: ignore[no-untyped-def]
+    """The writer must finish a megabyte (16 pipe buffers) while the model is still loading."""
+    import io
+    import sys
+
+    from cli_helpers import run_cli
+    from voxkit import api
+
+    read_end, write_end = os.pipe()
+    data = b"\x00\x00" * (1 << 19)  # 1 MB of raw s16le silence
+    writer = _writer(write_end, data)
+    finished_before_load: list[bool] = []
+    real_init = api.Transcriber.__init__
+
+    def loading(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        writer.join(timeout=20)
+        finished_before_load.append(not writer.is_alive())
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(api.Transcriber, "__init__", loading)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.FileIO(read_end, closefd=True)))
+    code, _, _ = run_cli(["transcribe", "-", "--model", str(model_dir)], capsys)
+    assert finished_before_load == [True] and code in (0, 1)

@@ -128,9 +128,9 @@ def test_audio_on_stdin_is_decoded_as_it_arrives(fmt: str, subtype: str) -> None
 
 @needs_mp3
 def test_ctrl_c_while_stdin_waits_ends_cleanly(tmp_path: Path) -> None:
-    """The copying thread waits for input when Ctrl-C comes: reading stdin's descriptor, not
-    ``sys.stdin.buffer`` (whose lock that thread held), so the interpreter shuts down instead of
-    aborting with "could not acquire lock for <stdin> at interpreter shutdown"."""
+    """The copying thread waits for input when Ctrl-C comes: it reads the command's StdinBuffer,
+    not ``sys.stdin.buffer`` (whose lock that thread held), so the interpreter shuts down instead
+    of aborting with "could not acquire lock for <stdin> at interpreter shutdown"."""
     speech = load_audio(SAMPLES / "en.flac", 16000).numpy()
     buf = io.BytesIO()
     sf.write(buf, np.concatenate([speech, speech]), 16000, format="MP3", subtype="MPEG_LAYER_III")
@@ -145,3 +145,27 @@ def test_ctrl_c_while_stdin_waits_ends_cleanly(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Fatal Python error" not in err, err.decode()
     assert first == b"Order" and b"number" in out  # what was heard is printed
+
+
+@pytest.mark.parametrize("fmt,subtype", [("OGG", "VORBIS")] + ([("MP3", "MPEG_LAYER_III")] if "MP3" in sf.available_formats() else []))
+def test_joined_streams_on_stdin_say_the_rest_is_left_out(fmt: str, subtype: str) -> None:
+    """libsndfile decodes one logical stream: a chained Ogg stream (a radio stream's next track)
+    or two MP3 files joined with cat ended after the first part without a word."""
+    first, second = _encoded(fmt, subtype, 16000), _encoded(fmt, subtype, 16000, seconds=3.0)
+    with pytest.warns(VoxkitWarning, match=r"^stdin holds more after the first 2\.00 s \(.*\), which libsndfile does not decode"):
+        out = _from_stdin(first + second)
+    assert out.size == _from_stdin(first).size  # the first part, whole
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _from_stdin(first)  # a single stream: no such line
+
+
+@needs_mp3
+def test_a_tag_after_the_last_mp3_frame_is_no_second_stream() -> None:
+    """ID3v1 ("TAG", 128 bytes) and APE tags follow the audio of many MP3 files: they are left
+    unread without a word."""
+    data = _encoded("MP3", "MPEG_LAYER_III", 16000)
+    for tag in (b"TAG" + b"Title".ljust(125, b" "), b"APETAGEX" + bytes(200)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _from_stdin(data + tag).size == _from_stdin(data).size

@@ -83,10 +83,11 @@ def decode_to_end(stream: BinaryIO, seconds: float | None) -> tuple[np.ndarray, 
     with PipedDecoder(stream.read) as fh:
         rate, channels = fh.samplerate, fh.channels
         limit = None if seconds is None else math.ceil(seconds * rate)
-        out = np.empty((PIPE_BLOCK if limit is None else limit, channels), np.float32)  # [T, C] grown by doubling
+        out = np.empty((PIPE_BLOCK if limit is None else min(limit, PIPE_BLOCK), channels), np.float32)  # [T, C]
         while limit is None or held < limit:
-            if held + PIPE_READ > len(out):
-                out = np.concatenate([out, np.empty_like(out)])  # [2T, C] a length unknown until the end
+            if held + PIPE_READ > len(out) and (limit is None or len(out) < limit):  # grown by doubling, to the limit
+                grown = 2 * len(out) if limit is None else min(2 * len(out), limit)
+                out = np.concatenate([out, np.empty((grown - len(out), channels), np.float32)])  # [T', C]
             try:
                 got = len(fh.read(min(PIPE_READ, len(out) - held), out[held:]))
             except Exception:

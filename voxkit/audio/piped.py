@@ -12,6 +12,8 @@ bytes a caller has already read to sniff the format are put back in front.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -38,10 +40,17 @@ class PipedDecoder:
         self._fh: object | None = None
         self._read_end = -1
         self._copier: threading.Thread | None = None
-        self.source_error: OSError | None = None
+        self.source_error: Exception | None = None
         """An error reading the source (the audio then ends where the source failed)."""
+        self.source_ended = False
+        """Every byte of the source went into the pipe. Read when the decoder has ended: False then
+        means bytes are left that it did not decode (a chained Ogg stream, joined MP3 files)."""
 
     def _copy(self, write_end: int) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            # a write to a pipe whose reader has gone must fail with EPIPE here, not kill the
+            # process: a host program may have restored SIGPIPE's default (``| head`` scripts)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
         try:
             chunk = self._head or self._read(COPY_CHUNK)
             while chunk:
@@ -49,10 +58,11 @@ class PipedDecoder:
                 while view:
                     view = view[os.write(write_end, view) :]
                 chunk = self._read(COPY_CHUNK)
+            self.source_ended = True  # before the write end closes: the decoder's end comes after
         except BrokenPipeError:  # the decoder stopped reading (a head read, a closed stream)
             pass
-        except (OSError, ValueError) as err:
-            self.source_error = err if isinstance(err, OSError) else OSError(str(err))
+        except Exception as err:  # the source failed (an I/O error, a closed file)
+            self.source_error = err
         finally:
             os.close(write_end)
 
@@ -66,6 +76,8 @@ class PipedDecoder:
             fh = sf.SoundFile(self._read_end, closefd=False)
         except BaseException:
             self._close()
+            if not self._live:  # the caller closes the source next: the copier must be done with it
+                self._copier.join()
             raise
         # An MP3 with a length tag reports a length even from a pipe, and soundfile then seeks
         # after every read, which a pipe refuses; libsndfile itself stops at that length.
@@ -92,6 +104,25 @@ class PipedDecoder:
         if out is not None:
             return fh.read(out=out[:frames])  # type: ignore[union-attr]
         return fh.read(frames, dtype="float32", always_2d=True)  # type: ignore[union-attr]
+
+    def unread(self) -> bytes | None:
+        """Once the decoder has ended: the bytes still in the pipe that it did not read, or None
+        when the source has not ended (more is left, or still to come). libsndfile ends at the
+        end of the first logical stream of a chained Ogg stream and at the length an MP3's tag
+        gives, so joined files or a radio stream's next track are left over; so is a tag at the
+        end of a file. (Bytes libsndfile read ahead into its own buffer are not seen.)"""
+        if not self.source_ended:
+            return None
+        try:
+            import fcntl
+            import termios
+
+            waiting = bytearray(4)
+            fcntl.ioctl(self._read_end, termios.FIONREAD, waiting)
+            count = int.from_bytes(waiting, sys.byteorder)
+            return os.read(self._read_end, count) if count else b""  # all there: no wait
+        except (ImportError, OSError):  # no FIONREAD (not POSIX): only the source's end is known
+            return b""
 
     def _close(self) -> None:
         if self._fh is not None:

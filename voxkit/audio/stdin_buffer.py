@@ -16,6 +16,8 @@ import os
 import sys
 import threading
 
+from voxkit.errors import AudioError
+
 READ_CHUNK = 1 << 16
 """Bytes asked of the descriptor per read (what a Linux pipe holds)."""
 
@@ -83,6 +85,8 @@ class StdinBuffer:
             while want > 0:  # taken as it comes: ``n`` may be more than the buffer may hold
                 self._cond.wait_for(lambda: self._ended or self._size > 0)
                 if not self._size:
+                    if not parts:
+                        self._raise_error()
                     break
                 parts.append(self._take(int(min(want, self._size))))
                 want -= len(parts[-1])
@@ -91,7 +95,15 @@ class StdinBuffer:
     def read1(self, n: int = -1, /) -> bytes:
         with self._cond:
             self._cond.wait_for(lambda: self._ended or self._size > 0)
+            if not self._size:
+                self._raise_error()
             return self._take(self._size if n < 0 else n)
+
+    def _raise_error(self) -> None:
+        """At the end of what was read: a failed read of the descriptor is an :class:`AudioError`
+        (a read error looked like the end of the input, and a transcript ended without a word)."""
+        if self.error is not None:
+            raise AudioError(f"reading stdin failed: {self.error.strerror or self.error}")
 
 
 def buffer_stdin() -> StdinBuffer | None:

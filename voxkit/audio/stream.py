@@ -15,9 +15,7 @@ about once (:func:`float32_votes`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
-import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -259,32 +257,28 @@ def read_wav_stream(stream: ByteSource, block_seconds: float = 0.1) -> Iterator[
         yield out
 
 
-def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_seconds: float = 0.1, *,
-                      fd: int | None = None) -> Iterator[np.ndarray]:
+def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_seconds: float = 0.1) -> Iterator[np.ndarray]:
     """An MP3, Ogg or AIFF stream whose first bytes ``head`` were read to sniff it, decoded by
     libsndfile as it arrives (:class:`~voxkit.audio.piped.PipedDecoder`), channels averaged and
     resampled to 16 kHz; a stream cut mid-frame keeps what decoded before the cut, with a warning.
-    ``fd``: the descriptor under ``stream`` (stdin's), read directly after what ``stream`` buffered.
 
     Why: ``cat talk.mp3 | voxkit transcribe -`` or a radio stream from ``curl`` is what a user
-    pipes in; decoding it here saves the ffmpeg step a WAV pipe needs. Why the descriptor: the
+    pipes in; decoding it here saves the ffmpeg step a WAV pipe needs. libsndfile decodes one
+    logical stream: what follows it (a chained Ogg stream's next part, a second MP3 file joined to
+    the first) is left out with a warning. The command line passes a
+    :class:`~voxkit.audio.stdin_buffer.StdinBuffer`, whose reads hold no lock of ``sys.stdin``: the
     copying thread may be waiting for input when the process ends (Ctrl-C), and a thread waiting
-    inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown then cannot take
-    (a fatal error); ``os.read`` holds no such lock.
+    inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown cannot take.
     """
     from voxkit.audio.mp3 import quiet_stderr
-    from voxkit.audio.piped import COPY_CHUNK, PipedDecoder
+    from voxkit.audio.piped import PipedDecoder
 
-    read1 = getattr(stream, "read1", None)
-    if fd is not None and read1 is not None:
-        head += read1(COPY_CHUNK)  # what the buffered reader already holds (or one read)
-        read = functools.partial(os.read, fd)
-    else:
-        read = read1 or stream.read  # what has arrived, not a whole 64 KB
-    quiet = quiet_stderr if kind is MP3 else contextlib.nullcontext  # libmpg123 prints from C
+    read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
     decoder = PipedDecoder(read, head, live=True)
     try:
-        with quiet():
+        # libmpg123 prints from C while it looks for the first frame; only then: fd 2 stays the
+        # process's during a live session, whose reads wait for input most of the time
+        with quiet_stderr() if kind is MP3 else contextlib.nullcontext():
             decoder.__enter__()
     except Exception as err:  # libsndfile raises several types
         reason = getattr(err, "error_string", None) or err
@@ -295,8 +289,7 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
         block, decoded = max(1, int(rate * block_seconds)), 0
         while True:
             try:
-                with quiet():
-                    frames = decoder.read(block)  # [t, C]
+                frames = decoder.read(block)  # [t, C]
             except Exception as err:
                 if not decoded:
                     reason = getattr(err, "error_string", None) or err
@@ -305,13 +298,18 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
                       "the rest is left out")
                 break
             if not len(frames):
+                if decoder.source_error is None and _another_stream(decoder.unread(), kind):
+                    what = "a chained Ogg stream's next part: a radio stream's next track, or joined files" if kind is OGG \
+                        else f"{kind.name} files joined together"
+                    _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({what}), which libsndfile does not "
+                          "decode: it is left out; decode it on the way: ffmpeg -i - -f wav - | voxkit transcribe -")
                 break
             decoded += len(frames)
             out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono 16 kHz
             if out.size:
                 yield out
         if decoder.source_error is not None:
-            _warn(f"reading stdin failed after {decoded / rate:.2f} s of audio: {decoder.source_error}")
+            _warn(f"stdin ends after {decoded / rate:.2f} s of audio: {decoder.source_error}")
         out = resampler.flush()
         if out.size:
             yield out
@@ -319,12 +317,24 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
         decoder.__exit__(None, None, None)
 
 
-def _stdin_fd() -> int | None:
-    """Standard input's descriptor, None when it has none (replaced by an object without one)."""
-    try:
-        return sys.stdin.buffer.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
+def _another_stream(rest: bytes | None, kind: Signature) -> bool:
+    """Whether what follows a decoded stream (None: the source goes on) starts another one: an Ogg
+    page, an MP3 file (its ID3 tag or a frame header). A tag at the end of an MP3 (ID3v1 "TAG",
+    APE, Lyrics3) is no audio, nor is an AIFF's chunk after its samples."""
+    from voxkit.audio.mp3 import is_mp3
+
+    if rest is None:
+        return True
+    if kind is OGG:
+        return b"OggS" in rest
+    if kind is MP3:
+        at = rest.find(b"\xff")
+        while at >= 0:
+            if at + 4 <= len(rest) and is_mp3(rest[at : at + 4]) and rest[at + 2] >> 4 not in (0, 15):  # a frame, a valid bitrate
+                return True
+            at = rest.find(b"\xff", at + 1)
+        return b"ID3" in rest
+    return False
 
 
 class _Replay:
@@ -353,7 +363,7 @@ def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource
         head = source.read(HEAD_BYTES)
         kind = audio_container(head)
         if kind in PIPED:
-            return read_piped_stream(head, source, kind, fd=_stdin_fd() if stream is None else None)  # type: ignore[arg-type]
+            return read_piped_stream(head, source, kind)  # type: ignore[arg-type]
         source = _Replay(head, source)
         if kind is not None and kind.name != "WAV":
             files = kind.name in FILE_ONLY
