@@ -287,3 +287,32 @@ def test_an_export_over_an_older_one_is_read_with_its_own_tokenizer(tmp_path: Pa
     save_bundle(tiny_model(), subset, folder)
     save_bundle(tiny_model(), TekkenTokenizer.shipped(), folder)
     assert isinstance(load_folder_tokenizer(folder), TekkenTokenizer)
+
+
+def test_data_check_applies_the_readers_rules(tmp_path: Path) -> None:
+    """`voxkit data check` passed rows the readers refuse (word times as text), and an audio of 5
+    was "audio file missing: .../5"; the readers' message pointed at data check for eval manifests,
+    which data check refuses whole (they have no durations)."""
+    from voxkit.data.manifest import check_manifest, read_manifest
+
+    good = {"audio": "a.wav", "text": "hi there", "duration": 1.0}
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    rows = [
+        {**good, "words": [{"word": "hi", "start": "0.0", "end": 0.4}, {"word": "there", "start": 0.5, "end": 0.9}]},
+        {**good, "audio": 5},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = check_manifest(manifest)
+    assert [reason for _, reason in report.problems] == [
+        "words entries need a word (text), and start and end (numbers of seconds)",
+        "audio must be the path of a file, got 5",
+    ]
+    with pytest.raises(Exception, match=r"m\.jsonl:1: words must be a list .*lists every bad row\)$"):
+        read_manifest(manifest, words=True)
+    manifest.write_text(json.dumps({"audio": 5, "text": "hi"}) + "\n")
+    with pytest.raises(Exception, match=r"m\.jsonl:1: audio must be the path of a file, got 5$"):
+        read_manifest(manifest, required=("audio", "text"))

@@ -141,7 +141,8 @@ def read_manifest(
             raise DataError(f"{os.fspath(path)}:{n}: {err}")
         problem = field_problem(row, required, words=words, any_text=any_text)
         if problem:
-            raise DataError(f"{os.fspath(path)}:{n}: {problem} (voxkit data check {os.fspath(path)} lists every bad row)")
+            hint = f" (voxkit data check {os.fspath(path)} lists every bad row)" if set(REQUIRED) <= set(required) else ""
+            raise DataError(f"{os.fspath(path)}:{n}: {problem}{hint}")
         if resolve:
             row = {**row, "audio": resolve_audio(row, base)}
         rows.append(row)
@@ -181,8 +182,12 @@ class CheckReport:
             self.problems = []
 
 
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _finite_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+    return _number(x) and math.isfinite(float(x))  # type: ignore[arg-type]
 
 
 def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: float = 0.1) -> list[str]:
@@ -209,6 +214,8 @@ def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: 
         reasons.append(f"bad duration {dur!r} (must be a finite positive number)")
     if "sample_rate" in row and (not _finite_number(row["sample_rate"]) or row["sample_rate"] <= 0):
         reasons.append(f"bad sample_rate {row['sample_rate']!r}")
+    if not (isinstance(row["audio"], str) and row["audio"].strip()):  # it would resolve to a file called "5" or "None"
+        return [*reasons, f"audio must be the path of a file, got {json.dumps(row['audio'])}"]
     path = resolve_audio(row, manifest_dir)
     true_dur = None
     if not os.path.isfile(path):
@@ -236,12 +243,12 @@ def _check_words(words: object, text: str, duration: float | None, tolerance: fl
 
     if not isinstance(words, list):
         return ["words is not a list"]
-    try:
-        names = [str(w["word"]) for w in words]
-        starts = [float(w["start"]) for w in words]
-        ends = [float(w["end"]) for w in words]
-    except (KeyError, TypeError, ValueError):
-        return ["words entries need word, start and end"]
+    if not all(isinstance(w, dict) and isinstance(w.get("word"), str) and _number(w.get("start")) and _number(w.get("end"))
+               for w in words):  # the rule the readers apply (field_problem): times as numbers, not "1.5"
+        return ["words entries need a word (text), and start and end (numbers of seconds)"]
+    names = [w["word"] for w in words]
+    starts = [float(w["start"]) for w in words]
+    ends = [float(w["end"]) for w in words]
     reasons = []
     if " ".join(names) != " ".join(spoken_words(text)):
         reasons.append("words do not match the spoken words of text")
