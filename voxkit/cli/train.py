@@ -33,6 +33,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; under torchrun a user's mistake or a Ctrl-C is reported by one process per machine.
+
+    Why: every process reads the same recipe and manifests, so each one finds the same mistake, and
+    eight copies of one line (one per GPU) bury it. The first process of each machine
+    (``LOCAL_RANK`` 0) prints it as usual; the others exit with the same status in silence. A
+    machine of its own still speaks: a manifest missing on one node is reported by that node.
+    """
+    from voxkit.errors import VoxkitError
+
+    try:
+        return _run(args)
+    except VoxkitError:
+        if _quiet_process():
+            return 2
+        raise
+    except OSError as err:
+        if err.filename is not None and _quiet_process():  # printed as one line by the first process
+            return 2
+        raise
+    except KeyboardInterrupt:
+        if _quiet_process():
+            return 130
+        raise
+
+
+def _quiet_process() -> bool:
+    """Whether this is a torchrun process other than its machine's first."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
+def _run(args: argparse.Namespace) -> int:
     from voxkit.cli.flags import at_least
     from voxkit.cli.outputs import output_folder
     from voxkit.errors import VoxkitError

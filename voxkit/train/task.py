@@ -222,13 +222,21 @@ class TaskMixture:
             "consumed": dict(self.consumed),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the draw generator and fast-forward every task to its saved epoch position."""
+    def load_state_dict(self, state: Mapping[str, Any], saved_world_size: int | None = None) -> None:
+        """Restore the draw generator and fast-forward every task to its saved epoch position.
+
+        ``saved_world_size``: the number of processes that wrote ``state``. Positions count this
+        rank's batches, and a rank's share of an epoch shrinks as processes are added, so a run
+        resumed with another number of processes keeps the fraction of each epoch already seen
+        (rounded down: a batch may come twice, none is skipped) rather than the batch count, which
+        would skip half the epoch's rest going from 1 process to 2 and repeat half its start going back.
+        """
+        scale = (saved_world_size or self.world_size, self.world_size)
         self.generator.set_state(state["generator"])
         self._iters.clear()
         for name in self.names:
             self.epoch[name] = int(state["epoch"].get(name, 0))
-            target = int(state["consumed"].get(name, 0))
+            target = int(state["consumed"].get(name, 0)) * scale[0] // scale[1]
             self.consumed[name] = 0
             if target == 0:
                 continue

@@ -4,7 +4,8 @@ Decisions, and why:
 
 - **Distributed**: when ``torchrun`` set ``RANK``/``WORLD_SIZE`` (or a process group already
   exists), the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA). Only
-  rank 0 writes logs and checkpoints and runs evaluation. Every rank draws the same task for each
+  rank 0 writes logs and checkpoints and runs evaluation. A trainable parameter without a gradient
+  at the first step stops the run before any update unless ``find_unused_parameters`` is on. Every rank draws the same task for each
   micro-batch (see :class:`~voxkit.train.task.TaskMixture`), so DDP always reduces the gradients
   of the same sub-graph; tasks shard their data by rank.
 - **Precision**: parameters and optimizer state stay float32; on CUDA the forward runs under
@@ -23,7 +24,7 @@ Decisions, and why:
   interrupted run then continues bit-exactly on the same hardware when ``train_batches`` is
   deterministic per epoch. Not restored: state hidden inside a task's own objects (e.g. a
   DataLoader's worker RNG), and per-rank RNGs when the world size changed (those ranks are
-  reseeded).
+  reseeded; each task's epoch position is rescaled to the new share of an epoch per rank).
 - **Evaluation** runs under a forked RNG, so evaluating never changes the training trajectory.
 - **SIGTERM** (a scheduler's or a deadline's) ends the run after the step in flight, with a
   checkpoint and without the final evaluation, and ``fit`` returns: :mod:`voxkit.train.stop`.
@@ -171,6 +172,7 @@ class Trainer:
         self.clock: Callable[[], float] = time.perf_counter  # for train.time_budget_s
         self.budget_used_s = 0.0  # of train.time_budget_s, by the runs this one resumes
         self._budget: TimeBudget | None = None
+        self._check_gradients = False
 
     # ------------------------------------------------------------------ setup
 
@@ -244,6 +246,7 @@ class Trainer:
                 # each optimizer's updates only reach its own parameters
                 unused = cfg.find_unused_parameters or len(self.tasks) > 1 or len(self.optimizers) > 1
                 self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
+                self._check_gradients = not unused  # at this process's first step: see _check_every_parameter_learns
             scalars = self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
             if created_group and self.world_size > 1:
                 # leave together: a rank tearing gloo down while its peer still sends can fail
@@ -300,8 +303,9 @@ class Trainer:
                             print(f"time budget spent at step {self.step}", file=sys.stderr, flush=True)
                         last_step = self.step
                         stopped_by_budget = True
-                # one process checks every step; ranks agree at log steps (rank 0's word counts)
-                if (self.world_size == 1 or self.step % cfg.log_every == 0) and self._agree(stop.requested if is_main else None):
+                # one process checks every step; ranks agree at log steps, where any rank's SIGTERM stops them all
+                # (a scheduler may signal every process, `kill PID` only one of them)
+                if (self.world_size == 1 or self.step % cfg.log_every == 0) and self._any_rank(stop.requested):
                     if is_main:
                         print(f"SIGTERM: stopping at step {self.step} and saving a checkpoint", file=sys.stderr, flush=True)
                     last_step = self.step
@@ -340,6 +344,14 @@ class Trainer:
             if log is not None:
                 log.close()
         return dict(self.last_scalars)
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (one all-reduce under DDP; on the device nccl needs)."""
+        if self.world_size == 1:
+            return flag
+        box = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return bool(box.item() > 0)
 
     def _agree(self, value: Any) -> Any:
         """Rank 0's value on every rank (a time-based decision must not differ between DDP ranks)."""
@@ -407,6 +419,9 @@ class Trainer:
                 running.add(f"{prefix}/loss", loss, reduce=True)
                 for key, value in metrics.items():
                     running.add(f"{prefix}/{key}", value)
+            if self._check_gradients:
+                self._check_every_parameter_learns()
+                self._check_gradients = False
             optimizer = self.optimizers[opt_name]
             clip = self.recipe.optim.grad_clip
             if clip > 0:
@@ -415,6 +430,24 @@ class Trainer:
             optimizer.step()
             self.model.zero_grad(set_to_none=True)
         return norms
+
+    def _check_every_parameter_learns(self) -> None:
+        """Stop with one line, before the first update, when a trainable parameter got no gradient under DDP.
+
+        Why: DistributedDataParallel without ``find_unused_parameters`` averages a bucket of
+        gradients only once every parameter in it has one. A parameter the loss never reaches (a
+        head whose loss weight is 0) leaves its bucket unreduced: the ranks step on different
+        gradients, drift apart, and the next step dies with a long error on every rank. One process
+        trains the same recipe without complaint, so the cause is not obvious; the fix is one key.
+        """
+        missing = [name for name, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
+        if not self._any_rank(bool(missing)):
+            return
+        names = self._agree(missing)  # rank 0's; empty when only another rank found some
+        shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        which = f"{len(names)} received none ({shown})" if names else "some received none on another rank"
+        raise VoxkitError(f"under DDP every trainable parameter must get a gradient at each step, but {which} at step "
+                          f"{self.step + 1}: set train.find_unused_parameters = true, or freeze what the loss does not use")
 
     def _scalars(self, running: _Running, grad_norms: Mapping[str, torch.Tensor], step_s: float) -> dict[str, float]:
         scalars = running.means()
@@ -473,6 +506,31 @@ class Trainer:
         if self.world_size > 1:
             dist.barrier()  # nobody races ahead to a resume/exit while rank 0 is still writing
 
+    def _world_size_notice(self, state: Mapping[str, Any], saved_world_size: int) -> str:
+        """One line on what a resume with another number of processes changes.
+
+        Why: the effective batch is ``grad_accum x world_size`` micro-batches, so the same command
+        on fewer machines silently halves it (and with it the gradient noise the learning rate was
+        tuned for); the line says so and names the key that restores it.
+        """
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}" if n == 1 else f"{n} {noun}es"
+
+        try:
+            saved_accum = int(json.loads(state.get("recipe_json") or "{}").get("train", {}).get("grad_accum", 0))
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            saved_accum = 0  # a checkpoint without its recipe: the line says less
+        accum = self.recipe.train.grad_accum
+        line = f"the checkpoint was written by {count(saved_world_size, 'process')}, this run has {self.world_size}"
+        if saved_accum > 0:
+            before, now = saved_accum * saved_world_size, accum * self.world_size
+            if before == now:
+                line += f": a step still averages {count(now, 'micro-batch')}"
+            else:
+                hint = f" (train.grad_accum={before // self.world_size} keeps {before})" if before % self.world_size == 0 else ""
+                line += f": a step now averages {count(now, 'micro-batch')} instead of {before}{hint}"
+        return line + "; epoch positions carried over, per-process random states reseeded"
+
     def _restore(self, checkpoint: Path) -> None:
         state = load_checkpoint(checkpoint, self.model, self.optimizers)
         self.step = int(state["step"])
@@ -481,7 +539,8 @@ class Trainer:
             self.budget_used_s = float(state.get("budget_used_s", 0.0))  # the rest of the budget, not all of it
             if fitted is not None:  # keep the schedule the budget fitted
                 self.max_steps = min(int(fitted), self.max_steps)
-        self.mixture.load_state_dict(state["mixture"])
+        saved_world_size = int(state.get("world_size", self.world_size))
+        self.mixture.load_state_dict(state["mixture"], saved_world_size=saved_world_size)
         rng = state.get("rng") or []
         if len(rng) == self.world_size:
             set_rng_state(rng[self.rank])
@@ -489,6 +548,8 @@ class Trainer:
             seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
         if self.rank == 0:
             print(f"resumed from {checkpoint} at step {self.step}", file=sys.stderr, flush=True)
+            if saved_world_size != self.world_size:
+                print(self._world_size_notice(state, saved_world_size), file=sys.stderr, flush=True)
             if self.step >= self.max_steps:
                 print(f"step {self.step} is the end of the schedule (train.max_steps {self.max_steps}): nothing to train; "
                       "raise train.max_steps to go on", file=sys.stderr, flush=True)
