@@ -342,3 +342,37 @@ def test_a_head_read_survives_sigpipe_at_its_default(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr)
     assert done.stdout.strip() == str(RATE // 2)
+
+
+def _id3v2(size: int) -> bytes:
+    """An ID3v2.3 tag of ``size`` bytes after its header (padding: what cover art takes)."""
+    synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + synchsafe + bytes(size)
+
+
+@needs_mp3
+def test_an_untagged_mp3_with_cover_art_decodes_and_counts(tmp_path: Path) -> None:
+    """libsndfile cannot skip an ID3v2 tag of tens of KB from a pipe ("Format not recognised"):
+    the tag is skipped before the bytes go into it."""
+    from voxkit.audio.io import audio_info
+
+    plain = _untagged(_encoded("MP3", "MPEG_LAYER_III"))
+    path = tmp_path / "art.mp3"
+    path.write_bytes(_id3v2(70_000) + plain)
+    reference = load_audio(io.BytesIO(plain), RATE)
+    np.testing.assert_array_equal(load_audio(path, RATE).numpy(), reference.numpy())
+    assert audio_info(path) == (RATE, reference.shape[0], 1)
+
+
+@needs_mp3
+def test_audio_info_counts_a_cut_untagged_mp3_like_load_audio(tmp_path: Path) -> None:
+    """The count read 65,536 frames at a time and lost the read that met the cut: a cut clip of
+    under 4 s counted 0 frames ("audio is empty") while load_audio decodes most of it."""
+    from voxkit.audio.io import audio_info
+
+    whole = _untagged(_encoded("MP3", "MPEG_LAYER_III"))
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(whole[: len(whole) * 6 // 10])
+    with pytest.warns(VoxkitWarning, match="truncated or damaged"):
+        decoded = load_audio(path, RATE).shape[0]
+    assert audio_info(path) == (RATE, decoded, 1) and decoded > RATE

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -169,3 +170,26 @@ def test_a_tag_after_the_last_mp3_frame_is_no_second_stream() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert _from_stdin(data + tag).size == _from_stdin(data).size
+
+
+class _LateClose(io.BytesIO):
+    """A writer that closes its end a while after its last byte (ssh, curl, a script that goes on)."""
+
+    def read1(self, n: int = -1, /) -> bytes:
+        data = super().read1(n)
+        if not data:
+            time.sleep(1.0)
+        return data
+
+
+@needs_mp3
+def test_a_single_mp3_whose_writer_closes_late_is_no_joined_stream() -> None:
+    """libsndfile ends a tagged MP3 at its tag's length, before stdin's end: that was taken for
+    more audio to come ("files joined together") when the writer closed a moment later, or when a
+    large tag after the audio kept the pipe full."""
+    data = _encoded("MP3", "MPEG_LAYER_III", 16000)
+    for source in (_LateClose(data), io.BytesIO(data + b"APETAGEX" + bytes(100_000))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = np.concatenate(list(read_stdin("auto", 16000, stream=source)))
+        assert out.size == _from_stdin(data).size

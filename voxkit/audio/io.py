@@ -12,6 +12,7 @@ import contextlib
 import io
 import math
 import os
+import shlex
 import struct
 from typing import BinaryIO
 
@@ -222,14 +223,12 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
                         asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
                         data, stopped = _decode(fh, asked)  # [T, C]
         except _NoLength:
-            stem = os.path.splitext(os.path.basename(name))[0] or "audio"
             raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
-                             f"and libsndfile cannot read such a file; convert it first: ffmpeg -i {name} {stem}.wav") from None
+                             f"and libsndfile cannot read such a file; convert it first: {_to_wav(name)}") from None
         except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
             reason = str(getattr(err, "error_string", None) or err)  # libsndfile's reason without the path again
             if reason.startswith("Format not recognised"):  # an M4A voice memo, a WebM clip, a video
-                stem = os.path.splitext(os.path.basename(name))[0] or "audio"
-                convert = f"; convert other formats first: ffmpeg -i {name} {stem}.wav" if isinstance(source, (str, os.PathLike)) else ""
+                convert = f"; convert other formats first: {_to_wav(name)}" if isinstance(source, (str, os.PathLike)) else ""
                 reason = f"{reason.rstrip('.')} (voxkit reads {READABLE}{convert})"
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
         held = total if piped else len(data) if stopped or len(data) < asked else total  # frames the file holds
@@ -254,6 +253,13 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
     if max_seconds is not None:
         wav = wav[..., : round(max_seconds * sample_rate)]  # [..., T'] the margin dropped
     return wav.contiguous(), held / sr
+
+
+def _to_wav(name: str) -> str:
+    """The ffmpeg command that converts ``name`` to a WAV beside the working folder, quoted so that
+    it runs as pasted ("New Recording 3.m4a")."""
+    stem = os.path.splitext(os.path.basename(name))[0] or "audio"
+    return f"ffmpeg -i {shlex.quote(name)} {shlex.quote(stem + '.wav')}"
 
 
 def _check_seconds(seconds: object, where: str) -> None:
@@ -411,8 +417,11 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     if info.format == "MP3":
         with open(path, "rb") as fh:
             if _mp3_tagged(fh, 0) is False:
-                with quiet_stderr():
-                    return count_frames(fh)
+                try:
+                    with quiet_stderr():
+                        return count_frames(fh)
+                except Exception as err:  # libsndfile raises several types
+                    raise AudioError(f"cannot decode audio {os.fspath(path)}: {getattr(err, 'error_string', None) or err}") from None
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 

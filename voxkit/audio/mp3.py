@@ -48,12 +48,8 @@ def length_is_exact(stream: BinaryIO) -> bool:
     variable bitrate no bound on the audio either (see :func:`decode_to_end`).
     """
     try:
-        data = stream.read(10)
-        if data[:3] == b"ID3" and len(data) == 10:  # skip the tag: 28-bit "synchsafe" size, + 10 with a footer
-            size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
-            stream.seek(size + (10 if data[5] & 0x10 else 0), os.SEEK_CUR)
-            data = b""
-        data += stream.read(4096)
+        skip_id3(stream)
+        data = stream.read(4096)
     except (OSError, ValueError):
         return False
     at = data.find(b"\xff")
@@ -64,6 +60,22 @@ def length_is_exact(stream: BinaryIO) -> bool:
             return data[at + 4 + side : at + 8 + side] in (b"Xing", b"Info") or data[at + 36 : at + 40] == b"VBRI"
         at = data.find(b"\xff", at + 1)
     return False
+
+
+def skip_id3(stream: BinaryIO) -> None:
+    """Move ``stream`` past an ID3v2 tag at its position (if there is one).
+
+    Why: libsndfile skips an ID3v2 tag of a file it can seek in, but from a pipe it cannot skip
+    one larger than its header buffer (a tag with cover art, tens of KB) and calls the MP3 "Format
+    not recognised"; the tag holds no audio.
+    """
+    start = stream.tell()
+    data = stream.read(10)
+    if data[:3] == b"ID3" and len(data) == 10:  # 28-bit "synchsafe" size, + 10 with a footer
+        size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
+        stream.seek(start + 10 + size + (10 if data[5] & 0x10 else 0))
+    else:
+        stream.seek(start)
 
 
 def decode_to_end(stream: BinaryIO, seconds: float | None) -> tuple[np.ndarray, int, bool, bool]:
@@ -80,6 +92,7 @@ def decode_to_end(stream: BinaryIO, seconds: float | None) -> tuple[np.ndarray, 
 
     stopped = more = False
     held = 0
+    skip_id3(stream)
     with PipedDecoder(stream.read) as fh:
         rate, channels = fh.samplerate, fh.channels
         limit = None if seconds is None else math.ceil(seconds * rate)
@@ -110,11 +123,12 @@ def count_frames(stream: BinaryIO) -> tuple[int, int, int]:
     from voxkit.audio.piped import PipedDecoder
 
     frames = 0
+    skip_id3(stream)
     with PipedDecoder(stream.read) as fh:
-        block = np.empty((PIPE_BLOCK, fh.channels), np.float32)  # [T, C] overwritten by every read
+        block = np.empty((PIPE_READ, fh.channels), np.float32)  # [T, C] overwritten by every read
         while True:
-            try:
-                got = len(fh.read(PIPE_BLOCK, block))
+            try:  # PIPE_READ frames at a time, as decode_to_end reads: a read that meets a cut loses its frames
+                got = len(fh.read(PIPE_READ, block))
             except Exception:
                 break
             if not got:

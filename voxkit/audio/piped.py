@@ -20,6 +20,9 @@ from types import TracebackType
 
 import numpy as np
 
+UNREAD_WAIT_S = 0.5
+"""How long :meth:`PipedDecoder.unread` waits for a source to end after its decoder has."""
+
 COPY_CHUNK = 1 << 16
 """Bytes copied into the pipe at a time (the size of a Linux pipe's buffer)."""
 
@@ -42,9 +45,7 @@ class PipedDecoder:
         self._copier: threading.Thread | None = None
         self.source_error: Exception | None = None
         """An error reading the source (the audio then ends where the source failed)."""
-        self.source_ended = False
-        """Every byte of the source went into the pipe. Read when the decoder has ended: False then
-        means bytes are left that it did not decode (a chained Ogg stream, joined MP3 files)."""
+        self._source_done = threading.Event()  # the copier has stopped, whatever the reason
 
     def _copy(self, write_end: int) -> None:
         if hasattr(signal, "pthread_sigmask"):
@@ -58,13 +59,13 @@ class PipedDecoder:
                 while view:
                     view = view[os.write(write_end, view) :]
                 chunk = self._read(COPY_CHUNK)
-            self.source_ended = True  # before the write end closes: the decoder's end comes after
         except BrokenPipeError:  # the decoder stopped reading (a head read, a closed stream)
             pass
         except Exception as err:  # the source failed (an I/O error, a closed file)
             self.source_error = err
         finally:
             os.close(write_end)
+            self._source_done.set()
 
     def __enter__(self) -> PipedDecoder:
         import soundfile as sf
@@ -105,14 +106,15 @@ class PipedDecoder:
             return fh.read(out=out[:frames])  # type: ignore[union-attr]
         return fh.read(frames, dtype="float32", always_2d=True)  # type: ignore[union-attr]
 
-    def unread(self) -> bytes | None:
-        """Once the decoder has ended: the bytes still in the pipe that it did not read, or None
-        when the source has not ended (more is left, or still to come). libsndfile ends at the
-        end of the first logical stream of a chained Ogg stream and at the length an MP3's tag
-        gives, so joined files or a radio stream's next track are left over; so is a tag at the
-        end of a file. (Bytes libsndfile read ahead into its own buffer are not seen.)"""
-        if not self.source_ended:
-            return None
+    def unread(self, wait: float = UNREAD_WAIT_S) -> bytes:
+        """Once the decoder has ended: the bytes in the pipe that it did not read, after waiting up
+        to ``wait`` seconds for the source to end. libsndfile ends at the end of the first logical
+        stream of a chained Ogg stream and at the length an MP3's tag gives, so joined files or a
+        radio stream's next track are left over, and so is a tag at the end of a file. Why the
+        wait: a writer that closes its end a moment after its last byte (ssh, curl, a script)
+        must not pass for more audio to come. (Bytes libsndfile read ahead into its own buffer
+        are not seen.)"""
+        self._source_done.wait(wait)
         try:
             import fcntl
             import termios
@@ -121,7 +123,7 @@ class PipedDecoder:
             fcntl.ioctl(self._read_end, termios.FIONREAD, waiting)
             count = int.from_bytes(waiting, sys.byteorder)
             return os.read(self._read_end, count) if count else b""  # all there: no wait
-        except (ImportError, OSError):  # no FIONREAD (not POSIX): only the source's end is known
+        except (ImportError, OSError):  # no FIONREAD (not POSIX): nothing is known
             return b""
 
     def _close(self) -> None:

@@ -317,14 +317,12 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
         decoder.__exit__(None, None, None)
 
 
-def _another_stream(rest: bytes | None, kind: Signature) -> bool:
-    """Whether what follows a decoded stream (None: the source goes on) starts another one: an Ogg
-    page, an MP3 file (its ID3 tag or a frame header). A tag at the end of an MP3 (ID3v1 "TAG",
-    APE, Lyrics3) is no audio, nor is an AIFF's chunk after its samples."""
+def _another_stream(rest: bytes, kind: Signature) -> bool:
+    """Whether what follows a decoded stream starts another one: an Ogg page, an MP3 file (its
+    ID3 tag or a frame header). A tag at the end of an MP3 (ID3v1 "TAG", APE, Lyrics3) is no
+    audio, nor is an AIFF's chunk after its samples."""
     from voxkit.audio.mp3 import is_mp3
 
-    if rest is None:
-        return True
     if kind is OGG:
         return b"OggS" in rest
     if kind is MP3:
