@@ -316,3 +316,17 @@ def test_data_check_applies_the_readers_rules(tmp_path: Path) -> None:
     manifest.write_text(json.dumps({"audio": 5, "text": "hi"}) + "\n")
     with pytest.raises(Exception, match=r"m\.jsonl:1: audio must be the path of a file, got 5$"):
         read_manifest(manifest, required=("audio", "text"))
+
+
+def test_a_transcript_of_punctuation_only_is_empty_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reference of "..." passed the evaluations' check and then stopped `eval tts` mid-run
+    ("nothing to say"); for `eval asr` it vanished from the WER like an empty one."""
+    from voxkit.data.manifest import check_row
+
+    row = {"audio": "a.wav", "text": "…", "duration": 1.0}
+    assert "empty text" in check_row(row, str(tmp_path))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav", "text": "hello"}) + "\n" + json.dumps({"audio": "b.wav", "text": "..."}) + "\n")
+    code, _, err = run_cli(["eval", "asr", str(manifest), "--model", str(tmp_path / "none")], capsys)
+    assert code != 0 and one_line_error(err).endswith(f"{manifest}:2: empty text: 1 of 2 rows have no reference transcript "
+                                                      "to score against (give every row its text, or leave those rows out)")

@@ -456,17 +456,19 @@ def _parse_delays(text: str) -> list[RecognizerOptions]:
 
 def _require_references(manifest: str, rows: list[dict], lines: list[int] | None = None,
                          why: str = "no reference transcript to score against") -> None:
-    """Refuse rows whose ``text`` is empty, blank or not a string, naming the count and the first line.
+    """Refuse rows whose ``text`` has no word (empty, blank, punctuation only) or is not a string,
+    naming the count and the first line.
 
     The corpus WER skips an empty reference (there are no words to divide by), so such rows would
     vanish from the table while their transcripts still count as errors elsewhere: a 0.0 % beside
-    a hypotheses file full of words. ``voxkit data check`` rejects the same rows as "empty text".
+    a hypotheses file full of words; a TTS model has nothing to say for "..." and the run stopped
+    there, possibly hours in. ``voxkit data check`` rejects the same rows as "empty text".
     ``lines``: each row's line, when the caller has them; ``why``: what the text is for here.
     """
-    from voxkit.data.manifest import iter_manifest
+    from voxkit.data.manifest import has_words, iter_manifest
     from voxkit.errors import DataError
 
-    bad = [i for i, r in enumerate(rows) if not isinstance(r["text"], str) or not r["text"].strip()]
+    bad = [i for i, r in enumerate(rows) if not has_words(r["text"])]
     if bad:
         lines = lines or [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
         raise DataError(f"{manifest}:{lines[bad[0]]}: empty text: {len(bad)} of {len(rows)} rows have {why} "

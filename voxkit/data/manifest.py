@@ -182,6 +182,12 @@ class CheckReport:
             self.problems = []
 
 
+def has_words(text: object) -> bool:
+    """Whether ``text`` is a string with a letter or a digit: a transcript of "..." or "" has no
+    word to score or to say."""
+    return isinstance(text, str) and any(ch.isalnum() for ch in text)
+
+
 def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -202,7 +208,7 @@ def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: 
     if reasons:
         return reasons
     text = row["text"]
-    if not isinstance(text, str) or not text.strip():
+    if not has_words(text):
         reasons.append("empty text")
     else:  # both are invisible or look like one odd letter, yet a model would learn them as text
         if "\ufffd" in text:
