@@ -273,3 +273,23 @@ def test_one_process_still_trains_a_model_with_an_idle_part(tmp_path: Path) -> N
     """The idle-parameter check is DDP's: one process trains the same model as before."""
     Trainer(make_recipe(tmp_path, max_steps=2), WithIdleHead(), {"strided": StridedLM()}, {"strided": 1.0}).fit()
     assert latest_checkpoint(tmp_path).name == "step_00000002"
+
+
+def test_an_error_of_one_rank_in_training_is_said_by_that_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once training runs, ranks read different shards: a broken clip in rank 1's shard made rank 1
+    exit in silence while rank 0 waited, and the cause was never shown."""
+    import argparse
+
+    from voxkit.cli import train as train_cli
+    from voxkit.errors import AudioError
+
+    def failing(args: argparse.Namespace) -> int:
+        args.training_started = True
+        raise AudioError("cannot decode audio clip7.flac: lost sync")
+
+    monkeypatch.setattr(train_cli, "_run", failing)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(AudioError, match=r"^\[rank 1\] cannot decode audio clip7\.flac: lost sync$"):
+        train_cli.run(argparse.Namespace())

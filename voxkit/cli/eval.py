@@ -362,7 +362,8 @@ def _check_clips(manifest: str, rows: list[dict], lines: list[int], indices: lis
     """Refuse a run whose clips (rows[i] for i in ``indices``) are missing, unreadable or empty, by their headers.
 
     Why: the evaluations read each clip as they reach it, so a missing file on row 900 ended the
-    run after the 899 before it, naming no line. Headers only: checking costs no decoding.
+    run after the 899 before it, naming no line. Headers only: checking costs no decoding (except an
+    MP3 without a length tag, whose frames are counted: see :func:`voxkit.audio.io.audio_info`).
     """
     from voxkit.audio.io import audio_info
     from voxkit.errors import AudioError, DataError

@@ -39,20 +39,26 @@ def run(args: argparse.Namespace) -> int:
     eight copies of one line (one per GPU) bury it. The first process of each machine
     (``LOCAL_RANK`` 0) prints it as usual; the others exit with the same status in silence. A
     machine of its own still speaks: a manifest missing on one node is reported by that node.
+    Once training runs, the ranks read different shards and an error may be one rank's alone:
+    every rank then says its own, prefixed with its rank, unless the ranks agreed on it
+    (``every_rank`` on the error, as the trainer's collective checks raise it).
     """
     from voxkit.errors import VoxkitError
 
+    args.training_started = False
     try:
         return _run(args)
-    except VoxkitError:
-        if _quiet_process():
+    except VoxkitError as err:
+        if (not args.training_started or getattr(err, "every_rank", False)) and _quiet_process():
             return 2
+        if args.training_started and not getattr(err, "every_rank", False) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise type(err)(f"[rank {os.environ.get('RANK', '0')}] {err}") from None
         raise
     except OSError as err:
-        if err.filename is not None and _quiet_process():  # printed as one line by the first process
+        if not args.training_started and err.filename is not None and _quiet_process():  # printed by the first process
             return 2
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal alike
         if _quiet_process():
             return 130
         raise
@@ -89,7 +95,9 @@ def _run(args: argparse.Namespace) -> int:
         mixture = ", ".join(f"{n} ({w:g})" for n, w in recipe.task_weights().items())
         summary = f"model {recipe.model['name']}: {n_params / 1e6:.2f} M parameters; tasks: {mixture}; out_dir {recipe.train.out_dir}"
         print(summary, file=sys.stderr)
-    scalars = Trainer(recipe, model, tasks, recipe.task_weights()).fit(resume=args.resume, stop_at=args.stop_at)
+    trainer = Trainer(recipe, model, tasks, recipe.task_weights())
+    args.training_started = True  # from here the ranks read different shards (see run)
+    scalars = trainer.fit(resume=args.resume, stop_at=args.stop_at)
     if int(os.environ.get("RANK", "0")) == 0 and scalars:
         print(" ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
     return 0

@@ -44,7 +44,9 @@ class Task(Protocol):
 
     ``train_batches`` should be deterministic in ``(epoch, rank, world_size)`` (shuffle with a
     generator seeded from the epoch, not from the global RNG): resume replays the current epoch up
-    to the saved position, so a deterministic iterator makes resume exact.
+    to the saved position, so a deterministic iterator makes resume exact. It should also give
+    each rank its share (1 / world_size) of the epoch: a resume with another number of processes
+    rescales the saved position by that share (:meth:`TaskMixture.load_state_dict`).
     """
 
     name: str

@@ -53,12 +53,11 @@ from voxkit.train.optimizers import build_optimizer as build_optimizer  # re-exp
 from voxkit.train.optimizers import build_optimizers, lr_factor, set_lr
 from voxkit.train.recipe import Recipe, save_recipe
 from voxkit.train.rng import rng_state, seed_everything, set_rng_state
+from voxkit.train.scalars import SCALARS_FILE as SCALARS_FILE  # re-exported: where a run's curve is
+from voxkit.train.scalars import Running, ScalarLog
 from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import MAIN, Task, TaskMixture, Update, move_to, task_updates
 from voxkit.train.time_budget import TimeBudget
-
-SCALARS_FILE = "scalars.jsonl"
-
 
 # ---------------------------------------------------------------------------- building blocks
 
@@ -74,84 +73,6 @@ def _diverged(scalars: Mapping[str, float]) -> str | None:
         if watched and not math.isfinite(value):
             return f"{key} = {value}"
     return None
-
-
-def _logged_step(line: str) -> float:
-    """The step of one scalars line; infinite for a line that cannot be read, so that it is dropped.
-
-    Why: a run killed while writing (kill -9, a full disk) leaves half a line at the end, which must
-    not stop the resume that would repair the log."""
-    try:
-        row = json.loads(line)
-        return float(row.get("step", 0)) if isinstance(row, dict) else math.inf
-    except (json.JSONDecodeError, TypeError, ValueError):
-        return math.inf
-
-
-class ScalarLog:
-    """Scalars as JSON lines (always) and TensorBoard events (when ``tensorboard`` is installed)."""
-
-    def __init__(self, out_dir: Path, start_step: int) -> None:
-        self.path = out_dir / SCALARS_FILE
-        if self.path.exists():
-            # drop lines a crashed or interrupted run wrote after the checkpoint this run starts from; a
-            # run from step 0 keeps none, or a restart in the same out_dir (after Ctrl-C before the
-            # first checkpoint) would append a second curve to the first, each step twice
-            kept = [ln for ln in self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-                    if start_step > 0 and _logged_step(ln) <= start_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
-        self.file = self.path.open("a", encoding="utf-8")
-        self.writer = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step or None)
-        except ImportError:
-            pass
-
-    def log(self, step: int, scalars: Mapping[str, float]) -> None:
-        self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **scalars}) + "\n")
-        self.file.flush()
-        if self.writer is not None:
-            for key, value in scalars.items():
-                self.writer.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
-class _Running:
-    """Sums of losses and metrics since the last log step, kept on the device."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
-        self.reduce: set[str] = set()
-
-    def add(self, key: str, value: torch.Tensor | float, reduce: bool = False) -> None:
-        """Add one value; ``reduce``: also average over ranks at the log step (losses; every rank adds the same keys)."""
-        value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
-        self.sums[key] = self.sums.get(key, 0.0) + value
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if reduce:
-            self.reduce.add(key)
-
-    def means(self) -> dict[str, float]:
-        """Means over the interval; the ``reduce`` keys are also averaged over ranks (one all-reduce)."""
-        reduce = sorted(self.reduce)
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        if reduce and dist.is_initialized() and dist.get_world_size() > 1:
-            anchor = next((v for v in out.values() if isinstance(v, torch.Tensor)), None)
-            device = anchor.device if anchor is not None else torch.device("cpu")
-            packed = torch.stack([torch.as_tensor(out[k], dtype=torch.float32, device=device) for k in reduce])
-            dist.all_reduce(packed)
-            out.update(zip(reduce, (packed / dist.get_world_size()).unbind(), strict=True))
-        self.sums.clear()
-        self.counts.clear()
-        self.reduce.clear()
-        return {k: float(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -270,7 +191,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=self.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
-        running = _Running()
+        running = Running()
         saved_at = self.step if self.step > 0 else -1  # a resumed run need not rewrite its checkpoint
         evaluated_at, logged_at = -1, self.step
         tick = time.perf_counter()
@@ -377,7 +298,7 @@ class Trainer:
         members = {name: {id(p) for g in opt.param_groups for p in g["params"]} for name, opt in self.optimizers.items()}
         self._clip_params = {name: [p for p in self.model.parameters() if id(p) in ids] for name, ids in members.items()}
 
-    def _train_step(self, running: _Running) -> dict[str, torch.Tensor]:
+    def _train_step(self, running: Running) -> dict[str, torch.Tensor]:
         """One optimizer step over ``grad_accum`` micro-batches; returns each clipped optimizer's gradient norm (on device).
 
         Every optimizer with an active update accumulates the losses of its updates over the
@@ -446,10 +367,12 @@ class Trainer:
         names = self._agree(missing)  # rank 0's; empty when only another rank found some
         shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         which = f"{len(names)} received none ({shown})" if names else "some received none on another rank"
-        raise VoxkitError(f"under DDP every trainable parameter must get a gradient at each step, but {which} at step "
+        err = VoxkitError(f"under DDP every trainable parameter must get a gradient at each step, but {which} at step "
                           f"{self.step + 1}: set train.find_unused_parameters = true, or freeze what the loss does not use")
+        err.every_rank = True  # type: ignore[attr-defined]  # the ranks agreed on it: one of them says it
+        raise err
 
-    def _scalars(self, running: _Running, grad_norms: Mapping[str, torch.Tensor], step_s: float) -> dict[str, float]:
+    def _scalars(self, running: Running, grad_norms: Mapping[str, torch.Tensor], step_s: float) -> dict[str, float]:
         scalars = running.means()
         scalars["train/lr"] = self.recipe.optim.lr * lr_factor(self.step, self.recipe.optim, self.max_steps)  # of the next step
         for name, norm in grad_norms.items():
