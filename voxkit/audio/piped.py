@@ -94,10 +94,6 @@ class PipedDecoder:
     def channels(self) -> int:
         return int(self._fh.channels)  # type: ignore[union-attr]
 
-    @property
-    def format(self) -> str:
-        return str(self._fh.format)  # type: ignore[union-attr]
-
     def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
         """Up to ``frames`` frames as float32 [t, C] (into ``out`` [frames, C] when given); fewer
         only at the end. Raises what libsndfile raises for damaged data."""
