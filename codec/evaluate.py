@@ -309,11 +309,11 @@ def _to_eval_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def _load_original(path: str) -> tuple[np.ndarray, int]:
     """A clip at its own rate (a codec gets the recording as it is and resamples to what it needs)."""
-    from voxkit.audio.io import audio_info, load_audio
+    from voxkit.audio.io import audio_rate, load_audio
 
     if not isinstance(path, str) or not path:
         raise AudioError(f"manifest row has no usable audio path: {path!r}")
-    rate = audio_info(path)[0] if os.path.isfile(path) else EVAL_RATE  # a missing file: load_audio says so
+    rate = audio_rate(path) if os.path.isfile(path) else EVAL_RATE  # a missing file: load_audio says so
     return load_audio(path, rate).numpy(), rate  # [N] float32
 
 

@@ -376,3 +376,18 @@ def test_audio_info_counts_a_cut_untagged_mp3_like_load_audio(tmp_path: Path) ->
     with pytest.warns(VoxkitWarning, match="truncated or damaged"):
         decoded = load_audio(path, RATE).shape[0]
     assert audio_info(path) == (RATE, decoded, 1) and decoded > RATE
+
+
+@needs_mp3
+def test_the_rate_of_an_untagged_mp3_is_read_without_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codec and TTS evaluations want a clip's rate only: reading it must not count frames."""
+    from voxkit.audio import io as audio_io
+
+    path = tmp_path / "untagged.mp3"
+    path.write_bytes(_untagged(_encoded("MP3", "MPEG_LAYER_III")))
+
+    def no_decoding(stream: object) -> None:
+        raise AssertionError("decoded to read the rate")
+
+    monkeypatch.setattr(audio_io, "count_frames", no_decoding)
+    assert audio_io.audio_rate(path) == RATE

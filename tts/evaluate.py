@@ -288,9 +288,9 @@ def _load_at(path: str, rate: int) -> np.ndarray:
 
 def _load_native(path: str) -> tuple[np.ndarray, int]:
     """A reference clip at its own rate (the synthesiser resamples it to what it needs)."""
-    from voxkit.audio.io import audio_info
+    from voxkit.audio.io import audio_rate
 
-    rate = audio_info(path)[0] if os.path.isfile(path) else ASR_SAMPLE_RATE  # a missing file: load_audio says so
+    rate = audio_rate(path) if os.path.isfile(path) else ASR_SAMPLE_RATE  # a missing file: load_audio says so
     return _load_at(path, rate), rate
 
 

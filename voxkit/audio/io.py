@@ -425,6 +425,17 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
+def audio_rate(path: str | os.PathLike) -> int:
+    """A file's sample rate from its header alone (never a decode: :func:`audio_info` counts the
+    frames of an MP3 without a length tag, which a caller that wants only the rate should not pay)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(os.fspath(path)).samplerate)
+    except Exception as err:
+        raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
+
+
 def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str, *,
                max_seconds: float | None = None) -> torch.Tensor:
     """Any :data:`AudioInput` as float32 mono [T] at ``target_rate``: the one door of the Python APIs.
