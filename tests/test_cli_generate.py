@@ -98,3 +98,16 @@ def test_text_stream_holds_back_partial_utf8() -> None:
     assert seen == ["", "é", "é", "é", "é世"]
     stream.close()
     assert out.getvalue() == "é世\n"
+
+
+def test_cli_reads_the_prompt_from_stdin_with_a_dash(model_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """'-' was taken as the prompt itself; it reads stdin as `voxkit speak -` does (UTF-8 whatever the locale)."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\ufeffHéllo".encode())))
+    code = main(["generate", "--model", str(model_dir), "--max-tokens", "12", "--device", "cpu", "-"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out == expected_text(model_dir, "Héllo", 12) + "\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9")))
+    assert main(["generate", "--model", str(model_dir), "--device", "cpu", "-"]) == 2
+    assert "the prompt on stdin is not UTF-8: byte 0xe9 at offset 3" in capsys.readouterr().err

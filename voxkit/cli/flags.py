@@ -7,6 +7,8 @@ of a list. Every command that takes a count checks it here, the same way.
 
 from __future__ import annotations
 
+import sys
+
 from voxkit.checks import is_whole
 from voxkit.errors import VoxkitError
 
@@ -28,3 +30,18 @@ def check_port(port: object, flag: str = "--port") -> int:
     if not is_whole(port) or not MIN_PORT <= port <= MAX_PORT:  # type: ignore[operator]
         raise VoxkitError(f"{flag} must be between {MIN_PORT} and {MAX_PORT}, got {port!r}")
     return int(port)
+
+
+def read_stdin_text(what: str) -> str:
+    """The text piped in (``what`` names it in messages), decoded as UTF-8 whatever the locale says: a file in another encoding is
+    a one-line error naming the first bad byte, not a UnicodeDecodeError from inside the reader."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream without bytes beneath (an embedding application's)
+        return sys.stdin.read()
+    data = buffer.read()
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark some editors write is not text to say
+    except UnicodeDecodeError as err:  # err.object is what followed the byte-order mark, if there was one
+        offset = err.start + len(data) - len(err.object)
+        raise VoxkitError(f"the {what} on stdin is not UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
+                          "(convert it first, e.g. iconv -f latin1 -t utf-8)") from None

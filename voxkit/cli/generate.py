@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from voxkit.cli.flags import read_stdin_text
 from voxkit.errors import VoxkitError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="generate text from a prompt with a backbone checkpoint")
-    p.add_argument("prompt", help="the prompt text")
+    p.add_argument("prompt", help="the prompt text ('-' reads it from stdin)")
     p.add_argument("--model", required=True, help="model folder (mistral-native or Hugging Face layout)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn of the chat template")
     p.add_argument("--max-tokens", type=int, default=256,
@@ -75,6 +76,8 @@ def _resolve_device(name: str) -> torch.device:
 def _check_args(args: argparse.Namespace) -> None:
     from voxkit.checks import unicode_problem
 
+    if args.prompt == "-":  # a prompt from a file: voxkit generate - < prompt.txt, as voxkit speak - reads its text
+        args.prompt = read_stdin_text("prompt")
     if not args.prompt.strip():
         raise VoxkitError("the prompt is empty")
     if (problem := unicode_problem(args.prompt)) is not None:

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from voxkit.cli.flags import read_stdin_text
 from voxkit.errors import VoxkitError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if args.text is None:
             raise VoxkitError("say what to speak: voxkit speak \"Hello there.\" -o out.wav ('-' reads the text from stdin)")
         _check_output(args.output, args.force, args.stream)
-    text = _read_stdin() if args.text == "-" else args.text
+    text = read_stdin_text("text") if args.text == "-" else args.text
     if not args.list_voices and not text.strip():  # before the model loads, as the output check is
         raise VoxkitError("nothing to say: the text is empty")
     usable_device(args.device)
@@ -117,21 +118,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"voxkit speak: {seconds:.1f} s of audio to {where} in {elapsed:.1f} s (real-time factor {elapsed / max(seconds, 1e-9):.2f}, "
           f"first audio after {first[0] if first else elapsed:.2f} s), seed {seed}", file=sys.stderr)
     return 0
-
-
-def _read_stdin() -> str:
-    """The text piped in, decoded as UTF-8 whatever the locale says: a file in another encoding is
-    a one-line error naming the first bad byte, not a UnicodeDecodeError from inside the reader."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    if buffer is None:  # a text stream without bytes beneath (an embedding application's)
-        return sys.stdin.read()
-    data = buffer.read()
-    try:
-        return data.decode("utf-8-sig")  # a byte-order mark some editors write is not text to say
-    except UnicodeDecodeError as err:  # err.object is what followed the byte-order mark, if there was one
-        offset = err.start + len(data) - len(err.object)
-        raise VoxkitError(f"the text on stdin is not UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
-                          "(convert it first, e.g. iconv -f latin1 -t utf-8)") from None
 
 
 def _write(audio: np.ndarray, rate: int, output: str) -> None:
