@@ -61,7 +61,7 @@ def test_chat_answers_streams_and_transcribes(model_dir: Path, clip: Path, capsy
         (["--transcribe", "--audio", "{clip}", "--top-p", "0.9", "--seed", "1"], "drop --top-p, --seed"),
         (["--transcribe", "--audio", "{clip}", "--system", "Be brief."], "drop --system"),
         (["Why?", "--language", "fr"], "--language is the hint of the transcription request"),
-        (["Why?", "--seed", "3"], "--seed shape sampling, and --temperature 0 (the default) is greedy"),
+        (["Why?", "--seed", "3"], "--seed shapes sampling, and --temperature 0 (the default) is greedy: add --temperature"),
         (["Why?", "--top-p", "0.9", "--seed", "3", "--temperature", "0"], "--top-p and --seed shape sampling"),
     ],
 )

@@ -93,10 +93,9 @@ def check_combination(args: argparse.Namespace) -> None:
     if args.system is not None and not args.system.strip():
         raise VoxkitError("--system is empty: give the system prompt's text, or drop --system")
     if args.temperature == 0.0:
-        sampling = [flag for flag, given in (("--top-p", args.top_p is not None), ("--seed", args.seed is not None)) if given]
-        if sampling:
-            raise VoxkitError(f"{' and '.join(sampling)} shape sampling, and --temperature 0 (the default) is greedy: "
-                              "add --temperature (e.g. 0.7) or drop them")
+        from voxkit.cli.flags import refuse_sampling_flags_when_greedy
+
+        refuse_sampling_flags_when_greedy([flag for flag, given in (("--top-p", args.top_p), ("--seed", args.seed)) if given is not None])
 
 
 # ----------------------------------------------------------------------------- eval / export

@@ -45,3 +45,16 @@ def read_stdin_text(what: str) -> str:
         offset = err.start + len(data) - len(err.object)
         raise VoxkitError(f"the {what} on stdin is not UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
                           "(convert it first, e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def refuse_sampling_flags_when_greedy(given: list[str]) -> None:
+    """Refuse sampling flags (``given``: the ones the user passed) under --temperature 0.
+
+    Why: greedy decoding ignores them, so a --seed would seem to reproduce (or a --top-k to shape)
+    a take it had no part in; one message for every command that samples.
+    """
+    if not given:
+        return
+    flags = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
+    raise VoxkitError(f"{flags} {'shape' if len(given) > 1 else 'shapes'} sampling, and --temperature 0 (the default) "
+                      f"is greedy: add --temperature (e.g. 0.7) or drop {'them' if len(given) > 1 else 'it'}")

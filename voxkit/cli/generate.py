@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from voxkit.cli.flags import read_stdin_text
+from voxkit.cli.flags import read_stdin_text, refuse_sampling_flags_when_greedy
 from voxkit.errors import VoxkitError
 
 if TYPE_CHECKING:
@@ -91,14 +91,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.top_k is not None and args.top_k < 1:
         raise VoxkitError(f"--top-k must be >= 1, got {args.top_k}")
     if args.temperature == 0.0:
-        # greedy decoding ignores them: refused as `voxkit chat` refuses them, so that a --seed
-        # never seems to reproduce (or a --top-k to shape) a take it had no part in
-        sampling = [flag for flag, given in (("--top-p", args.top_p is not None), ("--top-k", args.top_k is not None),
-                                             ("--seed", args.seed is not None)) if given]
-        if sampling:
-            flags = " and ".join([", ".join(sampling[:-1]), sampling[-1]] if len(sampling) > 1 else sampling)
-            raise VoxkitError(f"{flags} {'shape' if len(sampling) > 1 else 'shapes'} sampling, and --temperature 0 (the default) "
-                              f"is greedy: add --temperature (e.g. 0.7) or drop {'them' if len(sampling) > 1 else 'it'}")
+        refuse_sampling_flags_when_greedy([flag for flag, given in (("--top-p", args.top_p), ("--top-k", args.top_k),
+                                                                    ("--seed", args.seed)) if given is not None])
     if not Path(args.model).is_dir():
         raise VoxkitError(f"model folder not found: {args.model}")
     _check_kind(Path(args.model))
