@@ -314,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> gr.Error:
-    """A message for the person at the browser or the client; the server log needs no traceback for a bad upload."""
-    return gr.Error(message, print_exception=False)
+    """A message for the person at the browser or the client; the server log needs no traceback for a
+    bad upload. It stays until closed: Gradio's default of 10 s left a person who looked away with a
+    red "Error" badge and no reason."""
+    return gr.Error(message, duration=None, print_exception=False)
 
 
 def _wav_bytes(audio: np.ndarray, rate: int) -> bytes:

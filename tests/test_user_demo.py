@@ -234,3 +234,9 @@ def test_screenshot_drive_reports_the_pages_error_at_once(screenshot_script: Mod
     with pytest.raises(RuntimeError, match="^the page says: The reference is silent"):
         screenshot_script.drive(driver, served, clips["silent"], TEXT, timeout=60)
     assert time.monotonic() - started < 45
+
+
+def test_an_error_stays_until_closed(demo: ModuleType) -> None:
+    """Gradio's error toasts vanish after 10 s: a person who looked away saw only a red badge."""
+    err = demo._error("The reference is silent")
+    assert err.message == "The reference is silent" and err.duration is None
