@@ -139,7 +139,8 @@ class DemoEvents:
                 pieces.append(chunk)
                 block.append(chunk)
                 if sum(len(c) for c in block) >= STREAM_BLOCK_S * rate:
-                    yield _wav_bytes(np.concatenate(block), rate), None, used, f"speaking... {sum(map(len, pieces)) / rate:.1f} s"
+                    status = f"speaking... part {chunks.part} of {chunks.parts}, {sum(map(len, pieces)) / rate:.1f} s"
+                    yield _wav_bytes(np.concatenate(block), rate), None, used, status
                     block = []
         except VoxkitError as err:
             raise _error(str(err)) from None

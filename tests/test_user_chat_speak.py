@@ -259,3 +259,13 @@ def test_text_without_words_is_nothing_to_say(speaker: Speaker) -> None:
     assert speaker.sentences("... Hello. Bye.") == ["Hello.", "Bye."]  # a leading "..." is a sentence of its own
     assert speaker.sentences("😀. Hello.") == ["Hello."]
     assert speaker.sentences("3.") == ["three."]
+
+
+def test_a_stream_says_which_part_of_the_text_it_speaks(speaker: Speaker) -> None:
+    """A long text takes minutes; seconds spoken alone did not say how far through it a take was."""
+    stream = speaker.stream("One. Two. Three.", voice="demo", seed=2)
+    assert (stream.parts, stream.part) == (3, 0)
+    seen = []
+    for _ in stream:
+        seen.append(stream.part)
+    assert seen[0] == 1 and seen[-1] == 3 and seen == sorted(seen)

@@ -240,3 +240,11 @@ def test_an_error_stays_until_closed(demo: ModuleType) -> None:
     """Gradio's error toasts vanish after 10 s: a person who looked away saw only a red badge."""
     err = demo._error("The reference is silent")
     assert err.message == "The reference is silent" and err.duration is None
+
+
+def test_the_status_says_which_part_is_spoken(demo: ModuleType, speaker: Speaker, clips: dict[str, Path]) -> None:
+    events = demo.DemoEvents(speaker)
+    text = "One sentence here. And another one there."
+    statuses = [status for _, _, _, status in events.stream(str(clips["good"]), None, text, None, demo.UPLOADED, 1, False, 2, 1.0, 1.0)]
+    parts = [s for s in statuses if s.startswith("speaking... part")]
+    assert parts and parts[0].startswith("speaking... part 1 of 2, ")

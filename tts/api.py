@@ -245,7 +245,9 @@ class Speaker:
         seed = secrets.randbits(31) if seed is None else check_seed(seed)
         self._local.seed = seed
         notes: list[str] = []
-        return SpeechStream(self._stream(pieces, prepared, ref_ids, options, seed, float(speed), notes), notes)
+        stream = SpeechStream(iter(()), notes, parts=len(pieces))
+        stream._chunks = self._stream(pieces, prepared, ref_ids, options, seed, float(speed), notes, stream)
+        return stream
 
     def _plan(self, sentences: list[str], voice: Voice | None, ref_ids: list[int] | None) -> list[_Piece]:
         """The pieces to generate, tokenized, each leaving room in the model's context for its speech.
@@ -296,7 +298,7 @@ class Speaker:
                            f"{taken}, leaving {context - fixed}; shorten {what}")
 
     def _stream(self, pieces: list[_Piece], voice: Voice | None, ref_ids: list[int] | None, options: GenerationOptions,
-                seed: int, speed: float, notes: list[str]) -> Iterator[np.ndarray]:
+                seed: int, speed: float, notes: list[str], progress: SpeechStream) -> Iterator[np.ndarray]:
         generator = torch.Generator().manual_seed(seed)
         rate = self.sample_rate
         fade = np.linspace(0.0, 1.0, int(FADE_S * rate), dtype=np.float32)  # [F]
@@ -304,6 +306,7 @@ class Speaker:
         for index, piece in enumerate(pieces):
             if index:
                 yield pause
+            progress.part = index + 1
             prompt = self.model.prompt(piece.ids, None if voice is None else voice.codes, ref_ids)
             # at least one frame per sentence: a non-empty text never comes back as no audio at all
             frames = dataclasses.replace(options, max_frames=min(options.max_frames, 25 + 3 * len(piece.text)), min_frames=1)
@@ -389,13 +392,17 @@ def _quote(sentence: str, limit: int = 40) -> str:
 
 class SpeechStream:
     """The audio chunks of :meth:`Speaker.stream`, and ``notes``: what the listener should know of
-    the take (a sentence the model's context cut short), filled as the chunks are made.
+    the take (a sentence the model's context cut short), filled as the chunks are made; ``parts``:
+    the pieces the text is spoken in (sentences, long ones split), and ``part``: the one being
+    spoken (1-based; 0 before the first chunk).
 
     Why beside the warning: an app that streams to a listener (the demo) shows its notices in its own
-    page, and a generator run by a thread pool cannot catch warnings safely."""
+    page, and a generator run by a thread pool cannot catch warnings safely. Why the parts: a long
+    text takes minutes, and seconds spoken alone do not say how far through it the take is."""
 
-    def __init__(self, chunks: Iterator[np.ndarray], notes: list[str]) -> None:
+    def __init__(self, chunks: Iterator[np.ndarray], notes: list[str], parts: int = 0) -> None:
         self._chunks, self.notes = chunks, notes
+        self.parts, self.part = parts, 0
 
     def __iter__(self) -> SpeechStream:
         return self
