@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cli_helpers import one_line_error, run_cli
+from test_train import make_recipe as train_recipe
 from voxkit.lm import Transformer, TransformerArgs
 from voxkit.train.checkpointing import latest_checkpoint
 from voxkit.train.recipe import Recipe
@@ -75,15 +76,9 @@ class StridedLM:
 
 
 def make_recipe(out_dir: Path, **train: Any) -> Recipe:
-    recipe = Recipe()
-    recipe.optim.lr = 1e-2
+    """test_train's recipe on the CPU, warmed up in one step."""
+    recipe = train_recipe(out_dir, device="cpu", **train)
     recipe.optim.warmup_steps = 1
-    recipe.train.out_dir = str(out_dir)
-    recipe.train.log_every = 1
-    recipe.train.progress = False
-    recipe.train.device = "cpu"
-    for key, value in train.items():
-        setattr(recipe.train, key, value)
     return recipe
 
 
