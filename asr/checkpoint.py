@@ -96,10 +96,13 @@ def hf_to_module_state(state: dict[str, torch.Tensor], args: RealtimeArgs) -> di
                     break
             else:
                 raise CheckpointError(f"unknown audio encoder key {key}")
-            if ".attention.wq." in new:
-                value = rope_rows_to_native(value, enc.n_heads, enc.head_dim)
-            elif ".attention.wk." in new:
-                value = rope_rows_to_native(value, enc.n_kv_heads, enc.head_dim)
+            try:
+                if ".attention.wq." in new:
+                    value = rope_rows_to_native(value, enc.n_heads, enc.head_dim)
+                elif ".attention.wk." in new:
+                    value = rope_rows_to_native(value, enc.n_kv_heads, enc.head_dim)
+            except CheckpointError as err:
+                raise CheckpointError(f"{key}: {err}") from None
             out["encoder." + new] = value
         elif key.startswith("multi_modal_projector."):
             layer = {"linear_1": "0", "linear_2": "2"}[key.split(".")[1]]
@@ -118,8 +121,21 @@ def hf_to_module_state(state: dict[str, torch.Tensor], args: RealtimeArgs) -> di
     return out
 
 
+# What transformers' VoxtralRealtimeConfig gives the fields a config.json leaves out (the published
+# model's values): a trimmed file means that model to transformers, so it must to voxkit.
+REALTIME_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 131072, "hidden_size": 3072, "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-5, "sliding_window": 8192,
+}
+REALTIME_AUDIO_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 32, "head_dim": 64,
+    "rms_norm_eps": 1e-5, "sliding_window": 750, "num_mel_bins": 128,
+}
+
+
 def hf_config_to_args(config: dict[str, Any]) -> RealtimeArgs:
-    text, audio = config.get("text_config") or {}, config.get("audio_config") or {}
+    text = {**REALTIME_TEXT_DEFAULTS, **(config.get("text_config") or {})}
+    audio = {**REALTIME_AUDIO_DEFAULTS, **(config.get("audio_config") or {})}
 
     def rope_theta(c: dict[str, Any], default: float) -> float:
         return float((c.get("rope_parameters") or {}).get("rope_theta", c.get("rope_theta", default)))
@@ -141,6 +157,8 @@ def hf_config_to_args(config: dict[str, Any]) -> RealtimeArgs:
         )
     except KeyError as err:
         raise CheckpointError(f"config.json lacks {err} for a VoxtralRealtime model") from None
+    except (TypeError, ValueError, ZeroDivisionError) as err:  # a size that is no positive integer
+        raise CheckpointError(f"config.json does not describe a valid VoxtralRealtime model: {err}") from None
     return RealtimeArgs(
         decoder=decoder, encoder=encoder, downsample_factor=int(config.get("downsample_factor", 4)),
         n_mels=int(audio.get("num_mel_bins", 128)), default_delay_tokens=int(config.get("default_num_delay_tokens", 6)),

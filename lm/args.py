@@ -98,8 +98,8 @@ class TransformerArgs(JsonArgs):
     norm_eps: float = 1e-5
     vocab_size: int = 32000
     rope_theta: float | None = None
-    # Keys attend within the last ``sliding_window`` positions (a list cycles over layers).
-    sliding_window: int | list[int] | None = None
+    # Keys attend within the last ``sliding_window`` positions (a list cycles over layers; None: that layer sees everything).
+    sliding_window: int | list[int | None] | None = None
     tied_embeddings: bool = False
     # Bias pattern (see the class docstring): wq, wv, wo and the MLP's output carry biases, wk never.
     use_biases: bool = False

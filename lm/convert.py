@@ -63,16 +63,32 @@ def _rename(key: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
     return None
 
 
+def _check_rope_rows(w: torch.Tensor, n_heads: int, head_dim: int) -> None:
+    """A wq/wk matrix must have n_heads * head_dim rows before its rows can be regrouped per head."""
+    if w.dim() < 1 or w.shape[0] != n_heads * head_dim:
+        raise CheckpointError(
+            f"a query/key projection of shape {tuple(w.shape)} does not have {n_heads} heads x {head_dim} = "
+            f"{n_heads * head_dim} rows"
+        )
+
+
 def rope_rows_to_hf(w: torch.Tensor, n_heads: int, head_dim: int) -> torch.Tensor:
     """Interleaved (native) wq/wk rows -> rotate-half (HF) rows. w: [n_heads*hd, *]."""
+    _check_rope_rows(w, n_heads, head_dim)
     rest = w.shape[1:]
     return w.reshape(n_heads, head_dim // 2, 2, *rest).transpose(1, 2).reshape(n_heads * head_dim, *rest)
 
 
 def rope_rows_to_native(w: torch.Tensor, n_heads: int, head_dim: int) -> torch.Tensor:
     """Rotate-half (HF) wq/wk rows -> interleaved (native) rows; inverse of :func:`rope_rows_to_hf`."""
+    _check_rope_rows(w, n_heads, head_dim)
     rest = w.shape[1:]
     return w.reshape(n_heads, 2, head_dim // 2, *rest).transpose(1, 2).reshape(n_heads * head_dim, *rest)
+
+
+# Older transformers versions saved the rotary table's inverse frequencies with the weights; they are
+# recomputed from the config, and transformers itself ignores them on load.
+DERIVED_HF_KEYS = re.compile(r"(^|\.)rotary_emb\.inv_freq$")
 
 
 def _convert(state: dict[str, torch.Tensor], args: TransformerArgs, to_hf: bool) -> dict[str, torch.Tensor]:
@@ -81,15 +97,20 @@ def _convert(state: dict[str, torch.Tensor], args: TransformerArgs, to_hf: bool)
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state.items():
+        if not to_hf and DERIVED_HF_KEYS.search(key):
+            continue
         new = _rename(key, table)
         if new is None:
             unknown.append(key)
             continue
         native_key = key if to_hf else new
-        if ".attention.wq." in native_key:
-            value = permute(value, args.n_heads, args.head_dim)
-        elif ".attention.wk." in native_key:
-            value = permute(value, args.n_kv_heads, args.head_dim)
+        try:
+            if ".attention.wq." in native_key:
+                value = permute(value, args.n_heads, args.head_dim)
+            elif ".attention.wk." in native_key:
+                value = permute(value, args.n_kv_heads, args.head_dim)
+        except CheckpointError as err:
+            raise CheckpointError(f"{key}: {err}") from None
         out[new] = value
     if unknown:
         shown = ", ".join(sorted(unknown)[:8])
@@ -108,20 +129,83 @@ def hf_to_native_state(state: dict[str, torch.Tensor], args: TransformerArgs) ->
 # --------------------------------------------------------------------------------- configs
 
 SUPPORTED_HF_TYPES = ("mistral", "mixtral", "ministral", "ministral3")
+GATE_ACTIVATIONS = ("silu", "swish")  # the SwiGLU gate's activation, under both of its names
+
+_MISTRAL_DEFAULTS: dict[str, Any] = {
+    "num_key_value_heads": 8, "rms_norm_eps": 1e-6, "sliding_window": 4096, "max_position_embeddings": 131072,
+    "rope_theta": 10000.0,
+}
+# What transformers' config classes assume for a field that config.json leaves out: a folder must
+# mean the same model to voxkit as to transformers, including hand-written or trimmed configs.
+HF_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mistral": _MISTRAL_DEFAULTS,
+    "ministral": _MISTRAL_DEFAULTS,
+    "mixtral": {
+        "num_key_value_heads": 8, "rms_norm_eps": 1e-5, "sliding_window": None, "max_position_embeddings": 131072,
+        "rope_theta": 1e6, "num_local_experts": 8, "num_experts_per_tok": 2,
+    },
+    "ministral3": {
+        "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-5, "sliding_window": None,
+        "max_position_embeddings": 262144,
+        "rope_parameters": {
+            "rope_type": "yarn", "rope_theta": 1e6, "factor": 16.0, "original_max_position_embeddings": 16384,
+            "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1,
+        },
+    },
+}
+
+
+def _with_defaults(config: dict[str, Any], model_type: str) -> dict[str, Any]:
+    """``config`` completed with transformers' defaults for ``model_type`` (explicit values, null included, win).
+
+    A config that spells out its RoPE base at the top level (the older transformers spelling) keeps
+    it: the default RoPE section only stands in when the config says nothing about RoPE at all.
+    """
+    defaults = dict(HF_DEFAULTS[model_type])
+    if "rope_parameters" in defaults and any(k in config for k in ("rope_parameters", "rope_scaling", "rope_theta")):
+        del defaults["rope_parameters"]
+    return {**defaults, **config}
+
+
+def _layer_windows(config: dict[str, Any], n_layers: int) -> int | list[int | None] | None:
+    """The sliding window of each layer: Ministral's ``layer_types`` mixes windowed and full layers."""
+    window = config.get("sliding_window")
+    types = config.get("layer_types") if config.get("model_type") == "ministral" else None
+    if types is None or window is None:
+        return window
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise CheckpointError(f"config.json layer_types must list one type per layer ({n_layers}), got {types!r}")
+    unknown = sorted({t for t in types if t not in ("sliding_attention", "full_attention")})
+    if unknown:
+        raise CheckpointError(f"config.json layer_types has unknown types {unknown} (expected sliding_attention, full_attention)")
+    windows = [window if t == "sliding_attention" else None for t in types]
+    if all(w == window for w in windows):
+        return window
+    return None if all(w is None for w in windows) else windows
 
 
 def hf_config_to_args(config: dict[str, Any]) -> TransformerArgs:
-    """Build TransformerArgs from a transformers ``config.json`` of a supported text model."""
+    """Build TransformerArgs from a transformers ``config.json`` of a supported text model.
+
+    Fields the file leaves out take the values transformers' config class gives them
+    (:data:`HF_DEFAULTS`), and anything the Mistral block cannot compute (another activation,
+    another RoPE scaling) is refused by name instead of being read as something else.
+    """
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_HF_TYPES:
         raise CheckpointError(f"config.json model_type {model_type!r} is not supported (supported: {', '.join(SUPPORTED_HF_TYPES)})")
+    config = _with_defaults(config, model_type)
+    act = config.get("hidden_act", "silu")
+    if act not in GATE_ACTIVATIONS:
+        raise CheckpointError(f"config.json hidden_act {act!r} is not supported: the Mistral block's MLP gate is silu")
     try:
         rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
         theta = rope.get("rope_theta", config.get("rope_theta"))
         n_heads = config["num_attention_heads"]
+        n_layers = config["num_hidden_layers"]
         args = TransformerArgs(
             dim=config["hidden_size"],
-            n_layers=config["num_hidden_layers"],
+            n_layers=n_layers,
             head_dim=config.get("head_dim") or config["hidden_size"] // n_heads,
             hidden_dim=config["intermediate_size"],
             n_heads=n_heads,
@@ -129,33 +213,51 @@ def hf_config_to_args(config: dict[str, Any]) -> TransformerArgs:
             norm_eps=config.get("rms_norm_eps", 1e-5),
             vocab_size=config["vocab_size"],
             rope_theta=float(theta) if theta is not None else 10000.0,
-            sliding_window=config.get("sliding_window"),
+            sliding_window=_layer_windows(config, n_layers),
             tied_embeddings=bool(config.get("tie_word_embeddings", False)),
             max_seq_len=config.get("max_position_embeddings"),
         )
+        if model_type == "mixtral":
+            args.moe = MoeArgs(num_experts=config["num_local_experts"], num_experts_per_tok=config["num_experts_per_tok"])
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type == "yarn":
+            args.yarn = YarnArgs(
+                factor=float(rope["factor"]),
+                original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
+                beta=float(rope.get("beta_fast") or 32.0),
+                alpha=float(rope.get("beta_slow") or 1.0),
+                apply_scale=True,
+                mscale=rope.get("mscale"),
+                mscale_all_dim=rope.get("mscale_all_dim"),
+            )
+        elif rope_type != "default":
+            raise CheckpointError(f"rope type {rope_type!r} is not supported")
+        if rope.get("llama_4_scaling_beta") is not None:
+            args.llama_4_scaling = Llama4ScalingArgs(
+                original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
+                beta=float(rope["llama_4_scaling_beta"]),
+            )
     except KeyError as err:
-        raise CheckpointError(f"config.json lacks required field {err}") from None
-    if model_type == "mixtral":
-        args.moe = MoeArgs(num_experts=config["num_local_experts"], num_experts_per_tok=config["num_experts_per_tok"])
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type == "yarn":
-        args.yarn = YarnArgs(
-            factor=float(rope["factor"]),
-            original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
-            beta=float(rope.get("beta_fast") or 32.0),
-            alpha=float(rope.get("beta_slow") or 1.0),
-            apply_scale=True,
-            mscale=rope.get("mscale"),
-            mscale_all_dim=rope.get("mscale_all_dim"),
-        )
-    elif rope_type != "default":
-        raise CheckpointError(f"rope type {rope_type!r} is not supported")
-    if rope.get("llama_4_scaling_beta") is not None:
-        args.llama_4_scaling = Llama4ScalingArgs(
-            original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
-            beta=float(rope["llama_4_scaling_beta"]),
-        )
+        section = " in its RoPE section" if err.args and err.args[0] in ("factor", "original_max_position_embeddings") else ""
+        raise CheckpointError(f"config.json lacks required field {err}{section}") from None
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        raise CheckpointError(f"config.json does not describe a valid {model_type} model: {err}") from None
+    _check_sizes(args)
     return args
+
+
+_HF_SIZES = {  # voxkit's name -> transformers' name
+    "dim": "hidden_size", "n_layers": "num_hidden_layers", "head_dim": "head_dim", "hidden_dim": "intermediate_size",
+    "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads", "vocab_size": "vocab_size",
+}
+
+
+def _check_sizes(args: TransformerArgs) -> None:
+    """Sizes must be positive integers: a string or a float would otherwise fail deep inside torch."""
+    for name, hf_name in _HF_SIZES.items():
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(f"config.json: {hf_name} must be a positive integer, got {value!r}")
 
 
 def hf_model_type(args: TransformerArgs) -> str:

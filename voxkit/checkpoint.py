@@ -78,7 +78,10 @@ def detect_layout(folder: str | os.PathLike[str]) -> Layout:
         raise CheckpointError(f"{str(path)!r} is not a folder (expected params.json + consolidated.safetensors)")
     names = {p.name for p in path.iterdir()}
     has_st = any(n.endswith(".safetensors") for n in names)
-    if NATIVE_PARAMS in names and has_st:
+    has_native_weights = any(n.startswith("consolidated") and n.endswith(".safetensors") for n in names)
+    # Published repositories often hold both layouts side by side; params.json only decides when its
+    # own weights are there too, else a folder with transformers' weights and config is transformers'.
+    if NATIVE_PARAMS in names and has_st and (has_native_weights or HF_CONFIG not in names):
         return "native"
     if HF_CONFIG in names and has_st:
         return "training" if _is_training(path, names) else "hf"
@@ -214,15 +217,62 @@ def recorded_folder_candidates(checkpoint: str | os.PathLike[str], spec: str | o
     return candidates
 
 
+def _read_index(path: Path) -> dict[str, str]:
+    """The ``weight_map`` of a sharded folder's index (tensor name -> shard file), checked for shape."""
+    file = path / HF_INDEX
+    try:
+        with open(file, encoding="utf-8") as fh:
+            index = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{file} is not readable JSON: {err}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{file} has no weight_map (an object naming the shard of every tensor)")
+    for key, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard:
+            raise CheckpointError(f"{file}: the shard of {key} is {shard!r}, not a file name")
+        if Path(shard).is_absolute() or ".." in Path(shard).parts:
+            raise CheckpointError(f"{file}: shard {shard!r} of {key} lies outside the model folder")
+    return weight_map
+
+
+def _check_index(path: Path, weight_map: dict[str, str]) -> None:
+    """Every tensor the index lists must be in the shard it names (headers only, no weights are read).
+
+    Why: an index that disagrees with its shards means an interrupted download or a hand-edited
+    folder; loading whatever the shards hold would hide it, or report a tensor as missing without
+    saying that the index promised it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    wanted: dict[str, list[str]] = {}
+    for key, shard in weight_map.items():
+        wanted.setdefault(shard, []).append(key)
+    for shard, keys in sorted(wanted.items()):
+        try:
+            with safe_open(str(path / shard), framework="pt") as fh:
+                held = set(fh.keys())
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"cannot read {path / shard}: {err}") from None
+        absent = sorted(set(keys) - held)
+        if absent:
+            more = f" (+{len(absent) - 5} more)" if len(absent) > 5 else ""
+            raise CheckpointError(
+                f"{path / HF_INDEX} places {', '.join(absent[:5])}{more} in {shard}, which does not hold "
+                f"{'it' if len(absent) == 1 else 'them'} (an incomplete download or a stale index)"
+            )
+
+
 def weight_files(folder: str | os.PathLike[str], layout: Layout) -> list[Path]:
+    """The safetensors files holding a folder's weights; a sharded folder's index is checked against its shards."""
     path = Path(folder)
     if layout == "hf" and (path / HF_INDEX).exists():
-        with open(path / HF_INDEX, encoding="utf-8") as fh:
-            index = json.load(fh)
-        files = sorted(set(index.get("weight_map", {}).values()))
-        missing = [f for f in files if not (path / f).exists()]
+        weight_map = _read_index(path)
+        files = sorted(set(weight_map.values()))
+        missing = [f for f in files if not (path / f).is_file()]
         if missing:
             raise CheckpointError(f"{path / HF_INDEX} lists shards that are missing: {', '.join(missing)}")
+        _check_index(path, weight_map)
         return [path / f for f in files]
     if layout in ("hf", "training") and (path / HF_WEIGHTS).exists():
         return [path / HF_WEIGHTS]
@@ -235,6 +285,10 @@ def weight_files(folder: str | os.PathLike[str], layout: Layout) -> list[Path]:
     found = sorted(p.name for p in path.glob("*.safetensors"))
     if found:
         return [path / n for n in found]
+    pickles = sorted(p.name for p in path.iterdir() if p.name.endswith(PICKLE_SUFFIXES)) if path.is_dir() else []
+    if pickles:
+        raise CheckpointError(f"{path} holds only pickle weights ({', '.join(pickles)}); voxkit never unpickles files "
+                              "because that can execute code. Convert them to safetensors first.")
     raise CheckpointError(f"no safetensors weights in {path}")
 
 
@@ -321,13 +375,21 @@ def write_folder(
 
 def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
     """Raise CheckpointError listing every missing, unexpected and mis-shaped key."""
-    expected = module.state_dict()
+    check_shapes({k: tuple(v.shape) for k, v in module.state_dict().items()}, state, where)
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
+    """Raise CheckpointError listing every key of ``state`` missing from, foreign to or mis-shaped for ``expected``.
+
+    A loader calls it with the names its user knows (transformers' names for a transformers folder)
+    before converting anything, so the report speaks of the keys the folder actually holds.
+    """
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())
     misshaped = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k])}"
         for k in expected.keys() & state.keys()
-        if tuple(state[k].shape) != tuple(expected[k].shape)
+        if tuple(state[k].shape) != tuple(expected[k])
     )
     problems = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped)):

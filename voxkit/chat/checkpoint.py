@@ -172,8 +172,16 @@ def module_to_hf_state(model: ChatModel) -> dict[str, torch.Tensor]:
     return out
 
 
+# What transformers' VoxtralConfig puts under a text_config's own fields (the published 3B text
+# model's values): a trimmed config.json means that model to transformers, so it must to voxkit.
+VOXTRAL_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 131072, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 30, "num_key_value_heads": 8,
+    "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": 1e8, "head_dim": 128,
+}
+
+
 def hf_config_to_args(config: dict[str, Any]) -> ChatArgs:
-    text, audio = dict(config.get("text_config") or {}), config.get("audio_config") or {}
+    text, audio = {**VOXTRAL_TEXT_DEFAULTS, **(config.get("text_config") or {})}, config.get("audio_config") or {}
     text.setdefault("model_type", "llama")
     if "tie_word_embeddings" not in text and "tie_word_embeddings" in config:
         text["tie_word_embeddings"] = config["tie_word_embeddings"]
@@ -187,10 +195,18 @@ def hf_config_to_args(config: dict[str, Any]) -> ChatArgs:
         raise CheckpointError(f"config.json lacks audio_config {err} for a Voxtral model") from None
     if config.get("audio_token_id", AUDIO_TOKEN) != AUDIO_TOKEN:
         raise CheckpointError(f"config.json audio_token_id {config.get('audio_token_id')} is not voxkit's [AUDIO] id {AUDIO_TOKEN}")
-    if audio["intermediate_size"] != 4 * audio["hidden_size"]:
+    sizes = {"hidden_size": dims.dim, "num_hidden_layers": dims.n_layers, "num_attention_heads": dims.n_heads,
+             "intermediate_size": dims.hidden_dim, "num_mel_bins": dims.n_mels, "max_source_positions": dims.n_ctx}
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(f"config.json audio_config {name} must be a positive integer, got {value!r}")
+    if dims.hidden_dim != 4 * dims.dim:
         # transformers stacks encoder frames with reshape(-1, intermediate_size): 4 frames only when this holds
         raise CheckpointError("transformers' Voxtral needs audio intermediate_size == 4 * hidden_size")
-    return ChatArgs.whisper(decoder, dims)
+    try:
+        return ChatArgs.whisper(decoder, dims)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"config.json does not describe a valid Voxtral model: {err}") from None
 
 
 def _text_args(text: dict[str, Any]) -> TransformerArgs:
