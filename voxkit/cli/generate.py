@@ -93,7 +93,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.temperature == 0.0:
         refuse_sampling_flags_when_greedy([flag for flag, given in (("--top-p", args.top_p), ("--top-k", args.top_k),
                                                                     ("--seed", args.seed)) if given is not None])
-    if not Path(args.model).is_dir():
+    model = Path(args.model)
+    if model.is_file():  # a weights or config file given instead of the folder that holds it
+        raise VoxkitError(f"--model {args.model} is a file: give the model folder that holds it ({model.parent})")
+    if not model.is_dir():
         raise VoxkitError(f"model folder not found: {args.model}")
     _check_kind(Path(args.model))
 
@@ -106,7 +109,8 @@ def _check_kind(folder: Path) -> None:
     try:
         params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return  # a transformers folder, or an unreadable file the loader reports itself
+        _check_hf_kind(folder)  # a transformers folder, or an unreadable file the loader reports itself
+        return
     if not isinstance(params, dict):
         return
     if "voxkit_tts" in params:
@@ -114,6 +118,21 @@ def _check_kind(folder: Path) -> None:
     if "multimodal" in params:
         if params.get("ada_rms_norm_t_cond"):  # the delay-conditioned decoder of a streaming recogniser
             raise VoxkitError(f"{folder} is a speech recogniser: transcribe with it (voxkit transcribe AUDIO --model {folder})")
+        raise VoxkitError(f"{folder} is an audio-chat model: chat with it (voxkit chat \"...\" --model {folder})")
+
+
+def _check_hf_kind(folder: Path) -> None:
+    """The same refusal for transformers' folders of the recogniser and the audio-chat model."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind == "voxtral_realtime":
+        raise VoxkitError(f"{folder} is a speech recogniser: transcribe with it (voxkit transcribe AUDIO --model {folder})")
+    if kind == "voxtral":
         raise VoxkitError(f"{folder} is an audio-chat model: chat with it (voxkit chat \"...\" --model {folder})")
 
 
