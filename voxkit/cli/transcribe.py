@@ -59,13 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--word-timestamps", action="store_true", help="one cue per word in srt/vtt; print word times live")
     p.add_argument(
-        "--format", dest="raw_format", default="auto", choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"),
+        "--format", dest="raw_format", default=None, choices=("auto", "wav", "s16le", "s32le", "f32le", "u8"),
         help="stdin encoding (auto: WAV, MP3, Ogg and AIFF are told by their first bytes and decoded as they arrive; "
         "FLAC and formats libsndfile lacks are refused with the command that decodes them; anything else is read as "
-        "s16le, with a warning if it looks like 32-bit float)",
+        "s16le, with a warning if it looks like 32-bit float); only with -",
     )
-    p.add_argument("--sample-rate", type=int, default=ASR_SAMPLE_RATE, help="sample rate of raw stdin audio (default %(default)s)")
-    p.add_argument("--channels", type=int, default=1, help="channels of raw stdin audio (default 1)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help=f"sample rate of raw stdin audio (default {ASR_SAMPLE_RATE}); only with -")
+    p.add_argument("--channels", type=int, default=None, help="channels of raw stdin audio (default 1); only with -")
     p.add_argument("--stats", action="store_true", help="print real-time factor and latency to stderr")
     p.add_argument(
         "--threads", type=int, default=1,
@@ -220,6 +221,26 @@ def output_names(inputs: list[str], mic: bool, folder: str) -> list[str]:
     return names
 
 
+def _stdin_layout(args: argparse.Namespace) -> None:
+    """--format, --sample-rate and --channels describe audio on stdin; given without ``-`` they are refused.
+
+    A file is decoded from its own header, so these flags would be silently ignored for it: a user
+    with a headerless PCM file would see it refused as undecodable while believing the flags were
+    read. Saying where they apply, with the command that reads such a file, is the useful answer.
+    """
+    given = [flag for flag, value in (("--format", args.raw_format), ("--sample-rate", args.sample_rate),
+                                      ("--channels", args.channels)) if value is not None]
+    if given and "-" not in args.inputs:
+        flags = f"{' and '.join(given)} {'describes' if len(given) == 1 else 'describe'} audio on stdin (-)"
+        if args.mic:
+            raise VoxkitError(f"{flags}; --mic reads the microphone at its own rate: drop {' and '.join(given)}")
+        raise VoxkitError(f"{flags}, not a file, which is read by its own header; a raw PCM file is read as: "
+                          "voxkit transcribe - --format s16le --sample-rate 16000 < talk.raw")
+    args.raw_format = args.raw_format or "auto"
+    args.sample_rate = ASR_SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    args.channels = 1 if args.channels is None else args.channels
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.mic:
         raise VoxkitError("give audio files, - for stdin, or --mic")
@@ -235,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
         RecognizerOptions.from_ms(args.delay_ms)  # a bad value is reported before the model loads
     if args.language is not None:
         check_language_code(args.language)
+    _stdin_layout(args)
     if "-" in args.inputs:  # raw stdin's layout, checked before the model loads (16 would read 0.1 s as 100 s)
         from voxkit.audio.io import check_sample_rate
 
