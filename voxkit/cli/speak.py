@@ -1,9 +1,11 @@
 """``voxkit speak``: text to speech in a cloned or preset voice.
 
-    voxkit speak "Hello there." --voice ref.wav -o hello.wav      # clone the voice of ref.wav
-    voxkit speak "Hello there." --voice PRESET -o -  > hello.wav  # WAV on stdout
-    voxkit speak "A long text..." --voice ref.wav --stream         # play as it is generated
-    voxkit speak "..." --stream -o out.wav                         # write as it is generated
+    voxkit speak "Hello there." --voice ref.wav -o hello.wav --model DIR     # clone the voice of ref.wav
+    voxkit speak "Hello there." --voice PRESET -o - --model DIR > hello.wav  # WAV on stdout
+    voxkit speak "A long text..." --voice ref.wav --stream --model DIR        # play as it is generated
+    voxkit speak "..." --stream -o out.wav --model DIR                        # write as it is generated
+
+--model may be left out only where this install bundles a TTS model.
 
 The seed is printed (and taken with --seed), so a take someone liked can be made again.
 """
@@ -63,9 +65,23 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
     output_file(path, "", suffixes=AUDIO_SUFFIXES, force=force)
 
 
+def _check_model(model: str | None) -> None:
+    """Without --model the bundled folder is used; where this install has none, say which flag to give.
+
+    Checked before the text is read and the output is checked, so that a user who copied a command
+    without --model learns the one thing missing first.
+    """
+    from voxkit.tts.api import BUNDLED
+
+    if model is None and not (BUNDLED / "params.json").is_file():
+        raise VoxkitError("no bundled TTS model in this install: give --model DIR, a folder written by "
+                          "voxkit export tts (docs/tts.md)")
+
+
 def run(args: argparse.Namespace) -> int:
     from voxkit.devices import usable_device
 
+    _check_model(args.model)
     if not args.list_voices:
         if args.text is None:
             raise VoxkitError("say what to speak: voxkit speak \"Hello there.\" -o out.wav ('-' reads the text from stdin)")
