@@ -37,7 +37,7 @@ CODES_OUT = (".safetensors",)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("codec", help="encode audio to codec codes, decode them, or both")
     sub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
-    audio_in = "audio file (any format and rate), or - for an audio file's bytes on stdin (WAV, FLAC, Ogg)"
+    audio_in = "audio file (any format and rate), or - for an audio file's bytes on stdin (WAV, FLAC, MP3, Ogg)"
     for name, help_, inp, out in (
         ("encode", "audio -> codes file (.safetensors, [T, 37] ints at 12.5 frames/s)", audio_in, "codes file (.safetensors)"),
         ("decode", "codes file -> 24 kHz audio", "codes file written by encode", "audio file (.wav, .flac, .ogg)"),
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         c = sub.add_parser(name, help=help_)
         c.add_argument("input", help=inp)
         c.add_argument("output", help=out)
-        c.add_argument("--model", default=None, metavar="DIR", help="codec folder (default: the bundled codec)")
+        c.add_argument("--model", default=None, metavar="DIR", help="codec folder (default: the bundled codec, where this install has one)")
         c.add_argument("--device", default="cpu", help="cpu or cuda")
         c.add_argument("--force", action="store_true", help="overwrite an existing output file")
         c.set_defaults(func=run)

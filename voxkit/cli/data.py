@@ -133,12 +133,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("synth", help="synthesise a multilingual corpus with exact word timings (espeak-ng)")
     s.add_argument("--out", help="corpus folder (re-running resumes)")
-    s.add_argument("--hours", type=float, default=1.0, help="total hours of audio (approximate)")
-    s.add_argument("--languages", default="en,fr,es,de,it,pt,nl,pl")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--hours", type=float, default=1.0, help="total hours of audio (approximate; default 1)")
+    s.add_argument("--languages", default="en,fr,es,de,it,pt,nl,pl",
+                   help="comma-separated language codes (default: all eight, en,fr,es,de,it,pt,nl,pl)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the sentences and voices (default 0); the held-out splits do not depend on it")
     s.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     s.add_argument("--sample-rates", default=str(ASR_SAMPLE_RATE), help="comma-separated, first is the main manifest's rate")
-    s.add_argument("--format", default="flac", choices=("flac", "wav"))
+    s.add_argument("--format", default="flac", choices=("flac", "wav"), help="audio files (default flac)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--save-plan", metavar="FILE", help="only plan (text sources + faker needed) and write the plan to FILE")
     s.add_argument("--plan", metavar="FILE", help="render a plan saved with --save-plan (needs only libespeak-ng); "
@@ -148,13 +150,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="validate manifests and report bad rows with reasons")
     c.add_argument("manifests", nargs="+", metavar="MANIFEST")
     c.add_argument("--decode", action="store_true", help="decode every file (slower; header-only otherwise)")
-    c.add_argument("--max-report", type=int, default=50)
+    c.add_argument("--max-report", type=int, default=50, help="bad rows printed per manifest (default 50; 0: counts only)")
     c.set_defaults(func=_check)
 
     m = sub.add_parser("manifest", help="write a manifest for wav+txt pairs, a LibriSpeech-style tree or Sphinx test data")
-    m.add_argument("dir")
+    m.add_argument("dir", help="folder of audio files (wav/flac/ogg/mp3) with same-name .txt or .lab transcripts, "
+                   "a LibriSpeech-style tree or Sphinx test data")
     m.add_argument("--out", help="manifest path (default DIR/manifest.jsonl)")
-    m.add_argument("--language", default="en")
+    m.add_argument("--language", default="en", help="language code stored in every row (default en)")
     m.add_argument("--speaker-from", default="auto", choices=("auto", "parent", "none"),
                    help="speaker id: LibriSpeech speaker folder / parent folder name / none")
     m.add_argument("--relative", action="store_true", help="store audio paths relative to the manifest")
@@ -175,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("manifests", nargs="+", metavar="MANIFEST")
     h.add_argument("--out", required=True, help="instruction file to write (JSON lines)")
     h.add_argument("--per-row", type=int, default=1, help="examples drawn per manifest row (default 1)")
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--seed", type=int, default=0, help="seed of the examples drawn and of the spoken questions (default 0)")
     h.add_argument("--kinds", default=None, help="weights, e.g. transcribe=3,nth_word=1 (default: every kind, voxkit's weights)")
     h.add_argument("--spoken-questions", type=int, default=0, metavar="N",
                    help="also render N spoken questions with espeak-ng (into OUT's folder/questions) and ask them")

@@ -21,18 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
     a.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the recipe's data.tokenizer recorded with the checkpoint)")
     a.add_argument("--out", required=True, help="output model folder")
-    a.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="storage precision")
+    a.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="storage precision (default %(default)s)")
     a.set_defaults(func=run_asr)
     c = sub.add_parser("codec", help="a codec checkpoint -> params.json + consolidated.safetensors (no discriminator)")
     c.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
     c.add_argument("--out", required=True, help="output model folder")
     c.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16",
-                   help="storage precision of the layers (the codebook stays float32)")
+                   help="storage precision of the layers (default %(default)s; the codebook stays float32)")
     c.set_defaults(func=run_codec)
     h = sub.add_parser("chat", help="an audio-chat checkpoint -> params.json + consolidated.safetensors + tokenizer")
     h.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest")
     h.add_argument("--out", required=True, help="output model folder")
-    h.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
+    h.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision (default %(default)s)")
     h.add_argument("--with-encoder", action="store_true",
                    help="also write an imported encoder's weights (default: name its source; it is imported at load time)")
     h.set_defaults(func=run_chat)
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("checkpoint", help="training checkpoint folder (runs/NAME/checkpoints/step_N), or a run folder for its latest; "
                    "a relative model.codec in its recipe is read from where training ran")
     t.add_argument("--out", required=True, help="output model folder")
-    t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision")
+    t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16", help="storage precision (default %(default)s)")
     t.add_argument("--voice", action="append", default=[], metavar="NAME=AUDIO[:TRANSCRIPT]",
                    help="a preset voice from a reference clip (repeatable), e.g. anna=clips/anna.wav:'Hello there.'")
     t.add_argument("--codec-link", default=None, metavar="REL",
