@@ -140,3 +140,16 @@ def test_speak_without_a_bundled_model_names_the_flag(tmp_path: Path, capsys: py
         line = one_line_error(err)
         assert code == 2 and "no bundled TTS model" in line and "--model DIR" in line, args
     assert not (tmp_path / "a.wav").exists()
+
+
+def test_demo_without_a_bundled_model_names_the_flag_before_loading_gradio(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`voxkit demo tts` as the docs' first line shows it: the missing flag is said before the app is imported."""
+    import voxkit.cli.demo as demo
+    import voxkit.tts.api as api
+
+    monkeypatch.setattr(api, "BUNDLED", tmp_path / "none")
+    monkeypatch.setattr(demo, "load_app", lambda name: pytest.fail("the app was loaded before the model was checked"))
+    code, _, err = run_cli(["demo", "tts"], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "no bundled TTS model" in line and "--model DIR" in line

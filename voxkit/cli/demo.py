@@ -15,7 +15,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from voxkit.cli.flags import check_port
+from voxkit.cli.flags import check_port, check_tts_model
 from voxkit.errors import VoxkitError
 
 APPS = {"tts": "tts_gradio"}  # what `voxkit demo NAME` serves -> its file in demos/
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_port(args.port)  # the check the demo script's own main() runs
     usable_device(args.device)
+    check_tts_model(args.model)  # before Gradio's import, which takes long enough to wait for an app that cannot start
     module = load_app(args.app)
     module.serve(args.model, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0

@@ -58,3 +58,16 @@ def refuse_sampling_flags_when_greedy(given: list[str]) -> None:
     flags = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
     raise VoxkitError(f"{flags} {'shape' if len(given) > 1 else 'shapes'} sampling, and --temperature 0 (the default) "
                       f"is greedy: add --temperature (e.g. 0.7) or drop {'them' if len(given) > 1 else 'it'}")
+
+
+def check_tts_model(model: str | None) -> None:
+    """Without --model the bundled TTS folder is used; where this install has none, name the flag.
+
+    Why: the commands that speak (speak, demo tts) are often copied from docs that assume a bundled
+    model; the missing flag is the one thing to say, before the text, the outputs or Gradio are seen to.
+    """
+    from voxkit.tts.api import BUNDLED
+
+    if model is None and not (BUNDLED / "params.json").is_file():
+        raise VoxkitError("no bundled TTS model in this install: give --model DIR, a folder written by "
+                          "voxkit export tts (docs/tts.md)")

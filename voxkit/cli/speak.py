@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from voxkit.cli.flags import read_stdin_text
+from voxkit.cli.flags import check_tts_model, read_stdin_text
 from voxkit.errors import VoxkitError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -65,23 +65,10 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
     output_file(path, "", suffixes=AUDIO_SUFFIXES, force=force)
 
 
-def _check_model(model: str | None) -> None:
-    """Without --model the bundled folder is used; where this install has none, say which flag to give.
-
-    Checked before the text is read and the output is checked, so that a user who copied a command
-    without --model learns the one thing missing first.
-    """
-    from voxkit.tts.api import BUNDLED
-
-    if model is None and not (BUNDLED / "params.json").is_file():
-        raise VoxkitError("no bundled TTS model in this install: give --model DIR, a folder written by "
-                          "voxkit export tts (docs/tts.md)")
-
-
 def run(args: argparse.Namespace) -> int:
     from voxkit.devices import usable_device
 
-    _check_model(args.model)
+    check_tts_model(args.model)  # first: a command copied without --model learns the one thing missing
     if not args.list_voices:
         if args.text is None:
             raise VoxkitError("say what to speak: voxkit speak \"Hello there.\" -o out.wav ('-' reads the text from stdin)")
