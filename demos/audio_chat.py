@@ -1,6 +1,6 @@
 """Audio chat demo: questions about audio, a streamed answer, a transcription and a text-only turn.
 
-    python demos/audio_chat.py                                  # the bundled model, voxkit's English sample
+    python demos/audio_chat.py                                  # the bundled model (where one ships), voxkit's English sample
     python demos/audio_chat.py talk.wav --model path/to/model   # a model folder (published, transformers or voxkit)
 
 A thin layer over ``voxkit.AudioChat``: messages are OpenAI-style (``{"role", "content"}`` with

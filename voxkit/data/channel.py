@@ -115,7 +115,7 @@ def require_pyroomacoustics():  # type: ignore[no-untyped-def]
     try:
         import pyroomacoustics
     except ImportError:
-        raise VoxkitError("simulated rooms need pyroomacoustics: pip install 'voxkit[augment]' (or set augment.p_room = 0)") from None
+        raise VoxkitError("simulated rooms need pyroomacoustics: pip install pyroomacoustics (or set augment.p_room = 0)") from None
     return pyroomacoustics
 
 
