@@ -28,9 +28,12 @@ import torch
 
 from voxkit.asr.bundle import default_model_dir, load_bundle
 from voxkit.asr.checkpoint import load_recognizer
+from voxkit.asr.options import MAX_DELAY_STEPS, MIN_DELAY_STEPS
 from voxkit.asr.session import StreamingSession, transcribe_batch
 from voxkit.audio.constants import ASR_SAMPLE_RATE, ASR_SAMPLES_PER_STEP, STEP_MS
 from voxkit.audio.io import load_audio
+from voxkit.bench import flags
+from voxkit.bench.machine import describe
 from voxkit.lm.fusion import fuse_projections
 
 SAMPLE = Path(__file__).resolve().parent.parent / "voxkit" / "assets" / "samples" / "en.flac"
@@ -69,6 +72,16 @@ def hf_transcribe(model, wav: torch.Tensor, left_pad: int, delay: int) -> list[i
     with torch.inference_mode():
         out = model.generate(input_ids=prompt, input_features=feats, num_delay_tokens=delay, do_sample=False)
     return out[0].tolist()
+
+
+def agreement(theirs: str, ours: str) -> str:
+    """How far the two libraries' transcripts of the same file agree, spaces aside (voxkit writes
+    words, transformers' decode joins text pieces): a timing of two different outputs compares
+    different work, so the table's reader must see whether they match."""
+    a, b = "".join(theirs.split()), "".join(ours.split())
+    same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    verdict = "the same" if a == b else f"the same for the first {same} characters"
+    return f"transcripts (spaces aside): transformers {len(a)} characters, voxkit {len(b)}, {verdict}"
 
 
 def median_time(fn, repeats: int, sync: bool) -> float:  # noqa: ANN001
@@ -136,22 +149,29 @@ def long_stream_rtf(model, tokenizer, wav: torch.Tensor, delay: int, minutes: fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--delay", type=int, default=6, help="delay in 80 ms steps")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=flags.whole(1), default=1)
+    ap.add_argument("--repeats", type=flags.whole(1), default=3, help="timed runs after one warm-up (median)")
+    ap.add_argument("--delay", type=flags.whole(MIN_DELAY_STEPS, MAX_DELAY_STEPS), default=6, help="delay in 80 ms steps")
     ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
     ap.add_argument("--model", default=None, help="trained recogniser folder (default: the bundled one)")
     ap.add_argument("--graphs", action="store_true",
                     help="also time the lock-step streams replaying CUDA graphs (needs --full-size: a GPU)")
-    ap.add_argument("--long-minutes", type=float, default=2.0,
+    ap.add_argument("--long-minutes", type=flags.number(0, most=24 * 60), default=2.0,
                     help="minutes of the one-stream row, pushed live with and without cuts at pauses (0: skip)")
     a = ap.parse_args()
+    if a.full_size:
+        flags.require_cuda(ap, "--full-size")
+    if a.full_size and a.model:
+        ap.error("--full-size builds random full-size weights; --model names a trained one: give one of them")
+    if a.model and not os.path.isdir(a.model):
+        ap.error(f"--model {a.model}: {'not a folder' if os.path.exists(a.model) else 'no such folder'}")
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.full_size else "cpu")
     dtype = torch.bfloat16 if a.full_size else torch.float32
     wav = load_audio(SAMPLE, ASR_SAMPLE_RATE)
     seconds = wav.numel() / ASR_SAMPLE_RATE
+    print(describe(device, ("transformers",)))
     print(f"audio: {SAMPLE.name}, {seconds:.2f} s; delay {a.delay * STEP_MS} ms; device {device}, {dtype}, threads {a.threads}")
 
     if a.full_size:
@@ -190,6 +210,8 @@ def main() -> None:
     t_live = median_time(
         lambda: transcribe_batch(ours, tokenizer, [wav.to(device)], a.delay, batch_size=1, chunk_steps=1), a.repeats, sync
     )
+    print(agreement(tokenizer.decode(hf_transcribe(hf, wav, left, a.delay)[1 + left + a.delay :]),
+                    transcribe_batch(ours, tokenizer, [wav.to(device)], a.delay, batch_size=1)[0].text))
     print("\n| what (same random weights, same audio) | transformers | voxkit | speed-up |")
     print("|---|---:|---:|---:|")
     print(f"| RTF, one file, greedy | {t_hf / seconds:.4f} | {t_vk / seconds:.4f} | {t_hf / t_vk:.2f}x |")

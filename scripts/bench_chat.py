@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -68,14 +69,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def machine(device: torch.device) -> str:
+    """The GPU's name on CUDA, else the processor's (voxkit.bench.machine, shared by every bench script)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    except OSError:
-        names = []
-    return f"{names[0] if names else 'CPU'} ({os.cpu_count()} cores)"
+    from voxkit.bench.machine import cpu_name
+
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def build_folder(name: str, folder: str, device: torch.device, dtype: torch.dtype) -> None:
@@ -160,6 +159,11 @@ def hf_generate(model, ids: torch.Tensor, mel: torch.Tensor, n: int) -> list[int
         out = model.generate(input_ids=ids, input_features=mel, attention_mask=torch.ones_like(ids), max_new_tokens=n,
                              min_new_tokens=n, do_sample=False, pad_token_id=0, eos_token_id=None)
     return out[0, ids.shape[1]:].tolist()
+
+
+def _finite(value: float) -> float | None:
+    """``value`` for JSON, None where it is NaN (json.dump would write NaN, which JSON readers refuse)."""
+    return None if math.isnan(value) else value
 
 
 def speedup(metric: str, ours: float, ref: float) -> float:
@@ -258,13 +262,23 @@ def main() -> None:
     print(f"config {opts.config}: {a_cfg}, {t_cfg}; prompt {ids.shape[1]} positions (375 audio); "
           f"median of {opts.repeats} after 1 warm-up\n")
     print("| metric | voxkit | transformers | ratio |\n|---|---:|---:|---:|")
+    lost = False
     for metric, ours_v, hf_v in rows:
-        print(f"| {metric} | {ours_v:.1f} | {hf_v:.1f} | {speedup(metric, ours_v, hf_v):.2f}x |")
+        if math.isnan(ours_v) or math.isnan(hf_v):  # the n-token run timed no slower than the 1-token one
+            lost = True
+            cells = [f"{v:.1f}" if not math.isnan(v) else "-" for v in (ours_v, hf_v)]
+            print(f"| {metric} | {cells[0]} | {cells[1]} | - |")
+        else:
+            print(f"| {metric} | {ours_v:.1f} | {hf_v:.1f} | {speedup(metric, ours_v, hf_v):.2f}x |")
     print("\nratio: voxkit's speed over transformers' (above 1: voxkit faster)")
+    if lost:
+        print(f"-: the {n}-token run took no longer than the 1-token run, so the rate after the first token is lost in "
+              "the timing noise; give more --new-tokens or --repeats")
     print(f"prefill next-token logits: max |diff| {logit_diff:.3g} of scale {logit_scale:.3g}; same argmax: {same_argmax}")
     print(f"greedy tokens: {'all' if agree == n else f'first {agree} of'} {n} agree ({len(set(hf_tokens))} distinct)")
     if opts.json:
-        result = {**info, "rows": [{"metric": m, "voxkit": v, "transformers": h, "ratio": speedup(m, v, h)} for m, v, h in rows],
+        result = {**info, "rows": [{"metric": m, "voxkit": _finite(v), "transformers": _finite(h), "ratio": _finite(speedup(m, v, h))}
+                                   for m, v, h in rows],
                   "logit_max_diff": logit_diff, "logit_scale": logit_scale, "same_argmax": same_argmax,
                   "greedy_agree": agree, "voxkit_tokens": ours_tokens, "transformers_tokens": hf_tokens}
         try:

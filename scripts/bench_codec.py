@@ -19,6 +19,7 @@ Random weights time exactly like trained ones (same shapes, same ops).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import load_audio
+from voxkit.bench import flags
+from voxkit.bench.machine import describe
 from voxkit.codec.api import Codec
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.model import CodecModel
@@ -132,17 +135,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="a codec folder (default: random weights of the small config)")
     p.add_argument("--full-size", action="store_true", help="the d 1024 config in bf16 on CUDA")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=10.0, help="audio length (the bundled sample, repeated)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--stream-minutes", type=float, default=0.0,
+    p.add_argument("--threads", type=flags.whole(1), default=1)
+    p.add_argument("--seconds", type=flags.number(1, most=3600), default=10.0, help="audio length (the bundled sample, repeated)")
+    p.add_argument("--repeats", type=flags.whole(1), default=3)
+    p.add_argument("--stream-minutes", type=flags.number(0, most=24 * 60), default=0.0,
                    help="also stream this many minutes frame by frame (encode + decode) and print the process's RSS over it")
     args = p.parse_args()
+    if args.full_size:
+        flags.require_cuda(p, "--full-size")
+    if args.model and not os.path.isdir(args.model):
+        p.error(f"--model {args.model}: {'not a folder' if os.path.exists(args.model) else 'no such folder'}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if args.full_size else "cpu")
-    if args.full_size and not torch.cuda.is_available():
-        raise SystemExit("--full-size needs a CUDA GPU")
     if args.model:
         from voxkit.codec.checkpoint import load_codec
 
@@ -170,8 +175,8 @@ def main() -> None:
         whole = time_whole(model, x, args.repeats)
         per_frame = time_frames(model, x)
         live = {name: time_stream(codec, wave.numpy(), chunk) for name, chunk in (("80 ms", frame), ("1 s", 24000))}
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    print(f"{seconds:.1f} s of speech at 24 kHz; {where}; torch {torch.__version__}\n")
+    print(describe(device))
+    print(f"{seconds:.1f} s of speech at 24 kHz\n")
     print("| codec | kbps | params | encode+decode RTF (whole clip) | streaming ms per 80 ms frame (median / p95) |")
     print("|---|---|---|---|---|")
     p95 = sorted(per_frame)[int(0.95 * (len(per_frame) - 1))]

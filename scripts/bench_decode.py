@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from voxkit.bench import models
+from voxkit.bench import flags, models
+from voxkit.bench.machine import describe, library_version
 from voxkit.lm import Transformer
 from voxkit.lm.generate import Generator
 from voxkit.timing import median_times
@@ -92,32 +93,44 @@ def bench(
     return {**result, **{name: n / seconds for name, seconds in t.items()}}
 
 
+def _windows(text: str) -> list[int | None]:
+    """--windows: comma-separated window lengths of at least 1, or 'none' (full attention)."""
+    parts = [w.strip().lower() for w in text.split(",") if w.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"names no window, got {text!r} (give e.g. 4096,none)")
+    try:
+        return [None if w == "none" else flags.whole(1)(w) for w in parts]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"takes window lengths of at least 1 or 'none', comma-separated, got {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--prompt-len", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=flags.whole(1), default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--new-tokens", type=flags.whole(1), default=256)
+    parser.add_argument("--prompt-len", type=flags.whole(1), default=16)
+    parser.add_argument("--repeats", type=flags.whole(1), default=5, help="timed rounds after one warm-up (median)")
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA bf16 rows")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU fp32 rows")
     parser.add_argument("--compile", action="store_true", help="also time voxkit's torch.compile'd decode step")
     parser.add_argument("--graphs", action="store_true",
                         help="also time the decode step replayed as a CUDA graph (CUDA rows; of the compiled step with --compile)")
-    parser.add_argument("--windows", default="4096,none", help="sliding windows to run, comma-separated ('none': full attention)")
+    parser.add_argument("--windows", type=_windows, default="4096,none",
+                        help="sliding windows to run, comma-separated ('none': full attention)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small",
                         help="small: dim 512, vocab 32768; tiny: dim 256, vocab 4096; 7b: Mistral-7B's shape")
     opts = parser.parse_args()
     import os
 
-    import transformers
-
+    if not library_version("transformers"):  # the peer every row is measured against
+        parser.error("needs transformers, the peer of every row: pip install transformers")
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     runs = [] if opts.no_cpu else [(torch.device("cpu"), torch.float32)]
     if torch.cuda.is_available() and not opts.no_cuda:
         runs.append((torch.device("cuda"), torch.bfloat16))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, CPU threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} cores, load average {load} (other processes share the cores)")
+    if not runs:  # an empty table would look like a finished run
+        parser.error("nothing to run: --no-cpu" + (" with --no-cuda" if opts.no_cuda else ", and torch sees no CUDA GPU here"))
+    print(describe(runs[-1][0], ("transformers",)))
     c = SIZES[opts.size]
     print(f"model ({opts.size}): {c['num_hidden_layers']} layers, dim {c['hidden_size']}, "
           f"{c['num_attention_heads']} heads / {c['num_key_value_heads']} kv heads "
@@ -131,7 +144,7 @@ def main() -> None:
     print("| device | dtype | sliding window | transformers tok/s | voxkit tok/s | speed-up | same greedy tokens "
           f"| weights-read floor tok/s |{extra}")
     print("|---|---|---|---:|---:|---:|---|---:|" + ("---:|---|---:|" if opts.compile else "") + ("---:|---|---:|" if opts.graphs else ""))
-    windows = [None if w.strip().lower() == "none" else int(w) for w in opts.windows.split(",")]
+    windows = opts.windows
     for device, dtype in runs:
         for window in windows:
             r = bench(device, dtype, window, opts.new_tokens, opts.prompt_len, opts.repeats, opts.size, opts.compile, opts.graphs)

@@ -26,6 +26,8 @@ import time
 
 import torch
 
+from voxkit.bench import flags
+from voxkit.bench.machine import describe, library_version
 from voxkit.lm.sampling import SamplingConfig, sample_next
 
 
@@ -59,11 +61,13 @@ def _rows(kind: str, batch: int, vocab: int, seed: int = 0) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--vocab", type=int, nargs="+", default=[8194, 131072], help="vocabulary sizes")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=flags.whole(1), default=1)
+    parser.add_argument("--repeats", type=flags.whole(1), default=30, help="timed draws after one warm-up (median)")
+    parser.add_argument("--vocab", type=flags.whole(2), nargs="+", default=[8194, 131072], help="vocabulary sizes")
+    parser.add_argument("--batch", type=flags.whole(1), nargs="+", default=[1, 8], help="rows drawn at once")
     args = parser.parse_args()
+    if not library_version("transformers"):  # the peer of every row
+        parser.error("needs transformers, the peer of every row: pip install transformers")
     torch.set_num_threads(args.threads)
     configs = {
         "T 0.8": SamplingConfig(temperature=0.8),
@@ -71,7 +75,8 @@ def main() -> None:
         "T 0.8, top-k 50": SamplingConfig(temperature=0.8, top_k=50),
         "T 0.8, top-k 50, top-p 0.9": SamplingConfig(temperature=0.8, top_k=50, top_p=0.9),
     }
-    print(f"# torch {torch.__version__}, {args.threads} thread(s); ms per draw of B tokens, median of {args.repeats}")
+    print(describe("cpu", ("transformers",)))
+    print(f"ms per draw of B tokens from the same logits, median of {args.repeats}\n")
     print("| rows | V | B | sampling | voxkit ms | transformers ms | ratio |")
     print("|---|---:|---:|---|---:|---:|---:|")
     for kind in ("peaked", "flat"):

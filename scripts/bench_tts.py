@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voxkit.bench import flags
+from voxkit.bench.machine import describe
 from voxkit.timing import median_times
+from voxkit.tts.generate import MAX_STEPS
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back into the forest."
 
@@ -66,21 +70,26 @@ def main() -> int:
     p.add_argument("--model", default=None, help="a TTS model folder (default: random weights of --config)")
     p.add_argument("--config", choices=("tiny", "full"), default="tiny")
     p.add_argument("--codec", default=None, help="codec folder for --config tiny (default: a random small codec)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--frames", type=int, default=75, help="frames generated per call (75 = 6 s of audio)")
-    p.add_argument("--reference-frames", type=int, default=125, help="voice prompt length (125 = 10 s)")
-    p.add_argument("--steps", type=int, default=7)
-    p.add_argument("--cfg", type=float, default=1.2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=flags.whole(0), default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--frames", type=flags.whole(1), default=75, help="frames generated per call (75 = 6 s of audio)")
+    p.add_argument("--reference-frames", type=flags.whole(1), default=125, help="voice prompt length (125 = 10 s)")
+    p.add_argument("--steps", type=flags.whole(1, MAX_STEPS), default=7)
+    p.add_argument("--cfg", type=flags.number(0), default=1.2)
+    p.add_argument("--repeats", type=flags.whole(1), default=3, help="timed rounds after one warm-up (median)")
     p.add_argument("--compile-flow", action="store_true", help="torch.compile the flow head (CUDA graphs on a GPU)")
     p.add_argument("--no-peer", action="store_true", help="skip Piper")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
+    device, dtype = flags.device(p, args.device), getattr(torch, args.dtype)
+    for flag, folder in (("--model", args.model), ("--codec", args.codec)):
+        if folder and not os.path.isdir(folder):
+            p.error(f"{flag} {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        p.error(f"--json {args.json}: its folder does not exist")  # found now, not after the timing
     if args.threads:
         torch.set_num_threads(args.threads)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
 
     from voxkit.tts.generate import GenerationOptions, generate_frames
 
@@ -140,6 +149,7 @@ def main() -> int:
                          "audio_s": piper_s}
     params = sum(p.numel() for p in model.parameters()) / 1e6
     shape = args.model or f"{args.config} (random weights)"
+    print(describe(device, () if args.no_peer else ("piper-tts",)))
     print(f"TTS {shape}, {params:.1f}M params, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
           f"{args.steps} flow steps, cfg {args.cfg}, voice prompt {args.reference_frames} frames, {args.frames} frames out")
     print(f"{'system':<10} {'first audio (ms)':>17} {'RTF':>7} {'audio (s)':>10}")

@@ -36,7 +36,7 @@ START = time.monotonic()
 
 import torch  # noqa: E402 (the clock starts before the heavy import)
 
-from voxkit.bench import correctness, endtoend, opspeed, report  # noqa: E402
+from voxkit.bench import correctness, endtoend, flags, opspeed, report  # noqa: E402
 from voxkit.bench.harness import Budget, Context, Section, run_sections, say, write_json  # noqa: E402
 from voxkit.bench.timing import Timer, copy_bandwidth  # noqa: E402
 
@@ -149,17 +149,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (the CPU smoke run)")
     ap.add_argument("--sections", default=",".join(SECTION_NAMES), help=f"comma-separated, from {', '.join(SECTION_NAMES)}")
     ap.add_argument("--out", default=None, help="write all results to this JSON file (rewritten after every section)")
-    ap.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 275 on a GPU, 150 quick)")
-    ap.add_argument("--seed", type=int, default=None, help="random inputs (default: fresh, printed)")
-    ap.add_argument("--rows", type=int, default=None, help="rows of the timed tensors (default 16384; quick 256)")
-    ap.add_argument("--dim", type=int, default=None, help="width of the timed tensors (default 4096; quick 512)")
-    ap.add_argument("--reps", type=int, default=None, help="timed calls per op (default 50; quick 3)")
+    ap.add_argument("--budget", type=flags.number(0, above=True), default=None,
+                    help="seconds for the whole run (default 275 on a GPU, 150 quick)")
+    ap.add_argument("--seed", type=flags.whole(0, 2**63 - 1), default=None, help="random inputs (default: fresh, printed)")
+    ap.add_argument("--rows", type=flags.whole(1), default=None, help="rows of the timed tensors (default 16384; quick 256)")
+    ap.add_argument("--dim", type=flags.whole(1), default=None, help="width of the timed tensors (default 4096; quick 512)")
+    ap.add_argument("--reps", type=flags.whole(1), default=None, help="timed calls per op (default 50; quick 3)")
     ap.add_argument("--compile-backend", default=None, help="torch.compile backend of the ops section (default inductor; "
                     "'eager' on the CPU with --quick, where inductor's first build would take most of the run)")
-    ap.add_argument("--decode-tokens", type=int, default=None, help="new tokens per voxkit decode (default 128; quick 8)")
+    ap.add_argument("--decode-tokens", type=flags.whole(1), default=None, help="new tokens per voxkit decode (default 128; quick 8)")
     ap.add_argument("--decode-variants", default=None,
                     help=f"voxkit decoders, from {', '.join(endtoend.DECODE_VARIANTS)} (default all; quick: eager,eager-off,transformers)")
-    ap.add_argument("--max-streams", type=int, default=None, help="most live streams tried (default 512; quick 4)")
+    ap.add_argument("--max-streams", type=flags.whole(1), default=None, help="most live streams tried (default 512; quick 4)")
     ap.add_argument("--stream-sizes", default="1,4,16,32,64,128,256,512",
                     help="stream counts tried in turn (up to what fits in memory, then refined between the last "
                          "real-time count and the first too slow one)")
@@ -184,10 +185,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if getattr(opts, key) is None:
             setattr(opts, key, value)
     opts.decode_variants = [v.strip() for v in opts.decode_variants.split(",") if v.strip()]
+    sizes = opts.stream_sizes
     try:
-        opts.stream_sizes = sorted({int(v) for v in opts.stream_sizes.split(",") if v.strip()})
-    except ValueError:
-        ap.error(f"--stream-sizes takes comma-separated counts, got {opts.stream_sizes!r}")
+        opts.stream_sizes = sorted({flags.whole(1)(v.strip()) for v in sizes.split(",") if v.strip()})
+    except argparse.ArgumentTypeError:
+        ap.error(f"--stream-sizes takes comma-separated counts of at least 1, got {sizes!r}")
+    if not opts.stream_sizes:
+        ap.error(f"--stream-sizes names no count, got {sizes!r}")
     bad = [v for v in opts.decode_variants if v not in endtoend.DECODE_VARIANTS]
     if bad:
         ap.error(f"unknown decode variant(s) {', '.join(bad)}; choose from {', '.join(endtoend.DECODE_VARIANTS)}")
