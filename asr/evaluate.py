@@ -131,11 +131,21 @@ def load_waves(rows: Sequence[dict[str, Any]], snr_db: float | None = None, prog
     return waves
 
 
+def language_of(row: dict[str, Any]) -> str:
+    """The row's language as the tables name it: its code as text, "?" where the row has none.
+
+    Why: a manifest written by hand may say ``"language": 5`` or ``null``; grouping by the raw
+    values put a number beside a string in one sort, which failed after the whole evaluation.
+    """
+    lang = row.get("language")
+    return "?" if lang is None or lang == "" else str(lang)
+
+
 def scores_by_language(rows: Sequence[dict[str, Any]], hypotheses: Sequence[str]) -> dict[str, float]:
     """WER (percent) of ``hypotheses`` against the rows' texts, per language plus "all"."""
     by_lang: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        by_lang[r.get("language", "?")].append(i)
+        by_lang[language_of(r)].append(i)
     scores = {
         lang: 100 * word_error_rate([rows[i]["text"] for i in idx], [hypotheses[i] for i in idx])
         for lang, idx in sorted(by_lang.items())
@@ -146,16 +156,27 @@ def scores_by_language(rows: Sequence[dict[str, Any]], hypotheses: Sequence[str]
 
 def evaluate_peer(
     peer: Peer, rows: Sequence[dict[str, Any]], waves: Sequence[torch.Tensor], progress: bool = True,
-) -> tuple[dict[str, float], list[str]]:
+    own_languages: bool = False,
+) -> tuple[dict[str, float], list[str | None]]:
     """A peer recogniser's (WER in percent per language plus "all", transcripts in row order).
 
     Same audio (``waves`` from :func:`load_waves`) and same normaliser as voxkit's figures, so the
-    two columns differ only by the recogniser.
+    two columns differ only by the recogniser. ``own_languages``: a peer made for some languages
+    (Whisper tiny.en: English) hears only the rows in those languages or without one (their
+    transcript is None elsewhere): its English words for a Spanish clip would be a WER near 100 %
+    that says nothing about the clip, and would pull its "all" figure with it. Its "all" is then
+    over the rows it heard, and absent when it heard none.
     """
     from tqdm import tqdm
 
-    texts = [peer.transcribe(w) for w in tqdm(waves, desc=peer.name, disable=not progress)]
-    return scores_by_language(rows, texts), texts
+    spoken = getattr(peer, "languages", None) if own_languages else None
+    heard = [i for i, r in enumerate(rows) if spoken is None or language_of(r) in (*spoken, "?")]
+    texts: list[str | None] = [None] * len(rows)
+    for i in tqdm(heard, desc=peer.name, disable=not progress):
+        texts[i] = peer.transcribe(waves[i])
+    if not heard:
+        return {}, texts
+    return scores_by_language([rows[i] for i in heard], [texts[i] for i in heard]), texts
 
 
 def with_noise(wave: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
@@ -279,3 +300,72 @@ def format_differences(diffs: dict[tuple[int, int], dict[str, tuple[float, float
             cells.append(f"{change:+.1f} [{low:+.1f}, {high:+.1f}]")
         lines.append(f"| {lang} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def report_tables(
+    rows: Sequence[dict[str, Any]], table: dict[int, dict[str, float]], hypotheses: dict[int, list[str]],
+    peer: tuple[str, dict[str, float]] | None = None,
+) -> tuple[str, dict[tuple[int, int], dict[str, tuple[float, float, float]]] | None]:
+    """The printed report of ``eval asr``: the WER table, then (for two delays or more) the change
+    from each delay to the next with its paired-bootstrap interval; and those changes, for JSON."""
+    text = format_table(table, peer=peer)
+    if len(hypotheses) < 2:
+        return text, None
+    counts = {d: [utterance_errors(r["text"], h) for r, h in zip(rows, hyps, strict=True)] for d, hyps in hypotheses.items()}
+    diffs = delay_differences({d: [e for e, _ in c] for d, c in counts.items()}, [w for _, w in next(iter(counts.values()))],
+                              [language_of(r) for r in rows])
+    text += ("\n\nChange in WER (points) from each delay to the next, with a 95 % paired-bootstrap interval"
+             " over utterances (an interval that excludes 0 is a real change):\n\n" + format_differences(diffs))
+    return text, diffs
+
+
+def scores_json(
+    rows: Sequence[dict[str, Any]],
+    table: dict[int, dict[str, float]],
+    peer: tuple[str, dict[str, float]] | None = None,
+    diffs: dict[tuple[int, int], dict[str, tuple[float, float, float]]] | None = None,
+    peer_texts: Sequence[str | None] | None = None,
+) -> dict[str, Any]:
+    """The numbers of :func:`format_table` and :func:`format_differences`, unrounded, for a script.
+
+    Why one function beside the tables: the printed figures are these numbers rounded, so a
+    reader of the JSON and a reader of the table see the same evaluation (the JSON also counts
+    the utterances of each language, which the table leaves out).
+    """
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        counts[language_of(r)] += 1
+    counts = dict(sorted(counts.items()))
+    counts["all"] = len(rows)
+    changes = [
+        {"from_ms": a, "to_ms": b, "language": lang, "change": change, "low": low, "high": high}
+        for (a, b), cells in sorted((diffs or {}).items())
+        for lang, (change, low, high) in cells.items()
+    ]
+    return {
+        "utterances": counts,
+        "delays": [{"delay_ms": d, "wer": table[d]} for d in sorted(table)],
+        "peer": {"name": peer[0], "offline": True, "wer": peer[1],
+                 "utterances": sum(t is not None for t in peer_texts) if peer_texts is not None else None} if peer else None,
+        "changes": changes,
+    }
+
+
+def hypotheses_jsonl(
+    rows: Sequence[dict[str, Any]], hypotheses: dict[int, list[str]], peers: dict[str, list[str | None]] | None = None
+) -> str:
+    """One record per (delay, row); a peer's records carry ``"peer": name`` and ``"delay_ms": null`` (it is offline)."""
+    import json
+
+    runs: list[tuple[dict, list[str]]] = [({"delay_ms": d}, texts) for d, texts in hypotheses.items()]
+    runs += [({"delay_ms": None, "peer": name}, texts) for name, texts in (peers or {}).items()]
+    lines = []
+    for tag, texts in runs:
+        for row, hyp in zip(rows, texts, strict=True):
+            if hyp is None:  # a row the peer does not hear (evaluate_peer)
+                continue
+            errors, words = utterance_errors(row["text"], hyp)
+            record = {"audio": row["audio"], "language": language_of(row), **tag,
+                      "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,6 +79,39 @@ class LongFormResult:
     words: list[int]  # reference words
     stream_errors: list[int]
     alone_errors: list[int]
+    stream_seconds: float = 0.0  # the joined stream's length, pauses included
+    used: list[int] = dataclasses.field(default_factory=list)  # each joined utterance's index into the utterances given
+
+    def summary(self) -> dict[str, float | int]:
+        """The totals the verdict lines print: WERs over all minutes, the stream's change against
+        alone with its 95 % interval, and how many minutes pass 1.2x alone (in the stream, and
+        in the second alone run)."""
+        from voxkit.asr.evaluate import paired_change
+
+        rows = self.minutes
+        words = sum(r.reference_words for r in rows)
+        stream, alone = sum(r.stream_errors for r in rows), sum(r.alone_errors for r in rows)
+        change, low, high = paired_change(self.alone_errors, self.stream_errors, self.words) if words else (0.0, 0.0, 0.0)
+        return {"words": words, "stream_wer": 100 * stream / max(1, words), "alone_wer": 100 * alone / max(1, words),
+                "change": change, "low": low, "high": high,
+                "minutes_above": sum(r.stream_errors > 1.2 * r.alone_errors for r in rows),
+                "yardstick_minutes_above": sum(r.shifted_errors > 1.2 * r.alone_errors for r in rows)}
+
+    def describe(self, given: int) -> str:
+        """"N utterances (K of its ``given``, each up to R times) joined into one stream of M minutes":
+        the stream holds whole utterances, the first always, so it can be longer than asked, and a
+        manifest shorter than the request is cycled."""
+        most = max(Counter(self.used).values(), default=0)
+        repeats = f", each up to {most} times" if most > 1 else ""
+        return (f"{len(self.used)} utterances ({len(set(self.used))} of its {given}{repeats}) joined into one stream of "
+                f"{self.stream_seconds / 60:.2f} minutes")
+
+    def to_json(self, delay_ms: int) -> dict[str, object]:
+        """The numbers of :func:`format_long_form`, unrounded: one record per minute, then the totals."""
+        minutes = [{**dataclasses.asdict(r), "minute": r.minute + 1, "stream_wer": r.stream_wer, "alone_wer": r.alone_wer,
+                    "shifted_wer": r.shifted_wer} for r in self.minutes]
+        return {"delay_ms": delay_ms, "stream_minutes": self.stream_seconds / 60, "joined_utterances": len(self.minute_of),
+                "distinct_utterances": len(set(self.used)), "minutes": minutes, **self.summary()}
 
 
 def join_utterances(
@@ -144,20 +178,23 @@ def evaluate_long_form(
     seed: int = 0,
     progress: bool = True,
     segmenting: Segmenting | None = DEFAULT_SEGMENTING,
+    batch_size: int = 8,
 ) -> LongFormResult:
     """WER per minute of one joined stream beside the same utterances transcribed alone, both
     the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py), and
-    alone again behind :data:`SHIFT_SAMPLES` of silence (module doc)."""
+    alone again behind :data:`SHIFT_SAMPLES` of silence (module doc). ``batch_size``: streams of
+    the two alone runs decoded in lock-step (the same transcripts whatever the size)."""
     from tqdm import tqdm
 
-    from voxkit.asr.segments import SegmentedStream, transcribe_segmented
+    from voxkit.asr.segments import SegmentedStream
 
     stream, placements = join_utterances(waves, texts, minutes, seed)
     used = sorted({p.index for p in placements})
-    alone = transcribe_segmented(model, tokenizer, [waves[i] for i in used], delay, segmenting)
+    alone = _alone(model, tokenizer, [waves[i] for i in used], delay, segmenting, batch_size, "utterances alone", progress)
     alone_text = dict(zip(used, (t.text for t in alone), strict=True))
     lead = torch.zeros(SHIFT_SAMPLES)  # [S]
-    shifted = transcribe_segmented(model, tokenizer, [torch.cat([lead, waves[i]]) for i in used], delay, segmenting)
+    shifted = _alone(model, tokenizer, [torch.cat([lead, waves[i]]) for i in used], delay, segmenting, batch_size,
+                     "alone again, 20 ms later", progress)
     shifted_text = dict(zip(used, (t.text for t in shifted), strict=True))
 
     device = next(model.parameters()).device
@@ -192,14 +229,34 @@ def evaluate_long_form(
         result.stream_errors.append(stream_errors)
         result.alone_errors.append(alone_errors)
     result.minutes = [rows[m] for m in sorted(rows)]
+    result.stream_seconds = stream.numel() / ASR_SAMPLE_RATE
+    result.used = [p.index for p in placements]
     return result
+
+
+def _alone(
+    model: torch.nn.Module, tokenizer: object, waves: Sequence[torch.Tensor], delay: int, segmenting: Segmenting | None,
+    batch_size: int, desc: str, progress: bool,
+) -> list:
+    """The utterances transcribed one stream each, in parts of a few batches so that a progress
+    bar moves: an hour's stream holds hundreds of utterances, minutes of work before the stream's
+    own bar starts."""
+    from tqdm import tqdm
+
+    from voxkit.asr.segments import transcribe_segmented
+
+    out = []
+    with tqdm(total=len(waves), desc=desc, disable=not progress) as bar:
+        for start in range(0, len(waves), batch_size * 4):
+            part = waves[start : start + batch_size * 4]
+            out += transcribe_segmented(model, tokenizer, part, delay, segmenting, batch_size=batch_size)
+            bar.update(len(part))
+    return out
 
 
 def format_long_form(result: LongFormResult, delay_ms: int) -> str:
     """Markdown: one line per minute, the verdict lines, then (for 20 minutes or more) a table of
     ten-minute blocks with the stream's change against alone and its 95 % interval."""
-    from voxkit.asr.evaluate import paired_change
-
     rows = result.minutes
     lines = [
         f"Long-form stream at {delay_ms} ms: WER per minute (%), the same utterances alone beside it",
@@ -212,19 +269,16 @@ def format_long_form(result: LongFormResult, delay_ms: int) -> str:
             f"| {r.minute + 1} | {r.utterances} | {r.reference_words} | {r.stream_wer:.1f} | {r.alone_wer:.1f} "
             f"| {_ratio(r.stream_errors, r.alone_errors)} | {r.shifted_wer:.1f} | {r.rss_mb:.0f} |"
         )
-    words = sum(r.reference_words for r in rows)
-    if words:
-        stream, alone = sum(r.stream_errors for r in rows), sum(r.alone_errors for r in rows)
-        over = sum(r.stream_errors > 1.2 * r.alone_errors for r in rows)
-        noise = sum(r.shifted_errors > 1.2 * r.alone_errors for r in rows)
-        change, low, high = paired_change(result.alone_errors, result.stream_errors, result.words)
+    total = result.summary()
+    if total["words"]:
         lines += [
             "",
-            f"all minutes: {100 * stream / words:.1f} % in the stream, {100 * alone / words:.1f} % alone "
-            f"({words} words); {over} of {len(rows)} minutes above 1.2x alone",
-            f"stream - alone: {change:+.2f} points (95 % interval {low:+.2f} to {high:+.2f}, paired bootstrap over utterances)",
-            f"yardstick: the utterances alone again, each behind 20 ms more silence, put {noise} of {len(rows)} minutes "
-            "above 1.2x the first alone run (no stream involved: a minute's own noise)",
+            f"all minutes: {total['stream_wer']:.1f} % in the stream, {total['alone_wer']:.1f} % alone "
+            f"({total['words']} words); {total['minutes_above']} of {len(rows)} minutes above 1.2x alone",
+            f"stream - alone: {total['change']:+.2f} points (95 % interval {total['low']:+.2f} to {total['high']:+.2f}, "
+            "paired bootstrap over utterances)",
+            f"yardstick: the utterances alone again, each behind 20 ms more silence, put {total['yardstick_minutes_above']} of "
+            f"{len(rows)} minutes above 1.2x the first alone run (no stream involved: a minute's own noise)",
         ]
     worst = max(rows, key=lambda r: r.stream_wer - r.alone_wer, default=None)
     if worst is not None:

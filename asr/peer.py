@@ -25,6 +25,7 @@ class Peer(Protocol):
     """What the evaluation needs of a peer: a name for the column and one transcript per clip."""
 
     name: str
+    languages: tuple[str, ...] | None  # the language codes it is made for; None: any
 
     def transcribe(self, wave: torch.Tensor) -> str:
         """[T] float32 mono at ``ASR_SAMPLE_RATE`` -> the clip's transcript."""
@@ -39,6 +40,7 @@ class WhisperPeer:
     """
 
     name = "whisper-tiny.en"
+    languages = ("en",)  # an English-only model: other languages come out as English words, not as a figure
 
     def __init__(self, model_dir: str, threads: int = 0) -> None:
         from faster_whisper import WhisperModel

@@ -1,4 +1,4 @@
-"""``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table.
+"""``voxkit eval asr MANIFEST``: WER of a recogniser per language and delay, as a table (voxkit.cli.eval_asr).
 ``voxkit eval codec MANIFEST``: objective quality of a speech codec beside classical codecs, as a table.
 ``voxkit eval tts MANIFEST``: voice cloning on held-out voices: WER of an independent recogniser and speaker similarity."""
 
@@ -7,17 +7,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import random
 import sys
-from typing import TYPE_CHECKING
 
 from voxkit.asr.peer import PEERS
 from voxkit.audio.constants import STEP_MS
+from voxkit.cli.eval_asr import DELAYS, run_asr
+from voxkit.cli.eval_rows import check_clips, read_rows, require_references
 from voxkit.cli.flags import at_least
 from voxkit.cli.outputs import output_file, write_text
-
-if TYPE_CHECKING:
-    from voxkit.asr.options import RecognizerOptions
 
 SEEDS = 2**64
 """Seeds torch accepts: 0 .. 2^64 - 1."""
@@ -32,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a = sub.add_parser("asr", help="word error rate of a recogniser, per language and delay")
     a.add_argument("manifest", help="JSONL manifest with audio and text")
     a.add_argument("--model", default=None, help="recogniser folder (default: the bundled model)")
-    a.add_argument("--delays", default="160,480,960,2400", help=f"comma-separated delays in ms (multiples of {STEP_MS})")
+    a.add_argument("--delays", default=None, help=f"comma-separated delays in ms (multiples of {STEP_MS}; default {DELAYS})")
     a.add_argument("--languages", default=None, help="only these languages (comma-separated)")
     a.add_argument("--max-utterances", type=int, default=None, help="evaluate a seeded random subset of this size")
     a.add_argument("--snr", type=float, default=None, metavar="DB",
@@ -43,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--output", default=None, help="also write the table (markdown) to this file")
     a.add_argument("--hypotheses", default=None, metavar="FILE",
                    help="also write every transcript as JSONL (audio, language, delay_ms, reference, hypothesis, errors, words)")
+    a.add_argument("--json", default=None, metavar="OUT",
+                   help="also write the numbers of the printed tables, unrounded, as JSON (with --long-form: its minutes)")
     a.add_argument("--peer", default=None, choices=tuple(PEERS),
                    help="also score this reference recogniser on the same clips and normaliser (needs the peer extra)")
     a.add_argument("--long-form", type=float, default=None, metavar="MINUTES",
@@ -97,72 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_tts)
 
 
-def run_asr(args: argparse.Namespace) -> int:
-    import torch
-
-    from voxkit.asr.bundle import load_bundle
-    from voxkit.asr.evaluate import (
-        delay_differences,
-        evaluate_manifest,
-        evaluate_peer,
-        format_differences,
-        format_table,
-        load_waves,
-        utterance_errors,
-    )
-    from voxkit.asr.peer import load_peer
-    from voxkit.asr.segments import DEFAULT_SEGMENTING
-    from voxkit.data.manifest import read_manifest
-    from voxkit.errors import VoxkitError
-
-    _check_asr_flags(args)
-    options = _parse_delays(args.delays)
-    for flag, path in (("--output", args.output), ("--hypotheses", args.hypotheses)):
-        if path:
-            output_file(path, flag)  # before the evaluation, not after it
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = read_manifest(args.manifest, required=("audio", "text"), any_text=True)
-    if not rows:
-        raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
-    _require_references(args.manifest, rows)
-    if args.languages is not None:
-        rows = _only_languages(rows, args.languages, args.manifest)
-    if args.max_utterances and len(rows) > args.max_utterances:
-        rows = random.Random(0).sample(rows, args.max_utterances)
-    peer = load_peer(args.peer, threads=args.threads or 0) if args.peer else None  # a missing extra fails before the long part
-    bundle = load_bundle(args.model)
-    waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
-    segmenting = None if args.no_segment else DEFAULT_SEGMENTING
-    if args.long_form is not None:
-        return _run_long_form(args, bundle, rows, waves, options, segmenting)
-    hypotheses: dict[int, list[str]] = {}
-    table = evaluate_manifest(
-        bundle.model, bundle.tokenizer, rows, options, batch_size=args.batch_size, progress=not args.quiet, hypotheses=hypotheses,
-        waves=waves, segmenting=segmenting,
-    )
-    peer_column, peer_texts = None, None
-    if peer is not None:
-        peer_scores, peer_texts = evaluate_peer(peer, rows, waves, progress=not args.quiet)
-        peer_column = (peer.name, peer_scores)
-    text = format_table(table, peer=peer_column)
-    if len(hypotheses) > 1:  # distinct delays
-        counts = {d: [utterance_errors(r["text"], h) for r, h in zip(rows, hyps, strict=True)] for d, hyps in hypotheses.items()}
-        diffs = delay_differences({d: [e for e, _ in c] for d, c in counts.items()}, [w for _, w in next(iter(counts.values()))],
-                                  [r.get("language", "?") for r in rows])
-        text += ("\n\nChange in WER (points) from each delay to the next, with a 95 % paired-bootstrap interval"
-                 " over utterances (an interval that excludes 0 is a real change):\n\n" + format_differences(diffs))
-    if args.output:  # the files before the table: a reader that stops early (| head) must not cost them
-        write_text(args.output, text + "\n")
-    if args.hypotheses:
-        peer_rows = {peer.name: peer_texts} if peer is not None and peer_texts is not None else None
-        write_text(args.hypotheses, _hypotheses_jsonl(rows, hypotheses, peer_rows))
-    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
-    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
-    print(text)
-    return 0
-
-
 def run_chat(args: argparse.Namespace) -> int:
     """``voxkit eval chat``: the flags and references checked here, the evaluation in voxkit.cli.chat.
 
@@ -175,7 +108,7 @@ def run_chat(args: argparse.Namespace) -> int:
 
     at_least(args.limit, 1, "--limit", "a number of clips and examples")
     for manifest in args.manifests:
-        _require_references(manifest, read_manifest(manifest, required=("audio", "text"), any_text=True))
+        require_references(manifest, read_manifest(manifest, required=("audio", "text"), any_text=True))
     return run_eval(args)
 
 
@@ -193,11 +126,11 @@ def run_codec(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
     if args.json:
         output_file(args.json, "--json")  # before the evaluation, not after it
-    rows, lines = _read_rows(args.manifest)
+    rows, lines = read_rows(args.manifest)
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
     rows, lines = (rows[: args.limit], lines[: args.limit]) if args.limit else (rows, lines)
-    _check_clips(args.manifest, rows, lines, range(len(rows)))
+    check_clips(args.manifest, rows, lines, range(len(rows)))
     codecs: list = load_peers(names, model_given=args.model is not None)  # a missing tool or extra fails before the long part
     require_metrics()
     if args.model is not None:
@@ -206,7 +139,7 @@ def run_codec(args: argparse.Namespace) -> int:
         print("voxkit eval codec: no --model given: scoring the classical peers only", file=sys.stderr)
     recogniser, note = load_recogniser(args.asr)
     if recogniser is not None:  # the texts are only for the WER column
-        _require_references(args.manifest, rows, lines, "no reference transcript to score the WER against (or --asr none)")
+        require_references(args.manifest, rows, lines, "no reference transcript to score the WER against (or --asr none)")
     result = evaluate_codecs(rows, codecs, recogniser, progress=not args.quiet, notes=[note] if note else [])
     usage = getattr(codecs[0], "usage_note", lambda: None)()
     if usage:
@@ -243,15 +176,15 @@ def run_tts(args: argparse.Namespace) -> int:
         output_file(args.json, "--json")  # before the evaluation, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows, lines = _read_rows(args.manifest)
-    _require_references(args.manifest, rows, lines, "no text to speak")
+    rows, lines = read_rows(args.manifest)
+    require_references(args.manifest, rows, lines, "no text to speak")
     pairs, skipped = choose_references(rows, args.seed)
     if not pairs:
         raise VoxkitError(f"no rows to evaluate in {args.manifest}: {'; '.join(skipped) or 'it is empty'}")
     pairs = pairs[: args.limit] if args.limit else pairs
     if args.seed + len(pairs) > SEEDS:  # row n samples with seed + n
         raise VoxkitError(f"--seed {args.seed}: row n samples with seed + n, which passes 2^64 - 1; give a smaller seed")
-    _check_clips(args.manifest, rows, lines, sorted({k for pair in pairs for k in pair}))
+    check_clips(args.manifest, rows, lines, sorted({k for pair in pairs for k in pair}))
     recogniser = None
     if args.recogniser != "none":
         try:
@@ -335,164 +268,3 @@ def _wrong_model(folder: str, wanted: str, err: Exception) -> str:
     codec = os.path.join(folder, "codec")
     where = f" (its codec is {codec})" if kind == kinds["voxkit_tts"] and os.path.isdir(codec) else ""
     return f"--model {folder} is {kind}{where}, not {wanted}"
-
-
-def _read_rows(manifest: str) -> tuple[list[dict], list[int]]:
-    """The rows (audio and text required) with ``audio`` resolved against the manifest's folder, as
-    every command reads a manifest (voxkit.data.manifest), and each row's line number.
-
-    Why: an ``audio`` of null or a number would resolve to a file called "None" or "5" and be
-    reported as missing; it is named as what it is, with its line.
-    """
-    import json
-
-    from voxkit.data.manifest import iter_manifest, read_manifest, resolve_audio
-    from voxkit.errors import DataError
-
-    rows = read_manifest(manifest, resolve=False, required=("audio", "text"), any_text=True)
-    lines = [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
-    for n, row in zip(lines, rows, strict=True):
-        if not isinstance(row["audio"], str) or not row["audio"].strip():
-            raise DataError(f"{manifest}:{n}: audio must be the path of a file, got {json.dumps(row['audio'])}")
-    base = os.path.dirname(os.path.abspath(manifest))
-    return [{**r, "audio": resolve_audio(r, base)} for r in rows], lines
-
-
-def _check_clips(manifest: str, rows: list[dict], lines: list[int], indices: list[int] | range) -> None:
-    """Refuse a run whose clips (rows[i] for i in ``indices``) are missing, unreadable or empty, by their headers.
-
-    Why: the evaluations read each clip as they reach it, so a missing file on row 900 ended the
-    run after the 899 before it, naming no line. Headers only: checking costs no decoding (except an
-    MP3 without a length tag, whose frames are counted: see :func:`voxkit.audio.io.audio_info`).
-    """
-    from voxkit.audio.io import audio_info
-    from voxkit.errors import AudioError, DataError
-
-    bad: list[str] = []
-    for i in indices:
-        path = rows[i]["audio"]
-        try:
-            if not os.path.isfile(path):
-                raise AudioError(f"audio {'is a folder' if os.path.isdir(path) else 'file not found'}: {path}")
-            if audio_info(path)[1] == 0:
-                raise AudioError(f"audio is empty: {path}")
-        except AudioError as err:
-            bad.append(f"{manifest}:{lines[i]}: {err}")
-    if bad:
-        more = f" ({len(bad)} of the {len(indices)} clips to evaluate are unusable)" if len(bad) > 1 else ""
-        raise DataError(bad[0] + more)
-
-
-def _run_long_form(
-    args: argparse.Namespace, bundle: object, rows: list[dict], waves: list, options: list, segmenting: object
-) -> int:
-    from voxkit.asr.long_form import evaluate_long_form, format_long_form
-    from voxkit.asr.options import RecognizerOptions
-
-    delay = options[0] if len(options) == 1 else RecognizerOptions.from_steps(bundle.model.args.default_delay_tokens)
-    result = evaluate_long_form(
-        bundle.model, bundle.tokenizer, waves, [r["text"] for r in rows], args.long_form, delay.delay_steps,
-        progress=not args.quiet, segmenting=segmenting,
-    )
-    text = format_long_form(result, delay.delay_ms)
-    cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
-    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
-    placed = len(result.minute_of)  # the stream holds whole utterances: the first always, then while time is left
-    if args.output:  # before the table, as above
-        write_text(args.output, text + "\n")
-    print(f"{bundle.folder} on {args.manifest} ({placed} utterances of {len(rows)}, joined into {args.long_form:g} minutes"
-          f"{noise}; {cut})\n")
-    print(text)
-    return 0
-
-
-def _hypotheses_jsonl(rows: list[dict], hypotheses: dict[int, list[str]], peers: dict[str, list[str]] | None = None) -> str:
-    """One record per (delay, row); a peer's records carry ``"peer": name`` and ``"delay_ms": null`` (it is offline)."""
-    import json
-
-    from voxkit.asr.evaluate import utterance_errors
-
-    runs: list[tuple[dict, list[str]]] = [({"delay_ms": d}, texts) for d, texts in hypotheses.items()]
-    runs += [({"delay_ms": None, "peer": name}, texts) for name, texts in (peers or {}).items()]
-    lines = []
-    for tag, texts in runs:
-        for row, hyp in zip(rows, texts, strict=True):
-            errors, words = utterance_errors(row["text"], hyp)
-            record = {"audio": row["audio"], "language": row.get("language", "?"), **tag,
-                      "reference": row["text"], "hypothesis": hyp, "errors": errors, "words": words}
-            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    return "".join(lines)
-
-
-def _check_asr_flags(args: argparse.Namespace) -> None:
-    """The numeric flags of ``eval asr``, checked before the manifest is read and any model loads."""
-    from voxkit.errors import VoxkitError
-
-    at_least(args.max_utterances, 1, "--max-utterances", "a number of utterances")
-    at_least(args.batch_size, 1, "--batch-size", "a number of streams")
-    at_least(args.threads, 1, "--threads", "a number of CPU threads")
-    if args.snr is not None and not math.isfinite(args.snr):
-        raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
-    if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
-        raise VoxkitError(f"--long-form takes minutes above 0 and at most {24 * 60}, got {args.long_form:g}")
-    if args.long_form is not None and (args.peer or args.hypotheses):  # they were silently not done
-        raise VoxkitError("--long-form scores one joined stream minute by minute; --peer and --hypotheses score "
-                          "utterances alone: run them without --long-form")
-
-
-def _parse_delays(text: str) -> list[RecognizerOptions]:
-    """--delays as validated RecognizerOptions, duplicates dropped; an empty list is refused, as it
-    would print a table with no column and exit 0 as if something had been measured."""
-    from voxkit.asr.options import RecognizerOptions
-    from voxkit.errors import VoxkitError
-
-    try:
-        delays = [int(d) for d in text.split(",") if d.strip()]
-    except ValueError:
-        raise VoxkitError(f"--delays must be integers in ms, got {text!r}") from None
-    if not delays:
-        raise VoxkitError(f"--delays names no delay, got {text!r} (give e.g. 480 or 160,480,960)")
-    return [RecognizerOptions.from_ms(d) for d in dict.fromkeys(delays)]
-
-
-def _require_references(manifest: str, rows: list[dict], lines: list[int] | None = None,
-                         why: str = "no reference transcript to score against") -> None:
-    """Refuse rows whose ``text`` has no word (empty, blank, punctuation only) or is not a string,
-    naming the count and the first line.
-
-    The corpus WER skips an empty reference (there are no words to divide by), so such rows would
-    vanish from the table while their transcripts still count as errors elsewhere: a 0.0 % beside
-    a hypotheses file full of words; a TTS model has nothing to say for "..." and the run stopped
-    there, possibly hours in. ``voxkit data check`` rejects the same rows as "empty text".
-    ``lines``: each row's line, when the caller has them; ``why``: what the text is for here.
-    """
-    from voxkit.data.manifest import has_words, iter_manifest
-    from voxkit.errors import DataError
-
-    bad = [i for i, r in enumerate(rows) if not has_words(r["text"])]
-    if bad:
-        lines = lines or [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
-        raise DataError(f"{manifest}:{lines[bad[0]]}: empty text: {len(bad)} of {len(rows)} rows have {why} "
-                        "(give every row its text, or leave those rows out)")
-
-
-def _only_languages(rows: list[dict], codes: str, manifest: str) -> list[dict]:
-    """The rows of the --languages codes (spaces around the commas allowed). Codes the manifest
-    lacks are named on stderr, and a filter that keeps nothing says which languages there are."""
-    from voxkit.errors import VoxkitError
-
-    keep = list(dict.fromkeys(c.strip() for c in codes.split(",") if c.strip()))
-    if not keep:
-        raise VoxkitError(f"--languages names no language, got {codes!r} (give e.g. en or en,es)")
-    present = sorted({str(r["language"]) for r in rows if "language" in r})
-    has = f"it has {', '.join(present)}" if present else "its rows have no language field"
-    if present and any("language" not in r for r in rows):
-        has += " and rows without a language field"
-    kept = [r for r in rows if "language" in r and str(r["language"]) in keep]
-    if not kept:
-        raise VoxkitError(f"no utterances to evaluate in {manifest} for --languages {','.join(keep)}: {has}")
-    missing = [c for c in keep if c not in present]
-    if missing:
-        print(f"voxkit eval asr: --languages {','.join(missing)}: not in {manifest} ({has}); scoring the others",
-              file=sys.stderr)
-    return kept
