@@ -4,8 +4,9 @@ Decisions, and why:
 
 - **Distributed**: when ``torchrun`` set ``RANK``/``WORLD_SIZE`` (or a process group already
   exists), the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA). Only
-  rank 0 writes logs and checkpoints and runs evaluation. A trainable parameter without a gradient
-  at the first step stops the run before any update unless ``find_unused_parameters`` is on. Every rank draws the same task for each
+  rank 0 writes logs and checkpoints and runs evaluation. A trainable parameter that some
+  micro-batch of the first step does not reach stops the run before any update unless
+  ``find_unused_parameters`` is on (:mod:`voxkit.train.unused`). Every rank draws the same task for each
   micro-batch (see :class:`~voxkit.train.task.TaskMixture`), so DDP always reduces the gradients
   of the same sub-graph; tasks shard their data by rank.
 - **Precision**: parameters and optimizer state stay float32; on CUDA the forward runs under
@@ -16,15 +17,17 @@ Decisions, and why:
   gradient clipping; see :mod:`voxkit.train.optimizers` and :class:`~voxkit.train.task.Update`.
 - **Accumulation**: each micro-batch loss is divided by ``grad_accum``, so an optimizer step sees
   the mean over micro-batches (equal to one big batch when micro-batches hold equal token counts);
-  DDP all-reduces only on an optimizer's last micro-batch (``no_sync``). Losses stay on the device
-  and are synchronised only at log steps.
+  DDP all-reduces only on an optimizer's last micro-batch (``no_sync``; a first step that checks
+  for unreached parameters averages after all of them instead). Losses stay on the device and are
+  synchronised only at log steps.
 - **Resume** restores exactly: weights, every optimizer's AdamW moments, the step (which fixes
   the learning rate), every rank's torch / CUDA / Python / NumPy RNG state, the mixture's draw
   generator and each task's epoch and position (replayed by re-iterating the epoch). An
   interrupted run then continues bit-exactly on the same hardware when ``train_batches`` is
   deterministic per epoch. Not restored: state hidden inside a task's own objects (e.g. a
   DataLoader's worker RNG), and per-rank RNGs when the world size changed (those ranks are
-  reseeded; each task's epoch position is rescaled to the new share of an epoch per rank).
+  reseeded; each task's epoch position is rescaled to the new share of an epoch per rank). A
+  resume with another number of processes or another ``grad_accum`` says what a step now averages.
 - **Evaluation** runs under a forked RNG, so evaluating never changes the training trajectory.
 - **SIGTERM** (a scheduler's or a deadline's) ends the run after the step in flight, with a
   checkpoint and without the final evaluation, and ``fit`` returns: :mod:`voxkit.train.stop`.
@@ -58,6 +61,7 @@ from voxkit.train.scalars import Running, ScalarLog
 from voxkit.train.stop import StopOnSignal
 from voxkit.train.task import MAIN, Task, TaskMixture, Update, move_to, task_updates
 from voxkit.train.time_budget import TimeBudget
+from voxkit.train.unused import GradientReach, average_gradients, stop_unless_every_pass_reached_all
 
 # ---------------------------------------------------------------------------- building blocks
 
@@ -167,7 +171,7 @@ class Trainer:
                 # each optimizer's updates only reach its own parameters
                 unused = cfg.find_unused_parameters or len(self.tasks) > 1 or len(self.optimizers) > 1
                 self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
-                self._check_gradients = not unused  # at this process's first step: see _check_every_parameter_learns
+                self._check_gradients = not unused  # at this process's first step: see voxkit.train.unused
             scalars = self._loop(out_dir, self.max_steps if stop_at is None else min(stop_at, self.max_steps), stop_at)
             if created_group and self.world_size > 1:
                 # leave together: a rank tearing gloo down while its peer still sends can fail
@@ -327,22 +331,30 @@ class Trainer:
             if not work:
                 continue
             self.model.zero_grad(set_to_none=True)  # nothing from another optimizer's updates leaks into this one
-            for j, (i, name, update) in enumerate(work):
-                batch = batch_of(i)
-                last = j == len(work) - 1
-                no_sync = self.ddp_model.no_sync() if self.ddp_model is not self.model and not last else contextlib.nullcontext()
-                with no_sync:
-                    with self._autocast():
-                        loss, metrics = update.loss(self.ddp_model, batch)
-                    (loss / accum).backward()
-                prefix = f"train/{name}" if len(self.updates[name]) == 1 else f"train/{name}/{opt_name}"
-                running.add("train/loss", loss, reduce=True)
-                running.add(f"{prefix}/loss", loss, reduce=True)
-                for key, value in metrics.items():
-                    running.add(f"{prefix}/{key}", value)
-            if self._check_gradients:
-                self._check_every_parameter_learns()
+            reach = GradientReach(self.model) if self._check_gradients else None  # first step under DDP: see voxkit.train.unused
+            try:
+                for j, (i, name, update) in enumerate(work):
+                    batch = batch_of(i)
+                    last = j == len(work) - 1
+                    # the checked first step reduces after the check, all micro-batches unsynced: see voxkit.train.unused
+                    unsynced = self.ddp_model is not self.model and (not last or reach is not None)
+                    no_sync = self.ddp_model.no_sync() if unsynced else contextlib.nullcontext()
+                    with no_sync:
+                        with self._autocast():
+                            loss, metrics = update.loss(self.ddp_model, batch)
+                        (loss / accum).backward()
+                    prefix = f"train/{name}" if len(self.updates[name]) == 1 else f"train/{name}/{opt_name}"
+                    running.add("train/loss", loss, reduce=True)
+                    running.add(f"{prefix}/loss", loss, reduce=True)
+                    for key, value in metrics.items():
+                        running.add(f"{prefix}/{key}", value)
+            finally:
+                if reach is not None:
+                    reach.close()  # also when a loss raises: the model keeps no hook
+            if reach is not None:
                 self._check_gradients = False
+                stop_unless_every_pass_reached_all(reach, len(work), self.step + 1, self._any_rank)
+                average_gradients([p for p in self.model.parameters() if p.requires_grad])
             optimizer = self.optimizers[opt_name]
             clip = self.recipe.optim.grad_clip
             if clip > 0:
@@ -351,26 +363,6 @@ class Trainer:
             optimizer.step()
             self.model.zero_grad(set_to_none=True)
         return norms
-
-    def _check_every_parameter_learns(self) -> None:
-        """Stop with one line, before the first update, when a trainable parameter got no gradient under DDP.
-
-        Why: DistributedDataParallel without ``find_unused_parameters`` averages a bucket of
-        gradients only once every parameter in it has one. A parameter the loss never reaches (a
-        head whose loss weight is 0) leaves its bucket unreduced: the ranks step on different
-        gradients, drift apart, and the next step dies with a long error on every rank. One process
-        trains the same recipe without complaint, so the cause is not obvious; the fix is one key.
-        """
-        missing = [name for name, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
-        if not self._any_rank(bool(missing)):
-            return
-        names = self._agree(missing)  # rank 0's; empty when only another rank found some
-        shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        which = f"{len(names)} received none ({shown})" if names else "some received none on another rank"
-        err = VoxkitError(f"under DDP every trainable parameter must get a gradient at each step, but {which} at step "
-                          f"{self.step + 1}: set train.find_unused_parameters = true, or freeze what the loss does not use")
-        err.every_rank = True  # type: ignore[attr-defined]  # the ranks agreed on it: one of them says it
-        raise err
 
     def _scalars(self, running: Running, grad_norms: Mapping[str, torch.Tensor], step_s: float) -> dict[str, float]:
         scalars = running.means()
@@ -429,12 +421,14 @@ class Trainer:
         if self.world_size > 1:
             dist.barrier()  # nobody races ahead to a resume/exit while rank 0 is still writing
 
-    def _world_size_notice(self, state: Mapping[str, Any], saved_world_size: int) -> str:
-        """One line on what a resume with another number of processes changes.
+    def _batch_notice(self, state: Mapping[str, Any], saved_world_size: int) -> str | None:
+        """One line on what a resume with another number of processes or another ``grad_accum``
+        changes; None when neither changed.
 
         Why: the effective batch is ``grad_accum x world_size`` micro-batches, so the same command
         on fewer machines silently halves it (and with it the gradient noise the learning rate was
-        tuned for); the line says so and names the key that restores it.
+        tuned for), and so does an override of ``train.grad_accum`` meant for memory alone; the
+        line says so and names the key that restores it.
         """
         def count(n: int, noun: str) -> str:
             return f"{n} {noun}" if n == 1 else f"{n} {noun}es"
@@ -444,6 +438,11 @@ class Trainer:
         except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
             saved_accum = 0  # a checkpoint without its recipe: the line says less
         accum = self.recipe.train.grad_accum
+        if saved_world_size == self.world_size:
+            if saved_accum in (0, accum):
+                return None
+            return (f"the checkpoint was written with train.grad_accum={saved_accum}, this run has {accum}: a step now averages "
+                    f"{count(accum * self.world_size, 'micro-batch')} instead of {saved_accum * self.world_size}")
         line = f"the checkpoint was written by {count(saved_world_size, 'process')}, this run has {self.world_size}"
         if saved_accum > 0:
             before, now = saved_accum * saved_world_size, accum * self.world_size
@@ -471,8 +470,9 @@ class Trainer:
             seed_everything(self.recipe.train.seed + self.rank + 7919 * self.step)
         if self.rank == 0:
             print(f"resumed from {checkpoint} at step {self.step}", file=sys.stderr, flush=True)
-            if saved_world_size != self.world_size:
-                print(self._world_size_notice(state, saved_world_size), file=sys.stderr, flush=True)
+            notice = self._batch_notice(state, saved_world_size)
+            if notice is not None:
+                print(notice, file=sys.stderr, flush=True)
             if self.step >= self.max_steps:
                 print(f"step {self.step} is the end of the schedule (train.max_steps {self.max_steps}): nothing to train; "
                       "raise train.max_steps to go on", file=sys.stderr, flush=True)
