@@ -25,7 +25,7 @@ import torch
 
 from voxkit.errors import OptionError
 from voxkit.lm.cache import RingState
-from voxkit.lm.sampling import SamplingConfig, check_seed, sample_next
+from voxkit.lm.sampling import SamplingConfig, row_generators, sample_next
 from voxkit.lm.transformer import DEFAULT_PREFILL_CHUNK, Transformer
 
 if TYPE_CHECKING:
@@ -130,6 +130,10 @@ class Generator:
         stops at its cap as at a stop id. Why: a stream's room is its own (the model's context
         less its prompt), and a short prompt batched beside a long one must get the reply it gets
         alone, not one cut to the long prompt's room.
+
+        ``seed`` seeds a generator of each stream's own, all with the same seed: a prompt samples
+        the same continuation alone or in any batch, as a seeded request does in vLLM (without a
+        seed, the streams share torch's default generator).
         """
         self._check(prompts, max_new_tokens, limits)  # before the buffers: -1 or 10^10 tokens must not reach torch.zeros
         device = self.model.norm.weight.device
@@ -228,10 +232,8 @@ class Generator:
         if prompt_embeddings is not None and tuple(prompt_embeddings.shape[:2]) != tuple(tokens.shape):
             raise ValueError(f"prompt_embeddings {list(prompt_embeddings.shape)} do not match the padded prompts {list(tokens.shape)}")
         B = tokens.shape[0]
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(check_seed(seed))
+        # a generator per stream, each seeded with ``seed``: a stream samples what it samples alone
+        generators = None if seed is None else row_generators(seed, B, device)
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
         caps = None if limits is None else torch.tensor(list(limits), dtype=torch.long, device=device)  # [B]
         rows = torch.arange(B, device=device)  # [B]
@@ -253,7 +255,7 @@ class Generator:
             alive = torch.ones(B, dtype=torch.bool, device=device)  # [B]
             for index in range(max_new_tokens):
                 # sampled before the next step: a CUDA graph's logits are overwritten by its next replay
-                next_tokens = sample_next(logits, self.sampling, generator)  # [B]
+                next_tokens = sample_next(logits, self.sampling, generators)  # [B]
                 emitted = alive & ~torch.isin(next_tokens, stop) if self.stop_ids else alive  # [B]
                 if caps is not None:
                     emitted = emitted & (caps > index)  # [B] a stream's own cap ends it like a stop id

@@ -1,14 +1,17 @@
 """Next-token sampling: greedy, temperature, top-k and nucleus (top-p), batched and on-device.
 
 Everything here is a handful of tensor ops over the whole batch ``[B, V]``: no Python loop over
-streams or the vocabulary and no host synchronisation, so the decode loop in
-:mod:`voxkit.lm.generate` can run many steps without waiting for the device.
+the vocabulary and no host synchronisation, so the decode loop in :mod:`voxkit.lm.generate` can
+run many steps without waiting for the device. The one per-stream step is drawing each stream's
+uniform number from its own generator when a batch is seeded per stream (:func:`row_generators`),
+so that a stream samples the same tokens whatever it is batched with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -67,16 +70,49 @@ DRAW_BLOCK = 256
 """Columns per block of a two-level draw (see :func:`pick`)."""
 
 
-def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""What a draw takes its uniform numbers from: torch's default generator (None), one generator for
+the whole batch, or one generator per row (see :func:`row_generators`)."""
+
+
+def row_generators(seed: int, rows: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per stream of a batch, each seeded with ``seed``.
+
+    Why: with one generator for the batch, row i's numbers depend on how many rows come before it,
+    so a request's seeded output changes with what it is batched beside. With its own generator a
+    row draws what it draws alone (as a seeded request does in vLLM), and a batch of one draws the
+    same numbers as the shared generator did.
+    """
+    seed = check_seed(seed)
+    return [torch.Generator(device=device).manual_seed(seed) for _ in range(rows)]
+
+
+def uniforms(rows: int, generator: Generators, device: torch.device) -> torch.Tensor:
+    """One uniform number in [0, 1) per row -> [B, 1] float64, each row's from its own generator
+    when ``generator`` is a sequence (one small draw per row: the only per-row work of a step)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        if len(generator) != rows:
+            raise ValueError(f"{len(generator)} generators for {rows} rows")
+        if rows == 1:
+            generator = generator[0]
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(rows, 1, generator=generator, device=device, dtype=torch.float64)  # [B, 1]
+    r = torch.empty(rows, 1, device=device, dtype=torch.float64)  # [B, 1]
+    for row, gen in zip(r.unbind(0), generator, strict=True):
+        row.uniform_(generator=gen)  # [1] in place: the number torch.rand(1, 1) would draw
+    return r
+
+
+def _draw(weights: torch.Tensor, generator: Generators) -> torch.Tensor:
     """One index per row of non-negative weights [B, K], with probability weight / row sum -> [B].
 
     Why not torch.multinomial: without replacement it draws one exponential variate per column
     (131k of them per token for a Mistral vocabulary), which costs more on a CPU than a small
-    model's whole decode step. Inverting the cumulative sum needs one uniform number per row.
-    NaN or infinite logits (a broken model), or a row with every token masked, are an error, as
-    torch.multinomial made them.
+    model's whole decode step. Inverting the cumulative sum needs one uniform number per row, which
+    also lets each row draw from its own generator. NaN or infinite logits (a broken model), or a
+    row with every token masked, are an error, as torch.multinomial made them.
     """
-    r = torch.rand(weights.shape[0], 1, generator=generator, device=weights.device, dtype=torch.float64)  # [B, 1] in [0, 1)
+    r = uniforms(weights.shape[0], generator, weights.device)  # [B, 1] in [0, 1)
     return pick(weights, r)
 
 
@@ -155,8 +191,11 @@ def _nucleus_candidates(logits: torch.Tensor, total: torch.Tensor, top_p: float)
     return logits.sort(dim=-1, descending=True)  # [B, V]
 
 
-def sample_next(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pick one token per stream from logits [B, V]; returns [B] long on the logits' device."""
+def sample_next(logits: torch.Tensor, config: SamplingConfig, generator: Generators = None) -> torch.Tensor:
+    """Pick one token per stream from logits [B, V]; returns [B] long on the logits' device.
+
+    ``generator``: None (torch's default), one for the batch, or a sequence of one per row, which
+    makes each row's token independent of the other rows (greedy draws nothing either way)."""
     if config.greedy:
         return logits.argmax(dim=-1)  # [B]
     logits = logits.float()  # [B, V] (the caller's own tensor when it is float32 already)

@@ -163,7 +163,10 @@ class AudioChat:
         seed: int | None = None,
     ) -> str | list[str]:
         """The assistant's reply to one conversation (a list of messages), or a list of replies to a
-        batch (a list of conversations). temperature 0 is greedy."""
+        batch (a list of conversations). temperature 0 is greedy.
+
+        ``seed`` seeds each conversation's own generator, as vLLM seeds a request: a conversation's
+        sampled reply is the same alone or in any batch."""
         max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
         seed = _seed(seed)
         batch = _is_batch(messages)
