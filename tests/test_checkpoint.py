@@ -133,6 +133,24 @@ def test_average_folders_is_the_elementwise_mean(tmp_path: Path) -> None:
     assert json.loads((out / "recipe.json").read_text()) == {"lr": 1}
 
 
+def test_average_folders_takes_the_latest_counter_and_refuses_other_integer_tables(tmp_path: Path) -> None:
+    """A training model's step counter differs between any two checkpoints of its run (the codec's
+    does): the average keeps the latest step; an integer table that differs is still refused."""
+    from voxkit.checkpoint import average_folders, read_tensors, weight_files, write_folder
+
+    config = {"dim": 4}
+    for i, step in enumerate((300, 500, 400)):
+        write_folder(tmp_path / f"c{i}", "native", config, {"w": torch.full((2,), float(i)), "step": torch.tensor(step),
+                                                            "table": torch.arange(3)})
+    out = average_folders([tmp_path / f"c{i}" for i in range(3)], tmp_path / "avg")
+    mean = read_tensors(weight_files(out, "native"))
+    assert mean["step"].item() == 500 and mean["step"].dtype == torch.long
+    assert torch.equal(mean["w"], torch.full((2,), 1.0)) and torch.equal(mean["table"], torch.arange(3))
+    write_folder(tmp_path / "odd", "native", config, {"w": torch.zeros(2), "step": torch.tensor(1), "table": torch.arange(1, 4)})
+    with pytest.raises(CheckpointError, match="integer tensor table differs"):
+        average_folders([tmp_path / "c0", tmp_path / "odd"], tmp_path / "avg2")
+
+
 def test_average_folders_refuses_other_models(tmp_path: Path) -> None:
     from voxkit.checkpoint import average_folders
 

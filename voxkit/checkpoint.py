@@ -438,7 +438,9 @@ def average_folders(folders: Iterable[str | os.PathLike[str]], out: str | os.Pat
 
     Averaging the last few checkpoints of a run smooths the noise of small-batch updates (as in
     fairseq's ``average_checkpoints``). Sums are taken in float64 and cast back to each tensor's
-    dtype; integer tensors must agree and are copied. The first folder's layout and config are
+    dtype; integer tensors must agree and are copied, except a counter (an integer scalar, such as
+    the codec's count of generator updates, which drives its loss schedule), which takes the largest
+    value, that of the latest checkpoint. The first folder's layout and config are
     kept, and its other JSON files (a training ``recipe.json``) are copied so that the result
     exports and fine-tunes like any checkpoint of the run (a training checkpoint stays one, marked
     with its model); optimizer state is not averaged.
@@ -466,6 +468,8 @@ def average_folders(folders: Iterable[str | os.PathLike[str]], out: str | os.Pat
                 raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, {paths[0]} has {tuple(first[key].shape)}")
             if value.is_floating_point():
                 total[key] += value.double()
+            elif value.dim() == 0 and value.dtype != torch.bool:  # a counter: the latest checkpoint's
+                total[key] = torch.maximum(total[key], value)
             elif not torch.equal(value, first[key]):
                 raise CheckpointError(f"{path}: integer tensor {key} differs from {paths[0]}")
     mean = {k: (v / len(paths)).to(first[k].dtype) if first[k].is_floating_point() else v for k, v in total.items()}
