@@ -8,11 +8,13 @@ makes the two computations identical.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import torch
 
+from voxkit.checks import is_number, is_whole
 from voxkit.errors import CheckpointError
 from voxkit.lm.args import Llama4ScalingArgs, MoeArgs, TransformerArgs, YarnArgs
 
@@ -158,13 +160,15 @@ HF_DEFAULTS: dict[str, dict[str, Any]] = {
 def _with_defaults(config: dict[str, Any], model_type: str) -> dict[str, Any]:
     """``config`` completed with transformers' defaults for ``model_type`` (explicit values, null included, win).
 
-    A config that spells out its RoPE base at the top level (the older transformers spelling) keeps
-    it: the default RoPE section only stands in when the config says nothing about RoPE at all.
+    Except for a model type whose config class has a RoPE section of its own (Ministral-3's YaRN):
+    that section stands in unless the file gives a non-null ``rope_parameters`` or ``rope_scaling``,
+    and a top-level ``rope_theta`` (the older spelling) is ignored, as transformers' class does.
     """
-    defaults = dict(HF_DEFAULTS[model_type])
-    if "rope_parameters" in defaults and any(k in config for k in ("rope_parameters", "rope_scaling", "rope_theta")):
-        del defaults["rope_parameters"]
-    return {**defaults, **config}
+    defaults = HF_DEFAULTS[model_type]
+    merged = {**defaults, **config}
+    if "rope_parameters" in defaults:
+        merged["rope_parameters"] = config.get("rope_parameters") or config.get("rope_scaling") or defaults["rope_parameters"]
+    return merged
 
 
 def _layer_windows(config: dict[str, Any], n_layers: int) -> int | list[int | None] | None:
@@ -214,7 +218,7 @@ def hf_config_to_args(config: dict[str, Any]) -> TransformerArgs:
             vocab_size=config["vocab_size"],
             rope_theta=float(theta) if theta is not None else 10000.0,
             sliding_window=_layer_windows(config, n_layers),
-            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+            tied_embeddings=config.get("tie_word_embeddings", False) is True,
             max_seq_len=config.get("max_position_embeddings"),
         )
         if model_type == "mixtral":
@@ -242,7 +246,7 @@ def hf_config_to_args(config: dict[str, Any]) -> TransformerArgs:
         raise CheckpointError(f"config.json lacks required field {err}{section}") from None
     except (TypeError, ValueError, ZeroDivisionError) as err:
         raise CheckpointError(f"config.json does not describe a valid {model_type} model: {err}") from None
-    _check_sizes(args)
+    _check_sizes(args, config)
     return args
 
 
@@ -252,12 +256,29 @@ _HF_SIZES = {  # voxkit's name -> transformers' name
 }
 
 
-def _check_sizes(args: TransformerArgs) -> None:
-    """Sizes must be positive integers: a string or a float would otherwise fail deep inside torch."""
+def _check_sizes(args: TransformerArgs, config: dict[str, Any]) -> None:
+    """Sizes must be positive integers, the window one too (or null), the norm's epsilon a positive
+    finite number, the experts chosen per token at most those there are, and ``tie_word_embeddings``
+    a boolean. Why: a string or a zero fails deep inside torch or a kernel, and a string "false"
+    would read as true and drop the stored output head without a word."""
     for name, hf_name in _HF_SIZES.items():
         value = getattr(args, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value) or value < 1:
             raise CheckpointError(f"config.json: {hf_name} must be a positive integer, got {value!r}")
+    window = config.get("sliding_window")
+    if window is not None and (not is_whole(window) or window < 1):
+        raise CheckpointError(f"config.json: sliding_window must be a positive integer or null, got {window!r}")
+    eps = args.norm_eps
+    if not is_number(eps) or not math.isfinite(eps) or eps <= 0:
+        raise CheckpointError(f"config.json: rms_norm_eps must be a positive number, got {eps!r}")
+    tied = config.get("tie_word_embeddings", False)
+    if not isinstance(tied, bool):
+        raise CheckpointError(f"config.json: tie_word_embeddings must be true or false, got {tied!r}")
+    if args.moe is not None:
+        experts, chosen = args.moe.num_experts, args.moe.num_experts_per_tok
+        if not is_whole(experts) or experts < 1 or not is_whole(chosen) or not 1 <= chosen <= experts:
+            raise CheckpointError(f"config.json: num_experts_per_tok must be a whole number from 1 to num_local_experts "
+                                  f"({experts!r}), got {chosen!r}")
 
 
 def hf_model_type(args: TransformerArgs) -> str:
@@ -272,10 +293,10 @@ def args_to_hf_config(args: TransformerArgs) -> dict[str, Any]:
     """A transformers ``config.json`` dict describing the same model."""
     if args.use_biases or args.ada_rms_norm_t_cond or not args.causal or args.vocab_size <= 0:
         raise CheckpointError("this model has no transformers text-model counterpart (biases, Ada-RMSNorm or encoder)")
-    if isinstance(args.sliding_window, list):
-        raise CheckpointError("per-layer sliding windows have no transformers Mistral counterpart")
-    model_type = hf_model_type(args)
-    arch = {"mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM", "ministral3": "Ministral3ForCausalLM"}[model_type]
+    window, layer_types = _hf_windows(args)
+    model_type = "ministral" if layer_types is not None else hf_model_type(args)
+    arch = {"mistral": "MistralForCausalLM", "mixtral": "MixtralForCausalLM", "ministral3": "Ministral3ForCausalLM",
+            "ministral": "MinistralForCausalLM"}[model_type]
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": args.theta}
     if args.yarn is not None:
         y = args.yarn
@@ -305,14 +326,38 @@ def args_to_hf_config(args: TransformerArgs) -> dict[str, Any]:
         "rms_norm_eps": args.norm_eps,
         "vocab_size": args.vocab_size,
         "rope_parameters": rope,
-        "sliding_window": args.sliding_window,
+        "sliding_window": window,
         "tie_word_embeddings": args.tied_embeddings,
         "max_position_embeddings": args.max_seq_len or 32768,
         "hidden_act": "silu",
         "bos_token_id": 1,
         "eos_token_id": 2,
     }
+    if layer_types is not None:
+        config["layer_types"] = layer_types
     if args.moe is not None:
         config["num_local_experts"] = args.moe.num_experts
         config["num_experts_per_tok"] = args.moe.num_experts_per_tok
     return config
+
+
+def _hf_windows(args: TransformerArgs) -> tuple[int | None, list[str] | None]:
+    """(sliding_window, layer_types) of a transformers config for ``args``' windows.
+
+    Per-layer windows are what transformers' Ministral spells as ``layer_types``: one window shared
+    by the windowed layers, the others full. Other mixes (two window sizes, or windows with MoE or
+    YaRN, which Ministral lacks) have no transformers counterpart and are refused by name.
+    """
+    windows = args.sliding_window
+    if not isinstance(windows, list):
+        return windows, None
+    per_layer = [windows[i % len(windows)] for i in range(args.n_layers)]  # the list cycles over layers
+    sizes = {w for w in per_layer if w is not None}
+    if len(sizes) == 1 and None not in per_layer:
+        return sizes.pop(), None
+    if len(sizes) > 1 or args.moe is not None or args.yarn is not None or args.llama_4_scaling is not None:
+        raise CheckpointError(f"per-layer sliding windows {windows} have no transformers counterpart (Ministral's "
+                              "layer_types holds one window size, without experts or YaRN): save it in the native layout")
+    if not sizes:
+        return None, None
+    return sizes.pop(), ["full_attention" if w is None else "sliding_attention" for w in per_layer]

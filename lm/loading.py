@@ -27,6 +27,7 @@ from voxkit.checkpoint import (
     weight_files,
     write_folder,
 )
+from voxkit.checks import is_whole
 from voxkit.config import ConfigError, JsonArgs, check_table, table_fields
 from voxkit.errors import CheckpointError
 from voxkit.lm.args import TransformerArgs
@@ -56,14 +57,18 @@ def _check_known_fields(cls: type[JsonArgs], data: dict[str, Any], path: tuple[s
 
 def _params_args(config: dict[str, Any], file: Path, required: bool) -> TransformerArgs:
     """TransformerArgs of a params-style config, or a one-line CheckpointError naming the field at fault."""
+    if "vision_encoder" in config:  # the published Ministral-3 / Mistral-Small repositories: text and vision
+        raise CheckpointError(f"{file} describes a vision-language model (its vision_encoder section): voxkit loads "
+                              "text backbones only (a params.json without vision_encoder, or a transformers ...ForCausalLM folder)")
     if required:
         missing = [k for k in REQUIRED_PARAMS if k not in config]
         if missing:
             raise CheckpointError(f"{file} lacks {', '.join(missing)}: a backbone's params.json must give them")
         for key in REQUIRED_PARAMS:
-            value = config[key]
-            if key != "norm_eps" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise CheckpointError(f"{file}: {key} must be a positive integer, got {value!r}")
+            value, least = config[key], 0 if key == "vocab_size" else 1  # vocab_size 0: an encoder body, no embedding
+            if key != "norm_eps" and (not is_whole(value) or value < least):
+                kind = "a positive integer" if least else "a whole number (0: an encoder body)"
+                raise CheckpointError(f"{file}: {key} must be {kind}, got {value!r}")
     try:
         _check_known_fields(TransformerArgs, config, ())
         return TransformerArgs.from_dict(config)

@@ -275,6 +275,11 @@ def test_task_head_folder_is_refused_by_its_architecture(tmp_path: Path) -> None
         ({"num_key_value_heads": 3}, "multiple of n_kv_heads"),
         ({"hidden_size": "64"}, "hidden_size must be a positive integer"),
         ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6}}, "lacks required field 'factor'"),
+        ({"rms_norm_eps": "1e-5"}, "rms_norm_eps must be a positive number"),
+        ({"rms_norm_eps": None}, "rms_norm_eps must be a positive number"),
+        ({"sliding_window": "4096"}, "sliding_window must be a positive integer or null"),
+        ({"sliding_window": 0}, "sliding_window must be a positive integer or null"),
+        ({"tie_word_embeddings": "false"}, "tie_word_embeddings must be true or false"),
     ],
 )
 def test_config_json_mistakes_are_one_line(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
@@ -282,6 +287,70 @@ def test_config_json_mistakes_are_one_line(tmp_path: Path, change: dict[str, Any
     file = tmp_path / "hf" / "config.json"
     file.write_text(json.dumps(json.loads(file.read_text()) | change))
     assert expected in _one_line_error(tmp_path / "hf")
+
+
+@pytest.mark.parametrize(("change", "expected"), [({"num_experts_per_tok": 5}, "from 1 to num_local_experts (4), got 5"),
+                                               ({"num_experts_per_tok": "2"}, "got '2'")])
+def test_mixtral_expert_counts_that_build_no_model_are_one_line(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
+    config = transformers.MixtralConfig(**TINY, num_local_experts=4, num_experts_per_tok=2)
+    transformers.MixtralForCausalLM(config).save_pretrained(tmp_path / "hf")
+    file = tmp_path / "hf" / "config.json"
+    file.write_text(json.dumps(json.loads(file.read_text()) | change))
+    assert expected in _one_line_error(tmp_path / "hf")
+
+
+def test_ministral3_config_with_a_top_level_rope_base_keeps_its_yarn_section(tmp_path: Path) -> None:
+    """Transformers' Ministral-3 class ignores a top-level rope_theta (and a null rope_parameters) and
+    fills in its YaRN section; reading the older spelling as plain RoPE built another model."""
+    config = transformers.Ministral3Config(**TINY)
+    transformers.Ministral3ForCausalLM(config).save_pretrained(tmp_path / "hf")
+    file = tmp_path / "hf" / "config.json"
+    for change in ({"rope_theta": 5e5}, {"rope_parameters": None, "rope_theta": 5e5}):
+        data = {k: v for k, v in json.loads(file.read_text()).items() if k != "rope_parameters"} | change
+        file.write_text(json.dumps(data))
+        hf = transformers.Ministral3ForCausalLM.from_pretrained(tmp_path / "hf").eval()  # reads the edited file
+        args = load_transformer(tmp_path / "hf").args
+        assert args.yarn is not None and args.llama_4_scaling is not None, change
+        assert _max_diff(hf, tmp_path / "hf", length=40) <= 1e-4, change
+
+
+def test_params_json_of_a_vision_language_model_is_refused_by_name(tmp_path: Path) -> None:
+    """The published Ministral-3 repositories' params.json carries a vision_encoder section: said, not a wall of keys."""
+    save_transformer(Transformer(ARGS), tmp_path / "native")
+    file = tmp_path / "native" / "params.json"
+    file.write_text(json.dumps(json.loads(file.read_text()) | {"vision_encoder": {"hidden_size": 1024}}))
+    assert "vision-language model" in _one_line_error(tmp_path / "native")
+
+
+def test_encoder_body_without_vocabulary_survives_its_round_trip(tmp_path: Path) -> None:
+    """vocab_size 0 is an encoder body (TransformerArgs): save_transformer writes it, load_transformer must read it."""
+    args = TransformerArgs(dim=32, n_layers=1, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=0)
+    model = Transformer(args).eval()
+    save_transformer(model, tmp_path / "enc")
+    loaded = load_transformer(tmp_path / "enc")
+    assert loaded.args.vocab_size == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_ministral_windows_save_back_as_transformers_layer_types(tmp_path: Path) -> None:
+    """A model with windowed and full layers is transformers' Ministral: it saves as one, and
+    transformers reads the folder as the same model."""
+    config = transformers.MinistralConfig(**{**TINY, "num_hidden_layers": 3}, sliding_window=7,
+                                          layer_types=["full_attention", "sliding_attention", "full_attention"])
+    hf = transformers.MinistralForCausalLM(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    save_transformer(load_transformer(tmp_path / "hf"), tmp_path / "again", layout="hf")
+    written = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert written["model_type"] == "ministral" and written["sliding_window"] == 7
+    assert written["layer_types"] == ["full_attention", "sliding_attention", "full_attention"]
+    back = transformers.MinistralForCausalLM.from_pretrained(tmp_path / "again").eval()
+    tokens = torch.randint(0, TINY["vocab_size"], (2, 29))
+    with torch.no_grad():
+        assert (back(tokens).logits - hf(tokens).logits).abs().max().item() <= 1e-5  # [2, T, V]
+    two_sizes = Transformer(TransformerArgs(**(ARGS.to_dict() | {"sliding_window": [4, 8]})))
+    with pytest.raises(CheckpointError, match="no transformers counterpart"):
+        save_transformer(two_sizes, tmp_path / "two", layout="hf")
 
 
 ARGS = TransformerArgs(dim=32, n_layers=2, head_dim=8, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=50)

@@ -37,6 +37,7 @@ from voxkit.checkpoint import (
     weight_files,
     write_folder,
 )
+from voxkit.checks import is_whole
 from voxkit.errors import CheckpointError
 from voxkit.lm.args import TransformerArgs
 from voxkit.lm.convert import args_to_hf_config as text_args_to_hf_config
@@ -198,7 +199,7 @@ def hf_config_to_args(config: dict[str, Any]) -> ChatArgs:
     sizes = {"hidden_size": dims.dim, "num_hidden_layers": dims.n_layers, "num_attention_heads": dims.n_heads,
              "intermediate_size": dims.hidden_dim, "num_mel_bins": dims.n_mels, "max_source_positions": dims.n_ctx}
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value) or value < 1:
             raise CheckpointError(f"config.json audio_config {name} must be a positive integer, got {value!r}")
     if dims.hidden_dim != 4 * dims.dim:
         # transformers stacks encoder frames with reshape(-1, intermediate_size): 4 frames only when this holds
