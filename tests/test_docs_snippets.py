@@ -153,3 +153,9 @@ def test_demo_without_a_bundled_model_names_the_flag_before_loading_gradio(tmp_p
     code, _, err = run_cli(["demo", "tts"], capsys)
     line = one_line_error(err)
     assert code == 2 and "no bundled TTS model" in line and "--model DIR" in line
+
+
+def test_transcribe_takes_format_auto_with_a_file(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Guard: --format auto is what a file gets anyway; a script that always passes it keeps working."""
+    code, out, _ = run_cli(["transcribe", str(SAMPLE), "--format", "auto", "--model", str(model_dir)], capsys)
+    assert code == 0 and out.strip()

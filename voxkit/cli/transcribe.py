@@ -228,8 +228,9 @@ def _stdin_layout(args: argparse.Namespace) -> None:
     with a headerless PCM file would see it refused as undecodable while believing the flags were
     read. Saying where they apply, with the command that reads such a file, is the useful answer.
     """
-    given = [flag for flag, value in (("--format", args.raw_format), ("--sample-rate", args.sample_rate),
-                                      ("--channels", args.channels)) if value is not None]
+    # --format auto is what a file gets anyway (a script that always passes it is not refused)
+    given = [flag for flag, value in (("--format", None if args.raw_format == "auto" else args.raw_format),
+                                      ("--sample-rate", args.sample_rate), ("--channels", args.channels)) if value is not None]
     if given and "-" not in args.inputs:
         flags = f"{' and '.join(given)} {'describes' if len(given) == 1 else 'describe'} audio on stdin (-)"
         if args.mic:
