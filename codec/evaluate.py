@@ -371,7 +371,23 @@ def evaluate_codecs(
             clips.append(scores)
     bitrates = {c.name: c.bitrate_bps for c in codecs}
     summaries = [summarise(name, [c for c in clips if c.codec == name], bitrates.get(name)) for name in ["original", *names]]
-    return CodecEvaluation(summaries, clips, recogniser.name if recogniser is not None else None, list(notes))
+    notes = [*notes, *_language_notes(rows, recogniser)]
+    return CodecEvaluation(summaries, clips, recogniser.name if recogniser is not None else None, notes)
+
+
+def _language_notes(rows: Sequence[dict[str, Any]], recogniser: Peer | None) -> list[str]:
+    """A line under the table when the recogniser is made for other languages than some rows'.
+
+    Why: Whisper tiny.en writes English words for French speech, so the WER columns of such rows
+    measure the recogniser, not the codec (``voxkit eval tts`` says the same of its WER column).
+    """
+    spoken = getattr(recogniser, "languages", None)
+    if recogniser is None or spoken is None:
+        return []
+    others = sorted({str(r["language"]) for r in rows if r.get("language") not in (None, "", *spoken)})
+    if not others:
+        return []
+    return [f"{recogniser.name} is made for {', '.join(spoken)}: its WER on the rows in {', '.join(others)} says little"]
 
 
 def _transcribe(recogniser: Peer, wave: torch.Tensor, text: str, into: ClipScores) -> None:

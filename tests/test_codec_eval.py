@@ -195,6 +195,18 @@ def test_wer_columns_use_the_asr_normaliser_and_pool_over_the_corpus(manifest: P
     assert result.recogniser == "echo" and format_table(result).splitlines()[2].endswith("| 40.0 |")
 
 
+def test_an_english_recogniser_on_other_languages_is_a_note(manifest: Path) -> None:
+    """Whisper tiny.en's WER of French speech measures the recogniser: the table says so, as eval tts does."""
+    rows = read_manifest(manifest, required=("audio", "text"))
+    english = EchoRecogniser()
+    english.languages = ("en",)  # type: ignore[attr-defined]
+    result = evaluate_codecs([{**rows[0], "language": "en"}, {**rows[1], "language": "fr"}], [Identity()],
+                             recogniser=english, progress=False)
+    assert result.notes == ["echo is made for en: its WER on the rows in fr says little"]
+    assert "says little" in format_table(result)
+    assert evaluate_codecs([{**r, "language": "en"} for r in rows], [Identity()], recogniser=english, progress=False).notes == []
+
+
 def test_a_missing_recogniser_is_a_note_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     def not_installed(threads: int) -> asr_peer.Peer:
         raise VoxkitError("--peer whisper-tiny.en needs the peer extra (faster_whisper is missing): pip install 'voxkit[peer]'")
