@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=flags.whole(1), default=3, help="timed runs after one warm-up (median)")
     ap.add_argument("--delay", type=flags.whole(MIN_DELAY_STEPS, MAX_DELAY_STEPS), default=6, help="delay in 80 ms steps")
     ap.add_argument("--full-size", action="store_true", help="Voxtral-Mini-4B-Realtime shapes, random bf16 weights, CUDA")
-    ap.add_argument("--model", default=None, help="trained recogniser folder (default: the bundled one)")
+    ap.add_argument("--model", type=flags.folder, default=None, help="trained recogniser folder (default: the bundled one)")
     ap.add_argument("--graphs", action="store_true",
                     help="also time the lock-step streams replaying CUDA graphs (needs --full-size: a GPU)")
     ap.add_argument("--long-minutes", type=flags.number(0, most=24 * 60), default=2.0,
@@ -164,8 +164,6 @@ def main() -> None:
         flags.require_cuda(ap, "--full-size")
     if a.full_size and a.model:
         ap.error("--full-size builds random full-size weights; --model names a trained one: give one of them")
-    if a.model and not os.path.isdir(a.model):
-        ap.error(f"--model {a.model}: {'not a folder' if os.path.exists(a.model) else 'no such folder'}")
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.full_size else "cpu")
     dtype = torch.bfloat16 if a.full_size else torch.float32

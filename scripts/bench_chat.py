@@ -43,6 +43,7 @@ import tempfile
 
 import torch
 
+from voxkit.bench.machine import describe
 from voxkit.timing import median_times
 from voxkit.tokenizer import AUDIO_ID, BEGIN_AUDIO_ID, BOS_ID, END_INST_ID, INST_ID
 
@@ -66,15 +67,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage block
         sys.exit(f"{self.prog}: error: {message}")
-
-
-def machine(device: torch.device) -> str:
-    """The GPU's name on CUDA, else the processor's (voxkit.bench.machine, shared by every bench script)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    from voxkit.bench.machine import cpu_name
-
-    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def build_folder(name: str, folder: str, device: torch.device, dtype: torch.dtype) -> None:
@@ -210,6 +202,8 @@ def main() -> None:
     from voxkit.lm.fused_step import prepare_for_inference
 
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
+    machine = describe(device, ("transformers",))  # the first line, as every bench script's (docs/benchmarks.md)
+    print(machine, flush=True)
     dtype, n = DTYPES[opts.dtype], opts.new_tokens
     with tempfile.TemporaryDirectory(prefix="bench_chat_") as folder:
         build_folder(opts.config, folder, device, dtype)
@@ -249,7 +243,7 @@ def main() -> None:
     rows.append(("decode b1 after first token (tok/s)", step(t["vk"], t["vk1"]), step(t["hf"], t["hf1"])))
 
     # ----- report
-    info = {"machine": machine(device), "torch": torch.__version__, "transformers": transformers.__version__,
+    info = {"machine": machine, "torch": torch.__version__, "transformers": transformers.__version__,
             "threads": torch.get_num_threads(), "device": str(device), "dtype": opts.dtype, "config": opts.config,
             "load_average": [round(x, 2) for x in os.getloadavg()], "prompt_positions": int(ids.shape[1]),
             "new_tokens": n, "repeats": opts.repeats}
@@ -257,9 +251,7 @@ def main() -> None:
             f"{audio['intermediate_size']}, {n_mels} mels)"
     t_cfg = f"decoder {text['hidden_size']}x{text['num_hidden_layers']} ({text['num_attention_heads']}/" \
             f"{text['num_key_value_heads']} heads of {text['head_dim']}, MLP {text['intermediate_size']}, vocab {vocab})"
-    print(f"{info['machine']} | torch {info['torch']} | transformers {info['transformers']} | threads {info['threads']} | "
-          f"{device} {opts.dtype} | load average {', '.join(map(str, info['load_average']))}")
-    print(f"config {opts.config}: {a_cfg}, {t_cfg}; prompt {ids.shape[1]} positions (375 audio); "
+    print(f"\n{device} {opts.dtype}, config {opts.config}: {a_cfg}, {t_cfg}; prompt {ids.shape[1]} positions (375 audio); "
           f"median of {opts.repeats} after 1 warm-up\n")
     print("| metric | voxkit | transformers | ratio |\n|---|---:|---:|---:|")
     lost = False

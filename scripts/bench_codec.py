@@ -19,7 +19,6 @@ Random weights time exactly like trained ones (same shapes, same ops).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -133,7 +132,7 @@ def peer_rtf(name: str, audio: np.ndarray, seconds: float) -> float | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="a codec folder (default: random weights of the small config)")
+    p.add_argument("--model", type=flags.folder, default=None, help="a codec folder (default: random weights of the small config)")
     p.add_argument("--full-size", action="store_true", help="the d 1024 config in bf16 on CUDA")
     p.add_argument("--threads", type=flags.whole(1), default=1)
     p.add_argument("--seconds", type=flags.number(1, most=3600), default=10.0, help="audio length (the bundled sample, repeated)")
@@ -143,8 +142,6 @@ def main() -> None:
     args = p.parse_args()
     if args.full_size:
         flags.require_cuda(p, "--full-size")
-    if args.model and not os.path.isdir(args.model):
-        p.error(f"--model {args.model}: {'not a folder' if os.path.exists(args.model) else 'no such folder'}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if args.full_size else "cpu")

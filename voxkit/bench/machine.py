@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 
 import torch
 
+# the same readers of the processor's name and of package versions as ``voxkit env`` (one of each in voxkit)
+from voxkit.ops.native import cpu_name
+from voxkit.versions import library_version
 
-def cpu_name() -> str:
-    """The processor's model name (Linux /proc/cpuinfo, else what the platform module says), or "CPU"."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "CPU"
-
-
-def library_version(module: str) -> str | None:
-    """The installed version of ``module``'s distribution, or None when it is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(module)
-    except PackageNotFoundError:
-        return None
+__all__ = ["cpu_name", "describe", "library_version"]
 
 
 def describe(device: torch.device | str = "cpu", peers: tuple[str, ...] = ()) -> str:

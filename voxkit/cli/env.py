@@ -17,7 +17,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
+
+from voxkit.versions import library_version
 
 MISSING = "missing"
 # extra (the import name users know) -> distribution name
@@ -57,13 +58,6 @@ def _safe(fn: Callable[[], str]) -> str:
         return f"error ({type(err).__name__}: {err})"
 
 
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return MISSING
-
-
 def _tool(name: str, args: tuple[str, ...] | None) -> str:
     path = shutil.which(name)
     if path is None:
@@ -80,13 +74,10 @@ def _tool(name: str, args: tuple[str, ...] | None) -> str:
     return f"{path} ({line})" if line else path
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            line = next((x for x in f if x.startswith("model name")), "")
-        return line.partition(":")[2].strip()
-    except OSError:
-        return platform.processor()
+def _cpu_name() -> str:
+    from voxkit.ops.native import cpu_name  # imported here: voxkit.ops imports torch, which may be what is broken
+
+    return cpu_name()
 
 
 def _torch_lines() -> Iterator[str]:
@@ -95,9 +86,9 @@ def _torch_lines() -> Iterator[str]:
     cuda = torch.version.cuda or "none"
     cudnn = _safe(lambda: str(torch.backends.cudnn.version()))
     yield f"torch        {torch.__version__} (CUDA build {cuda}, cuDNN {cudnn}, debug {torch.version.debug})"
-    yield f"torchaudio   {_version('torchaudio')}"
+    yield f"torchaudio   {library_version('torchaudio') or MISSING}"
     yield f"threads      torch {torch.get_num_threads()}, interop {torch.get_num_interop_threads()}, CPUs {os.cpu_count()}"
-    yield f"cpu          {platform.machine()} {_cpu_model()}".rstrip()
+    yield f"cpu          {platform.machine()} {_safe(_cpu_name)}"
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
@@ -130,6 +121,13 @@ def _op_lines() -> Iterator[str]:
     yield f"{'cpu':<5} {'block_step':<14} {fused:<10} the fused CPU streaming step of whole blocks (needs cc, AVX2 + F16C)"
 
 
+def _rows(values: dict[str, str]) -> Iterator[str]:
+    """``name value`` lines, the values in one column however long the names (a fixed width let a long one push its value out)."""
+    width = max(map(len, values), default=0)
+    for name, value in values.items():
+        yield f"{name:<{width}} {value}"
+
+
 def _section(title: str, lines: Callable[[], Iterator[str]]) -> list[str]:
     out = [f"{title}:"]
     try:
@@ -151,8 +149,8 @@ def report() -> str:
         ]
         lines += _section("torch", _torch_lines)
         lines += _section("ops", _op_lines)
-        lines += _section("extras", lambda: (f"{name:<15} {_version(dist)}" for name, dist in EXTRAS.items()))
-        lines += _section("tools", lambda: (f"{name:<10} {_safe(future.result)}" for name, future in tools.items()))
+        lines += _section("extras", lambda: _rows({name: library_version(dist) or MISSING for name, dist in EXTRAS.items()}))
+        lines += _section("tools", lambda: _rows({name: _safe(future.result) for name, future in tools.items()}))
     return "\n".join(lines)
 
 

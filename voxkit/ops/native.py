@@ -42,14 +42,31 @@ def cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _cpu_signature() -> str:
-    """The CPU's model and feature flags (what ``-march=native`` compiles for)."""
+def _cpuinfo(keys: tuple[str, ...]) -> list[str] | None:
+    """The lines of /proc/cpuinfo that start with one of ``keys``; None where it cannot be read (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags", "Features", "CPU part"))]
-        return "".join(sorted(set(lines)))
+            return [line for line in f if line.startswith(keys)]
     except OSError:
+        return None
+
+
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo, else what the platform module says), or "CPU".
+
+    Why here: the kernels' cache key reads the same file, and voxkit.ops sits below the modules that
+    print the name (``voxkit env``, the benchmarks' machine line), so this is the one reader of it.
+    """
+    lines = _cpuinfo(("model name",)) or []
+    return next((line.partition(":")[2].strip() for line in lines), "") or platform.processor() or "CPU"
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and feature flags (what ``-march=native`` compiles for)."""
+    lines = _cpuinfo(("model name", "flags", "Features", "CPU part"))
+    if lines is None:
         return platform.processor() or platform.machine()
+    return "".join(sorted(set(lines)))
 
 
 @functools.cache
