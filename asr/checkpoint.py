@@ -21,7 +21,7 @@ from voxkit.asr.model import RealtimeRecognizer
 from voxkit.checkpoint import build_and_load, check_training_model, detect_layout, read_config, read_tensors, weight_files, write_folder
 from voxkit.errors import CheckpointError
 from voxkit.lm import TransformerArgs
-from voxkit.lm.convert import hf_to_native_state, rope_rows_to_native
+from voxkit.lm.convert import hf_to_native_state, permute_qk_rows, rope_rows_to_native
 
 RECOGNIZER_MODEL = "realtime_recognizer"  # the recipe's [model] name, recorded in training checkpoints
 TRAINING_ONLY_PREFIXES = ("ctc_head.",)  # training-only heads: not part of the published layout
@@ -96,14 +96,7 @@ def hf_to_module_state(state: dict[str, torch.Tensor], args: RealtimeArgs) -> di
                     break
             else:
                 raise CheckpointError(f"unknown audio encoder key {key}")
-            try:
-                if ".attention.wq." in new:
-                    value = rope_rows_to_native(value, enc.n_heads, enc.head_dim)
-                elif ".attention.wk." in new:
-                    value = rope_rows_to_native(value, enc.n_kv_heads, enc.head_dim)
-            except CheckpointError as err:
-                raise CheckpointError(f"{key}: {err}") from None
-            out["encoder." + new] = value
+            out["encoder." + new] = permute_qk_rows(value, new, key, enc, rope_rows_to_native)
         elif key.startswith("multi_modal_projector."):
             layer = {"linear_1": "0", "linear_2": "2"}[key.split(".")[1]]
             out[f"adapter.{layer}.{key.split('.')[-1]}"] = value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -93,6 +94,26 @@ def rope_rows_to_native(w: torch.Tensor, n_heads: int, head_dim: int) -> torch.T
 DERIVED_HF_KEYS = re.compile(r"(^|\.)rotary_emb\.inv_freq$")
 
 
+def permute_qk_rows(
+    value: torch.Tensor, native_key: str, source_key: str, args: TransformerArgs,
+    permute: Callable[[torch.Tensor, int, int], torch.Tensor],
+) -> torch.Tensor:
+    """``value`` with ``permute`` applied to its rows when ``native_key`` is a query or key projection.
+
+    Why shared: every stack stored in transformers' names (the backbone, the recogniser's encoder)
+    orders RoPE's rotated pairs differently from the native layout in those two projections only; a
+    wrong shape is reported under ``source_key``, the name the folder's author wrote.
+    """
+    try:
+        if ".attention.wq." in native_key:
+            return permute(value, args.n_heads, args.head_dim)
+        if ".attention.wk." in native_key:
+            return permute(value, args.n_kv_heads, args.head_dim)
+    except CheckpointError as err:
+        raise CheckpointError(f"{source_key}: {err}") from None
+    return value
+
+
 def _convert(state: dict[str, torch.Tensor], args: TransformerArgs, to_hf: bool) -> dict[str, torch.Tensor]:
     table = _NATIVE_TO_HF if to_hf else _HF_TO_NATIVE
     permute = rope_rows_to_hf if to_hf else rope_rows_to_native
@@ -105,15 +126,7 @@ def _convert(state: dict[str, torch.Tensor], args: TransformerArgs, to_hf: bool)
         if new is None:
             unknown.append(key)
             continue
-        native_key = key if to_hf else new
-        try:
-            if ".attention.wq." in native_key:
-                value = permute(value, args.n_heads, args.head_dim)
-            elif ".attention.wk." in native_key:
-                value = permute(value, args.n_kv_heads, args.head_dim)
-        except CheckpointError as err:
-            raise CheckpointError(f"{key}: {err}") from None
-        out[new] = value
+        out[new] = permute_qk_rows(value, key if to_hf else new, key, args, permute)
     if unknown:
         shown = ", ".join(sorted(unknown)[:8])
         raise CheckpointError(f"keys with no {'HF' if to_hf else 'native'} counterpart: {shown}")
