@@ -97,7 +97,7 @@ def test_rooms_need_their_extra_only_when_enabled(monkeypatch: pytest.MonkeyPatc
     wav = speech_like(0.2)
     out, _ = Augment(**ONLY)(wav, SR, torch.Generator().manual_seed(0))  # rooms off: fine
     assert out.shape == wav.shape
-    with pytest.raises(VoxkitError, match=r"pyroomacoustics.*voxkit\[augment\]"):
+    with pytest.raises(VoxkitError, match="simulated rooms need pyroomacoustics: pip install pyroomacoustics"):
         Augment(**{**ONLY, "p_room": 1.0}, room_bank=0)(wav, SR, torch.Generator().manual_seed(0))
 
 

@@ -38,16 +38,22 @@ def run(args: argparse.Namespace) -> int:
 
     check_port(args.port)  # the check the demo script's own main() runs
     usable_device(args.device)
-    check_tts_model(args.model)  # before Gradio's import, which takes long enough to wait for an app that cannot start
+    require_gradio()  # both cheap, before Gradio's import, which takes long enough to wait for an app that cannot start
+    check_tts_model(args.model)
     module = load_app(args.app)
     module.serve(args.model, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
 
 
-def load_app(name: str) -> ModuleType:
-    """Import demos/<file>.py, after checking for Gradio so that its absence is one line, not an ImportError."""
+def require_gradio() -> None:
+    """Gradio's absence as one line (looked up, not imported)."""
     if importlib.util.find_spec("gradio") is None:
         raise VoxkitError("the demo needs Gradio: pip install 'voxkit[demo]'")
+
+
+def load_app(name: str) -> ModuleType:
+    """Import demos/<file>.py, after checking for Gradio so that its absence is one line, not an ImportError."""
+    require_gradio()
     path = DEMOS / f"{APPS[name]}.py"
     if not path.is_file():
         raise VoxkitError(f"{path} is missing: the demos come with voxkit's source tree (git clone, then pip install -e '.[demo]')")
