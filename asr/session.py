@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,8 +58,14 @@ class Event:
     kind: str
     stream: int
     text: str
-    start: float
+    start: float  # seconds from the start of the stream's audio
     end: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a dict of JSON types (``json.dumps`` of the dataclass itself fails), times
+        rounded to the millisecond as :meth:`Transcript.to_json` rounds them: what a server sends."""
+        times = {"start": round(float(self.start), 3), "end": round(float(self.end), 3)}
+        return {"kind": self.kind, "stream": int(self.stream), "text": self.text, **times}
 
 
 @dataclasses.dataclass

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from voxkit.asr.options import RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE
-from voxkit.checks import whole_number
+from voxkit.checks import is_number, whole_number
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
 
@@ -39,14 +41,15 @@ class Transcriber:
     (:meth:`stream`), file transcriptions and generations may run interleaved or at the same time
     on threads of their own (a server's handlers), each with its own state (the model is never
     written to; tests/test_threads.py). A stream belongs to one caller: push to it from one
-    thread at a time. ``threads`` sets torch's thread count, which is the whole process's."""
+    thread at a time (a second thread that calls it while another is inside is refused with a
+    VoxkitError, never let in to mix the two). ``threads`` sets torch's thread count, which is the whole process's."""
 
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
         *,
         delay_ms: int | None = None,
-        device: str = "cpu",
+        device: str | torch.device = "cpu",
         threads: int | None = None,
         segment: bool = True,
     ) -> None:
@@ -69,6 +72,7 @@ class Transcriber:
 
     @property
     def model_dir(self) -> Path:
+        """The folder the model was loaded from."""
         return self.bundle.folder
 
     def transcribe(self, audio: AudioInput, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
@@ -104,21 +108,41 @@ class Transcriber:
         from voxkit.asr.segments import transcribe_segmented
         from voxkit.audio.io import load_input
 
-        if isinstance(audios, (str, os.PathLike, bytes, np.ndarray, torch.Tensor)) or hasattr(audios, "read"):
+        one = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, torch.Tensor)
+        if isinstance(audios, one) or hasattr(audios, "read"):
             raise VoxkitError("transcribe_many() takes a list of inputs; for one input use transcribe()")
+        audios = list(audios)
+        if audios and is_number(audios[0]):  # a list of samples is one signal, not many inputs
+            raise VoxkitError("transcribe_many() takes a list of inputs, got a list of numbers: for one signal use transcribe()")
         whole_number(batch_size, "batch_size", 1)
         waves = [load_input(a, sample_rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
         return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size)
 
-    def stream(self, delay_ms: int | None = None) -> TranscriptionStream:
-        """A live session: push 16 kHz mono samples as they arrive, get word events back."""
+    def stream(self, delay_ms: int | None = None, *, sample_rate: int = ASR_SAMPLE_RATE) -> TranscriptionStream:
+        """A live session: push mono samples at ``sample_rate`` Hz as they arrive, get word events back.
+
+        A sound card's 44.1 or 48 kHz is resampled inside the stream, chunk by chunk, as
+        :meth:`transcribe` resamples a whole array (``sample_rate`` is the same keyword there and in
+        ``Codec.stream``); the events' times are seconds of the audio whatever its rate."""
+        from voxkit.audio.io import check_sample_rate
+
+        rate = check_sample_rate(sample_rate)
         delay = RecognizerOptions.from_ms(delay_ms).delay_steps if delay_ms is not None else self.delay
-        return TranscriptionStream(self, delay)
+        return TranscriptionStream(self, delay, rate)
 
 
 class TranscriptionStream:
-    def __init__(self, transcriber: Transcriber, delay: int) -> None:
+    """One live transcription: :meth:`push` audio as it arrives, :meth:`finish` at its end.
+
+    Both return lists of :class:`~voxkit.asr.session.Event` (``delta``: the word in progress grew;
+    ``word``: a word is final, with its times; ``final``: the whole text, once, at the end), in the
+    order they happen; ``event.to_json()`` is a dict for a server to send. :attr:`transcript` holds
+    the final words so far. Made by :meth:`Transcriber.stream`; it keeps the model alive on its own.
+    """
+
+    def __init__(self, transcriber: Transcriber, delay: int, sample_rate: int = ASR_SAMPLE_RATE) -> None:
         from voxkit.asr.segments import SegmentedStream
+        from voxkit.audio.stream import StreamResampler
 
         bundle = transcriber.bundle
         device = next(bundle.model.parameters()).device
@@ -129,50 +153,82 @@ class TranscriptionStream:
         self.delay = delay  # steps of 80 ms
         self.done = False
         self.warned_unscaled = False  # one warning per stream, not one per chunk
+        self.sample_rate = sample_rate
+        # push() and finish() step shared buffers: a second caller while one runs is refused at
+        # once, not let in to interleave steps and corrupt both (a stream belongs to one caller)
+        self.busy = threading.Lock()
+        # one resampler for the whole stream: chunks resampled alone would each gain or lose a
+        # fraction of a sample at their edges
+        self.resampler = StreamResampler(sample_rate, ASR_SAMPLE_RATE) if sample_rate != ASR_SAMPLE_RATE else None
 
     def push(self, samples: np.ndarray | torch.Tensor) -> list[Event]:
-        """Add 16 kHz mono audio; returns the events of every step it completed.
+        """Add mono audio at the stream's ``sample_rate``; returns the events of every step it completed.
 
         ``samples`` is a chunk of any length (numpy or torch): ``[T]``, or ``[T, 1]`` / ``[1, T]``
         (a one-channel block from a sound card), float in [-1, 1] or integer PCM scaled like
         :meth:`Transcriber.transcribe` (int16 by 2^15). Multichannel chunks are refused, not
         downmixed: a short chunk does not show which axis holds the channels (transcribe() can tell
         from a whole recording), so mix them down first, e.g. ``block.mean(axis=1)`` for a
-        frames-first block. Nor is anything resampled: resample other rates before pushing.
+        frames-first block. Bytes are refused: raw PCM from a socket is ``np.frombuffer(data, np.int16)``.
         """
+        import torch
+
         from voxkit.audio.io import as_float_samples, warn_if_unscaled
 
         if self.done:
-            raise VoxkitError("this stream is finished")
+            raise VoxkitError("this stream is finished: start another one with Transcriber.stream()")
+        if isinstance(samples, (bytes, bytearray, memoryview)):
+            raise AudioError("push() takes samples, not bytes: read raw PCM as an array first, e.g. np.frombuffer(chunk, np.int16)")
+        if not isinstance(samples, (np.ndarray, torch.Tensor, list, tuple)):
+            raise AudioError(f"push() takes a chunk of samples (numpy, torch or a list of floats), got {type(samples).__name__}")
         data = as_float_samples(samples)
         if data.ndim == 2 and 1 in data.shape:
             data = data.reshape(-1)  # one channel, either layout
         if data.ndim != 1:
             raise AudioError(
-                f"push() takes 16 kHz mono samples [T] (or [T, 1] / [1, T]), got shape {tuple(data.shape)}; "
+                f"push() takes mono samples [T] (or [T, 1] / [1, T]), got shape {tuple(data.shape)}; "
                 "mix multichannel audio down first, e.g. block.mean(axis=1) for [frames, channels]"
             )
         if not np.isfinite(data).all():
             raise AudioError("audio contains NaN or infinite samples")
         if not self.warned_unscaled:
             self.warned_unscaled = warn_if_unscaled(data, "push()")
-        return self.live.push(data)
+        with self._one_caller("push()"):
+            if self.done:  # finished by another caller since the check above
+                raise VoxkitError("this stream is finished: start another one with Transcriber.stream()")
+            if self.resampler is not None:
+                data = self.resampler.push(data)  # [T'] at 16 kHz, lagging by the resampler's context
+            return self.live.push(data)
 
     def finish(self) -> list[Event]:
-        """End of audio: flush the delayed text and close the stream."""
-        if self.done:
-            return []
-        events = self.live.finish()
-        self.done = True
-        self.live.close()
-        return events
+        """End of audio: flush the delayed text and close the stream (a second call returns [])."""
+        with self._one_caller("finish()"):
+            if self.done:
+                return []
+            events = self.live.push(self.resampler.flush()) if self.resampler is not None else []
+            events += self.live.finish()
+            self.done = True
+            self.live.close()
+            return events
+
+    @contextlib.contextmanager
+    def _one_caller(self, what: str) -> Iterator[None]:
+        if not self.busy.acquire(blocking=False):
+            raise VoxkitError(f"{what} was called while another thread was inside this stream: a stream belongs to one "
+                              "caller, so give each thread its own Transcriber.stream() or hold a lock around its calls")
+        try:
+            yield
+        finally:
+            self.busy.release()
 
     @property
     def transcript(self) -> Transcript:
+        """The words made final so far (all of them once :meth:`finish` has returned)."""
         return self.live.transcript
 
     @property
     def delay_ms(self) -> int:
+        """How far the text lags the audio: a word comes out this long after it is spoken."""
         return RecognizerOptions.from_steps(self.delay).delay_ms
 
     @property
