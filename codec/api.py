@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxkit.audio.io import AudioInput, array_to_mono, check_sample_rate, load_input
+from voxkit.audio.io import AudioInput, array_to_mono, as_float_samples, check_sample_rate, load_input
 from voxkit.audio.stream import StreamResampler
 from voxkit.checks import whole_number
 from voxkit.codec.checkpoint import load_codec
 from voxkit.codec.model import CodecModel, CodecState
 from voxkit.conv import fold_weight_norm
 from voxkit.devices import usable_device
-from voxkit.errors import VoxkitError
+from voxkit.errors import AudioError, VoxkitError
 
 
 class Codec:
@@ -60,22 +60,27 @@ class Codec:
 
     @property
     def sample_rate(self) -> int:
+        """Hz of the audio the model codes and decodes (inputs at other rates are resampled)."""
         return self.model.args.sampling_rate
 
     @property
     def frame_rate(self) -> float:
+        """Frames of codes per second of audio."""
         return self.model.args.frame_rate
 
     @property
     def samples_per_frame(self) -> int:
+        """Samples at :attr:`sample_rate` that one frame of codes stands for."""
         return self.model.args.samples_per_frame
 
     @property
     def num_codebooks(self) -> int:
+        """Codes per frame: one semantic code, then the acoustic ones."""
         return self.model.args.num_codebooks
 
     @property
     def bitrate_bps(self) -> float:
+        """Bits per second the codes take."""
         return self.model.args.bitrate_bps
 
     @property
@@ -160,11 +165,19 @@ class CodecStream:
         # one resampler for the whole stream: chunks resampled alone would each gain or lose a
         # fraction of a sample at their edges, and the codes would drift from the one-shot ones
         self._resampler = StreamResampler(sample_rate, codec.sample_rate) if sample_rate != codec.sample_rate else None
+        self.finished = False  # set by finish(): the input side is closed, decoding goes on
 
     @torch.no_grad()
     def encode(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Audio chunk (mono, at the stream's rate) -> codes [F, 37] of the frames it completed (F may be 0)."""
-        wave = array_to_mono(chunk) if len(chunk) else np.zeros(0, np.float32)  # [n]
+        if self.finished:
+            raise VoxkitError("this stream's audio is finished: start another one with Codec.stream()")
+        if not isinstance(chunk, (np.ndarray, torch.Tensor, list, tuple)):
+            raw = isinstance(chunk, (bytes, bytearray, memoryview))
+            hint = ": read raw PCM as an array first, e.g. np.frombuffer(chunk, np.int16)" if raw else ""
+            raise AudioError(f"encode() takes a chunk of samples (numpy, torch or a list of floats), got {type(chunk).__name__}{hint}")
+        data = as_float_samples(chunk)  # integer PCM scaled
+        wave = array_to_mono(data) if data.size else np.zeros(0, np.float32)  # [n]
         if self._resampler is not None:
             wave = self._resampler.push(wave)  # [m] at 24 kHz, lagging by the resampler's context
         return self._frames(torch.from_numpy(wave))
@@ -172,7 +185,11 @@ class CodecStream:
     @torch.no_grad()
     def finish(self) -> torch.Tensor:
         """End of audio: codes [F, 37] of what is left, the last frame padded with silence as
-        :meth:`Codec.encode` pads it. The stream's codes are then the one-shot ones."""
+        :meth:`Codec.encode` pads it. The stream's codes are then the one-shot ones. A second call
+        returns no codes (the resampler's tail is flushed once)."""
+        if self.finished:
+            return torch.zeros(0, self.codec.num_codebooks, dtype=torch.long)
+        self.finished = True
         tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
         codes = [self._frames(torch.from_numpy(tail))]
         if self._filled:
