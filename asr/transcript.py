@@ -7,9 +7,15 @@ import json
 import math
 from typing import Any
 
+from voxkit.errors import OptionError
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
 
 @dataclasses.dataclass
 class Word:
+    """One recognised word and its span in the audio."""
+
     text: str
     start: float  # seconds from the start of the audio
     end: float
@@ -17,6 +23,9 @@ class Word:
 
 @dataclasses.dataclass
 class Transcript:
+    """What a recogniser heard: its words in order, with times, and the audio's length.
+    :meth:`to_json` is the whisper-style dict (text, segments, words) of JSON types."""
+
     words: list[Word]
     duration: float  # seconds of audio
 
@@ -81,4 +90,4 @@ def render(transcript: Transcript, fmt: str, word_timestamps: bool = False) -> s
     if fmt == "vtt":
         blocks = [f"{_timestamp(c['start'], '.')} --> {_timestamp(c['end'], '.')}\n{c['text']}\n" for c in cues]
         return "WEBVTT\n\n" + "\n".join(blocks)
-    raise ValueError(f"unknown format {fmt!r}")
+    raise OptionError(f"unknown format {fmt!r}: render() writes one of {', '.join(FORMATS)}")

@@ -121,14 +121,17 @@ class Speaker:
 
     @property
     def sample_rate(self) -> int:
+        """Hz of the audio :meth:`speak` and :meth:`stream` return (the codec's rate)."""
         return int(self.codec.sample_rate)  # type: ignore[attr-defined]
 
     @property
     def languages(self) -> list[str]:
+        """The ``language`` codes the model was trained to speak."""
         return list(self.model.args.languages)
 
     @property
     def voices(self) -> list[str]:
+        """The preset voice names the folder holds (a ``voice`` may name one)."""
         return list_voices(self.folder)
 
     @property
@@ -211,7 +214,7 @@ class Speaker:
             return self.prepare_voice(voice[0], voice[1], reference_text=reference_text)
         if isinstance(voice, (np.ndarray, torch.Tensor)):
             raise VoxkitError("an audio array as voice needs its rate: pass (array, sample_rate) or use prepare_voice")
-        if not isinstance(voice, (str, os.PathLike, bytes, bytearray)) and not hasattr(voice, "read"):
+        if not isinstance(voice, (str, os.PathLike, bytes, bytearray, memoryview)) and not hasattr(voice, "read"):
             raise OptionError(f"voice must be a preset name, an audio file, (samples, sample_rate) or a Voice from prepare_voice(); "
                               f"got {type(voice).__name__}")
         return self.prepare_voice(voice, reference_text=reference_text)  # type: ignore[arg-type]

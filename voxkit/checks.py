@@ -1,4 +1,4 @@
-"""Checks of the integer options every API takes (counts, sizes, thread numbers), in one place.
+"""Checks of the options every API takes (counts, sizes, thread numbers, weight dtypes), in one place.
 
 Why shared: the same option reads the same way in every API. numpy integers (what array
 arithmetic and ``np.random`` hand back) are as good a count as Python ints; ``bool`` is an int
@@ -8,8 +8,15 @@ subclass never meant as a count; a float is refused rather than truncated.
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 from voxkit.errors import OptionError
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+"""The weight precisions a model may be loaded in, by name (``"auto"``: each weight as stored)."""
 
 
 def is_number(value: object) -> bool:
@@ -42,3 +49,21 @@ def unicode_problem(text: str) -> str | None:
         byte = f", the undecodable byte 0x{code - 0xDC00:02x} (is the text in another encoding?)" if 0xDC80 <= code <= 0xDCFF else ""
         return f"is not valid Unicode: character {err.start + 1} is the lone surrogate U+{code:04X}{byte}"
     return None
+
+
+def weight_dtype(value: object, name: str = "dtype") -> torch.dtype | None:
+    """``value`` as a floating torch dtype for weights (None: as stored), else an :class:`OptionError`.
+
+    Why: transformers users write ``torch_dtype="float16"`` or ``"auto"``; a string or an integer
+    dtype reached ``Module.to`` or the state-dict copy and failed there with a page of overloads.
+    """
+    import torch
+
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, str) and value in DTYPE_NAMES:
+        return getattr(torch, value)
+    if isinstance(value, torch.dtype) and value.is_floating_point:
+        return value
+    raise OptionError(f"{name} must be a floating torch dtype (torch.float32, torch.float16, torch.bfloat16), "
+                      f"one of {', '.join(map(repr, DTYPE_NAMES))} or 'auto' (as stored), got {value!r}")

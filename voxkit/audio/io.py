@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
+from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
 
 Source = str | os.PathLike | BinaryIO
-AudioInput = str | os.PathLike | BinaryIO | bytes | np.ndarray | torch.Tensor
-"""What the Python APIs take as audio: a file (path, open binary file, or its bytes) or samples."""
+AudioInput = str | os.PathLike | BinaryIO | bytes | bytearray | memoryview | np.ndarray | torch.Tensor | list[float]
+"""What the Python APIs take as audio: a file (path, open binary file, or its bytes) or samples
+(numpy, torch, a list of floats) with their rate."""
 
 MAX_ARRAY_CHANNELS = 8
 """Most channels an in-memory array may have: the shorter axis of a 2-D array is its channel axis."""
@@ -61,8 +63,8 @@ def check_sample_rate(rate: object, name: str = "sample_rate") -> int:
     Why a range and not just > 0: a rate in kHz (16) or another variable passed by mistake is
     otherwise resampled into minutes or hours of noise that the recogniser then transcribes.
     """
-    whole = isinstance(rate, (int, np.integer)) or (isinstance(rate, float) and rate.is_integer())
-    if isinstance(rate, bool) or not whole or rate <= 0:
+    whole = is_whole(rate) or (is_number(rate) and float(rate).is_integer())  # numpy's float32 too
+    if not whole or rate <= 0:  # type: ignore[operator]
         raise AudioError(f"{name} must be a positive whole number of Hz, got {rate!r}")
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         hint = f" ({name} is in Hz, not kHz)" if rate < MIN_SAMPLE_RATE else ""
@@ -459,10 +461,24 @@ def load_head(audio: AudioInput, sample_rate: int | None, target_rate: int, wher
     is the same as cutting the whole input after loading it.
     """
     _check_seconds(seconds, where)
+    if isinstance(audio, str) and "://" in audio and not os.path.exists(audio):
+        raise AudioError(f"{where}: {audio!r} is a URL; voxkit reads local files only: download it first, "
+                         "then pass the file's path or its bytes")
+    if isinstance(audio, io.TextIOBase):  # libsndfile would read str from it and fail in a callback
+        raise AudioError(f"{where}: {_name(audio)} is open in text mode: open audio files in binary mode, open(path, 'rb')")
     if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):
         return _load_file(audio, target_rate, True, seconds)  # type: ignore[arg-type]
     if isinstance(audio, (bytes, bytearray, memoryview)):
-        return _load_file(io.BytesIO(audio), target_rate, True, seconds)  # the contents of an audio file
+        if not len(audio):
+            raise AudioError(f"{where}: the audio file's bytes are empty (0 bytes)")
+        try:
+            return _load_file(io.BytesIO(audio), target_rate, True, seconds)  # the contents of an audio file
+        except AudioError as err:
+            if "Format not recognised" not in str(err):
+                raise
+            # bytes that are no file are most often raw samples (a socket's PCM, ndarray.tobytes())
+            raise AudioError(f"{err}; raw PCM samples are no file: pass them as an array with their rate, "
+                             "e.g. np.frombuffer(data, np.int16) and sample_rate") from None
     if not isinstance(audio, (np.ndarray, torch.Tensor, list, tuple)):
         raise AudioError(
             f"{where}: audio must be a path, an open file, the bytes of an audio file, or samples (numpy, torch); "

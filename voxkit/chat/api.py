@@ -31,7 +31,7 @@ from voxkit.audio.io import AudioInput, load_input
 from voxkit.chat.messages import AudioPart, ChatTurn, TextPart, parse_messages
 from voxkit.chat.model import ChatModel
 from voxkit.chat.template import SAMPLE_RATE, audio_parts, audio_spans, check_language, encode_chat, encode_transcription
-from voxkit.checks import whole_number
+from voxkit.checks import weight_dtype, whole_number
 from voxkit.devices import usable_device
 from voxkit.errors import VoxkitError
 from voxkit.tokenizer import Tokenizer
@@ -67,18 +67,20 @@ class AudioChat:
         model_dir: str | os.PathLike[str] | None = None,
         *,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype | None = torch.float32,
+        dtype: torch.dtype | str | None = torch.float32,
         max_audios: int = DEFAULT_MAX_AUDIOS,
     ) -> AudioChat:
         """Load a published (params.json), transformers (config.json) or voxkit folder; None: the bundled model.
 
         dtype: the weights' precision in memory (default float32, what CPUs compute fastest; a
-        folder stored in 16 bits is widened); None keeps each weight's stored precision."""
+        folder stored in 16 bits is widened), as a torch dtype or its name ("float16"); None or
+        "auto" keeps each weight's stored precision."""
         from voxkit.chat.checkpoint import load_chat
         from voxkit.lm.fused_step import prepare_for_inference
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
         usable_device(device, "device")
+        dtype = weight_dtype(dtype)
         folder = default_model_dir() if model_dir is None else Path(model_dir)
         model = load_chat(folder, device=device, dtype=dtype)
         prepare_for_inference(model, device)  # the fused step for the decoder's token-by-token steps
@@ -88,6 +90,7 @@ class AudioChat:
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights are (and where it computes)."""
         return self.model.decoder.activation_weight.device
 
     def _audio_vectors(self, audios: Sequence[AudioPart]) -> torch.Tensor | None:

@@ -1,0 +1,231 @@
+"""The Python APIs used as a notebook or a server uses them: a live stream at a sound card's rate,
+events sent as JSON, bytes from a socket, a URL or a text-mode file passed by mistake, streams
+finished twice or fed after their end, and the byte-like inputs the file readers take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import voxkit
+from tests.tts_helpers import CODEC, tiny_tts_folder
+from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.audio.io import load_audio
+from voxkit.codec.api import Codec
+from voxkit.codec.args import CodecArgs
+from voxkit.codec.model import CodecModel
+from voxkit.errors import AudioError, VoxkitError
+
+SAMPLE = Path(voxkit.__file__).parent / "assets" / "samples" / "en.flac"
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> voxkit.Transcriber:
+    return voxkit.Transcriber()  # the bundled model, loaded once
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """The first 2.5 s of the English sample at 16 kHz, float32."""
+    return load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()[: 5 * ASR_SAMPLE_RATE // 2]
+
+
+def _stream(stream: voxkit.TranscriptionStream, audio: np.ndarray, size: int) -> list:
+    return [e for i in range(0, len(audio), size) for e in stream.push(audio[i : i + size])] + stream.finish()
+
+
+# ----------------------------------------------------------------------------- live streams
+
+
+def test_a_stream_at_a_sound_cards_rate_hears_what_transcribe_hears(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """A 48 kHz microphone feeds the stream as it comes; the words and times are those of the whole
+    recording given to transcribe() at the same rate."""
+    import torchaudio.functional as AF
+
+    at_48k = AF.resample(torch.from_numpy(speech), ASR_SAMPLE_RATE, 48_000).numpy()  # [T']
+    whole = transcriber.transcribe(at_48k, sample_rate=48_000)
+    assert whole.text.startswith("Order number")  # the model hears the resampled clip
+    for size in (4800, 1237):  # a sound card's 100 ms blocks, and sizes that split the resampler's blocks
+        stream = transcriber.stream(sample_rate=48_000)
+        events = _stream(stream, at_48k, size)
+        assert events[-1].kind == "final" and events[-1].text == whole.text
+        assert stream.transcript == whole
+    with pytest.raises(AudioError, match="not kHz"):
+        transcriber.stream(sample_rate=48)
+
+
+def test_events_are_json_for_a_server(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    events = _stream(transcriber.stream(), speech, 4000)
+    assert {e.kind for e in events} == {"delta", "word", "final"}
+    sent = json.loads(json.dumps([e.to_json() for e in events]))
+    assert [(d["kind"], d["text"], d["stream"]) for d in sent] == [(e.kind, e.text, e.stream) for e in events]
+    words = [d for d in sent if d["kind"] == "word"]
+    assert [(w["start"], w["end"]) for w in words] == [(round(w.start, 3), round(w.end, 3)) for w in transcriber.transcribe(speech).words]
+
+
+def test_push_refuses_bytes_and_other_types_in_one_line(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    stream = transcriber.stream()
+    pcm = (speech[:1600] * 32767).astype(np.int16)
+    for raw in (pcm.tobytes(), bytearray(pcm.tobytes()), memoryview(pcm.tobytes())):
+        with pytest.raises(AudioError, match=r"not bytes.*np\.frombuffer\(chunk, np\.int16\)"):
+            stream.push(raw)  # type: ignore[arg-type]
+    for bad in (None, "talk.wav", np.float32(0.5)):
+        with pytest.raises(AudioError, match=rf"push\(\) takes a chunk of samples .*got {type(bad).__name__}$"):
+            stream.push(bad)  # type: ignore[arg-type]
+    assert stream.push(np.frombuffer(pcm.tobytes(), np.int16)) == stream.push([]) == []  # the fix the message gives works
+
+
+def test_a_finished_stream_says_how_to_go_on(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    stream = transcriber.stream()
+    stream.push(speech[:4000])
+    assert stream.finish()[-1].kind == "final"
+    assert stream.finish() == []
+    with pytest.raises(VoxkitError, match=r"finished: start another one with Transcriber\.stream\(\)"):
+        stream.push(speech[:100])
+
+
+def test_transcribe_many_refuses_one_input_that_iterates(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """A list of samples or a file's bytes iterate as numbers: read one by one they were "inputs" of type int."""
+    for one in (speech[:3200].tolist(), bytearray(SAMPLE.read_bytes()), memoryview(SAMPLE.read_bytes())):
+        with pytest.raises(VoxkitError, match=r"transcribe_many\(\) takes a list of inputs.*transcribe\(\)"):
+            transcriber.transcribe_many(one)  # type: ignore[arg-type]
+    assert transcriber.transcribe_many(iter([speech]))[0] == transcriber.transcribe(speech)  # any iterable of inputs
+
+
+# ----------------------------------------------------------------------------- files given the wrong way
+
+
+def test_file_inputs_given_the_wrong_way_say_what_to_do(transcriber: voxkit.Transcriber, speech: np.ndarray, tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match="is a URL.*download it first"):
+        transcriber.transcribe("https://example.com/talk.wav")
+    text = tmp_path / "talk.wav"
+    text.write_bytes(SAMPLE.read_bytes())
+    with open(text) as f, pytest.raises(AudioError, match=r"text mode.*open\(path, 'rb'\)"):  # noqa: PTH123 - a user's open()
+        transcriber.transcribe(f)  # type: ignore[arg-type]
+    with pytest.raises(AudioError, match=r"empty \(0 bytes\)"):
+        transcriber.transcribe(b"")
+    with pytest.raises(AudioError, match=r"raw PCM samples are no file.*np\.frombuffer"):
+        transcriber.transcribe((speech * 32767).astype(np.int16).tobytes())
+
+
+def test_a_file_as_bytearray_or_memoryview(transcriber: voxkit.Transcriber) -> None:
+    """Guard: what a web framework hands over (an upload's buffer) reads like the bytes."""
+    data = SAMPLE.read_bytes()
+    text = transcriber.transcribe(data).text
+    assert transcriber.transcribe(bytearray(data)).text == text
+    assert transcriber.transcribe(memoryview(data)).text == text
+
+
+# ----------------------------------------------------------------------------- codec and speaker streams
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    torch.manual_seed(0)
+    return Codec(CodecModel(CodecArgs(**CODEC)))  # type: ignore[arg-type]
+
+
+def test_a_codec_stream_finished_twice_adds_no_frame(codec: Codec) -> None:
+    """The resampler's tail was flushed again by a second finish(): one more frame of codes than the audio has."""
+    wave = np.sin(np.linspace(0, 2000, 16_000 * 3 // 10)).astype(np.float32)  # [T] 0.3 s at 16 kHz
+    stream = codec.stream(sample_rate=16_000)
+    codes = torch.cat([stream.encode(wave[i : i + 1000]) for i in range(0, len(wave), 1000)] + [stream.finish()])
+    assert torch.equal(codes, codec.encode(wave, sample_rate=16_000))
+    assert stream.finish().shape == (0, codec.num_codebooks)
+    with pytest.raises(VoxkitError, match=r"finished: start another one with Codec\.stream\(\)"):
+        stream.encode(wave)
+    assert stream.decode(codes).shape == (codes.shape[0] * codec.samples_per_frame,)  # decoding goes on
+
+
+def test_a_codec_stream_refuses_what_is_no_chunk(codec: Codec) -> None:
+    stream = codec.stream()
+    for bad, message in ((None, "got NoneType"), (np.float32(0.1), "got float32"), (b"\0\0" * 100, r"np\.frombuffer")):
+        with pytest.raises(AudioError, match=message):
+            stream.encode(bad)  # type: ignore[arg-type]
+    assert stream.encode(torch.zeros(0)).shape == (0, codec.num_codebooks)
+
+
+def test_a_voice_as_memoryview_is_its_bytes(tmp_path: Path) -> None:
+    speaker = voxkit.Speaker.from_pretrained(tiny_tts_folder(tmp_path / "tts"))
+    data = SAMPLE.read_bytes()
+    as_bytes, rate = speaker.speak("Hi.", voice=data, reference_text="Order number.", seed=0)
+    as_view, _ = speaker.speak("Hi.", voice=memoryview(data), reference_text="Order number.", seed=0)
+    assert rate == speaker.sample_rate
+    np.testing.assert_array_equal(as_view, as_bytes)
+
+
+def test_a_second_thread_inside_a_stream_is_refused(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """Two callers stepping one stream at once interleave its steps and corrupt both; the second is
+    told at once. The first push is held inside the stream (no timing: it waits on an event)."""
+    import threading
+
+    stream = transcriber.stream()
+    inside, leave = threading.Event(), threading.Event()
+    step = stream.live.push
+
+    def held_push(data: np.ndarray) -> list:
+        if not inside.is_set():  # only the first caller is held
+            inside.set()
+            leave.wait()
+        return step(data)
+
+    stream.live.push = held_push  # type: ignore[method-assign]
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(stream.push(speech[:8000])))
+    worker.start()
+    inside.wait()
+    try:
+        for call in (lambda: stream.push(speech[8000:]), stream.finish):
+            with pytest.raises(VoxkitError, match=r"another thread was inside this stream.*its own Transcriber\.stream\(\)"):
+                call()
+    finally:
+        leave.set()
+        worker.join()
+    stream.live.push = step  # type: ignore[method-assign]
+    events = first[0] + stream.push(speech[8000:]) + stream.finish()  # the refused calls changed nothing
+    assert events[-1].text == transcriber.transcribe(speech).text
+
+
+def test_an_unknown_format_is_an_option_error() -> None:
+    from voxkit.asr.transcript import Transcript, Word, render
+    from voxkit.errors import OptionError
+
+    transcript = Transcript([Word("hi", 0.0, 0.5)], 1.0)
+    with pytest.raises(OptionError, match=r"unknown format 'SRT': render\(\) writes one of txt, srt, vtt, json"):
+        render(transcript, "SRT")
+    assert render(transcript, "srt").startswith("1\n00:00:00,000 --> 00:00:00,500\nhi")
+
+
+def test_chat_dtype_by_name_as_transformers_takes_it(tmp_path: Path) -> None:
+    from tests.test_chat_api import TOK, make_chat
+    from voxkit.chat.api import AudioChat
+    from voxkit.chat.checkpoint import save_chat
+    from voxkit.errors import OptionError
+
+    save_chat(make_chat(7).model, tmp_path / "chat", tokenizer=TOK)
+    hi = [{"role": "user", "content": "hi"}]
+    half = AudioChat.from_pretrained(tmp_path / "chat", dtype=torch.float16)
+    by_name = AudioChat.from_pretrained(tmp_path / "chat", dtype="float16")
+    assert by_name.model.adapter[0].weight.dtype == torch.float16
+    assert by_name.generate(hi, max_new_tokens=4) == half.generate(hi, max_new_tokens=4)
+    stored = AudioChat.from_pretrained(tmp_path / "chat", dtype="auto")  # as stored: float32 here
+    assert stored.model.adapter[0].weight.dtype == torch.float32
+    for bad in (torch.int8, "half-ish", 16):
+        with pytest.raises(OptionError, match=r"dtype must be a floating torch dtype.*'auto'"):
+            AudioChat.from_pretrained(tmp_path / "chat", dtype=bad)  # type: ignore[arg-type]
+
+
+def test_a_rate_as_any_numpy_number_is_a_rate(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    """``sr`` from array arithmetic comes as np.float32 or np.int32 as often as a Python int;
+    np.float64 (a float subclass) was taken and np.float32 refused."""
+    text = transcriber.transcribe(speech).text
+    for rate in (np.float32(16_000), np.int32(16_000), np.float64(16_000), 16_000.0):
+        assert transcriber.transcribe(speech, sample_rate=rate).text == text  # type: ignore[arg-type]
+    assert transcriber.stream(sample_rate=np.float32(16_000)).sample_rate == 16_000  # type: ignore[arg-type]
+    for bad in (np.float32(16_000.5), np.float32("nan"), True, "16000"):
+        with pytest.raises(AudioError, match="sample_rate must be a positive whole number of Hz"):
+            transcriber.transcribe(speech, sample_rate=bad)  # type: ignore[arg-type]
