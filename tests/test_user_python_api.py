@@ -229,3 +229,29 @@ def test_a_rate_as_any_numpy_number_is_a_rate(transcriber: voxkit.Transcriber, s
     for bad in (np.float32(16_000.5), np.float32("nan"), True, "16000"):
         with pytest.raises(AudioError, match="sample_rate must be a positive whole number of Hz"):
             transcriber.transcribe(speech, sample_rate=bad)  # type: ignore[arg-type]
+
+
+def test_chat_audio_part_takes_its_rate_under_either_key_and_file_bytes() -> None:
+    """A rate given as ``sample_rate`` (voxkit's keyword elsewhere) was ignored: 48 kHz read as 16 kHz
+    came out three times too long. A file's bytes as ``audio`` decode as transcribe() decodes them."""
+    import io
+
+    import soundfile as sf
+
+    from voxkit.chat.messages import parse_messages
+
+    tone = np.sin(np.arange(48000) / 48000 * 2 * np.pi * 440).astype(np.float32) * 0.3  # [T] 1 s at 48 kHz
+
+    def audio_of(part: dict) -> torch.Tensor:
+        turns = parse_messages([{"role": "user", "content": [{"type": "audio", **part}]}])
+        return turns[0].parts[0].samples
+
+    for key in ("sampling_rate", "sample_rate"):
+        assert audio_of({"array": tone, key: 48000}).shape[0] == 16000, key
+        assert audio_of({"audio": tone, key: 48000}).shape[0] == 16000, key
+    with pytest.raises(AudioError, match="gives two rates"):
+        audio_of({"array": tone, "sampling_rate": 48000, "sample_rate": 16000})
+    buffer = io.BytesIO()
+    sf.write(buffer, tone, 48000, format="WAV")
+    for wrap in (bytes, bytearray, memoryview):
+        assert audio_of({"audio": wrap(buffer.getvalue())}).shape[0] == 16000, wrap

@@ -83,8 +83,8 @@ def parse_messages(
 
     Accepted parts: ``{"type": "text", "text": str}``; ``{"type": "input_audio", "input_audio":
     {"data": base64 or data URL, "format": ...}}`` (OpenAI); ``{"type": "audio", ...}`` with one of
-    ``path``, ``audio`` (a path or an array), ``url`` (a path, ``file://`` URI or base64 data URL),
-    ``array`` (+ ``sampling_rate``, defaulting to ``sample_rate`` as transformers assumes);
+    ``path``, ``audio`` (a path, an array or a file's bytes), ``url`` (a path, ``file://`` URI or base64 data URL),
+    ``array`` (+ ``sampling_rate`` or ``sample_rate``, defaulting to ``sample_rate`` as transformers assumes);
     ``{"type": "audio_url", "audio_url": {"url": ...}}`` (vLLM). Remote http(s) URLs are refused:
     fetching them is the server's decision, not the parser's. Audio may only appear in user
     messages, and at most ``max_audios`` clips in the whole conversation (counted before decoding,
@@ -166,16 +166,29 @@ def _decode_audio(raw: Mapping[str, Any], kind: str, where: str, sample_rate: in
             spec = raw.get("audio_url")
             return _from_reference(spec.get("url") if isinstance(spec, Mapping) else spec, sample_rate)
         if "array" in raw:
-            return _from_array(raw["array"], raw.get("sampling_rate", sample_rate), sample_rate)
+            return _from_array(raw["array"], _array_rate(raw, sample_rate), sample_rate)
         for key in ("path", "audio", "url"):
             if key in raw:
                 value = raw[key]
+                if key == "audio" and isinstance(value, (bytes, bytearray, memoryview)):
+                    return _from_bytes(bytes(value), sample_rate)  # a file's bytes, as transcribe() takes them
                 if key == "audio" and not isinstance(value, (str, os.PathLike)):
-                    return _from_array(value, raw.get("sampling_rate", sample_rate), sample_rate)
+                    return _from_array(value, _array_rate(raw, sample_rate), sample_rate)
                 return _from_reference(value, sample_rate)
         raise AudioError("an audio part needs one of 'path', 'audio', 'url' or 'array'")
     except AudioError as err:
         raise AudioError(f"{where}: {err}") from None
+
+
+def _array_rate(raw: Mapping[str, Any], default: int) -> Any:
+    """An array part's rate: ``sampling_rate`` (transformers' and datasets' key) or ``sample_rate``
+    (voxkit's own keyword everywhere else). Why both: a rate under the other spelling was ignored,
+    and 48 kHz samples read as 16 kHz came out three times too long, without a word."""
+    rates = {key: raw[key] for key in ("sampling_rate", "sample_rate") if key in raw}
+    if len(rates) == 2 and rates["sampling_rate"] != rates["sample_rate"]:
+        raise AudioError(f"the audio part gives two rates, sampling_rate {rates['sampling_rate']!r} and "
+                         f"sample_rate {rates['sample_rate']!r}: give one")
+    return next(iter(rates.values()), default)
 
 
 def _b64(text: str) -> bytes:
