@@ -96,3 +96,29 @@ def test_eval_chat_prints_wer_and_accuracy(model_dir: Path, clip: Path, tmp_path
     assert numbers["accuracy"][str(model_dir)]["count_words"]["total"] == 1
     code, _, err = run_cli(["eval", "chat", str(manifest), "--peer", "none"], capsys)
     assert code == 2 and "--model" in one_line_error(err)
+
+
+def test_eval_chat_scores_an_english_peer_on_english_rows_only(model_dir: Path, clip: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whisper tiny.en writes English words for Spanish speech: its column scored those rows too,
+    pulling its figure towards 100 %; it now scores the English rows and says over how many."""
+    import voxkit.asr.peer as peers
+
+    heard: list[int] = []
+
+    class EnglishPeer:
+        name = "english-peer"
+        languages = ("en",)
+
+        def transcribe(self, wave: torch.Tensor) -> str:
+            heard.append(wave.shape[0])
+            return "hello there"
+
+    monkeypatch.setattr(peers, "load_peer", lambda name, threads=0: EnglishPeer())
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"audio": str(clip), "text": "hello there", "language": "en"}, {"audio": str(clip), "text": "hola amigo", "language": "es"}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run_cli(["eval", "chat", str(manifest), "--model", str(model_dir), "--quiet"], capsys)
+    assert code == 0 and len(heard) == 1
+    assert "| 0.0 (1 of 2 clips) |" in out

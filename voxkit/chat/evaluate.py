@@ -70,13 +70,24 @@ def instruction_accuracy(
 
 
 def format_wer_table(table: dict[str, dict[str, tuple[int, float]]]) -> str:
-    """``{manifest: {column: (clips, WER %)}}`` as a markdown table, one row per manifest."""
+    """``{manifest: {column: (clips, WER %)}}`` as a markdown table, one row per manifest.
+
+    A column that scored fewer clips than the row's first (an English-only peer on a manifest of
+    several languages) says over how many, so that its figure is not read as the others'; "-": none.
+    """
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
     lines = ["| clips | n | " + " | ".join(f"{c} WER %" for c in columns) + " |", "|---|---|" + "---|" * len(columns)]
     for name, row in table.items():
         n = next(iter(row.values()))[0] if row else 0
-        lines.append(f"| {name} | {n} | " + " | ".join(f"{row[c][1]:.1f}" if c in row else "-" for c in columns) + " |")
+        lines.append(f"| {name} | {n} | " + " | ".join(_wer_cell(row.get(c), n) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def _wer_cell(scored: tuple[int, float] | None, n: int) -> str:
+    if scored is None:
+        return "-"
+    count, wer = scored
+    return f"{wer:.1f}" + (f" ({count} of {n} clips)" if count != n else "")
 
 
 def format_accuracy_table(scores: dict[str, dict[str, KindScore]]) -> str:

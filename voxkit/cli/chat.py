@@ -140,8 +140,10 @@ def run_eval(args: argparse.Namespace) -> int:
             table[name][model_name] = (len(rows), transcription_wer(rows, hyps))
             details.setdefault(name, {})[model_name] = hyps
         if peer is not None:
-            scores, texts = evaluate_peer(peer, rows, waves, progress=not args.quiet)
-            table[name][peer.name] = (len(rows), scores["all"])
+            # an English-only peer hears the rows in its language (or without one): see evaluate_peer
+            scores, texts = evaluate_peer(peer, rows, waves, progress=not args.quiet, own_languages=True)
+            if "all" in scores:
+                table[name][peer.name] = (sum(t is not None for t in texts), scores["all"])
             details[name][peer.name] = texts
     print(format_wer_table(table))
     accuracy = {}
