@@ -116,7 +116,7 @@ class Generator:
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         prompt_embeddings: torch.Tensor | None = None,
         limits: Sequence[int] | None = None,
     ) -> list[list[int]]:
@@ -131,9 +131,10 @@ class Generator:
         less its prompt), and a short prompt batched beside a long one must get the reply it gets
         alone, not one cut to the long prompt's room.
 
-        ``seed`` seeds a generator of each stream's own, all with the same seed: a prompt samples
-        the same continuation alone or in any batch, as a seeded request does in vLLM (without a
-        seed, the streams share torch's default generator).
+        ``seed`` seeds a generator of each stream's own, all with the same seed, or each with its
+        own of a list of one seed per prompt: a prompt samples the same continuation alone or in
+        any batch, as a seeded request does in vLLM (without a seed, the streams share torch's
+        default generator).
         """
         self._check(prompts, max_new_tokens, limits)  # before the buffers: -1 or 10^10 tokens must not reach torch.zeros
         device = self.model.norm.weight.device
@@ -220,7 +221,7 @@ class Generator:
         self,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int,
-        seed: int | None,
+        seed: int | Sequence[int] | None,
         prompt_embeddings: torch.Tensor | None = None,
         limits: Sequence[int] | None = None,
     ) -> Iterator[_Step]:
@@ -232,7 +233,7 @@ class Generator:
         if prompt_embeddings is not None and tuple(prompt_embeddings.shape[:2]) != tuple(tokens.shape):
             raise ValueError(f"prompt_embeddings {list(prompt_embeddings.shape)} do not match the padded prompts {list(tokens.shape)}")
         B = tokens.shape[0]
-        # a generator per stream, each seeded with ``seed``: a stream samples what it samples alone
+        # a generator per stream, seeded with ``seed`` (or its own of a list): a stream samples what it samples alone
         generators = None if seed is None else row_generators(seed, B, device)
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=device)  # [S]
         caps = None if limits is None else torch.tensor(list(limits), dtype=torch.long, device=device)  # [B]

@@ -75,16 +75,26 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 the whole batch, or one generator per row (see :func:`row_generators`)."""
 
 
-def row_generators(seed: int, rows: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
-    """One generator per stream of a batch, each seeded with ``seed``.
+def row_generators(seed: int | Sequence[int], rows: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per stream of a batch, each seeded with ``seed`` (or with its own of a list of
+    ``rows`` seeds: one per request, as vLLM takes them).
 
     Why: with one generator for the batch, row i's numbers depend on how many rows come before it,
     so a request's seeded output changes with what it is batched beside. With its own generator a
     row draws what it draws alone (as a seeded request does in vLLM), and a batch of one draws the
     same numbers as the shared generator did.
     """
-    seed = check_seed(seed)
-    return [torch.Generator(device=device).manual_seed(seed) for _ in range(rows)]
+    seeds = row_seeds(seed, rows)
+    return [torch.Generator(device=device).manual_seed(one) for one in seeds]
+
+
+def row_seeds(seed: int | Sequence[int], rows: int) -> list[int]:
+    """``seed`` as one checked seed per row: a whole number for every row, or a list of ``rows`` of them."""
+    if isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)):
+        if len(seed) != rows:
+            raise OptionError(f"{len(seed)} seeds for {rows} prompts: give one seed, or one per prompt")
+        return [check_seed(one) for one in seed]
+    return [check_seed(seed)] * rows
 
 
 def uniforms(rows: int, generator: Generators, device: torch.device) -> torch.Tensor:

@@ -83,3 +83,25 @@ def test_a_seeded_conversation_replies_the_same_alone_or_batched() -> None:
     assert chat.generate(conversations[::-1], **options) == alone[::-1]
     assert "".join(chat.stream(conversations[1], **options)) == alone[1]
     assert len(set(alone)) == len(alone)
+
+
+def test_each_prompt_of_a_batch_may_bring_its_own_seed() -> None:
+    """vLLM takes a seed per request: a list of seeds, one per prompt or conversation, gives each
+    what it gets alone with its seed; a list of the wrong length is one line."""
+    from voxkit.errors import OptionError
+
+    gen = Generator(tiny_model(), SAMPLINGS[0])
+    seeds = [5, 9, 13][: len(PROMPTS)]
+    alone = [gen.generate([p], 12, seed=s)[0] for p, s in zip(PROMPTS, seeds, strict=True)]
+    assert gen.generate(PROMPTS, 12, seed=seeds) == alone
+    with pytest.raises(OptionError, match="seeds for"):
+        gen.generate(PROMPTS, 12, seed=seeds[:-1])
+    chat = make_chat(3)
+    conversations = [[{"role": "user", "content": "Hello there"}], audio_message(clip(0.3, 1), "What is said?")]
+    options = {"max_new_tokens": 10, "temperature": 1.0}
+    replies = [chat.generate(c, seed=s, **options) for c, s in zip(conversations, (4, 40), strict=True)]
+    assert chat.generate(conversations, seed=[4, 40], **options) == replies
+    with pytest.raises(OptionError, match="1 seeds for 2 prompts"):
+        chat.generate(conversations, seed=[4], **options)
+    with pytest.raises(OptionError, match="seed must be a whole number"):
+        chat.generate(conversations, seed=[4, -1], **options)

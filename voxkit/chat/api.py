@@ -136,14 +136,12 @@ class AudioChat:
         raise VoxkitError(f"{what} is too long: {len(ids)} positions ({text} of text, {audio} of audio for {seconds:.1f} s), "
                           f"this model reads at most {most} (shorten {fix})")
 
-    def _generator(self, temperature: float, top_p: float | None, seed: int | None = None):  # noqa: ANN202 - voxkit.lm.Generator
+    def _generator(self, temperature: float, top_p: float | None):  # noqa: ANN202 - voxkit.lm.Generator
         """Options are checked here, before a stream's first token (OptionError is a VoxkitError)."""
         from voxkit.lm.generate import Generator
-        from voxkit.lm.sampling import SamplingConfig, check_seed
+        from voxkit.lm.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_p=top_p)
-        if seed is not None:
-            check_seed(seed)
         return Generator(self.model.decoder, sampling, stop_ids=[self.tokenizer.eos_id])
 
     def _budget(self, ids: Sequence[Sequence[int]], max_new_tokens: int) -> tuple[int, list[int]]:
@@ -163,19 +161,23 @@ class AudioChat:
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         top_p: float | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> str | list[str]:
         """The assistant's reply to one conversation (a list of messages), or a list of replies to a
         batch (a list of conversations). temperature 0 is greedy.
 
         ``seed`` seeds each conversation's own generator, as vLLM seeds a request: a conversation's
-        sampled reply is the same alone or in any batch."""
+        sampled reply is the same alone or in any batch. A list gives each conversation of a batch
+        its own seed (one per conversation); one number seeds them all alike."""
+        from voxkit.lm.sampling import row_seeds
+
         max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
-        seed = _seed(seed)
         batch = _is_batch(messages)
         conversations = list(messages) if batch else [messages]
         if not conversations:
             raise VoxkitError("no conversations given")
+        # a batch takes one seed or a list of one per conversation; one conversation takes one seed
+        seed = row_seeds(seed, len(conversations)) if batch and seed is not None else _seed(seed)
         prompts = []
         for index, conversation in enumerate(conversations):
             try:
@@ -186,7 +188,7 @@ class AudioChat:
                 raise type(err)(f"conversation {index} of the batch: {err}") from None
         ids, x = self._batch(prompts)
         steps, caps = self._budget(ids, max_new_tokens)
-        out = self._generator(temperature, top_p, seed).generate(ids, steps, seed=seed, prompt_embeddings=x, limits=caps)
+        out = self._generator(temperature, top_p).generate(ids, steps, seed=seed, prompt_embeddings=x, limits=caps)
         replies = [self.tokenizer.decode(o) for o in out]
         return replies if batch else replies[0]
 
@@ -207,7 +209,7 @@ class AudioChat:
         if _is_batch(messages):
             raise VoxkitError("stream() takes one conversation; use generate() for a batch")
         ids, x = self._batch([self._chat_prompt(messages)])
-        generator = self._generator(temperature, top_p, seed)
+        generator = self._generator(temperature, top_p)
         steps, _ = self._budget(ids, max_new_tokens)
         return self._deltas(generator.stream(ids, steps, seed=seed, prompt_embeddings=x))
 
