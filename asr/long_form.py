@@ -81,6 +81,7 @@ class LongFormResult:
     alone_errors: list[int]
     stream_seconds: float = 0.0  # the joined stream's length, pauses included
     used: list[int] = dataclasses.field(default_factory=list)  # each joined utterance's index into the utterances given
+    heard_seconds: float | None = None  # Ctrl-C during the stream: the seconds it had heard (None: all of it)
 
     def summary(self) -> dict[str, float | int]:
         """The totals the verdict lines print: WERs over all minutes, the stream's change against
@@ -110,8 +111,10 @@ class LongFormResult:
         """The numbers of :func:`format_long_form`, unrounded: one record per minute, then the totals."""
         minutes = [{**dataclasses.asdict(r), "minute": r.minute + 1, "stream_wer": r.stream_wer, "alone_wer": r.alone_wer,
                     "shifted_wer": r.shifted_wer} for r in self.minutes]
+        heard = None if self.heard_seconds is None else self.heard_seconds / 60
         return {"delay_ms": delay_ms, "stream_minutes": self.stream_seconds / 60, "joined_utterances": len(self.minute_of),
-                "distinct_utterances": len(set(self.used)), "minutes": minutes, **self.summary()}
+                "distinct_utterances": len(set(self.used)), "interrupted_after_minutes": heard, "minutes": minutes,
+                **self.summary()}
 
 
 def join_utterances(
@@ -201,18 +204,28 @@ def evaluate_long_form(
     live = SegmentedStream(model, tokenizer, delay, segmenting, device=device)
     minute = 60 * ASR_SAMPLE_RATE
     rss: list[float] = []
+    pushed, interrupted = 0, False
     try:
         for start in tqdm(range(0, stream.numel(), minute), desc="long-form stream (minutes)", disable=not progress):
             live.push(stream[start : start + minute].numpy())
+            pushed = min(start + minute, stream.numel())
             rss.append(resident_mb())
+    except KeyboardInterrupt:
+        # the minutes heard are a result: score the utterances that ended in them (an hour's run is long)
+        if not rss:
+            raise
+        interrupted = True
+    try:
         live.finish()
     finally:
         live.close()
+    if interrupted:
+        placements = [p for p in placements if p.end * ASR_SAMPLE_RATE <= pushed]
     words = [(w.text, w.start) for w in live.transcript.words]
 
     heard = assign_words(words, placements)
     rows: dict[int, MinuteRow] = {}
-    result = LongFormResult([], [], [], [], [])
+    result = LongFormResult([], [], [], [], [], heard_seconds=pushed / ASR_SAMPLE_RATE if interrupted else None)
     for placement, hyp in zip(placements, heard, strict=True):
         m = int(placement.start // 60)
         row = rows.setdefault(m, MinuteRow(m, 0, 0, 0, 0, rss[min(m, len(rss) - 1)]))

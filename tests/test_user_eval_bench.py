@@ -175,6 +175,35 @@ def test_long_form_says_how_long_its_stream_is_and_how_often_utterances_repeat(
     assert "--long-form runs one delay" in err and "--delays names 2" in err
 
 
+def test_ctrl_c_during_the_long_form_stream_keeps_the_minutes_heard(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour's stream is long: Ctrl-C in its second minute prints and writes the first minute's
+    utterances, marked as interrupted, and exits 130 (it printed only "interrupted")."""
+    import voxkit.asr.segments as segments
+
+    class InterruptedAtMinuteTwo(segments.SegmentedStream):
+        pushes = 0
+
+        def push(self, samples: object) -> object:
+            InterruptedAtMinuteTwo.pushes += 1
+            if InterruptedAtMinuteTwo.pushes == 2:
+                raise KeyboardInterrupt
+            return super().push(samples)
+
+    monkeypatch.setattr(segments, "SegmentedStream", InterruptedAtMinuteTwo)
+    manifest = _manifest(tmp_path / "m.jsonl", [{"audio": str(clip), "text": TEXT, "language": "en"}])
+    out_json = tmp_path / "long.json"
+    code, out, err = run_cli(["eval", "asr", str(manifest), "--long-form", "1.3", "--delays", "480", "--quiet",
+                              "--json", str(out_json)], capsys)
+    assert code == 130 and err.strip().endswith("interrupted")
+    record = json.loads(out_json.read_text())
+    assert record["interrupted_after_minutes"] == 1.0 and record["stream_minutes"] > 1.0
+    assert [m["minute"] for m in record["minutes"]] == [1] and record["joined_utterances"] > 10
+    assert f"heard for 1.0 of {record['stream_minutes']:.1f} minutes; the table holds the {record['joined_utterances']}" in out
+    assert _table(out, "minute")["1"][0] == str(record["minutes"][0]["utterances"])
+
+
 def _script(name: str) -> object:
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

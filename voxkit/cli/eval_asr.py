@@ -121,7 +121,8 @@ def _run_long_form(
 ) -> int:
     """The long-form table. Its header gives the stream's real length and how often the utterances
     repeat: the stream holds whole utterances (the first always), so a request shorter than one
-    utterance gives a longer stream, and a manifest shorter than the request is cycled."""
+    utterance gives a longer stream, and a manifest shorter than the request is cycled. Ctrl-C
+    during the stream prints (and writes) the minutes it heard, marked as interrupted, exit 130."""
     import json
 
     from voxkit.asr.long_form import evaluate_long_form, format_long_form
@@ -139,6 +140,9 @@ def _run_long_form(
         progress=not args.quiet, segmenting=segmenting, batch_size=args.batch_size,
     )
     text = format_long_form(result, delay.delay_ms)
+    if result.heard_seconds is not None:  # Ctrl-C during the stream: the minutes it heard
+        text = (f"interrupted: the stream was heard for {result.heard_seconds / 60:.1f} of {result.stream_seconds / 60:.1f} "
+                f"minutes; the table holds the {len(result.minute_of)} utterances that ended in them\n\n{text}")
     cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
     noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
     if args.output:  # before the table, as above
@@ -149,6 +153,9 @@ def _run_long_form(
         write_text(args.json, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"{bundle.folder} on {args.manifest}: {result.describe(len(rows))} (--long-form {args.long_form:g}){noise}; {cut}\n")
     print(text)
+    if result.heard_seconds is not None:
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
