@@ -274,14 +274,31 @@ def bootstrap_wers(
 
 
 def paired_change(
-    base: Sequence[int], other: Sequence[int], words: Sequence[int], samples: int = 2000, seed: int = 0
+    base: Sequence[int],
+    other: Sequence[int],
+    words: Sequence[int],
+    samples: int = 2000,
+    seed: int = 0,
+    groups: Sequence[int] | None = None,
 ) -> tuple[float, float, float]:
     """Change in WER (points) from ``base`` to ``other`` (word edits per utterance, same
-    utterances), with its 95 % paired-bootstrap interval: (change, low, high)."""
+    utterances), with its 95 % paired-bootstrap interval: (change, low, high).
+
+    ``groups`` names the source of each row when rows repeat a source (a long-form stream that
+    cycles a short manifest hears each utterance several times): rows of one source are resampled
+    together (a cluster bootstrap), because a repeat is not new evidence, and treating repeats as
+    independent would narrow the interval as if the manifest were longer than it is."""
     import torch
 
     edits = torch.tensor([list(base), list(other)], dtype=torch.float64)  # [2, N]
     counts = torch.tensor(list(words), dtype=torch.float64)  # [N]
+    if groups is not None:
+        if len(groups) != counts.numel():
+            raise ValueError(f"groups has {len(groups)} entries for {counts.numel()} rows")
+        _, inverse = torch.unique(torch.tensor(list(groups), dtype=torch.long), return_inverse=True)  # [N] cluster ids
+        clusters = int(inverse.max()) + 1 if inverse.numel() else 0
+        edits = torch.zeros(2, clusters, dtype=torch.float64).index_add_(1, inverse, edits)  # [2, G]
+        counts = torch.zeros(clusters, dtype=torch.float64).index_add_(0, inverse, counts)  # [G]
     wer = bootstrap_wers(edits, counts, torch.arange(counts.numel()), samples, torch.Generator().manual_seed(seed))  # [2, S]
     low, high = torch.quantile(wer[1] - wer[0], torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
     point = 100 * (edits[1].sum() - edits[0].sum()) / counts.sum().clamp_min(1)

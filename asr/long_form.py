@@ -92,11 +92,23 @@ class LongFormResult:
         rows = self.minutes
         words = sum(r.reference_words for r in rows)
         stream, alone = sum(r.stream_errors for r in rows), sum(r.alone_errors for r in rows)
-        change, low, high = paired_change(self.alone_errors, self.stream_errors, self.words) if words else (0.0, 0.0, 0.0)
+        change, low, high = (paired_change(self.alone_errors, self.stream_errors, self.words, groups=self.groups())
+                             if words else (0.0, 0.0, 0.0))
         return {"words": words, "stream_wer": 100 * stream / max(1, words), "alone_wer": 100 * alone / max(1, words),
                 "change": change, "low": low, "high": high,
                 "minutes_above": sum(r.stream_errors > 1.2 * r.alone_errors for r in rows),
                 "yardstick_minutes_above": sum(r.shifted_errors > 1.2 * r.alone_errors for r in rows)}
+
+    def groups(self, rows: Sequence[int] | None = None) -> list[int] | None:
+        """Each joined utterance's source (its index into the utterances given), for the
+        intervals to resample a cycled utterance's repeats together; None when not recorded."""
+        if len(self.used) != len(self.words):
+            return None
+        return list(self.used) if rows is None else [self.used[i] for i in rows]
+
+    def repeats(self) -> bool:
+        """Whether some utterance was joined more than once (a manifest shorter than the stream)."""
+        return len(set(self.used)) < len(self.used)
 
     def describe(self, given: int) -> str:
         """"N utterances (K of its ``given``, each up to R times) joined into one stream of M minutes":
@@ -289,7 +301,7 @@ def format_long_form(result: LongFormResult, delay_ms: int) -> str:
             f"all minutes: {total['stream_wer']:.1f} % in the stream, {total['alone_wer']:.1f} % alone "
             f"({total['words']} words); {total['minutes_above']} of {len(rows)} minutes above 1.2x alone",
             f"stream - alone: {total['change']:+.2f} points (95 % interval {total['low']:+.2f} to {total['high']:+.2f}, "
-            "paired bootstrap over utterances)",
+            f"paired bootstrap over {'distinct utterances, repeats resampled together' if result.repeats() else 'utterances'})",
             f"yardstick: the utterances alone again, each behind 20 ms more silence, put {total['yardstick_minutes_above']} of "
             f"{len(rows)} minutes above 1.2x the first alone run (no stream involved: a minute's own noise)",
         ]
@@ -312,7 +324,8 @@ def _blocks(result: LongFormResult) -> list[str]:
     from voxkit.asr.evaluate import paired_change
 
     lines = [
-        f"By blocks of {BLOCK_MINUTES} minutes (95 % paired-bootstrap interval of the change):",
+        f"By blocks of {BLOCK_MINUTES} minutes (95 % paired-bootstrap interval of the change"
+        f"{'; an utterance heard more than once is resampled with its repeats' if result.repeats() else ''}):",
         "",
         "| minutes | utterances | words | stream WER | alone WER | stream - alone |",
         "|---|---:|---:|---:|---:|---:|",
@@ -324,7 +337,7 @@ def _blocks(result: LongFormResult) -> list[str]:
         alone = [result.alone_errors[i] for i in idx]
         stream = [result.stream_errors[i] for i in idx]
         n = max(1, sum(words))
-        change, low, high = paired_change(alone, stream, words)
+        change, low, high = paired_change(alone, stream, words, groups=result.groups(idx))
         lines.append(
             f"| {first + 1}–{min(first + BLOCK_MINUTES, last + 1)} | {len(idx)} | {sum(words)} | {100 * sum(stream) / n:.1f} "
             f"| {100 * sum(alone) / n:.1f} | {change:+.1f} [{low:+.1f}, {high:+.1f}] |"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -248,3 +249,22 @@ def test_peer_without_its_extra_is_a_one_line_error(manifest: Path, monkeypatch:
     with pytest.raises(SystemExit):
         main(["eval", "asr", str(manifest), "--peer", "whisper-huge"])
     assert "invalid choice: 'whisper-huge'" in capsys.readouterr().err
+
+
+def test_repeated_rows_of_one_source_are_resampled_together() -> None:
+    # 10 sources, each heard 8 times with the same edits (a short manifest cycled through a long
+    # stream). Counted as 80 independent rows the interval is about sqrt(8) times too narrow; with
+    # groups it is the interval of the 10 sources themselves, and the point estimate is unchanged.
+    rng = np.random.default_rng(0)
+    words = rng.integers(5, 20, 10).tolist()
+    base = [int(rng.integers(0, w // 2)) for w in words]
+    other = [b + int(rng.integers(0, 4)) for b in base]
+    times = 8
+    flat = paired_change(base * times, other * times, words * times, samples=2000)
+    grouped = paired_change(base * times, other * times, words * times, samples=2000, groups=list(range(10)) * times)
+    sources = paired_change(base, other, words, samples=2000)
+    assert grouped[0] == pytest.approx(flat[0]) == pytest.approx(sources[0])
+    assert grouped[2] - grouped[1] > 2 * (flat[2] - flat[1])
+    assert grouped == pytest.approx(sources, abs=1e-9)  # the same clusters, the same draws
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        paired_change(base, other, words, groups=[0, 1, 2])

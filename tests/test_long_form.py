@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 import voxkit
@@ -97,3 +98,25 @@ def test_eval_cli_prints_the_long_form_table(tmp_path: Path, capsys) -> None:  #
     assert "Long-form stream at 480 ms" in out and "| 1 |" in out
     assert (tmp_path / "t.md").read_text().startswith("Long-form stream at 480 ms")
     assert main(["eval", "asr", str(manifest), "--long-form", "-1"]) == 2
+
+
+def test_a_cycled_utterance_is_resampled_with_its_repeats() -> None:
+    # A 25-minute stream made of 5 utterances heard 20 times each: the whole-stream interval and
+    # every block's are those of 5 utterances, not of 100, and the text says so.
+    minute_of = [m for m in range(25) for _ in range(4)]
+    used = [i % 5 for i in range(len(minute_of))]
+    words = [10 + u for u in used]
+    alone = [2 + (u % 2) for u in used]
+    stream = [a + (1 if u in (0, 3) else 0) for a, u in zip(alone, used, strict=True)]
+    minutes = [MinuteRow(m, 4, sum(words[4 * m : 4 * m + 4]), sum(stream[4 * m : 4 * m + 4]),
+                         sum(alone[4 * m : 4 * m + 4]), 100.0) for m in range(25)]
+    result = LongFormResult(minutes, minute_of, words, stream, alone, used=used)
+    total = result.summary()
+    from voxkit.asr.evaluate import paired_change
+
+    assert (total["change"], total["low"], total["high"]) == pytest.approx(paired_change(alone, stream, words, groups=used))
+    independent = paired_change(alone, stream, words)
+    assert total["high"] - total["low"] > 2 * (independent[2] - independent[1])
+    table = format_long_form(result, 480)
+    assert "distinct utterances, repeats resampled together" in table
+    assert "resampled with its repeats" in table
