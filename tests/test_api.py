@@ -230,3 +230,16 @@ def test_a_folder_is_named_a_folder(tmp_path) -> None:  # noqa: ANN001
 
     with pytest.raises(AudioError, match="is a folder, not an audio file"):
         load_audio(tmp_path, 16000)
+
+
+def test_weights_in_16_bits_hear_what_float32_hears(speech: np.ndarray, reference: str) -> None:
+    from voxkit.errors import OptionError
+
+    half = voxkit.Transcriber(dtype="bfloat16")
+    assert {p.dtype for p in half.bundle.model.parameters()} == {torch.bfloat16}
+    assert half.transcribe(speech).text == reference
+    stream = half.stream()
+    events = stream.push(speech) + stream.finish()
+    assert [e.text for e in events if e.kind == "final"] == [reference]
+    with pytest.raises(OptionError, match="dtype must be a floating torch dtype"):
+        voxkit.Transcriber(dtype="int8")

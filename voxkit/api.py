@@ -52,19 +52,26 @@ class Transcriber:
         device: str | torch.device = "cpu",
         threads: int | None = None,
         segment: bool = True,
+        dtype: torch.dtype | str | None = "float32",
     ) -> None:
         """``segment``: cut long audio at pauses into pieces that fit the model's window, each
         heard with a fresh state (asr/segments.py); False hands the model the stream whole, for a
-        model trained on long streams. Audio shorter than a few seconds is never cut."""
+        model trained on long streams. Audio shorter than a few seconds is never cut.
+
+        ``dtype``: the weights' precision in memory, as ``AudioChat.from_pretrained`` takes it (a
+        torch dtype or its name; None or "auto": as stored). float32 is the default because a
+        CPU computes it fastest (a folder stored in 16 bits stays 16-bit in memory there and is
+        widened at each use); bfloat16 or float16 halve a GPU's memory and traffic."""
         import torch
 
         from voxkit.asr.bundle import load_bundle
         from voxkit.asr.segments import DEFAULT_SEGMENTING
+        from voxkit.checks import weight_dtype
 
         if threads is not None:
             torch.set_num_threads(whole_number(threads, "threads", 1))
         usable_device(device, "device")
-        self.bundle = load_bundle(model, device=device)
+        self.bundle = load_bundle(model, device=device, dtype=weight_dtype(dtype))
         # The delay is validated here, once, in milliseconds (asr/options.py owns the bounds).
         self.options = RecognizerOptions.for_model(self.bundle.model.args.default_delay_tokens, delay_ms)
         self.delay = self.options.delay_steps
