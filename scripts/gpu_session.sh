@@ -24,9 +24,10 @@
 # (seconds before TOTAL when a trainer still running is asked to stop and export, 45),
 # ASR_EXTRA/CODEC_EXTRA/CHAT_EXTRA (recipe overrides per job), DRY/PYTHON
 # (scripts/device_env.sh; a dry run also shrinks every size).
-# CPU dry run (tiny plans):
-#   DRY=1 TOTAL=900 RENDER=60 JOB_BUDGET=40 EN_PLAN=small_en.jsonl.gz FED_PLAN=small_fed.jsonl.gz QUESTIONS=20 \
-#     ASR_EXTRA="tasks.asr.max_seconds=60" bash scripts/gpu_session.sh
+# CPU dry run (tiny plans, in an environment holding only the GPU image's packages, from a copy of
+# the tree: the jobs write data/ and runs/ where they run): docs/training.md, "Dry runs in an
+# environment like the GPU image". It writes fixed paths under /tmp (/tmp/site, /tmp/espeak_kit,
+# /tmp/voxkit_whisper, /tmp/render_*.log, /tmp/pipe.log): one dry run per machine at a time.
 KEEP=${KEEP:-/tmp/keep}
 if [ "${1:-}" = "fetch" ]; then  # the second call: what did not fit the first trip back
   cp "$KEEP"/fetch/* "${OUT:?}/" && ls -l "$OUT"
