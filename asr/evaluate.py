@@ -76,6 +76,7 @@ def evaluate_manifest(
     snr_db: float | None = None,
     waves: Sequence[torch.Tensor] | None = None,
     segmenting: Segmenting | None = None,
+    boost: bool = False,
 ) -> dict[int, dict[str, float]]:
     """WER (percent) for each delay and language, plus "all": {delay in ms: {lang: wer}}.
 
@@ -92,6 +93,8 @@ def evaluate_manifest(
     ``snr_db`` is then ignored, the noise being already in them.
     ``segmenting``: cut long audio at pauses as ``voxkit transcribe`` does (asr/segments.py);
     None (the default here) hands the model each utterance whole, which measures the model itself.
+    ``boost``: raise quiet input as ``voxkit transcribe`` does (asr/level.py); off by default here
+    for the same reason.
     """
     from tqdm import tqdm
 
@@ -109,7 +112,8 @@ def evaluate_manifest(
         bar = tqdm(total=len(rows), desc=f"delay {delay_ms} ms", disable=not progress)
         for start in range(0, len(rows), batch_size * 4):
             chunk = waves[start : start + batch_size * 4]
-            results.extend(transcribe_segmented(model, tokenizer, chunk, options.delay_steps, segmenting, batch_size=batch_size))
+            results.extend(transcribe_segmented(model, tokenizer, chunk, options.delay_steps, segmenting, batch_size=batch_size,
+                                                boost=boost))
             bar.update(len(chunk))
         bar.close()
         if hypotheses is not None:

@@ -194,26 +194,28 @@ def evaluate_long_form(
     progress: bool = True,
     segmenting: Segmenting | None = DEFAULT_SEGMENTING,
     batch_size: int = 8,
+    boost: bool = True,
 ) -> LongFormResult:
     """WER per minute of one joined stream beside the same utterances transcribed alone, both
     the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py), and
     alone again behind :data:`SHIFT_SAMPLES` of silence (module doc). ``batch_size``: streams of
-    the two alone runs decoded in lock-step (the same transcripts whatever the size)."""
+    the two alone runs decoded in lock-step (the same transcripts whatever the size). ``boost``:
+    quiet input raised as a user's stream raises it (asr/level.py)."""
     from tqdm import tqdm
 
     from voxkit.asr.segments import SegmentedStream
 
     stream, placements = join_utterances(waves, texts, minutes, seed)
     used = sorted({p.index for p in placements})
-    alone = _alone(model, tokenizer, [waves[i] for i in used], delay, segmenting, batch_size, "utterances alone", progress)
+    alone = _alone(model, tokenizer, [waves[i] for i in used], delay, segmenting, batch_size, "utterances alone", progress, boost)
     alone_text = dict(zip(used, (t.text for t in alone), strict=True))
     lead = torch.zeros(SHIFT_SAMPLES)  # [S]
     shifted = _alone(model, tokenizer, [torch.cat([lead, waves[i]]) for i in used], delay, segmenting, batch_size,
-                     "alone again, 20 ms later", progress)
+                     "alone again, 20 ms later", progress, boost)
     shifted_text = dict(zip(used, (t.text for t in shifted), strict=True))
 
     device = next(model.parameters()).device
-    live = SegmentedStream(model, tokenizer, delay, segmenting, device=device)
+    live = SegmentedStream(model, tokenizer, delay, segmenting, device=device, boost=boost)
     minute = 60 * ASR_SAMPLE_RATE
     rss: list[float] = []
     pushed, interrupted = 0, False
@@ -261,7 +263,7 @@ def evaluate_long_form(
 
 def _alone(
     model: torch.nn.Module, tokenizer: object, waves: Sequence[torch.Tensor], delay: int, segmenting: Segmenting | None,
-    batch_size: int, desc: str, progress: bool,
+    batch_size: int, desc: str, progress: bool, boost: bool = True,
 ) -> list:
     """The utterances transcribed one stream each, in parts of a few batches so that a progress
     bar moves: an hour's stream holds hundreds of utterances, minutes of work before the stream's
@@ -274,7 +276,7 @@ def _alone(
     with tqdm(total=len(waves), desc=desc, disable=not progress) as bar:
         for start in range(0, len(waves), batch_size * 4):
             part = waves[start : start + batch_size * 4]
-            out += transcribe_segmented(model, tokenizer, part, delay, segmenting, batch_size=batch_size)
+            out += transcribe_segmented(model, tokenizer, part, delay, segmenting, batch_size=batch_size, boost=boost)
             bar.update(len(part))
     return out
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from voxkit.asr.features import SAMPLES_PER_STEP
+from voxkit.asr.level import QuietBoost, raise_quiet
 from voxkit.asr.model import DECODER_FULL_ATTENTION_CAPACITY, ENCODER_FULL_ATTENTION_CAPACITY, RealtimeRecognizer
 from voxkit.asr.session import FILE_CHUNK_STEPS, Event, StreamingSession, transcribe_batch
 from voxkit.asr.transcript import Transcript, Word
@@ -204,9 +205,13 @@ def transcribe_segmented(
     segmenting: Segmenting | None = DEFAULT_SEGMENTING,
     batch_size: int = 8,
     chunk_steps: int = FILE_CHUNK_STEPS,
+    boost: bool = True,
 ) -> list[Transcript]:
     """:func:`transcribe_batch` for signals of any length: each is cut where a live stream would
-    cut it, and all segments of all signals run side by side (``segmenting=None``: one stream each)."""
+    cut it, and all segments of all signals run side by side (``segmenting=None``: one stream each).
+    ``boost``: quiet input is raised as a live stream raises it (asr/level.py)."""
+    if boost:
+        waves = [raise_quiet(w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else np.asarray(w, np.float32)) for w in waves]
     if segmenting is None:
         return transcribe_batch(model, tokenizer, waves, delay, batch_size=batch_size, chunk_steps=chunk_steps)
     limits = segmenting.limits(model, delay)
@@ -243,8 +248,10 @@ class SegmentedStream:
         segmenting: Segmenting | None = DEFAULT_SEGMENTING,
         device: str | torch.device = "cpu",
         chunk_steps: int = FILE_CHUNK_STEPS,
+        boost: bool = True,
     ) -> None:
         self.session = StreamingSession(model, tokenizer, 1, device=device, chunk_steps=chunk_steps)
+        self.boost = QuietBoost() if boost else None  # quiet input raised (asr/level.py)
         self.delay = delay
         limits = segmenting.limits(model, delay) if segmenting is not None else None
         self.cutter = PauseCutter(limits, segmenting) if limits is not None else None
@@ -269,15 +276,23 @@ class SegmentedStream:
         if samples.shape[0] == 0:  # a reader's last, empty read: queued, it would keep finish() from flushing
             return []
         self.pushed += samples.shape[0]
-        self.queue.append(samples)
-        if self.cutter is not None:
-            self.bounds.extend(self.cutter.feed(samples))
+        self._queue(self.boost.feed(samples) if self.boost is not None else samples)
         return self._run()
 
     def finish(self) -> list[Event]:
         """End of audio: flush the last segment; the last event is the whole stream's ``final``."""
+        if self.boost is not None and not self.closing:
+            self._queue(self.boost.flush())  # the last partial step
         self.closing = True
         return self._run()
+
+    def _queue(self, samples: np.ndarray) -> None:
+        """Audio for the session and the cutter (the boost holds a partial step back: it may be empty)."""
+        if samples.shape[0] == 0:
+            return
+        self.queue.append(samples)
+        if self.cutter is not None:
+            self.bounds.extend(self.cutter.feed(samples))
 
     def _take(self, upto: int) -> np.ndarray:
         """Queued stream audio up to sample ``upto`` (or all of it), removed from the queue."""

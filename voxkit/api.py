@@ -53,10 +53,15 @@ class Transcriber:
         threads: int | None = None,
         segment: bool = True,
         dtype: torch.dtype | str | None = "float32",
+        boost: bool = True,
     ) -> None:
         """``segment``: cut long audio at pauses into pieces that fit the model's window, each
         heard with a fresh state (asr/segments.py); False hands the model the stream whole, for a
         model trained on long streams. Audio shorter than a few seconds is never cut.
+
+        ``boost``: raise quiet input (a microphone at low gain, a file recorded far below full
+        scale) to the level the model was trained at, from the audio heard so far (asr/level.py);
+        input at that level or above is untouched. False hands the model the samples as they are.
 
         ``dtype``: the weights' precision in memory, as ``AudioChat.from_pretrained`` takes it (a
         torch dtype or its name; None or "auto": as stored). float32 is the default because a
@@ -76,6 +81,7 @@ class Transcriber:
         self.options = RecognizerOptions.for_model(self.bundle.model.args.default_delay_tokens, delay_ms)
         self.delay = self.options.delay_steps
         self.segmenting = DEFAULT_SEGMENTING if segment else None
+        self.boost = bool(boost)
 
     @property
     def model_dir(self) -> Path:
@@ -123,7 +129,8 @@ class Transcriber:
             raise VoxkitError("transcribe_many() takes a list of inputs, got a list of numbers: for one signal use transcribe()")
         whole_number(batch_size, "batch_size", 1)
         waves = [load_input(a, sample_rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
-        return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size)
+        return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size,
+                                    boost=self.boost)
 
     def stream(self, delay_ms: int | None = None, *, sample_rate: int = ASR_SAMPLE_RATE) -> TranscriptionStream:
         """A live session: push mono samples at ``sample_rate`` Hz as they arrive, get word events back.
@@ -155,7 +162,7 @@ class TranscriptionStream:
         device = next(bundle.model.parameters()).device
         # Audio that arrives faster than real time (a file) is stepped in chunks of up to 2.56 s;
         # long audio is cut at pauses like transcribe()'s, so both give the same words.
-        self.live = SegmentedStream(bundle.model, bundle.tokenizer, delay, transcriber.segmenting, device=device)
+        self.live = SegmentedStream(bundle.model, bundle.tokenizer, delay, transcriber.segmenting, device=device, boost=transcriber.boost)
         self.session = self.live.session
         self.delay = delay  # steps of 80 ms
         self.done = False

@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "noise (one delay: --delays if it names one, else the model's)")
     a.add_argument("--no-segment", action="store_true",
                    help="hand the model each stream whole instead of cutting long audio at pauses (what transcribe does)")
+    a.add_argument("--no-boost", action="store_true",
+                   help="hand the model each clip's level as it is instead of raising quiet input (what transcribe does)")
+    a.add_argument("--gain", type=float, default=None, metavar="DB",
+                   help="scale every clip by this many dB before anything else (e.g. -30: a quiet microphone), "
+                        "for the recogniser and the peer alike")
     a.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr, also into a log)")
     a.set_defaults(func=run_asr)
     c = sub.add_parser("codec", help="objective quality of a speech codec beside classical codecs (Codec2, Opus)")

@@ -55,6 +55,8 @@ def run_asr(args: argparse.Namespace) -> int:
     peer = load_peer(args.peer, threads=args.threads or 0) if args.peer else None  # a missing extra fails before the long part
     bundle = load_bundle(args.model)
     waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
+    if args.gain is not None:
+        waves = [w * 10 ** (args.gain / 20) for w in waves]  # a quieter (or louder) recording of the same speech
     segmenting = None if args.no_segment else DEFAULT_SEGMENTING
     if args.long_form is not None:
         return _run_long_form(args, bundle, rows, waves, options, segmenting)
@@ -63,7 +65,7 @@ def run_asr(args: argparse.Namespace) -> int:
     try:
         table = evaluate_manifest(
             bundle.model, bundle.tokenizer, rows, options, batch_size=args.batch_size, progress=not args.quiet,
-            hypotheses=hypotheses, waves=waves, segmenting=segmenting,
+            hypotheses=hypotheses, waves=waves, segmenting=segmenting, boost=not args.no_boost,
         )
     except KeyboardInterrupt:
         if not hypotheses:
@@ -108,11 +110,11 @@ def _report_asr(args: argparse.Namespace, bundle: object, rows: list[dict], tabl
     if args.hypotheses:
         write_text(args.hypotheses, hypotheses_jsonl(rows, hypotheses, {peer_column[0]: peer_texts} if peer_column else None))
     if args.json:
-        record = {"manifest": args.manifest, "model": str(bundle.folder), "snr_db": args.snr, "cut_at_pauses": not args.no_segment,
+        record = {"manifest": args.manifest, "model": str(bundle.folder), "snr_db": args.snr, "gain_db": args.gain,
+                  "quiet_input_raised": not args.no_boost, "cut_at_pauses": not args.no_segment,
                   "interrupted": bool(interrupted), **scores_json(rows, table, peer_column, diffs, peer_texts)}
         write_text(args.json, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
-    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{noise})\n")
+    print(f"WER (%) of {bundle.folder} on {args.manifest} ({len(rows)} utterances{_conditions(args)})\n")
     print(text)
 
 
@@ -137,18 +139,19 @@ def _run_long_form(
                   f"(--delays names {len(options)}; name one to choose)", file=sys.stderr)
     result = evaluate_long_form(
         bundle.model, bundle.tokenizer, waves, [r["text"] for r in rows], args.long_form, delay.delay_steps,
-        progress=not args.quiet, segmenting=segmenting, batch_size=args.batch_size,
+        progress=not args.quiet, segmenting=segmenting, batch_size=args.batch_size, boost=not args.no_boost,
     )
     text = format_long_form(result, delay.delay_ms)
     if result.heard_seconds is not None:  # Ctrl-C during the stream: the minutes it heard
         text = (f"interrupted: the stream was heard for {result.heard_seconds / 60:.1f} of {result.stream_seconds / 60:.1f} "
                 f"minutes; the table holds the {len(result.minute_of)} utterances that ended in them\n\n{text}")
     cut = "whole, not cut at pauses" if segmenting is None else "cut at pauses"
-    noise = f", white noise at {args.snr:g} dB SNR" if args.snr is not None else ""
+    noise = _conditions(args)
     if args.output:  # before the table, as above
         write_text(args.output, text + "\n")
     if args.json:
         record = {"manifest": args.manifest, "model": str(bundle.folder), "minutes_asked": args.long_form, "snr_db": args.snr,
+                  "gain_db": args.gain, "quiet_input_raised": not args.no_boost,
                   "cut_at_pauses": segmenting is not None, **result.to_json(delay.delay_ms)}
         write_text(args.json, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"{bundle.folder} on {args.manifest}: {result.describe(len(rows))} (--long-form {args.long_form:g}){noise}; {cut}\n")
@@ -157,6 +160,16 @@ def _run_long_form(
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _conditions(args: argparse.Namespace) -> str:
+    """What was done to the clips, for the table's title: noise, gain, and the level left as it is."""
+    parts = [f"white noise at {args.snr:g} dB SNR"] if args.snr is not None else []
+    if args.gain is not None:
+        parts.append(f"scaled by {args.gain:+g} dB")
+    if args.no_boost:
+        parts.append("quiet input not raised")
+    return "".join(f", {p}" for p in parts)
 
 
 def _check_asr_flags(args: argparse.Namespace) -> None:
@@ -168,6 +181,8 @@ def _check_asr_flags(args: argparse.Namespace) -> None:
     at_least(args.threads, 1, "--threads", "a number of CPU threads")
     if args.snr is not None and not math.isfinite(args.snr):
         raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
+    if args.gain is not None and not -100 <= args.gain <= 40:
+        raise VoxkitError(f"--gain takes dB between -100 and 40, got {args.gain:g}")
     if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
         raise VoxkitError(f"--long-form takes minutes above 0 and at most {24 * 60}, got {args.long_form:g}")
     if args.long_form is not None and (args.peer or args.hypotheses):  # they were silently not done

@@ -78,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hand the model long audio whole instead of cutting it at pauses into pieces that fit its window "
              "(only for a model trained on long streams; the bundled one is not)",
     )
+    p.add_argument(
+        "--no-boost", action="store_true",
+        help="hand the model the input's level as it is (by default quiet input, such as a microphone at low gain, "
+             "is raised to the level the model was trained at, from the audio heard so far)",
+    )
     p.set_defaults(func=run)
 
 
@@ -281,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.microphone = read_microphone(on_open=_say_listening) if args.mic else None  # fails early without a device
 
-    asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads, segment=not args.no_segment)
+    asr = Transcriber(args.model, delay_ms=args.delay_ms, device=args.device, threads=args.threads, segment=not args.no_segment,
+                      boost=not args.no_boost)
     known = model_languages(asr.bundle.model)
     if args.language is not None and known is not None and args.language not in known:
         raise VoxkitError(f"--language {args.language}: the model {asr.model_dir} knows {', '.join(known)}")
