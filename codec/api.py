@@ -12,6 +12,10 @@
 Any input that ``voxkit transcribe`` reads works (a path in any format and rate, or an array with
 its rate); it is resampled to 24 kHz and padded with silence to whole 80 ms frames, and
 :meth:`Codec.decode` returns those whole frames (``num_samples`` trims to the original length).
+Codes files keep the codes with what decoding them needs:
+
+    >>> codec.save_codes("talk.safetensors", codes, num_samples=len(wave))
+    >>> audio = codec.decode("talk.safetensors")       # refused if another codec wrote it
 """
 
 from __future__ import annotations
@@ -26,10 +30,23 @@ from voxkit.audio.io import AudioInput, array_to_mono, as_float_samples, check_s
 from voxkit.audio.stream import StreamResampler
 from voxkit.checks import whole_number
 from voxkit.codec.checkpoint import load_codec
+from voxkit.codec.codes_file import CodesFile, check_compatible, load_codes, save_codes
 from voxkit.codec.model import CodecModel, CodecState
 from voxkit.conv import fold_weight_norm
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
+
+ONE_PASS_FRAMES = 64
+"""Most frames (5.12 s) a one-shot call hands the model at once; longer audio or codes go through a
+streaming state in passes of this many frames. Why: the model's whole-sequence pass builds
+attention biases over all pairs of steps, so its memory grows with the square of the length
+(1.5 GB more for one minute of the small codec, 28.8 GB asked for ten); in passes, memory stays that of
+one pass. The codes are the whole-sequence ones (every layer is causal and streams exactly), and
+passes of 64 frames took less time than one whole pass of a minute, or passes of 16 or 256
+(docs/codec.md, "Long audio")."""
+
+CodesInput = torch.Tensor | np.ndarray | CodesFile | str | os.PathLike
+"""What :meth:`Codec.decode` takes: codes [T, 37], a :class:`CodesFile`, or a codes file's path."""
 
 
 class Codec:
@@ -95,50 +112,118 @@ class Codec:
     # ----------------------------------------------------------------------------- one-shot
 
     def load(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
-        """Any input -> float32 mono [N] at the codec's rate (arrays need their ``sample_rate``)."""
+        """Any input -> float32 mono [N] at the codec's rate (arrays need their ``sample_rate``).
+
+        A file (a path, an open file, its bytes) is read at the rate its header gives: a
+        ``sample_rate`` given with one is refused rather than ignored, as it would be silently.
+        """
+        if sample_rate is not None and (isinstance(audio, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(audio, "read")):
+            raise AudioError(f"Codec: sample_rate={sample_rate!r} is for arrays of samples; a file is read at the rate "
+                             "its header gives: leave sample_rate out")
         return load_input(audio, sample_rate, self.sample_rate, "Codec")
 
+    @torch.no_grad()
     def encode(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
-        """Audio -> codes [T, 37] int64 (T = ceil(N / 1920): the last frame padded with silence)."""
-        wave = self.load(audio, sample_rate)  # [N]
-        n = wave.shape[0]
-        frames = -(-n // self.samples_per_frame)
-        padded = torch.zeros(1, frames * self.samples_per_frame)  # [1, T * 1920]
-        padded[0, :n] = wave
-        return self.model.encode(padded.to(self.device))[0].cpu()  # [T, 37]
+        """Audio -> codes [T, 37] int64 (T = ceil(N / 1920): the last frame padded with silence).
 
-    def decode(self, codes: torch.Tensor | np.ndarray, num_samples: int | None = None) -> np.ndarray:
-        """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``)."""
-        codes = self.check_codes(codes)
-        if num_samples is not None:
+        Any length: audio of more than :data:`ONE_PASS_FRAMES` frames goes through the model in
+        passes of that many (the same codes in memory that does not grow with the length).
+        """
+        wave = self.load(audio, sample_rate)  # [N]
+        frame, n = self.samples_per_frame, wave.shape[0]
+        total = -(-n // frame) * frame  # whole frames
+        piece = ONE_PASS_FRAMES * frame
+        state = self.model.init_state(1, frames=ONE_PASS_FRAMES) if total > piece else None
+        codes = []
+        for start in range(0, max(total, 1), piece):  # one pass for short audio; empty audio: one empty pass
+            padded = torch.zeros(1, min(piece, total - start))  # [1, F * 1920]: the last frame padded with silence
+            part = wave[start : start + padded.shape[1]]  # [<= F * 1920]
+            padded[0, : part.shape[0]] = part
+            codes.append(self.model.encode(padded.to(self.device), state)[0].cpu())  # [F, 37]
+        return torch.cat(codes)  # [T, 37]
+
+    @torch.no_grad()
+    def decode(self, codes: CodesInput, num_samples: int | None = None) -> np.ndarray:
+        """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``).
+
+        ``codes`` may also be a codes file (its path, or the :class:`CodesFile` that
+        :func:`~voxkit.codec.codes_file.load_codes` read): it is refused if another codec wrote it
+        (other sizes, or another semantic codebook, whose codes would decode into noise), and the
+        length it records trims the audio unless ``num_samples`` is given. Any number of frames:
+        more than :data:`ONE_PASS_FRAMES` go through the model in passes of that many.
+        """
+        codes, recorded = self._codes_of(codes)
+        total = codes.shape[0] * self.samples_per_frame
+        if num_samples is None:
+            num_samples = total if recorded is None else recorded
+        else:
             whole_number(num_samples, "num_samples", 0)
-            if num_samples > codes.shape[0] * self.samples_per_frame:  # a wrong length, not a request for silence
-                raise VoxkitError(f"num_samples is {num_samples}, more than the {codes.shape[0]} frames hold "
-                                  f"({codes.shape[0] * self.samples_per_frame})")
-        if codes.shape[0] == 0:
-            return np.zeros(0, dtype=np.float32)
-        wave = self.model.decode(codes[None].to(self.device))[0]  # [T * 1920]
-        if num_samples is not None:
-            wave = wave[:num_samples]
-        return wave.float().cpu().numpy()
+        if num_samples > total:  # a wrong length, not a request for silence
+            raise VoxkitError(f"num_samples is {num_samples}, more than the {codes.shape[0]} frames hold ({total})")
+        frames = -(-num_samples // self.samples_per_frame)  # frames past the length are not decoded
+        state = self.model.init_state(1, frames=ONE_PASS_FRAMES) if frames > ONE_PASS_FRAMES else None
+        audio = np.empty(num_samples, dtype=np.float32)  # [num_samples], filled pass by pass
+        piece = ONE_PASS_FRAMES * self.samples_per_frame
+        for i, start in enumerate(range(0, frames, ONE_PASS_FRAMES)):
+            chunk = codes[None, start : min(start + ONE_PASS_FRAMES, frames)]  # [1, F, 37]
+            wave = self.model.decode(chunk.to(self.device), state)[0]  # [F * 1920]
+            part = audio[i * piece : (i + 1) * piece]
+            part[:] = wave[: part.shape[0]].float().cpu().numpy()
+        return audio
+
+    def _codes_of(self, codes: CodesInput) -> tuple[torch.Tensor, int | None]:
+        """Checked codes [T, 37] and, for a codes file, the length it records; a file of another codec is refused."""
+        if isinstance(codes, (str, os.PathLike)):
+            codes = load_codes(codes, self.model.args, self.codebook_fingerprint)
+        if not isinstance(codes, CodesFile):
+            return self.check_codes(codes), None
+        name = codes.path or "the codes file"
+        check_compatible(codes, self.model.args, name, self.codebook_fingerprint)
+        try:
+            return self.check_codes(codes.codes), codes.num_samples
+        except VoxkitError as err:
+            raise VoxkitError(f"{name}: {err}") from None
 
     def roundtrip(self, audio: AudioInput, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
         """Encode and decode (what an evaluation compares with the input): (audio at 24 kHz, 24000)."""
         wave = self.load(audio, sample_rate)
         return self.decode(self.encode(wave, self.sample_rate), num_samples=wave.shape[0]), self.sample_rate
 
+    def save_codes(self, path: str | os.PathLike[str], codes: torch.Tensor | np.ndarray, num_samples: int | None = None) -> None:
+        """Write codes [T, 37] to a codes file (safetensors) with this codec's sizes and codebook
+        fingerprint, so that :meth:`decode` of another codec refuses it instead of decoding noise.
+
+        ``num_samples``: the audio's length at 24 kHz, which decoding the file trims to (default:
+        all T * 1920). Written whole or not at all: a failed write leaves an old file as it was.
+        """
+        codes = self.check_codes(codes)
+        total = codes.shape[0] * self.samples_per_frame
+        if num_samples is None:
+            num_samples = total
+        whole_number(num_samples, "num_samples", 0)
+        if num_samples > total:
+            raise VoxkitError(f"num_samples is {num_samples}, more than the {codes.shape[0]} frames hold ({total})")
+        save_codes(path, codes, num_samples, self.model.args, self.codebook_fingerprint)
+
     def check_codes(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Validate user codes: [T, 37] integers within each codebook's range -> int64 tensor."""
-        codes = torch.as_tensor(codes)
+        """Validate user codes: [T, 37] integers (signed or unsigned) within each codebook's range -> int64 tensor."""
+        shape = f"codes must be an integer tensor [T, {self.num_codebooks}]"
+        try:
+            codes = torch.as_tensor(codes)
+        except (TypeError, ValueError, RuntimeError):  # strings, objects, bytes, Python ints past 64 bits
+            raise VoxkitError(f"{shape}, got {type(codes).__name__}") from None
         if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool or codes.dim() != 2 \
                 or codes.shape[1] != self.num_codebooks:
-            raise VoxkitError(f"codes must be an integer tensor [T, {self.num_codebooks}], got {tuple(codes.shape)} {codes.dtype}")
+            raise VoxkitError(f"{shape}, got {tuple(codes.shape)} {codes.dtype}")
+        # as int64 first: torch has no min/max for uint16/32/64; a uint64 past 2^63 turns negative
+        # and is refused below like any code out of range
+        codes = codes.to(torch.int64)  # [T, 37]
         args = self.model.args
         if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= args.semantic_codebook_size):
             raise VoxkitError(f"semantic codes must lie in [0, {args.semantic_codebook_size})")
         if codes.numel() and (int(codes[:, 1:].min()) < 0 or int(codes[:, 1:].max()) >= args.acoustic_codebook_size):
             raise VoxkitError(f"acoustic codes must lie in [0, {args.acoustic_codebook_size})")
-        return codes.long()
+        return codes
 
     def stream(self, sample_rate: int | None = None) -> CodecStream:
         """A live session: audio in any chunk sizes (at ``sample_rate``, default the codec's) <-> codes."""

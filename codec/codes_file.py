@@ -4,11 +4,15 @@ The metadata records the codebook sizes and a fingerprint of the semantic codebo
 another codec is refused instead of decoded into noise: the same sizes with another table mean
 other sounds), the frame rate and the original length in samples at the codec's rate (decoding
 gives whole 80 ms frames; the length trims the padding of the last one). Codes are stored as
-int16: every code is below 8192, and the file is then 74 bytes per frame (~0.9 kB per second).
+int16 where every code fits (codebooks of up to 32768: the published sizes, 74 bytes per frame,
+~0.9 kB per second), else as int32; :func:`load_codes` reads any integer type. int16 files of a
+codebook of up to 65536, written before the wider type, are read back as the codes they held (16
+bits hold them, read as unsigned).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from voxkit.fileio import atomic_write
 
 FORMAT = "voxkit-codec-codes/1"
 INTEGER_DTYPES = ("I8", "I16", "I32", "I64", "U8", "U16", "U32")  # safetensors' names; BOOL and floats are not codes
+INT16_CODES = 2**15  # the largest codebook whose codes int16 holds (0 .. 32767)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class CodesFile:
     semantic_codebook_size: int
     acoustic_codebook_size: int
     codebook: str | None = None  # fingerprint of the semantic codebook (None: a file written before it was recorded)
+    path: str | None = None  # the file it was read from (named in messages)
 
 
 def codebook_fingerprint(table: torch.Tensor) -> str:
@@ -41,6 +47,14 @@ def codebook_fingerprint(table: torch.Tensor) -> str:
     """
     data = table.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def storage_dtype(args: CodecArgs) -> torch.dtype:
+    """int16 where every code of both codebooks fits (the file stays 2 bytes a code), else int32.
+
+    Why not always int16: a codebook of 65536 codes wrote code 40000 as -25536.
+    """
+    return torch.int16 if max(args.semantic_codebook_size, args.acoustic_codebook_size) <= INT16_CODES else torch.int32
 
 
 def save_codes(path: str | os.PathLike[str], codes: torch.Tensor, num_samples: int, args: CodecArgs,
@@ -59,13 +73,18 @@ def save_codes(path: str | os.PathLike[str], codes: torch.Tensor, num_samples: i
     }
     if codebook is not None:
         meta["codebook"] = codebook
-    tensors = {"codes": codes.to(torch.int16).contiguous()}  # [T, 37]
+    tensors = {"codes": codes.to(storage_dtype(args)).contiguous()}  # [T, 37]
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
-def load_codes(path: str | os.PathLike[str]) -> CodesFile:
+def load_codes(path: str | os.PathLike[str], args: CodecArgs | None = None, codebook: str | None = None) -> CodesFile:
     """Read a codes file; anything else (audio, another safetensors file, codes that are not an
-    integer [frames, codes] table, a length its frames cannot hold) is a one-line error."""
+    integer [frames, codes] table, a length its frames cannot hold) is a one-line error.
+
+    ``args`` (and ``codebook``, its :func:`codebook_fingerprint`): the codec that will decode the
+    file, checked by :func:`check_compatible` before the file's length is judged, so that a file of
+    another codec (another rate, say) is named as that, not as a damaged file.
+    """
     from safetensors import SafetensorError, safe_open
 
     name = os.fspath(path)
@@ -90,6 +109,7 @@ def load_codes(path: str | os.PathLike[str]) -> CodesFile:
             semantic_codebook_size=int(meta["semantic_codebook_size"]),
             acoustic_codebook_size=int(meta["acoustic_codebook_size"]),
             codebook=meta.get("codebook"),
+            path=name,
         )
     except (KeyError, ValueError):
         raise VoxkitError(f"{name}: its metadata is incomplete (not written by voxkit codec encode)") from None
@@ -97,6 +117,14 @@ def load_codes(path: str | os.PathLike[str]) -> CodesFile:
         raise VoxkitError(f"{name}: its codes have shape {list(codes.shape)}, not [frames, codes per frame]")
     if file.num_samples < 0:
         raise VoxkitError(f"{name}: its metadata gives a negative length ({file.num_samples} samples)")
+    largest = max(file.semantic_codebook_size, file.acoustic_codebook_size)
+    if dtype == "I16" and largest > INT16_CODES:  # written before wider codebooks got int32: 40000 was stored as -25536
+        if largest > 2**16:
+            raise VoxkitError(f"{name}: its codes were stored in 16 bits, which do not hold codes up to {largest - 1}: "
+                              "encode the audio again")
+        file = dataclasses.replace(file, codes=codes & 0xFFFF)  # the same 16 bits read as unsigned
+    if args is not None:
+        check_compatible(file, args, name, codebook)
     per_frame = _samples_per_frame(meta, file.sample_rate)
     if per_frame is not None and file.num_samples > codes.shape[0] * per_frame:
         raise VoxkitError(f"{name}: its metadata gives {file.num_samples} samples, more than its {codes.shape[0]} frames hold "
