@@ -151,9 +151,13 @@ DEFAULT_PEERS: tuple[str, ...] = tuple(PEER_CODECS)
 def peer_codec_names(spec: str) -> list[str]:
     """A comma-separated list of peer names (``--peers``), checked without running anything.
 
-    Unknown names list the choices; a name given twice would be two identical table rows.
+    Unknown names list the choices; a name given twice would be two identical table rows; a list
+    that names no codec is refused (--no-peers is how no peer is asked for).
     """
     names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:  # --peers "" scored no peer without a word, where the user may have meant the defaults
+        raise VoxkitError(f"--peers {spec!r} names no peer codec: choose from {', '.join(PEER_CODECS)}, "
+                          "or score the model alone with --no-peers")
     for name in names:
         if name not in PEER_CODECS:
             raise VoxkitError(f"unknown peer codec {name!r}; choose from: {', '.join(PEER_CODECS)}")

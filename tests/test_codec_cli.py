@@ -78,7 +78,7 @@ def test_export_codec_from_a_training_checkpoint(tmp_path: Path, speechlike: Pat
         (["codec", "encode", "{audio}", "{tmp}/x.wav"], "must end in .safetensors"),
         (["codec", "decode", "{codes}", "{tmp}/x.txt"], "must end in .wav"),
         (["codec", "encode", "{tmp}/nothing.wav", "{tmp}/x.safetensors"], "no such file"),
-        (["codec", "decode", "{audio}", "{tmp}/x.wav"], "not a voxkit codes file"),
+        (["codec", "decode", "{audio}", "{tmp}/x.wav"], "is an audio file, not a codes file: encode it with voxkit codec encode"),
         (["codec", "encode", "{audio}", "{existing}"], "exists; add --force"),
         (["codec", "encode", "{audio}", "{existing}/x.safetensors"], "is a file, not a folder"),
         (["codec", "roundtrip", "{audio}", "{tmp}/x.wav", "--device", "cuda:7"], "--device"),

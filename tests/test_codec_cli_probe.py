@@ -214,3 +214,74 @@ def test_short_stereo_and_odd_rate_audio_keeps_its_length(
     assert run_cli(["codec", "decode", str(tmp_path / "c.safetensors"), str(tmp_path / "out.wav"), *model], capsys)[0] == 0
     audio, out_rate = sf.read(tmp_path / "out.wav")
     assert out_rate == 24000 and audio.shape == (expected,)
+
+
+def test_an_output_among_the_codecs_own_files_is_refused(tmp_path: Path, tone: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """encode IN DIR/consolidated.safetensors --model DIR --force replaced the codec's weights with codes."""
+    folder = tiny_codec_folder(tmp_path / "codec")
+    weights = folder / "consolidated.safetensors"
+    before = weights.read_bytes()
+    (tmp_path / "link.safetensors").symlink_to(weights)
+    for output in (weights, tmp_path / "link.safetensors", folder / "talk.safetensors"):
+        line = _error(["encode", str(tone), str(output), "--model", str(folder), "--force"], capsys)
+        assert f"{output} " in line and "the codec's" in line and str(folder) in line, line
+    line = _error(["encode", str(tone), str(weights), "--model", str(folder)], capsys)  # said first, not "add --force"
+    assert "is the codec's own consolidated.safetensors" in line, line
+    assert weights.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["consolidated.safetensors", "params.json"]
+    out = folder / "heard.wav"  # audio beside the weights is no weight file
+    assert run_cli(["codec", "roundtrip", str(tone), str(out), "--model", str(folder)], capsys)[0] == 0 and out.is_file()
+
+
+def test_raw_pcm_on_stdin_is_read_with_its_layout_or_refused_with_the_flags(
+    tmp_path: Path, codec_dir: Path, tone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Raw samples on stdin got the Python API's hint ("np.frombuffer"); the command's own flags read them."""
+    model = ["--model", str(codec_dir)]
+    assert run_cli(["codec", "encode", str(tone), str(tmp_path / "file.safetensors"), *model], capsys)[0] == 0
+    pcm, rate = sf.read(tone, dtype="int16")  # the file's own 16-bit samples
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pcm.tobytes())))
+    line = _error(["encode", "-", str(tmp_path / "raw.safetensors"), *model], capsys)
+    assert "--format s16le --sample-rate 16000" in line and "ffmpeg -f s16le" in line and "np.frombuffer" not in line, line
+    stereo = np.stack([pcm, pcm], 1).tobytes()  # two equal channels average to the file's one
+    for data, flags in ((pcm.tobytes(), ["--format", "s16le", "--sample-rate", str(rate)]),
+                        (stereo, ["--format", "s16le", "--sample-rate", str(rate), "--channels", "2"])):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        assert run_cli(["codec", "encode", "-", str(tmp_path / "raw.safetensors"), *flags, "--force", *model], capsys)[0] == 0
+        assert torch.equal(load_codes(tmp_path / "raw.safetensors").codes, load_codes(tmp_path / "file.safetensors").codes)
+    assert "needs the samples' rate: add --sample-rate" in _error(["encode", "-", str(tmp_path / "x.safetensors"), "--format",
+                                                                   "s16le", *model], capsys)
+    line = _error(["roundtrip", str(tone), str(tmp_path / "x.wav"), "--format", "s16le", "--sample-rate", "16000", *model], capsys)
+    assert "describe raw audio on stdin (-): a file carries its own layout" in line, line
+    assert "add --format s16le" in _error(["encode", "-", str(tmp_path / "x.safetensors"), "--sample-rate", "16000", *model], capsys)
+
+
+def test_the_summary_counts_one_frame_in_the_singular(tmp_path: Path, codec_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.2 * np.sin(np.arange(800) / 7), 16000)  # 50 ms: one frame
+    model = ["--model", str(codec_dir)]
+    _, _, err = run_cli(["codec", "encode", str(short), str(tmp_path / "c.safetensors"), *model], capsys)
+    assert "-> 1 frame x 5 codes" in err, err
+    _, _, err = run_cli(["codec", "decode", str(tmp_path / "c.safetensors"), str(tmp_path / "o.wav"), *model], capsys)
+    assert ": 1 frame -> 0.05 s of audio" in err, err
+    _, _, err = run_cli(["codec", "roundtrip", str(short), str(tmp_path / "r.wav"), *model], capsys)
+    assert "through 1 frame (" in err, err
+
+
+def test_decoding_an_audio_file_says_to_encode_it(tmp_path: Path, codec_dir: Path, tone: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    renamed = tmp_path / "tone.safetensors"  # audio under a codes file's name: told by its first bytes
+    renamed.write_bytes(tone.read_bytes())
+    for given in (tone, renamed):
+        line = _error(["decode", str(given), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
+        assert line.endswith(f"{given} is an audio file, not a codes file: encode it with voxkit codec encode {given} OUT.safetensors")
+
+
+def test_a_codes_file_of_another_rate_is_named_as_another_codecs(
+    tmp_path: Path, codec_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its length in its own rate's samples overflowed its frames at 24 kHz, and it was called damaged."""
+    path = tmp_path / "codes.safetensors"
+    meta_16k = {"format": FORMAT, "num_samples": str(3 * FRAME), "sample_rate": "16000", "frame_rate": "12.5",
+                "semantic_codebook_size": "64", "acoustic_codebook_size": "5", "num_codebooks": "5"}
+    save_file({"codes": torch.zeros(3, 5, dtype=torch.int16)}, str(path), metadata=meta_16k)
+    line = _error(["decode", str(path), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
+    assert f"{path} was written by another codec (codebooks 64/5, 16000 Hz" in line, line

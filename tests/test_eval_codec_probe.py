@@ -179,3 +179,26 @@ def test_the_json_is_written_even_when_the_reader_of_the_table_has_gone(folder: 
     assert main(["eval", "codec", str(manifest), "--peers", "opus-6000", "--asr", "none", "--quiet", "--json", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert [c["codec"] for c in saved["codecs"]] == ["original", "opus-6000"] and saved["codecs"][1]["mrstft_missing"] == 0
+
+
+def test_without_a_wer_no_row_needs_a_text(folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--asr none scores audio against audio; rows without "text" were refused all the same."""
+    monkeypatch.setitem(asr_peer.PEERS, "whisper-tiny.en", lambda threads: Echo())
+    manifest = write_manifest(folder / "m.jsonl", [{"audio": "speech.wav"}, {"audio": "speech.wav", "duration": 2.0}])
+    argv = ["eval", "codec", str(manifest), "--peers", "opus-6000", "--quiet"]
+    code, out, err = run_cli([*argv, "--asr", "none"], capsys)
+    assert code == 0 and "| opus-6000 | 6 |" in out and "(2 clips," in out, err
+    code, _, err = run_cli([*argv, "--asr", "whisper-tiny.en"], capsys)  # the WER needs them
+    assert code == 2 and err.splitlines()[-1] == f"voxkit eval: error: {manifest}:1: missing field(s) text", err
+
+
+def test_a_peer_list_that_names_no_peer_is_refused(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--peers "" scored the model alone without a word; --no-peers is how that is asked for."""
+    from test_codec_cli import tiny_codec_folder
+
+    model = tiny_codec_folder(tmp_path / "codec")
+    manifest = write_manifest(folder / "m.jsonl", [{"audio": "speech.wav", "text": "a"}])
+    for spec in ("", " , "):
+        code, _, err = run_cli(["eval", "codec", str(manifest), "--model", str(model), "--peers", spec, "--asr", "none"], capsys)
+        assert code == 2 and one_line_error(err) == (f"voxkit eval: error: --peers {spec!r} names no peer codec: choose from "
+                                                     "codec2-2400, codec2-3200, opus-6000, or score the model alone with --no-peers")

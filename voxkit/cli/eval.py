@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-peers", action="store_true", help="score the --model codec alone")
     c.add_argument("--asr", default=None, choices=(*PEERS, "none"),
                    help="independent recogniser for the WER column (default: whisper-tiny.en when the peer extra is "
-                        "installed, else no WER; named explicitly it must load)")
+                        "installed, else no WER; named explicitly it must load; none: no WER, and rows need no text)")
     c.add_argument("--limit", type=int, default=None, metavar="N", help="only the manifest's first N clips")
     c.add_argument("--json", default=None, metavar="OUT", help="also write per-clip and per-codec numbers as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr)")
@@ -131,7 +131,7 @@ def run_codec(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
     if args.json:
         output_file(args.json, "--json")  # before the evaluation, not after it
-    rows, lines = read_rows(args.manifest)
+    rows, lines = read_rows(args.manifest) if args.asr != "none" else _rows_without_text(args.manifest)
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
     rows, lines = (rows[: args.limit], lines[: args.limit]) if args.limit else (rows, lines)
@@ -156,6 +156,15 @@ def run_codec(args: argparse.Namespace) -> int:
     print(f"Codec quality on {args.manifest} ({clips}, each output compared with its original at 16 kHz{wer})\n")
     print(format_table(result))
     return 0
+
+
+def _rows_without_text(manifest: str) -> tuple[list[dict], list[int]]:
+    """The rows as :func:`read_rows` reads them, ``text`` not required: with --asr none no WER is
+    scored, and the quality columns compare audio with audio (recordings without transcripts)."""
+    from voxkit.data.manifest import iter_manifest, read_manifest
+
+    rows = read_manifest(manifest, required=("audio",))  # audio checked to be a path, resolved beside the manifest
+    return rows, [n for n, _, _ in iter_manifest(manifest)]  # read_manifest keeps one row per non-empty line, in order
 
 
 def run_tts(args: argparse.Namespace) -> int:
