@@ -222,3 +222,21 @@ def test_failed_export_writes_nothing(relative_run: tuple[Path, Path], tmp_path:
                     "--voice v is given twice", capsys)
     (work / "codecx").rename(work / "moved")  # neither where training ran, nor here, nor the trainer's absolute path
     _leaves_nothing(["export", "tts", str(run), "--out", "exptts"], "model.codec='codecx'", capsys)
+
+
+
+def test_a_codebook_wider_than_int16_keeps_its_codes_in_the_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 65536-code semantic codebook: int16 storage wrote code 40000 as -25536
+    from voxkit.codec.api import Codec
+    from voxkit.tts.corpus import encode_manifests
+
+    torch.manual_seed(0)
+    save_codec(CodecModel(CodecArgs(**{**CODEC, "semantic_codebook_size": 65536})), tmp_path / "codec")  # type: ignore[arg-type]
+    sf.write(tmp_path / "a.wav", np.zeros(12000, np.float32), 24000)
+    write_manifest(tmp_path / "m.jsonl", [{"audio": str(tmp_path / "a.wav"), "text": "noise.", "duration": 0.5}])
+    codes = torch.zeros(7, 37, dtype=torch.long)  # [T, 37]
+    codes[:, 0] = torch.arange(40000, 40007)
+    monkeypatch.setattr(Codec, "encode", lambda self, audio, sample_rate=None: codes)  # codes past int16's range
+    encode_manifests([str(tmp_path / "m.jsonl")], str(tmp_path / "codec"), tmp_path / "corpus", progress=False)
+    (clip,) = read_corpus(tmp_path / "corpus")
+    assert torch.equal(clip.codes, codes)

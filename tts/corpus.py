@@ -2,7 +2,7 @@
 
 Why precompute: the TTS model trains on frames, never on waveforms; encoding a clip through the
 codec costs more than a training step spends on it, and the same clip is seen every epoch. The
-store is one safetensors file (``codes`` [total frames, 37] int16 and ``offsets`` [clips + 1]) and
+store is one safetensors file (``codes`` [total frames, 37] int16, int32 for codebooks past 32768, and ``offsets`` [clips + 1]) and
 ``index.jsonl`` with each clip's text, speaker, language and engine, so a task loads the whole
 corpus into memory at once (a few MB per hour of speech).
 """
@@ -45,6 +45,7 @@ def encode_manifests(manifests: Iterable[str], codec_folder: str, out: str | os.
 
     from voxkit.checkpoint import write_json, write_safetensors
     from voxkit.codec.api import Codec
+    from voxkit.codec.codes_file import storage_dtype
     from voxkit.data.manifest import read_manifest, resolve_audio
 
     codec = Codec.from_pretrained(codec_folder)
@@ -61,7 +62,7 @@ def encode_manifests(manifests: Iterable[str], codec_folder: str, out: str | os.
     with torch.inference_mode():
         for row, path in tqdm(rows, desc="encoding clips", unit="clip", disable=not progress):
             codes = codec.encode(path)  # [T, 37]
-            chunks.append(codes.to(torch.int16))
+            chunks.append(codes.to(storage_dtype(codec.model.args)))  # int16 where the codebooks allow, as codes files
             offsets.append(offsets[-1] + codes.shape[0])
             index.append({"id": row.get("id", ""), "text": row["text"], "speaker": row.get("speaker") or "unknown",
                           "language": row.get("language", "en"), "engine": row.get("engine", ""), "frames": int(codes.shape[0])})
