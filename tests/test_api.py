@@ -243,3 +243,11 @@ def test_weights_in_16_bits_hear_what_float32_hears(speech: np.ndarray, referenc
     assert [e.text for e in events if e.kind == "final"] == [reference]
     with pytest.raises(OptionError, match="dtype must be a floating torch dtype"):
         voxkit.Transcriber(dtype="int8")
+
+
+def test_a_sample_rate_given_with_a_file_is_refused_not_ignored(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    with pytest.raises(VoxkitError, match="a file is read at the rate its header gives"):
+        transcriber.transcribe(SAMPLE, sample_rate=44100)
+    with pytest.raises(VoxkitError, match="a file is read at the rate its header gives"):
+        transcriber.transcribe_many([speech, SAMPLE.read_bytes()], sample_rate=8000)
+    assert transcriber.transcribe(speech).text == transcriber.transcribe(speech, sample_rate=ASR_SAMPLE_RATE).text

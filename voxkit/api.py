@@ -88,11 +88,13 @@ class Transcriber:
         """The folder the model was loaded from."""
         return self.bundle.folder
 
-    def transcribe(self, audio: AudioInput, *, sample_rate: int = ASR_SAMPLE_RATE) -> Transcript:
+    def transcribe(self, audio: AudioInput, *, sample_rate: int | None = None) -> Transcript:
         """Transcribe a file or an in-memory signal as fast as the machine allows.
 
         A file (a path, an open binary file, or the file's bytes) is decoded whatever its rate and
-        channels. An array or tensor (numpy or torch) is read at ``sample_rate`` (Hz) and may be:
+        channels (its header says them: a ``sample_rate`` given with a file is refused, not
+        ignored). An array or tensor (numpy or torch) is read at ``sample_rate`` (Hz; default
+        16000) and may be:
 
         - ``[T]`` mono samples;
         - ``[T, C]`` (frames first: what ``soundfile.read`` and ``sounddevice`` return) or ``[C, T]``
@@ -112,7 +114,7 @@ class Transcriber:
         self,
         audios: Sequence[AudioInput],
         *,
-        sample_rate: int = ASR_SAMPLE_RATE,
+        sample_rate: int | None = None,
         batch_size: int = 8,
     ) -> list[Transcript]:
         """:meth:`transcribe` for several inputs, ``batch_size`` segments stepped together."""
@@ -128,7 +130,12 @@ class Transcriber:
         if audios and is_number(audios[0]):  # a list of samples is one signal, not many inputs
             raise VoxkitError("transcribe_many() takes a list of inputs, got a list of numbers: for one signal use transcribe()")
         whole_number(batch_size, "batch_size", 1)
-        waves = [load_input(a, sample_rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
+        files = (str, os.PathLike, bytes, bytearray, memoryview)
+        if sample_rate is not None and any(isinstance(a, files) or hasattr(a, "read") for a in audios):
+            raise VoxkitError(f"transcribe(): sample_rate={sample_rate!r} is for arrays of samples; a file is read at the "
+                              "rate its header gives: leave sample_rate out")
+        rate = ASR_SAMPLE_RATE if sample_rate is None else sample_rate
+        waves = [load_input(a, rate, ASR_SAMPLE_RATE, "transcribe()") for a in audios]
         return transcribe_segmented(self.bundle.model, self.bundle.tokenizer, waves, self.delay, self.segmenting, batch_size=batch_size,
                                     boost=self.boost)
 
