@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
+from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
 
@@ -159,15 +160,6 @@ def array_to_mono(samples: np.ndarray | torch.Tensor, *, max_channels: int = MAX
     if not np.isfinite(data).all():
         raise AudioError("audio contains NaN or infinite samples")
     return np.ascontiguousarray(data)
-
-
-def resample(wav: torch.Tensor, orig_sr: int, sample_rate: int) -> torch.Tensor:
-    """Resample along the last axis (band-limited sinc; identity when the rates match)."""
-    if orig_sr == sample_rate:
-        return wav
-    import torchaudio.functional as AF
-
-    return AF.resample(wav, orig_sr, sample_rate)
 
 
 def load_audio(source: Source, sample_rate: int, *, mono: bool = True, max_seconds: float | None = None) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Audio sources that yield 16 kHz mono float32 chunks: files, stdin (raw PCM or WAV), microphone.
 
-Live sources arrive in pieces, so resampling is done block by block with overlap: each block is
-resampled together with ``CONTEXT`` input samples on both sides and only the outputs belonging to
-the block are kept. This equals whole-signal resampling up to the sinc filter's tiny tails.
+Live sources arrive in pieces, so resampling is done block by block with overlap
+(:class:`StreamResampler`): each block is resampled together with the input samples its outputs'
+filter reaches on both sides and only the outputs belonging to the block are kept. This equals
+whole-signal resampling up to float rounding, with the same length.
 
 Stdin with ``--format auto`` is sniffed from its first bytes (:func:`audio_container`): a WAV
 header is decoded as WAV; MP3, Ogg (Vorbis, Opus) and AIFF are decoded as they arrive by libsndfile
@@ -27,6 +28,7 @@ import torch
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.fifo import SampleFifo
 from voxkit.audio.io import pcm_to_float as _to_float
+from voxkit.audio.resample import DENSE_KERNEL_LIMIT, PolyphaseResampler, dense_kernel_size
 from voxkit.errors import AudioError, VoxkitWarning
 
 TARGET_RATE = ASR_SAMPLE_RATE
@@ -34,25 +36,42 @@ RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.d
 
 
 class StreamResampler:
-    """Resample a stream chunk by chunk (overlap on both sides; output lags by CONTEXT input samples).
+    """Resample a stream chunk by chunk to what :func:`~voxkit.audio.resample.resample` gives for the
+    whole signal: the same length, and samples equal up to float rounding.
 
     Why it keeps its own queue and filter: a live source pushes a chunk every 80-100 ms for hours,
-    so the sinc kernel is computed once (``torchaudio.transforms.Resample``) and the pending samples
-    stay in one :class:`SampleFifo`.
+    so the sinc kernel is computed once and the pending samples stay in one :class:`SampleFifo`.
+    Rates whose torchaudio kernel is small (:data:`~voxkit.audio.resample.DENSE_KERNEL_LIMIT`) are
+    resampled in blocks of whole periods (``unit`` input samples, the input rate divided by the
+    rates' gcd) with ``ctx`` input samples of overlap on both sides (``torchaudio.transforms.Resample``,
+    the output lags by ``ctx``); the others by :class:`~voxkit.audio.resample.PolyphaseResampler`, which
+    computes any run of outputs, so each push returns every output whose filter taps have arrived
+    (the output lags by the filter's width) instead of waiting for a period that can be a second long.
     """
 
     CONTEXT = 96
+    """Fewest input samples of overlap in the block path (more where the filter reaches further)."""
 
     def __init__(self, orig_rate: int, target_rate: int = TARGET_RATE) -> None:
         g = math.gcd(orig_rate, target_rate)
         self.orig, self.target = orig_rate, target_rate
         self.unit = orig_rate // g  # input samples per whole number of output samples
-        self.ctx = -(-self.CONTEXT // self.unit) * self.unit
+        self.step = target_rate // g  # output samples per ``unit`` input samples
         self._filter: torch.nn.Module | None = None
-        if orig_rate != target_rate:
+        self._poly: PolyphaseResampler | None = None
+        self.ctx = 0
+        if orig_rate != target_rate and dense_kernel_size(orig_rate, target_rate) <= DENSE_KERNEL_LIMIT:
             import torchaudio.transforms as AT
 
             self._filter = AT.Resample(orig_rate, target_rate, dtype=torch.float32)  # as functional.resample on float32
+            reach = max(self.CONTEXT, self._filter.width)  # a block's outputs read this far beyond it
+            self.ctx = -(-reach // self.unit) * self.unit
+        elif orig_rate != target_rate:
+            self._poly = PolyphaseResampler(orig_rate, target_rate)
+            self.ctx = self._poly.width
+        self.received = 0  # input samples pushed
+        self.done = 0  # output samples returned by push (the polyphase path)
+        self.offset = 0  # the first pending sample's index in the input with ``ctx`` zeros in front (the polyphase path)
         self.pending = SampleFifo(2 * self.ctx + orig_rate // 5)
         self.pending.append(np.zeros(self.ctx, np.float32))  # left context: zeros before the start
 
@@ -61,28 +80,58 @@ class StreamResampler:
         with torch.inference_mode():
             return self._filter(torch.from_numpy(x)).numpy()  # [n * target / orig]
 
+    def _outputs(self, x: np.ndarray, stop: int) -> np.ndarray:
+        """The polyphase path's outputs ``done`` to ``stop`` from ``x``, the pending samples (and
+        the end's zeros)."""
+        assert self._poly is not None
+        with torch.inference_mode():
+            return self._poly.outputs(torch.from_numpy(x)[None], self.done, stop, self.offset)[0].numpy()  # [stop - done]
+
     def push(self, samples: np.ndarray) -> np.ndarray:
         if self.orig == self.target:
             return samples
         self.pending.append(samples)
+        self.received += samples.shape[0]
+        if self._poly is not None:
+            # output n reads padded inputs first_tap(n) .. first_tap(n) + 2 * ctx: those up to
+            # ``received - ctx`` input samples' worth have all their taps
+            stop = self._poly.length(self.received - self.ctx) if self.received > self.ctx else 0
+            if stop <= self.done:
+                return _EMPTY
+            out = self._outputs(self.pending.peek(len(self.pending)), stop)
+            drop = self._poly.first_tap(stop) - self.offset  # what the next output no longer reads
+            self.pending.pop(drop)
+            self.offset += drop
+            self.done = stop
+            return out
         usable = (len(self.pending) - 2 * self.ctx) // self.unit * self.unit  # block with context on both sides
         if usable <= 0:
             return _EMPTY
         out = self._resample(self.pending.peek(usable + 2 * self.ctx))
         self.pending.pop(usable)
-        ratio = self.target / self.orig
-        return out[int(self.ctx * ratio) : int((self.ctx + usable) * ratio)]
+        lead = self.ctx // self.unit * self.step  # outputs of the left context
+        return out[lead : lead + usable // self.unit * self.step]
 
     def flush(self) -> np.ndarray:
+        """The rest of the output, as if the stream were followed by silence, to the one-shot
+        length ``ceil(received * target / orig)``; the state is kept, so a second flush repeats it."""
         if self.orig == self.target:
             return _EMPTY
+        if self._poly is not None:
+            stop = self._poly.length(self.received)
+            if stop <= self.done:
+                return _EMPTY
+            reach = self._poly.first_tap(stop - 1) + self._poly.taps - self.offset  # pending samples the last output reads
+            held = self.pending.peek(len(self.pending))
+            return self._outputs(np.concatenate([held, np.zeros(max(0, reach - held.shape[0]), np.float32)]), stop)
         tail = len(self.pending) - self.ctx
         if tail <= 0:
             return _EMPTY
         padded = np.concatenate([self.pending.peek(len(self.pending)), np.zeros(self.ctx + (-tail % self.unit), np.float32)])
         out = self._resample(padded)
-        ratio = self.target / self.orig
-        return out[int(self.ctx * ratio) : int(self.ctx * ratio) + int(round(tail * ratio))]
+        lead = self.ctx // self.unit * self.step
+        rest = -(-tail * self.step // self.unit)  # ceil: pushes returned whole periods, and the one-shot length is a ceiling
+        return out[lead : lead + rest]
 
 
 _EMPTY = np.zeros(0, np.float32)  # what a push that completes no block returns (nothing to write into)
