@@ -222,6 +222,17 @@ def _warn(message: str) -> None:
     warnings.warn(message, VoxkitWarning, stacklevel=3)
 
 
+def raw_samples(data: bytes, fmt: str, channels: int = 1) -> tuple[np.ndarray, bytes]:
+    """Raw interleaved PCM of :data:`RAW_FORMATS` -> (float32 mono [n], the bytes of a trailing
+    partial frame). Integers are scaled to [-1, 1] and channels averaged; NaN or infinite floats
+    pass through, for the caller's loader to refuse in one line."""
+    dtype = RAW_FORMATS[fmt]
+    whole = len(data) // (dtype.itemsize * channels) * (dtype.itemsize * channels)
+    with np.errstate(invalid="ignore", over="ignore"):
+        samples = _to_float(np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)).mean(axis=1)  # [n]
+    return samples.astype(np.float32, copy=False), data[whole:]
+
+
 def read_raw(
     stream: ByteSource, fmt: str, sample_rate: int, channels: int = 1, block_seconds: float = 0.1, *, check_float: bool = False
 ) -> Iterator[np.ndarray]:
@@ -252,11 +263,7 @@ def read_raw(
                 _warn_if_float(votes, fmt)
                 votes = None
         consumed += len(data)
-        data = pending + data
-        whole = len(data) // frame * frame
-        pending = data[whole:]
-        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf samples are refused downstream, in one line
-            samples = _to_float(np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)).mean(axis=1)
+        samples, pending = raw_samples(pending + data, fmt, channels)
         out = resampler.push(samples)
         if out.size:
             yield out

@@ -182,24 +182,18 @@ def _stdin_audio() -> bytes:
 
 
 def _raw_samples(data: bytes, fmt: str, channels: int) -> np.ndarray:
-    """Raw interleaved PCM -> float32 mono [n] (integers scaled, channels averaged); a trailing partial frame is dropped."""
+    """Raw interleaved PCM -> float32 mono [n] (the decoding ``voxkit transcribe -`` uses); a trailing partial frame is dropped."""
     import warnings
 
-    import numpy as np
-
-    from voxkit.audio.io import as_float_samples
-    from voxkit.audio.stream import RAW_FORMATS as DTYPES
+    from voxkit.audio.stream import raw_samples
     from voxkit.errors import AudioError, VoxkitWarning
 
-    frame = DTYPES[fmt].itemsize * channels
-    whole = len(data) // frame * frame
-    if whole == 0:
+    samples, rest = raw_samples(data, fmt, channels)  # [n]
+    if samples.shape[0] == 0:
         raise AudioError(f"stdin: {len(data)} bytes, less than one {fmt} sample of {channels} channel{'s' if channels != 1 else ''}")
-    if whole < len(data):
-        warnings.warn(f"dropped {len(data) - whole} trailing bytes (an incomplete {fmt} frame)", VoxkitWarning, stacklevel=2)
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf samples are refused by the codec's loader, in one line
-        samples = as_float_samples(np.frombuffer(data[:whole], dtype=DTYPES[fmt]).reshape(-1, channels))  # [n, C]
-    return samples.mean(axis=1)  # [n]
+    if rest:
+        warnings.warn(f"dropped {len(rest)} trailing bytes (an incomplete {fmt} frame)", VoxkitWarning, stacklevel=2)
+    return samples
 
 
 def _raw_hint(err: Exception, data: bytes) -> str:
