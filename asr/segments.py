@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from voxkit.asr.features import SAMPLES_PER_STEP
-from voxkit.asr.level import QuietBoost, raise_quiet
+from voxkit.asr.level import QuietBoost, raise_quiet, step_energy
 from voxkit.asr.model import DECODER_FULL_ATTENTION_CAPACITY, ENCODER_FULL_ATTENTION_CAPACITY, RealtimeRecognizer
 from voxkit.asr.session import FILE_CHUNK_STEPS, Event, StreamingSession, transcribe_batch
 from voxkit.asr.transcript import Transcript, Word
@@ -85,8 +85,7 @@ DEFAULT_SEGMENTING = Segmenting()
 def step_energies(samples: np.ndarray) -> np.ndarray:
     """dB energy of each whole 80 ms step of ``samples`` [N] -> [N // 1280]."""
     n = samples.shape[0] // SAMPLES_PER_STEP
-    steps = samples[: n * SAMPLES_PER_STEP].reshape(n, SAMPLES_PER_STEP).astype(np.float64)  # [n, 1280]
-    return 10.0 * np.log10(np.maximum(np.mean(steps * steps, axis=1), 10.0 ** (SILENT_DB / 10)))  # [n]
+    return step_energy(samples[: n * SAMPLES_PER_STEP].reshape(n, SAMPLES_PER_STEP))  # [n]
 
 
 class PauseCutter:

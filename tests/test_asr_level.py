@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import voxkit
-from voxkit.asr.features import SAMPLES_PER_STEP
+from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP
 from voxkit.asr.level import BLOCK_STEPS, MAX_BOOST_DB, TARGET_DB, QuietBoost, raise_quiet
 from voxkit.asr.segments import step_energies
 from voxkit.audio.constants import ASR_SAMPLE_RATE
@@ -34,19 +34,55 @@ def test_speech_at_the_training_level_passes_bit_for_bit(speech: np.ndarray) -> 
 
 
 def test_quiet_speech_is_raised_to_the_target_and_never_over_it(speech: np.ndarray) -> None:
+    rng = np.random.default_rng(2)
     room = np.zeros(ASR_SAMPLE_RATE, np.float32)  # a second before the first word (the sample starts at its loudest)
     quiet = (np.concatenate([room, speech]) * 10 ** (-35 / 20)).astype(np.float32)  # [N]
+    quiet += (10 ** (-75 / 20) * rng.standard_normal(quiet.shape[0])).astype(np.float32)  # the room's own noise
     raised = raise_quiet(quiet)
     assert raised.shape == quiet.shape
-    energy = step_energies(raised)
+    energy = step_energies(raised[LOOKAHEAD:])  # the boost's steps end LOOKAHEAD samples after the recogniser's grid
     assert energy.max() == pytest.approx(TARGET_DB, abs=0.01)  # the loudest step lands on the target
     assert (energy <= TARGET_DB + 1e-6).all()
     # once the loudest step has been heard the gain holds: the rest is the original, raised evenly
-    loudest = int(np.argmax(step_energies(quiet)))
-    tail = slice((loudest + 1) * SAMPLES_PER_STEP, quiet.shape[0] // SAMPLES_PER_STEP * SAMPLES_PER_STEP)
-    ratio = raised[tail][np.abs(quiet[tail]) > 1e-4] / quiet[tail][np.abs(quiet[tail]) > 1e-4]
+    loudest = int(np.argmax(step_energies(quiet[LOOKAHEAD:])))
+    tail = slice(LOOKAHEAD + (loudest + 1) * SAMPLES_PER_STEP, quiet.shape[0])
+    ratio = raised[tail] / quiet[tail]
     assert ratio == pytest.approx(np.full_like(ratio, ratio[0]), rel=1e-5)
     assert 20 * np.log10(ratio[0]) < MAX_BOOST_DB + 1e-6
+
+
+def test_the_last_partial_step_is_not_raised_over_the_target() -> None:
+    rng = np.random.default_rng(3)
+    n = 37 * SAMPLES_PER_STEP + LOOKAHEAD  # whole steps: the burst is the partial step at the end
+    quiet = (1e-3 * rng.standard_normal(n) * (np.arange(n) % 4000 < 2000) + 1e-4 * rng.standard_normal(n)).astype(np.float32)
+    burst = (0.05 * rng.standard_normal(1000)).astype(np.float32)  # a loud end, shorter than a step
+    raised = raise_quiet(np.concatenate([quiet, burst]))
+    assert step_energies(raised[:n][LOOKAHEAD:]).max() > TARGET_DB - 3  # the quiet part (about -57 dB) was raised
+    tail = raised[n:]
+    assert 10 * np.log10(np.mean(tail.astype(np.float64) ** 2)) <= TARGET_DB + 1e-6
+
+
+def test_leading_digital_silence_does_not_make_steady_noise_speech() -> None:
+    # a sound card's first zeros, then its hiss: the zeros are no noise floor to measure contrast against
+    rng = np.random.default_rng(4)
+    for level in (-60, -50):
+        hiss = np.concatenate([np.zeros(3200), 10 ** (level / 20) * rng.standard_normal(20 * ASR_SAMPLE_RATE)]).astype(np.float32)
+        assert np.array_equal(raise_quiet(hiss), hiss)
+
+
+def test_the_boost_adds_no_latency_to_a_live_stream(transcriber: voxkit.Transcriber, speech: np.ndarray) -> None:
+    # 10 ms blocks: each recogniser step must run as soon as its audio (and its LOOKAHEAD) has arrived
+    def step_times(boost: bool) -> dict[int, int]:
+        stream = voxkit.Transcriber.stream(transcriber)
+        stream.live.boost = QuietBoost() if boost else None
+        when: dict[int, int] = {}
+        for k in range(0, 24000, 160):
+            stream.push(speech[k : k + 160] * 0.01)
+            when.setdefault(int(stream.live.session.steps_host[0]), k + 160)
+        stream.finish()
+        return when
+
+    assert step_times(True) == step_times(False)
 
 
 def test_the_same_samples_whatever_the_chunking(speech: np.ndarray) -> None:
@@ -104,13 +140,16 @@ def test_transcribe_cli_raises_quiet_input_unless_told_not_to(tmp_path: Path, sp
     from voxkit.cli.main import main
 
     path = tmp_path / "quiet.wav"
-    recording = np.concatenate([np.zeros(ASR_SAMPLE_RATE, np.float32), speech])  # a second of room, then speech
-    sf.write(path, recording * 10 ** (-40 / 20), ASR_SAMPLE_RATE, subtype="FLOAT")
+    recording = np.concatenate([np.zeros(ASR_SAMPLE_RATE, np.float32), speech]) * 10 ** (-40 / 20)  # a second of room, then speech
+    recording += 10 ** (-75 / 20) * np.random.default_rng(5).standard_normal(recording.shape[0])  # the room's own noise
+    sf.write(path, recording, ASR_SAMPLE_RATE, subtype="FLOAT")
     assert main(["transcribe", str(path)]) == 0
     raised = capsys.readouterr().out
     assert main(["transcribe", str(path), "--no-boost"]) == 0
     plain = capsys.readouterr().out
-    assert raised.split()[:2] == ["Order", "number"] and raised != plain
+    # the first word may go (its level is learnt as it is heard: docs/asr.md); the rest is heard
+    assert "seven hundred and sixty-nine thousand four hundred and fifty was shipped" in raised
+    assert "seven hundred and sixty-nine thousand four hundred and fifty was shipped" not in plain
 
 
 def test_eval_asr_scales_clips_and_says_so(tmp_path: Path, speech: np.ndarray, capsys) -> None:  # noqa: ANN001
