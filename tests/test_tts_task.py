@@ -240,3 +240,17 @@ def test_a_codebook_wider_than_int16_keeps_its_codes_in_the_corpus(tmp_path: Pat
     encode_manifests([str(tmp_path / "m.jsonl")], str(tmp_path / "codec"), tmp_path / "corpus", progress=False)
     (clip,) = read_corpus(tmp_path / "corpus")
     assert torch.equal(clip.codes, codes)
+
+
+def test_a_preset_voice_keeps_codes_past_int16(tmp_path: Path) -> None:
+    from voxkit.tts.checkpoint import load_voice, save_voice
+
+    codes = torch.zeros(3, 37, dtype=torch.long)  # [R, 37]
+    codes[:, 0] = torch.tensor([40000, 7, 65535])
+    save_voice(tmp_path, "v", codes, "hello")
+    assert torch.equal(load_voice(tmp_path, "v")[0], codes)
+    save_voice(tmp_path, "small", codes.clamp(max=100), "hello")  # codes that fit stay 2 bytes each
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "voices" / "small.safetensors"), framework="pt") as f:
+        assert f.get_tensor("codes").dtype == torch.int16

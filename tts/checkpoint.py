@@ -170,12 +170,14 @@ def check_voice_name(name: str) -> None:
 
 def save_voice(folder: str | os.PathLike[str], name: str, codes: torch.Tensor, text: str | None = None,
                origin: str | None = None) -> Path:
-    """Store a preset voice: its prompt frames [R, 37] int16, with the reference transcript and origin."""
+    """Store a preset voice: its prompt frames [R, 37] (int16 where every code fits, else int32: a
+    codebook past 32768 codes would wrap), with the reference transcript and origin."""
     check_voice_name(name)
     meta = {"format": "pt", "text": text or "", "origin": origin or ""}
     path = voices_dir(folder) / f"{name}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_safetensors(path, {"codes": codes.to(torch.int16)}, metadata=meta)
+    fits = codes.numel() == 0 or int(codes.max()) < 2**15
+    write_safetensors(path, {"codes": codes.to(torch.int16 if fits else torch.int32)}, metadata=meta)
     return path
 
 
