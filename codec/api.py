@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voxkit.audio.io import AudioInput, array_to_mono, as_float_samples, check_sample_rate, load_input
+from voxkit.audio.io import AudioInput, array_to_mono, as_float_samples, check_sample_rate, is_file_input, load_input
 from voxkit.audio.stream import StreamResampler
 from voxkit.checks import whole_number
 from voxkit.codec.checkpoint import load_codec
@@ -117,7 +117,7 @@ class Codec:
         A file (a path, an open file, its bytes) is read at the rate its header gives: a
         ``sample_rate`` given with one is refused rather than ignored, as it would be silently.
         """
-        if sample_rate is not None and (isinstance(audio, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(audio, "read")):
+        if sample_rate is not None and is_file_input(audio):
             raise AudioError(f"Codec: sample_rate={sample_rate!r} is for arrays of samples; a file is read at the rate "
                              "its header gives: leave sample_rate out")
         return load_input(audio, sample_rate, self.sample_rate, "Codec")

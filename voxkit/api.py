@@ -121,7 +121,7 @@ class Transcriber:
         import torch
 
         from voxkit.asr.segments import transcribe_segmented
-        from voxkit.audio.io import load_input
+        from voxkit.audio.io import is_file_input, load_input
 
         one = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, torch.Tensor)
         if isinstance(audios, one) or hasattr(audios, "read"):
@@ -130,8 +130,7 @@ class Transcriber:
         if audios and is_number(audios[0]):  # a list of samples is one signal, not many inputs
             raise VoxkitError("transcribe_many() takes a list of inputs, got a list of numbers: for one signal use transcribe()")
         whole_number(batch_size, "batch_size", 1)
-        files = (str, os.PathLike, bytes, bytearray, memoryview)
-        if sample_rate is not None and any(isinstance(a, files) or hasattr(a, "read") for a in audios):
+        if sample_rate is not None and any(is_file_input(a) for a in audios):
             raise VoxkitError(f"transcribe(): sample_rate={sample_rate!r} is for arrays of samples; a file is read at the "
                               "rate its header gives: leave sample_rate out")
         rate = ASR_SAMPLE_RATE if sample_rate is None else sample_rate

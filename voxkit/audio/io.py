@@ -430,6 +430,12 @@ def audio_rate(path: str | os.PathLike) -> int:
         raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
 
 
+def is_file_input(audio: object) -> bool:
+    """A path, an open file or a file's bytes (read at the rate its header gives), as opposed to
+    samples (which need their rate): where a caller's ``sample_rate`` means something."""
+    return isinstance(audio, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(audio, "read")
+
+
 def load_input(audio: AudioInput, sample_rate: int | None, target_rate: int, where: str, *,
                max_seconds: float | None = None) -> torch.Tensor:
     """Any :data:`AudioInput` as float32 mono [T] at ``target_rate``: the one door of the Python APIs.
