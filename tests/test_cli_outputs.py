@@ -28,7 +28,7 @@ FILE_OUTPUTS = [
     ["eval", "codec", "{manifest}", "--json", "{out}", "--model", "{none}"],
     ["eval", "tts", "{manifest}", "--json", "{out}", "--model", "{none}"],
     ["codec", "encode", "{wav}", "{out}.safetensors", "--model", "{none}"],
-    ["codec", "decode", "{wav}", "{out}.wav", "--model", "{none}"],
+    ["codec", "decode", "{codes}", "{out}.wav", "--model", "{none}"],
     ["speak", "Hi.", "-o", "{out}.wav", "--model", "{none}"],
 ]
 FOLDER_OUTPUTS = [
@@ -63,8 +63,11 @@ def inputs(tmp_path: Path) -> dict[str, str]:
     )
     keep = tmp_path / "keep"
     keep.write_text("keep me")
+    codes = tmp_path / "codes.safetensors"  # the outputs are checked before the codes are read
+    codes.write_bytes(b"not read")
     return {"wav": str(wavs / "a.wav"), "wavs": str(wavs), "manifest": str(manifest), "recipe": str(recipe),
-            "none": str(tmp_path / "no-such-folder"), "keep": str(keep), "tmp": str(tmp_path)}
+            "none": str(tmp_path / "no-such-folder"), "keep": str(keep), "tmp": str(tmp_path),
+            "codes": str(codes)}
 
 
 def _argv(template: list[str], inputs: dict[str, str], out: str) -> list[str]:
