@@ -48,3 +48,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.args.decoder.extra["tokenizer"] = "byte"
     save_bundle(model, ByteTokenizer(), folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def transcriber() -> object:
+    """The bundled recogniser, loaded once for the whole run: a loaded model is shared and never
+    written to (tests/test_shared_model.py), so every test that reads it may use the same one."""
+    import voxkit
+
+    return voxkit.Transcriber()

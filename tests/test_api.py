@@ -19,11 +19,6 @@ SAMPLE = Path(voxkit.__file__).parent / "assets" / "samples" / "en.flac"
 
 
 @pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()  # the bundled model, loaded once
-
-
-@pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """2.5 s of the English sample, on the int16 grid (so float and int16 hold the same signal)."""
     wav = load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()[: 5 * ASR_SAMPLE_RATE // 2]

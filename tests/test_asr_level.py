@@ -22,11 +22,6 @@ def speech() -> np.ndarray:
     return load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()
 
 
-@pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()
-
-
 def test_speech_at_the_training_level_passes_bit_for_bit(speech: np.ndarray) -> None:
     assert step_energies(speech).max() > TARGET_DB  # the bundled sample is at the training level
     assert np.array_equal(raise_quiet(speech), speech)

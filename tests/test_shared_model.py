@@ -17,11 +17,6 @@ CHUNK = 1000  # samples per push: not a multiple of the 1280-sample step
 
 
 @pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()  # the bundled model, loaded once and shared by every use below
-
-
-@pytest.fixture(scope="module")
 def clips() -> dict[str, np.ndarray]:
     return {name: load_audio(SAMPLES / f"{name}.flac", 16000).numpy()[: 16000 * 4] for name in ("en", "fr")}
 

@@ -58,11 +58,6 @@ def _together(jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()
-
-
-@pytest.fixture(scope="module")
 def clips() -> dict[str, np.ndarray]:
     return {name: load_audio(SAMPLES / f"{name}.flac", 16000).numpy()[: 16000 * CLIP_SECONDS] for name in LANGUAGES}
 

@@ -23,11 +23,6 @@ CUE = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.]
 
 
 @pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()  # the bundled model, loaded once
-
-
-@pytest.fixture(scope="module")
 def clips() -> dict[str, np.ndarray]:
     out = {}
     for lang, cuts in CUTS.items():

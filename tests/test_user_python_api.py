@@ -24,11 +24,6 @@ SAMPLE = Path(voxkit.__file__).parent / "assets" / "samples" / "en.flac"
 
 
 @pytest.fixture(scope="module")
-def transcriber() -> voxkit.Transcriber:
-    return voxkit.Transcriber()  # the bundled model, loaded once
-
-
-@pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """The first 2.5 s of the English sample at 16 kHz, float32."""
     return load_audio(SAMPLE, ASR_SAMPLE_RATE).numpy()[: 5 * ASR_SAMPLE_RATE // 2]
