@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from voxkit.train.collective import all_reduce_
+
 SCALARS_FILE = "scalars.jsonl"
 
 
@@ -90,7 +92,7 @@ class Running:
             anchor = next((v for v in out.values() if isinstance(v, torch.Tensor)), None)
             device = anchor.device if anchor is not None else torch.device("cpu")
             packed = torch.stack([torch.as_tensor(out[k], dtype=torch.float32, device=device) for k in reduce])
-            dist.all_reduce(packed)
+            all_reduce_(packed)
             out.update(zip(reduce, (packed / dist.get_world_size()).unbind(), strict=True))
         self.sums.clear()
         self.counts.clear()

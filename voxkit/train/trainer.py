@@ -52,6 +52,7 @@ from torch import nn
 
 from voxkit.errors import VoxkitError
 from voxkit.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
+from voxkit.train.collective import all_reduce_, gather_objects, rank0_object
 from voxkit.train.optimizers import build_optimizer as build_optimizer  # re-exported: the default optimizer
 from voxkit.train.optimizers import build_optimizers, lr_factor, set_lr
 from voxkit.train.recipe import Recipe, save_recipe
@@ -274,17 +275,14 @@ class Trainer:
         """Whether ``flag`` is true on any rank (one all-reduce under DDP; on the device nccl needs)."""
         if self.world_size == 1:
             return flag
-        box = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        box = all_reduce_(torch.tensor([1.0 if flag else 0.0], device=self.device), op=dist.ReduceOp.MAX)
         return bool(box.item() > 0)
 
     def _agree(self, value: Any) -> Any:
         """Rank 0's value on every rank (a time-based decision must not differ between DDP ranks)."""
         if self.world_size == 1:
             return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+        return rank0_object(value, self.device)
 
     def _build_optimizers(self) -> None:
         """The optimizers the tasks declare (one AdamW by default), and the order they step in."""
@@ -402,11 +400,7 @@ class Trainer:
     def _save(self, out_dir: Path) -> None:
         """Gather every rank's RNG state, then rank 0 writes the checkpoint."""
         rng = rng_state()
-        if self.world_size > 1:
-            all_rng: list[Any] = [None] * self.world_size
-            dist.all_gather_object(all_rng, rng)
-        else:
-            all_rng = [rng]
+        all_rng = gather_objects(rng, self.device) if self.world_size > 1 else [rng]
         if self.rank == 0:
             state = {
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},

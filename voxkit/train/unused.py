@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from voxkit.errors import VoxkitError
+from voxkit.train.collective import all_reduce_, gather_objects
 
 
 class GradientReach:
@@ -45,6 +45,7 @@ class GradientReach:
     def __init__(self, model: nn.Module) -> None:
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self.names = [name for name, _ in named]
+        self.device = named[0][1].device if named else torch.device("cpu")  # where the ranks' names are gathered
         self.counts = [0] * len(named)  # per parameter: the passes that reached it
         self._handles = [p.register_post_accumulate_grad_hook(functools.partial(self._reached, i)) for i, (_, p) in enumerate(named)]
 
@@ -78,8 +79,7 @@ def stop_unless_every_pass_reached_all(reach: GradientReach, passes: int, step: 
     if not any_rank(bool(none or some)):
         return
     if dist.is_initialized() and dist.get_world_size() > 1:
-        found: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(found, (none, some))
+        found = gather_objects((none, some), reach.device)
         # none: no pass on any rank reached it; some: reached somewhere, missed somewhere else
         nowhere = set.intersection(*(set(rank_none) for rank_none, _ in found))
         missed = {name for rank_none, rank_some in found for name in rank_none + rank_some}
@@ -105,4 +105,4 @@ def average_gradients(params: list[torch.Tensor]) -> None:
     world_size = dist.get_world_size()
     for p in params:
         if p.grad is not None:  # the check has passed: every trainable parameter has one
-            dist.all_reduce(p.grad.div_(world_size))
+            all_reduce_(p.grad.div_(world_size))
