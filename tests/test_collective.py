@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ports import free_port
 from voxkit.train.collective import all_reduce_, gather_objects, rank0_object
 
 CALLS = 200  # plain dist.all_reduce left its tensor held after it returned in about 1 call of 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -52,7 +48,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_collectives_give_their_values_and_return_only_once_gloo_let_go_of_the_tensors(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     out = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
     for o in out:
         assert o["held_after"] == 0

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import one_line_error, run_cli
+from ports import free_port
 from tts_helpers import tiny_tts_folder
 from voxkit.cli import demo as demo_cli
 from voxkit.cli import serving
@@ -64,10 +65,6 @@ def busy_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fake_speaker(frames: int) -> Any:

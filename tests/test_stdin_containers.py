@@ -8,6 +8,7 @@ cannot read from a pipe, and containers it cannot read at all are still refused 
 from __future__ import annotations
 
 import io
+import select
 import signal
 import subprocess
 import sys
@@ -139,14 +140,22 @@ def test_ctrl_c_while_stdin_waits_ends_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "from voxkit.cli.main import main; main()", "transcribe", "-"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(data[: len(data) // 3])  # the first words, then nothing more for now
-    first = b""
-    while len(first) < 5:  # the first word is out: the thread now waits for more input
-        got = proc.stdout.read(5 - len(first))  # unbuffered: what communicate() reads next is not held here
-        assert got, "the transcriber ended before its first word"
-        first += got
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        proc.stdin.write(data[: len(data) // 3])  # the first words, then nothing more for now
+        first = b""
+        deadline = time.monotonic() + 120
+        while len(first) < 5:  # the first word is out: the thread now waits for more input
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, "no first word within 120 s"
+            got = proc.stdout.read(5 - len(first))  # unbuffered: what communicate() reads next is not held here
+            assert got, "the transcriber ended before its first word"
+            first += got
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0 and b"Fatal Python error" not in err, err.decode()
     assert (first + out).startswith(b"Order")  # what was heard is printed
 

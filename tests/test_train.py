@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from ports import free_port
 from voxkit.cli.main import main as cli_main
 from voxkit.errors import CheckpointError, VoxkitError
 from voxkit.lm import Transformer, TransformerArgs
@@ -333,10 +333,6 @@ def test_cli_trains_from_recipe_and_resumes(tmp_path: Path, capsys: pytest.Captu
 # ---------------------------------------------------------------------------- DDP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
@@ -353,7 +349,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 def test_ddp_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     assert dist.is_gloo_available(), "this torch build has no gloo backend: CPU DDP cannot run"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["seen"] == [(0, 0)] * 3 + [(1, 0)] * 3 and r1["seen"] == [(0, 1)] * 3 + [(1, 1)] * 3  # data sharded by rank
     for name, p in r0["params"].items():
@@ -438,7 +434,7 @@ def _ddp_budget_worker(rank: int, world_size: int, port: int, out_dir: str) -> N
 
 
 def test_time_budget_under_ddp_follows_rank_0(tmp_path: Path) -> None:
-    mp.spawn(_ddp_budget_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_budget_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"budget_rank{r}.pt", weights_only=True) for r in range(2)]
     assert results[0] == results[1] == {"step": 99, "max_steps": 99}
 

@@ -16,7 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from test_user_distributed import StridedLM, WithIdleHead, _free_port, _join, _params, make_recipe
+from ports import free_port
+from test_user_distributed import StridedLM, WithIdleHead, _join, _params, make_recipe
 from voxkit.train.checkpointing import latest_checkpoint
 from voxkit.train.trainer import Trainer
 
@@ -69,7 +70,7 @@ def _worker(rank: int, world_size: int, ports: list[int], out_dir: str) -> None:
 
 
 def test_a_head_some_micro_batches_reach_stops_ddp_with_one_line_before_any_update(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(2, [_free_port() for _ in CASES], str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, [free_port() for _ in CASES], str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):
         outcomes = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for case in ("first", "last", "rank 1's last"):

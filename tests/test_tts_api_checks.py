@@ -25,9 +25,11 @@ CONTEXT = 512  # the tiny model's positions
 
 
 @pytest.fixture(scope="module")
-def speaker(tmp_path_factory: pytest.TempPathFactory) -> Speaker:
+def speaker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Speaker]:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return Speaker.from_pretrained(tiny_tts_folder(tmp_path_factory.mktemp("tts_checks")))
+    yield Speaker.from_pretrained(tiny_tts_folder(tmp_path_factory.mktemp("tts_checks")))
+    torch.set_num_threads(threads)  # the modules after this one run as they do alone
 
 
 def _prompt_length(speaker: Speaker, text: str, reference_text: str) -> int:

@@ -191,8 +191,8 @@ def screenshot_script() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def served(demo: ModuleType, speaker: Speaker, screenshot_script: ModuleType) -> Any:
-    with served_demo(demo, speaker, screenshot_script) as url:
+def served(demo: ModuleType, speaker: Speaker) -> Any:
+    with served_demo(demo, speaker) as url:
         yield url
 
 

@@ -22,6 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from ports import free_port
 from tts_helpers import load_screenshot_script, served_demo, tiny_tts_folder
 from voxkit.cli import demo as demo_cli
 from voxkit.tts.api import Speaker
@@ -74,8 +75,8 @@ def screenshot_script() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def served(demo: ModuleType, speaker: Speaker, screenshot_script: ModuleType) -> Any:
-    with served_demo(demo, speaker, screenshot_script) as url:
+def served(demo: ModuleType, speaker: Speaker) -> Any:
+    with served_demo(demo, speaker) as url:
         yield url
 
 
@@ -89,10 +90,6 @@ def driver(screenshot_script: ModuleType) -> Any:
     browser.quit()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------- a clip after a preset

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cli_helpers import one_line_error, run_cli
+from ports import free_port
 from test_train import make_recipe as train_recipe
 from voxkit.lm import Transformer, TransformerArgs
 from voxkit.train.checkpointing import latest_checkpoint
@@ -82,10 +82,6 @@ def make_recipe(out_dir: Path, **train: Any) -> Recipe:
     return recipe
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _join(rank: int, world_size: int, port: int) -> None:
@@ -117,7 +113,7 @@ def test_two_processes_train_as_one_and_resume_on_one(tmp_path: Path, capsys: py
     one = tmp_path / "one"
     model = small_model()
     Trainer(make_recipe(one, max_steps=6, grad_accum=2), model, {"strided": StridedLM()}, {"strided": 1.0}).fit()
-    mp.spawn(_strided_worker, args=(2, _free_port(), str(tmp_path / "two"), 6, 3), nprocs=2, join=True)
+    mp.spawn(_strided_worker, args=(2, free_port(), str(tmp_path / "two"), 6, 3), nprocs=2, join=True)
     capsys.readouterr()
     resumed = small_model()
     Trainer(make_recipe(tmp_path / "two", max_steps=6, grad_accum=2), resumed, {"strided": StridedLM()}, {"strided": 1.0}).fit(resume=True)
@@ -174,7 +170,7 @@ def test_a_parameter_the_loss_never_reaches_stops_ddp_with_one_line_before_any_u
     """One process trains such a model; under DDP it would step on unreduced gradients and then fail
     with a long error on every rank. Every rank stops before the first update with one line naming
     the parameter and the key; with the key set, it trains."""
-    mp.spawn(_idle_head_worker, args=(2, _free_port(), str(tmp_path), False), nprocs=2, join=True)
+    mp.spawn(_idle_head_worker, args=(2, free_port(), str(tmp_path), False), nprocs=2, join=True)
     outcomes = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for outcome in outcomes:
         error = outcome.get("error", "")
@@ -184,7 +180,7 @@ def test_a_parameter_the_loss_never_reaches_stops_ddp_with_one_line_before_any_u
     assert latest_checkpoint(tmp_path) is None
 
     fixed = tmp_path / "fixed"
-    mp.spawn(_idle_head_worker, args=(2, _free_port(), str(fixed), True), nprocs=2, join=True)
+    mp.spawn(_idle_head_worker, args=(2, free_port(), str(fixed), True), nprocs=2, join=True)
     for r in (0, 1):
         assert "error" not in torch.load(fixed / f"rank{r}.pt", weights_only=True)
     assert latest_checkpoint(fixed).name == "step_00000003"
@@ -204,7 +200,7 @@ def _term_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 def test_sigterm_to_one_process_stops_every_process_with_a_checkpoint(tmp_path: Path) -> None:
     """`kill PID` of one worker (not of torchrun) stops the whole run at the next log step, saved;
     the signalled process does not go on as if nothing happened."""
-    mp.spawn(_term_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_term_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     steps = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True)["step"] for r in (0, 1)]
     assert steps[0] == steps[1] == 4  # asked during step 3, agreed at log step 4
     assert latest_checkpoint(tmp_path).name == "step_00000004"
@@ -232,7 +228,7 @@ def test_a_mistake_is_printed_by_the_first_process_of_a_machine_only(
 
 def test_an_error_raised_in_training_is_printed_once(tmp_path: Path) -> None:
     """The same mistake found inside the trainer (here: an idle parameter) is one line, not one per rank."""
-    mp.spawn(_cli_idle_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_cli_idle_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     outputs = [json.loads((tmp_path / f"cli{r}.json").read_text()) for r in (0, 1)]
     assert [o["code"] for o in outputs] == [2, 2]
     assert "train.find_unused_parameters = true" in one_line_error(outputs[0]["err"])

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import torch
 
+from ports import free_port
 from voxkit.codec.args import CodecArgs
 from voxkit.codec.checkpoint import save_codec
 from voxkit.codec.model import CodecModel
@@ -97,10 +98,10 @@ def load_screenshot_script() -> ModuleType:
 
 
 @contextlib.contextmanager
-def served_demo(demo: ModuleType, speaker: object, script: ModuleType) -> Iterator[str]:
+def served_demo(demo: ModuleType, speaker: object) -> Iterator[str]:
     """The demo app of ``speaker`` served on a free port (not blocking); its URL, closed after."""
     app = demo.build_app(speaker)
-    url = demo.launch(app, port=script.free_port(), block=False)
+    url = demo.launch(app, port=free_port(), block=False)
     try:
         yield url
     finally:
