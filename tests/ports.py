@@ -17,18 +17,20 @@ _RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 def free_port() -> int:
     try:
-        low = int(_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768  # Linux's default start of the ephemeral range
+        low, high = (int(x) for x in _RANGE.read_text().split()[:2])
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default ephemeral range
     rng = random.Random()  # not the tests' seeded generator: two runs at once must not pick alike
-    for _ in range(200):
-        port = rng.randrange(20000, max(low, 20001))
+    spans = [(start, stop) for start, stop in ((20000, low), (high + 1, 65536)) if stop - start >= 1000]
+    for _ in range(200 if spans else 0):
+        start, stop = rng.choice(spans)
+        port = rng.randrange(start, stop)
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind(("0.0.0.0", port))  # a process group's store listens on every address
             except OSError:
                 continue
         return port
-    with socket.socket() as s:  # every try taken: the kernel's choice, race and all
+    with socket.socket() as s:  # no room outside the ephemeral range, or every try taken: the kernel's choice, race and all
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

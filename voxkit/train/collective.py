@@ -11,34 +11,54 @@ imported), so its threads are never joined. Each collective here therefore waits
 lock, until the group holds none of its tensors: no worker touches Python after the trainer's
 last collective returns.
 
-Only gloo is waited on: it is the backend whose worker threads were seen to abort a process; the
-objects are pickled into tensors the trainer owns, so that it can see when they are released.
+The wait is for tensors in CPU memory, which only gloo serves: its worker threads are the ones
+seen to abort a process. NCCL's work objects keep their tensors until its watchdog thread collects
+them, so a wait there would last until the timeout on every call. The objects are pickled into
+tensors the trainer owns, so that it can see when they are released.
 """
 
 from __future__ import annotations
 
 import pickle
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-SETTLE_TIMEOUT_S = 5.0  # a tensor someone else also holds never settles: stop waiting for it then
+SETTLE_TIMEOUT_S = 5.0  # a reference taken during the collective by someone else never goes: stop waiting then
+
+
+def _counts(tensors: list[torch.Tensor]) -> list[tuple[int, int]]:
+    """Per tensor: C++ references, then Python references (both are dropped by a releasing worker)."""
+    return [(tensors[i]._use_count(), sys.getrefcount(tensors[i])) for i in range(len(tensors))]
 
 
 def run_and_settle(tensors: list[torch.Tensor], collective: Callable[[], Any], timeout_s: float = SETTLE_TIMEOUT_S) -> None:
     """Run ``collective`` on ``tensors``, then wait, with the interpreter's lock released, until the
-    group holds none of them (each tensor's use count back where it was before)."""
-    before = [t._use_count() for t in tensors]
-    collective()
-    if not dist.is_initialized() or dist.get_backend() != "gloo":
-        return
-    deadline = time.monotonic() + timeout_s
-    for t, n in zip(tensors, before, strict=True):
-        while t._use_count() > n and time.monotonic() < deadline:
+    group holds none of them, also when it raises.
+
+    Both counts are watched: a worker lowers the C++ count first, then waits for the lock to drop
+    its reference to the Python object; only when both are back where they were is it done.
+    """
+    before = _counts(tensors)
+    try:
+        collective()
+    except BaseException as err:
+        traceback.clear_frames(err.__traceback__)  # its frames hold the tensors too: the counts must not see them
+        raise
+    finally:
+        deadline = time.monotonic() + timeout_s
+        while _held(tensors, before) and time.monotonic() < deadline:
             time.sleep(0)  # releases the lock: the worker finishes its release
+
+
+def _held(tensors: list[torch.Tensor], before: list[tuple[int, int]]) -> bool:
+    now = _counts(tensors)
+    return any(t.device.type == "cpu" and (n[0] > b[0] or n[1] > b[1]) for t, n, b in zip(tensors, now, before, strict=True))
 
 
 def all_reduce_(tensor: torch.Tensor, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM) -> torch.Tensor:

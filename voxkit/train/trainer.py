@@ -351,7 +351,7 @@ class Trainer:
                     reach.close()  # also when a loss raises: the model keeps no hook
             if reach is not None:
                 self._check_gradients = False
-                stop_unless_every_pass_reached_all(reach, len(work), self.step + 1, self._any_rank)
+                stop_unless_every_pass_reached_all(reach, len(work), self.step + 1, self._any_rank, self.device)
                 average_gradients([p for p in self.model.parameters() if p.requires_grad])
             optimizer = self.optimizers[opt_name]
             clip = self.recipe.optim.grad_clip

@@ -45,7 +45,6 @@ class GradientReach:
     def __init__(self, model: nn.Module) -> None:
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self.names = [name for name, _ in named]
-        self.device = named[0][1].device if named else torch.device("cpu")  # where the ranks' names are gathered
         self.counts = [0] * len(named)  # per parameter: the passes that reached it
         self._handles = [p.register_post_accumulate_grad_hook(functools.partial(self._reached, i)) for i, (_, p) in enumerate(named)]
 
@@ -69,7 +68,8 @@ def _listed(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def stop_unless_every_pass_reached_all(reach: GradientReach, passes: int, step: int, any_rank: Callable[[bool], bool]) -> None:
+def stop_unless_every_pass_reached_all(reach: GradientReach, passes: int, step: int, any_rank: Callable[[bool], bool],
+                                       device: torch.device) -> None:
     """Raise one line naming the parameters that some backward pass of ``step`` missed on any rank.
 
     Collective under DDP: every rank calls it at the same point, and every rank raises the same
@@ -79,7 +79,7 @@ def stop_unless_every_pass_reached_all(reach: GradientReach, passes: int, step: 
     if not any_rank(bool(none or some)):
         return
     if dist.is_initialized() and dist.get_world_size() > 1:
-        found = gather_objects((none, some), reach.device)
+        found = gather_objects((none, some), device)  # the device the group's backend serves
         # none: no pass on any rank reached it; some: reached somewhere, missed somewhere else
         nowhere = set.intersection(*(set(rank_none) for rank_none, _ in found))
         missed = {name for rank_none, rank_some in found for name in rank_none + rank_some}
