@@ -30,20 +30,18 @@ from __future__ import annotations
 import numpy as np
 
 from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP
+from voxkit.asr.step_levels import StepEnergy, StepSplitter, StepWindow, step_energy
 
 WINDOW_STEPS = 375  # 30 s of steps, as the pause cutter's floor: the level outlives a speaker's pauses
-BLOCK_STEPS = 4096
+BLOCK_STEPS = 256  # steps raised together: a file's buffers stay this size, not the file's
+REUSED_STEPS = 16  # a push of up to this many steps is handed back in a buffer kept for the stream
 TARGET_DB = -22.0  # loudest-step energy (dBFS) that raised input is brought to: the quiet edge of training speech
 MAX_BOOST_DB = 40.0
 MIN_SPAN_DB = 20.0
 SILENT_DB = -90.0  # a step this quiet holds no signal (digital silence, a 16-bit file's last bit): it is left out of the level
 
 _RAMP = (np.arange(1, SAMPLES_PER_STEP + 1, dtype=np.float64) / SAMPLES_PER_STEP)[None]  # [1, 1280]: 1/1280 .. 1
-
-
-def step_energy(steps: np.ndarray) -> np.ndarray:
-    """dB energy of each row of ``steps`` [n, w] -> [n] (floored at -100 dB: digital silence)."""
-    return 10.0 * np.log10(np.maximum(np.mean(steps.astype(np.float64) ** 2, axis=1), 1e-10))
+_FIRST_RAMP = (np.arange(1, LOOKAHEAD + 1, dtype=np.float64) / LOOKAHEAD)[None]  # [1, 40]
 
 
 class QuietBoost:
@@ -53,63 +51,65 @@ class QuietBoost:
     Its steps end ``LOOKAHEAD`` samples after the recogniser's step grid (the first is that long):
     a recogniser step needs those samples past its end for its last mel frame, so the audio a
     step needs is released as soon as it has all arrived, and the boost adds no latency. Holds
-    the last window's step energies and a partial step, nothing that grows with the stream.
+    the last window's step energies, a partial step and buffers for a push's steps, nothing that
+    grows with the stream; a live push allocates no buffer (asr/step_levels.py).
     """
 
     def __init__(self) -> None:
-        self.partial = np.zeros(0, np.float32)  # samples of a step not yet whole
-        self.first = True  # the short first step (LOOKAHEAD samples) is still to come
-        self.history = np.zeros(0)  # dB of up to WINDOW_STEPS - 1 steps before the next one (NaN: silent)
+        self.steps = StepSplitter(SAMPLES_PER_STEP, BLOCK_STEPS, first=LOOKAHEAD)
+        self.energy = StepEnergy()
+        self.window = StepWindow(WINDOW_STEPS)  # dB of the steps heard (NaN: silent)
         self.gain = 1.0  # the last step's gain, where the next step's ramp starts
+        self.out = np.zeros(REUSED_STEPS * SAMPLES_PER_STEP + LOOKAHEAD, np.float32)  # a live push's raised samples
+        self.ramps = np.zeros(SAMPLES_PER_STEP)  # float64 scratch: a block's gains, sample by sample
+        self.wide = np.zeros(SAMPLES_PER_STEP)  # float64 scratch: the block's samples (a mixed-dtype product would buffer)
 
     def feed(self, samples: np.ndarray) -> np.ndarray:
-        """Add mono float samples; returns the raised samples of every step they completed."""
-        data = np.concatenate([self.partial, np.asarray(samples, np.float32)])
-        out = []
-        if self.first:
-            if data.shape[0] < LOOKAHEAD:
-                self.partial = data
-                return np.zeros(0, np.float32)
-            out.append(self._raise(data[None, :LOOKAHEAD]))  # [40]
-            data, self.first = data[LOOKAHEAD:], False
-        whole = data.shape[0] // SAMPLES_PER_STEP * SAMPLES_PER_STEP
-        self.partial = data[whole:]
-        steps = data[:whole].reshape(-1, SAMPLES_PER_STEP)  # [n, 1280]
-        # A long file in blocks: each block's windows are [block, W], not [n, W] (an hour is 45k steps).
-        out += [self._raise(steps[i : i + BLOCK_STEPS]) for i in range(0, steps.shape[0], BLOCK_STEPS)]
-        return np.concatenate(out) if len(out) > 1 else out[0] if out else np.zeros(0, np.float32)
+        """Add mono float samples; returns the raised samples of every step they completed.
 
-    def _raise(self, steps: np.ndarray) -> np.ndarray:
-        """Steps [n, w] raised, flattened to [n * w]; advances the window and the gain."""
+        The result of a short push (up to :data:`REUSED_STEPS` steps) lives in a buffer that the
+        next :meth:`feed` overwrites: use or copy it before then."""
+        samples = np.asarray(samples, np.float32)  # [N]
+        total = self.steps.completes(samples.shape[0])
+        out = self.out[:total] if total <= self.out.shape[0] else np.empty(total, np.float32)  # [total]
+        at = 0
+        for steps in self.steps.split(samples):  # [k, w] views; a long file in blocks of BLOCK_STEPS
+            size = steps.size
+            self._raise(steps, out[at : at + size], _FIRST_RAMP if steps.shape[1] == LOOKAHEAD else _RAMP)
+            at += size
+        return out
+
+    def _raise(self, steps: np.ndarray, out: np.ndarray, ramp: np.ndarray) -> None:
+        """Steps [n, w] raised into ``out`` [n * w]; advances the window and the gain."""
         n, width = steps.shape
-        if not n:
-            return np.zeros(0, np.float32)
-        energy = step_energy(steps)  # [n]
-        known = np.concatenate([self.history, np.where(energy > SILENT_DB, energy, np.nan)])  # [h + n]
-        pad = np.concatenate([np.full(WINDOW_STEPS - 1 - self.history.shape[0], np.nan), known])  # [W - 1 + n]
-        windows = np.lib.stride_tricks.sliding_window_view(pad, WINDOW_STEPS)  # [n, W]: each step's window
-        heard = ~np.isnan(windows).all(axis=1)  # [n]: some step of the window holds signal
-        with np.errstate(invalid="ignore"):
-            top = np.nanmax(np.where(heard[:, None], windows, 0.0), axis=1)  # [n]
-            floor = np.nanmin(np.where(heard[:, None], windows, 0.0), axis=1)  # [n]
-        contrast = heard & (top - floor >= MIN_SPAN_DB)  # [n]
+        energy = self.energy.of(steps)  # [n]
+        energy[energy <= SILENT_DB] = np.nan  # a silent step is left out of the level
+        top, low = self.window.push(energy)  # [n], [n]: NaN where the window heard nothing
+        contrast = top - low >= MIN_SPAN_DB  # [n] (False where NaN)
         wanted = np.where(contrast, np.clip(TARGET_DB - top, 0.0, MAX_BOOST_DB), 0.0)  # [n] dB
         gain = 10.0 ** (wanted / 20.0)  # [n]
-        self.history = known[-(WINDOW_STEPS - 1) :]
         # A rising gain ramps up across the step from the last step's value (no click); a falling one
         # (a louder step) applies at once, so the step that set the level cannot end up over the target.
         start = np.minimum(np.concatenate([[self.gain], gain[:-1]]), gain)  # [n]
         self.gain = float(gain[-1])
+        flat = steps.reshape(-1)  # [n * w]
         if not wanted.any() and start[0] == 1.0:
-            return steps.reshape(-1)  # the training level or above: untouched
-        ramp = _RAMP if width == SAMPLES_PER_STEP else (np.arange(1, width + 1, dtype=np.float64) / width)[None]  # [1, w]
-        ramps = start[:, None] + (gain - start)[:, None] * ramp  # [n, w]
-        return (steps * ramps).astype(np.float32).reshape(-1)  # [n * w]
+            out[...] = flat  # the training level or above: untouched
+            return
+        if self.ramps.shape[0] < n * width:
+            self.ramps, self.wide = np.zeros(n * width), np.zeros(n * width)
+        ramps = self.ramps[: n * width].reshape(n, width)  # [n, w]
+        wide = self.wide[: n * width].reshape(n, width)  # [n, w]
+        np.multiply((gain - start)[:, None], ramp, out=ramps)
+        ramps += start[:, None]
+        wide[...] = steps
+        ramps *= wide
+        out.reshape(n, width)[...] = ramps
 
     def flush(self) -> np.ndarray:
         """The end of the stream: the last partial step at the last step's gain, or less where its
         own energy would take it over the target."""
-        tail, self.partial = self.partial, np.zeros(0, np.float32)
+        tail = self.steps.rest()  # [< 1280]
         if not tail.shape[0] or self.gain == 1.0:
             return tail
         allowed = 10.0 ** (max(0.0, TARGET_DB - float(step_energy(tail[None])[0])) / 20.0)
@@ -121,4 +121,4 @@ def raise_quiet(samples: np.ndarray) -> np.ndarray:
     boost = QuietBoost()
     head = boost.feed(samples)
     tail = boost.flush()
-    return np.concatenate([head, tail]) if tail.shape[0] else head
+    return np.concatenate([head, tail]) if tail.shape[0] else head  # the boost is gone: its buffer is the caller's

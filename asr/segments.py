@@ -35,14 +35,17 @@ import numpy as np
 import torch
 
 from voxkit.asr.features import SAMPLES_PER_STEP
-from voxkit.asr.level import QuietBoost, raise_quiet, step_energy
+from voxkit.asr.level import QuietBoost, raise_quiet
 from voxkit.asr.model import DECODER_FULL_ATTENTION_CAPACITY, ENCODER_FULL_ATTENTION_CAPACITY, RealtimeRecognizer
 from voxkit.asr.session import FILE_CHUNK_STEPS, Event, StreamingSession, transcribe_batch
+from voxkit.asr.step_levels import StepEnergy, StepSplitter, StepWindow, step_energy
 from voxkit.asr.transcript import Transcript, Word
 from voxkit.audio.constants import ASR_SAMPLE_RATE
+from voxkit.audio.fifo import SampleFifo
 from voxkit.tokenizer import Tokenizer
 
 FLOOR_STEPS = 375  # the noise floor and the loudest level are read over the last 30 s of steps
+CUT_BLOCK_STEPS = 256  # steps read together: a file's buffers stay this size, not the file's
 SILENT_DB = -100.0  # energy of a step of digital silence (the log's floor)
 QUIET_DB = -60.0  # a step below this is quiet whatever came before
 
@@ -101,9 +104,9 @@ class PauseCutter:
         self.pause = segmenting.pause_steps
         self.lead = segmenting.lead_steps
         self.margin = segmenting.margin_db
-        self.partial = np.zeros(0, np.float32)  # samples of a step not yet whole
-        self.energies = np.zeros(0)  # dB of recent steps; energies[0] is step `base`
-        self.base = 0
+        self.steps_of = StepSplitter(SAMPLES_PER_STEP, CUT_BLOCK_STEPS)  # whole steps of each push
+        self.energy = StepEnergy()
+        self.window = StepWindow(FLOOR_STEPS)  # dB of the last 30 s of steps
         self.segment_start = 0  # step where the current segment starts (or the gap, in a gap)
         self.in_gap = False  # between a pause's cut and the next speech
         self.run = 0  # quiet steps in a row at the end of the audio seen
@@ -111,16 +114,13 @@ class PauseCutter:
 
     def feed(self, samples: np.ndarray) -> list[tuple[int, bool]]:
         """Add audio; returns the new boundaries in order."""
-        data = np.concatenate([self.partial, np.asarray(samples, np.float32)])
-        whole = data.shape[0] // SAMPLES_PER_STEP * SAMPLES_PER_STEP
-        self.partial = data[whole:]
-        if not whole:
+        # a step's quietness, block by block of steps: a live push is one block, allocates no buffer
+        blocks = [self._quiet(self.energy.of(steps)) for steps in self.steps_of.split(np.asarray(samples, np.float32))]
+        if not blocks:
             return []
-        new = step_energies(data[:whole])  # [n]
+        quiet = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # [n] bool
         first = self.steps
-        self.energies = np.concatenate([self.energies, new])
-        self.steps += new.shape[0]
-        quiet = self._quiet(first)  # [n] bool
+        self.steps += quiet.shape[0]
         idx = np.arange(1, quiet.shape[0] + 1)  # [n]
         # Quiet steps in a row ending at each new step: the run restarts after each loud step,
         # and continues a run that ended the last chunk.
@@ -133,8 +133,6 @@ class PauseCutter:
             out += found
         if self.in_gap:  # the next segment cannot start before this: forget what lies before it
             self.segment_start = max(self.segment_start, self.steps - self.lead)
-        keep = max(0, self.steps - FLOOR_STEPS + 1 - self.base)  # the next step's floor window only
-        self.energies, self.base = self.energies[keep:], self.base + keep
         return out
 
     @property
@@ -163,20 +161,17 @@ class PauseCutter:
         end = (cut * SAMPLES_PER_STEP, False)
         return [end] if self.in_gap else [end, (cut * SAMPLES_PER_STEP, True)]
 
-    def _quiet(self, first: int) -> np.ndarray:
-        """Whether each step from ``first`` on is quiet: [steps - first] bool.
+    def _quiet(self, new: np.ndarray) -> np.ndarray:
+        """Whether each of the ``new`` steps' energies [n] is quiet: [n] bool.
 
         Quiet: below -60 dBFS, or below the floor (the quietest step of the 30 s ending at it,
         digital silence counted as -80 dB) plus the margin, or plus half the window's range if
         that is less. Only the first holds in a window whose range is under 6 dB: a steady sound
         at speech level is not a pause.
         """
-        e = self.energies
-        pad = np.concatenate([np.full(FLOOR_STEPS - 1, np.nan), e])  # [FLOOR - 1 + len]
-        windows = np.lib.stride_tricks.sliding_window_view(pad, FLOOR_STEPS)[first - self.base :]  # [new, FLOOR]
-        floor = np.maximum(np.nanmin(windows, axis=1), SILENT_DB + 20.0)  # [new]
-        span = np.nanmax(windows, axis=1) - floor  # [new]
-        new = e[first - self.base :]  # [new]
+        top, low = self.window.push(new)  # [n], [n]: each step's window holds the step itself
+        floor = np.maximum(low, SILENT_DB + 20.0)  # [n]
+        span = top - floor  # [n]
         return (new < QUIET_DB) | ((new < floor + np.minimum(self.margin, span / 2)) & (span >= 6.0))
 
 
@@ -254,7 +249,7 @@ class SegmentedStream:
         self.delay = delay
         limits = segmenting.limits(model, delay) if segmenting is not None else None
         self.cutter = PauseCutter(limits, segmenting) if limits is not None else None
-        self.queue: deque[np.ndarray] = deque()  # audio not yet given to the session nor dropped
+        self.queue = SampleFifo(8 * SAMPLES_PER_STEP)  # audio not yet given to the session nor dropped
         self.bounds: deque[tuple[int, bool]] = deque()  # boundaries not yet reached
         self.pushed = 0  # samples pushed by the caller
         self.given = 0  # stream samples given to the session or skipped
@@ -271,7 +266,7 @@ class SegmentedStream:
 
     def push(self, samples: np.ndarray) -> list[Event]:
         """Add mono float samples; returns the events of every step they completed."""
-        samples = np.array(samples, np.float32)  # a copy: a caller may reuse its buffer while a pause is held
+        samples = np.asarray(samples, np.float32)  # [N]; queued as a copy: a caller may reuse its buffer while a pause is held
         if samples.shape[0] == 0:  # a reader's last, empty read: queued, it would keep finish() from flushing
             return []
         self.pushed += samples.shape[0]
@@ -294,18 +289,11 @@ class SegmentedStream:
             self.bounds.extend(self.cutter.feed(samples))
 
     def _take(self, upto: int) -> np.ndarray:
-        """Queued stream audio up to sample ``upto`` (or all of it), removed from the queue."""
-        parts = []
-        while self.queue and self.given < upto:
-            chunk = self.queue[0]
-            n = min(chunk.shape[0], upto - self.given)
-            parts.append(chunk[:n])
-            if n == chunk.shape[0]:
-                self.queue.popleft()
-            else:
-                self.queue[0] = chunk[n:]
-            self.given += n
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        """Queued stream audio up to sample ``upto`` (or all of it), removed from the queue: a
+        view, valid until the next push."""
+        n = max(0, min(len(self.queue), upto - self.given))
+        self.given += n
+        return self.queue.pop(n)
 
     def _feed(self) -> list[Event]:
         """Move the queued audio along to the next boundary: into the open segment, or out of a
