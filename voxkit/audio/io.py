@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
+from voxkit.audio.ogg import CAPTURE, file_ends_whole
 from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
@@ -224,18 +225,22 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             if reason.startswith("Format not recognised"):  # an M4A voice memo, a WebM clip, a video
                 convert = f"; convert other formats first: {_to_wav(name)}" if isinstance(source, (str, os.PathLike)) else ""
                 reason = f"{reason.rstrip('.')} (voxkit reads {READABLE}{convert})"
+            elif head.startswith(CAPTURE) and file_ends_whole(src, start) is False:  # cut inside its headers
+                reason = f"{reason.rstrip('.')} (it is truncated: it has no Ogg end-of-stream page)"
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
         held = total if piped else len(data) if stopped or len(data) < asked else total  # frames the file holds
-        promised, slack = None, max(sr // 100, MP3_FRAME)
+        promised, slack, unended = None, max(sr // 100, MP3_FRAME), False
         if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
             promised, slack = _wav_promise(head, src, start), sr // 100
+        elif container == "OGG":  # its header gives no length: the end of a cut file is told by its last page
+            unended = not stopped and file_ends_whole(src, start) is False
         elif total > 0 and not piped and (container != "MP3" or (_mp3_tagged(src, start) if tagged is None else tagged)):
             promised = total
     finally:
         if isinstance(src, int):
             os.close(src)
-    if stopped or (promised is not None and promised - held > slack):
-        _warn_truncated(name, promised, held, sr, stopped)
+    if stopped or unended or (promised is not None and promised - held > slack):
+        _warn_truncated(name, promised, held, sr, stopped, unended)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():
@@ -368,10 +373,11 @@ def _wav_promise(head: bytes, src: BinaryIO | int, start: int | None) -> int | N
     return None if fmt is None or fmt.data_bytes is None or not fmt.frame_bytes else fmt.data_bytes // fmt.frame_bytes
 
 
-def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopped: bool) -> None:
+def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopped: bool, unended: bool = False) -> None:
     """Warn that a file gives less audio than its header promises (None: gives no length); what
     decodes is used. ``stopped``: the decoder failed there, which a cut file and a file damaged in
-    the middle (whose later audio is then left out) look alike to.
+    the middle (whose later audio is then left out) look alike to. ``unended``: an Ogg file whose
+    stream has no last page (:mod:`voxkit.audio.ogg`), which decodes whole pages quietly.
 
     Why: a WAV cut short by a failed copy or a recorder that died (its header written for 3 s, a few
     bytes of samples behind it) came back as near silence, and ``voxkit transcribe`` printed nothing
@@ -379,7 +385,9 @@ def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopp
     """
     import warnings
 
-    if stopped:
+    if unended:
+        message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s, its end is missing (no Ogg end-of-stream page)"
+    elif stopped:
         promise = "" if promised is None else f" of the {promised / rate:.2f} s its header promises"
         message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s{promise}, the rest is left out"
     else:

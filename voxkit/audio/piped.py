@@ -87,6 +87,11 @@ class PipedDecoder:
         return self
 
     @property
+    def source_ended(self) -> bool:
+        """Whether every byte of the source has been read (or reading it failed: :attr:`source_error`)."""
+        return self._source_done.is_set()
+
+    @property
     def samplerate(self) -> int:
         return int(self._fh.samplerate)  # type: ignore[union-attr]
 

@@ -327,10 +327,12 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
     inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown cannot take.
     """
     from voxkit.audio.mp3 import quiet_stderr
+    from voxkit.audio.ogg import TailKeeper, ends_whole
     from voxkit.audio.piped import PipedDecoder
 
     read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
-    decoder = PipedDecoder(read, head, live=True)
+    kept = TailKeeper(read, head) if kind is OGG else None  # its end tells a cut stream (no length up front)
+    decoder = PipedDecoder(read if kept is None else kept.read, head, live=True)
     try:
         # libmpg123 prints from C while it looks for the first frame; only then: fd 2 stays the
         # process's during a live session, whose reads wait for input most of the time
@@ -359,6 +361,9 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
                         else f"{kind.name} files joined together"
                     _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({what}), which libsndfile does not "
                           "decode: it is left out; decode it on the way: ffmpeg -i - -f wav - | voxkit transcribe -")
+                elif kept is not None and decoder.source_ended and decoder.source_error is None and not ends_whole(kept.tail()):
+                    _warn(f"stdin is truncated or damaged: it decodes to {decoded / rate:.2f} s, its end is missing "
+                          "(no Ogg end-of-stream page)")
                 break
             decoded += len(frames)
             out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono 16 kHz
