@@ -21,6 +21,7 @@ Codes files keep the codes with what decoding them needs:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,14 @@ import torch
 
 from voxkit.audio.io import AudioInput, array_to_mono, as_float_samples, check_sample_rate, is_file_input, load_input
 from voxkit.audio.stream import StreamResampler
-from voxkit.checks import whole_number
-from voxkit.codec.checkpoint import load_codec
+from voxkit.checkpoint import detect_layout, weight_files
+from voxkit.checks import weight_dtype, whole_number
+from voxkit.codec.checkpoint import TRAINING_PREFIX, load_codec
 from voxkit.codec.codes_file import CodesFile, check_compatible, load_codes, save_codes
 from voxkit.codec.model import CodecModel, CodecState
 from voxkit.conv import fold_weight_norm
 from voxkit.devices import usable_device
-from voxkit.errors import AudioError, VoxkitError
+from voxkit.errors import AudioError, CheckpointError, VoxkitError
 
 ONE_PASS_FRAMES = 64
 """Most frames (5.12 s) a one-shot call hands the model at once; longer audio or codes go through a
@@ -62,15 +64,38 @@ class Codec:
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Codec:
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str | None = "float32",
+    ) -> Codec:
         """Load a codec folder (``voxkit export codec`` output, or a training checkpoint of the codec recipe).
 
         The convs' weight norm is folded into plain weights (:func:`~voxkit.conv.fold_weight_norm`):
         the same outputs without recomputing every weight at each streamed frame.
+
+        ``dtype``: the layers' precision in memory, as ``voxkit.Transcriber`` takes it (a torch
+        dtype or its name; None or "auto": as the folder stores them, float32 where they mix
+        precisions). float32 is the default because a CPU computes it fastest (a folder stored in
+        16 bits is widened); bfloat16 or float16 halve a GPU's memory and traffic. The quantizer
+        stays float32 whatever ``dtype`` says: its codebook is a table of means, and a
+        nearest-code search on 16-bit numbers picks other codes where two distances nearly tie
+        (docs/codec.md, "Use"); kept whole, it also keeps the codebook fingerprint, so codes files
+        pass between a 16-bit and a float32 codec. Audio in and out stays float32: inputs are cast
+        to the layers' precision, outputs widened back.
         """
+        dtype = weight_dtype(dtype)
         usable_device(device, "device")
-        model = load_codec(Path(path), device=device)
-        fold_weight_norm(model)
+        path = Path(path)
+        model = load_codec(path, device=device)  # float32 throughout
+        if dtype is None:
+            dtype = _stored_dtype(path)
+        fold_weight_norm(model)  # in float32, then rounded once: folding in 16 bits would round twice
+        for name, module in model.named_children():
+            if name != "quantizer":
+                module.to(dtype)
         return cls(model, device=device)
 
     # ----------------------------------------------------------------------------- facts
@@ -228,6 +253,41 @@ class Codec:
     def stream(self, sample_rate: int | None = None) -> CodecStream:
         """A live session: audio in any chunk sizes (at ``sample_rate``, default the codec's) <-> codes."""
         return CodecStream(self, self.sample_rate if sample_rate is None else check_sample_rate(sample_rate))
+
+
+_LAYER_KEY = re.compile(r"(^|\.)(input_proj|encoder_blocks|decoder_blocks|output_proj)\.")
+"""A codec layer's weight, in any of the layouts (a prefix such as ``codec.`` or ``audio_tokenizer.`` before it)."""
+
+_STORED_FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+"""safetensors' names of the floating dtypes."""
+
+
+def _stored_dtype(folder: Path) -> torch.dtype:
+    """The precision a codec folder stores its layers in (the quantizer's tables left out), read
+    from the safetensors headers alone. Layers stored in mixed precisions load in the narrowest
+    one that holds each of them exactly: float32 (float64 if any is).
+
+    Why from the headers: :func:`~voxkit.codec.checkpoint.load_codec` widens every weight to
+    float32 as it loads them, so the loaded model no longer says how they were stored.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    layout = detect_layout(folder)
+    found: set[str] = set()
+    for file in weight_files(folder, layout):
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                for key in fh.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    if layout == "training" and not key.startswith(TRAINING_PREFIX):
+                        continue  # the discriminator and the distillation head are no part of the codec
+                    if _LAYER_KEY.search(key):
+                        found.add(fh.get_slice(key).get_dtype())
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"cannot read {file}: {err}") from None
+    floats = {_STORED_FLOATS[name] for name in found if name in _STORED_FLOATS}
+    if len(floats) == 1:
+        return floats.pop()
+    return max(floats | {torch.float32}, key=lambda dtype: dtype.itemsize)
 
 
 class CodecStream:

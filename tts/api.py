@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.io import AudioInput, load_head
-from voxkit.checks import is_number, unicode_problem
+from voxkit.checks import is_number, unicode_problem, weight_dtype
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
 from voxkit.lm.sampling import check_seed
@@ -91,25 +91,41 @@ class Speaker:
         self._local = threading.local()
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu") -> Speaker:
-        """Load a TTS folder (default: the bundled model)."""
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str | None = "float32",
+    ) -> Speaker:
+        """Load a TTS folder (default: the bundled model).
+
+        ``dtype``: the weights' precision in memory, the TTS model's and its codec's alike, as
+        ``voxkit.Transcriber`` takes it (a torch dtype or its name; None or "auto": each as its
+        folder stores it). float32 is the default because a CPU computes it fastest (a folder
+        stored in 16 bits is widened); bfloat16 or float16 halve a GPU's memory and traffic. The
+        codec's quantizer stays float32 (:meth:`Codec.from_pretrained
+        <voxkit.codec.api.Codec.from_pretrained>`), and the audio comes out as float32 whatever
+        ``dtype`` is.
+        """
         from voxkit.checkpoint import detect_layout, recorded_tokenizer
         from voxkit.codec.api import Codec
         from voxkit.lm.fused_step import prepare_for_inference
         from voxkit.subset_tokenizer import load_folder_tokenizer
 
+        dtype = weight_dtype(dtype)
         usable_device(device, "device")
         folder = Path(path) if path is not None else BUNDLED
         if path is None and not (folder / "params.json").is_file():
             raise VoxkitError(f"no bundled TTS model in this install ({folder}); pass a model folder (see docs/tts.md)")
-        model, codec_folder = load_tts(folder, device=device)
+        model, codec_folder = load_tts(folder, device=device, dtype=dtype)
         prepare_for_inference(model, device)  # the fused step for the backbone's frame-by-frame steps
         if not codec_folder.is_dir():
             raise CheckpointError(f"{folder}: its codec folder {codec_folder} is missing")
         tokenizer = (recorded_tokenizer(folder) if detect_layout(folder) == "training" else None) or load_folder_tokenizer(folder)
         if tokenizer.vocab_size > model.args.backbone.vocab_size:
             raise CheckpointError(f"{folder}: tokenizer of {tokenizer.vocab_size} ids for a model of {model.args.backbone.vocab_size}")
-        codec = Codec.from_pretrained(codec_folder, device=device)
+        codec = Codec.from_pretrained(codec_folder, device=device, dtype=dtype)
         a, c = model.args, codec.model.args
         layout = (c.semantic_codebook_size, c.acoustic_dim, c.acoustic_codebook_size)
         if (a.semantic_codebook_size, a.acoustic_dim, a.acoustic_levels) != layout:
