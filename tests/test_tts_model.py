@@ -75,6 +75,14 @@ def test_fsq_values_round_trip() -> None:
     assert quantize_acoustic(torch.tensor([-5.0, 5.0]), 21).tolist() == [0, 20]
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_flow_values_round_to_the_levels_of_their_float32_reading(dtype: torch.dtype) -> None:
+    """A 16-bit flow's output is one value exactly: its level must be the one the codec's FSQ
+    (which rounds in float32) gives that value, not one level off from 16-bit arithmetic."""
+    values = torch.linspace(-1.0, 1.0, 200_001).to(dtype).unique()  # [n]: every representable value in [-1, 1]
+    assert torch.equal(quantize_acoustic(values, 21), quantize_acoustic(values.float(), 21))
+
+
 def test_frame_embedding_is_the_sum_of_37_lookups() -> None:
     torch.manual_seed(2)
     args = tiny_tts_args()

@@ -131,9 +131,11 @@ def quantize_acoustic(values: torch.Tensor, levels: int) -> torch.Tensor:
     """FSQ values [..., A] -> level indices [..., A] int64: clamp to [-1, 1], round to ``levels`` steps.
 
     The codec decodes index k as ``k * 2 / (levels - 1) - 1`` (codec/quantizer.py); this is its inverse.
+    Computed in float32 whatever the flow's precision, as the codec's FSQ rounds: in 16 bits the
+    shift and scale round first, and a value near a boundary between levels lands one level off.
     """
     half = (levels - 1) / 2
-    return torch.round((values.clamp(-1.0, 1.0) + 1.0) * half).long()
+    return torch.round((values.float().clamp(-1.0, 1.0) + 1.0) * half).long()
 
 
 def acoustic_values(indices: torch.Tensor, levels: int) -> torch.Tensor:
