@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
-from voxkit.audio.ogg import CAPTURE, file_ends_whole
+from voxkit.audio.ogg import CAPTURE, chain_info, file_ends_whole, find_chain
 from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
@@ -197,6 +197,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
     try:
         head = _head(src, start)  # inside the try: an interrupt here must not leak the descriptor
         mp3 = is_mp3(head)
+        chain = find_chain(src, start, head)  # a chained Ogg file: its logical streams one after another
         # an MP3 without a length tag is decoded from a pipe: from a file libsndfile stops at
         # libmpg123's estimate of its length, a fraction of a variable-bitrate file
         tagged = _mp3_tagged(src, start) if mp3 else None
@@ -208,7 +209,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
                     data, sr, stopped, more = decode_to_end(_rewound(src, start), margin)  # type: ignore[arg-type]  # [T, C]
                     # a head read does not decode the rest: its length is libmpg123's estimate
                     total, container = max(len(data), _estimated_frames(src, start) if more else 0), "MP3"
-                else:
+                elif chain is None:
                     with sf.SoundFile(src, closefd=False) as fh:
                         sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
                         if total >= UNKNOWN_LENGTH:
@@ -217,6 +218,11 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
                         # hour-long file asked for its first seconds costs those seconds, not the hour
                         asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
                         data, stopped = _decode(fh, asked)  # [T, C]
+                    if container == "OGG" and not stopped and (max_seconds is None or len(data) < asked):
+                        chain = find_chain(src, start, head, decoded=True)  # streams that share a serial number
+                if chain is not None:  # each link decoded on its own (voxkit.audio.ogg)
+                    margin = None if max_seconds is None else max_seconds + HEAD_MARGIN_S
+                    (data, sr, total, stopped), container = chain.decode(sample_rate, mono, margin), "OGG"
         except _NoLength:
             raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
                              f"and libsndfile cannot read such a file; convert it first: {_to_wav(name)}") from None
@@ -228,7 +234,7 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
             elif head.startswith(CAPTURE) and file_ends_whole(src, start) is False:  # cut inside its headers
                 reason = f"{reason.rstrip('.')} (it is truncated: it has no Ogg end-of-stream page)"
             raise AudioError(f"cannot decode audio {name}: {reason}") from None
-        held = total if piped else len(data) if stopped or len(data) < asked else total  # frames the file holds
+        held = total if piped or chain else len(data) if stopped or len(data) < asked else total  # frames the file holds
         promised, slack, unended = None, max(sr // 100, MP3_FRAME), False
         if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
             promised, slack = _wav_promise(head, src, start), sr // 100
@@ -416,6 +422,8 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
         info = sf.info(os.fspath(path))
     except Exception as err:
         raise AudioError(f"cannot read audio header of {os.fspath(path)}: {err}") from None
+    if info.format == "OGG":  # a chained file: libsndfile's header gives its first stream's length, or none
+        return chain_info(path) or (int(info.samplerate), int(info.frames), int(info.channels))
     if info.format == "MP3":
         with open(path, "rb") as fh:
             if _mp3_tagged(fh, 0) is False:
