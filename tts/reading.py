@@ -12,9 +12,11 @@ numbers dropped, as the speller drops them. Only the words around the numbers (a
 "o'clock", the Spanish "coma" for a decimal comma, "to" in a range, a unit's name, a fraction's
 denominator where num2words has no word for it) come from the tables below.
 
-What each language reads, and the deliberate limits, are listed in docs/tts.md ("How numbers are
-read"). Whatever is made of digits and matches none of the forms is still read, never left as digits
-and never an error: its digit groups one by one, short groups as numbers, long ones digit by digit.
+Dates ("2024-01-15"), clock ranges, "½" and "#1" are read by :mod:`voxkit.tts.reading_forms`,
+called from here. What each language reads, and the deliberate limits, are listed in docs/tts.md
+("How numbers are read"). Whatever is made of digits and matches none of the forms is still read,
+never left as digits and never an error: its digit groups one by one, short groups as numbers, long
+ones digit by digit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from decimal import Decimal
 from num2words import CONVERTER_CLASSES, num2words
 
 from voxkit.data.text import LANGUAGES, language_spec, spell_numbers
+from voxkit.tts.reading_forms import MARKS, MONTHS, clock_range, hours_cue, iso_date, read_marks, wraps_at_noon
 
 _BLANK = "[ \u00a0\u202f]"  # a space, no-break space or narrow no-break space inside a number's writing
 _GROUP_SPACES = "\u00a0\u202f"  # group thousands in every language (typographic practice)
@@ -46,10 +49,8 @@ _PREVIOUS_WORD = re.compile(r"(\w+)\W{0,3}$")
 _NEXT_WORD = re.compile(r"\s*(\w+)")
 _ENGLISH_EURO = re.compile(r"\beuro$")  # num2words' English says "two euro"; English speakers say "two euros"
 
-_EN_MONTHS = frozenset({"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-                        "december"})
-_DE_MONTHS = frozenset({"januar", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november",
-                        "dezember"})
+_EN_MONTHS = frozenset(month.lower() for month in MONTHS["en"])
+_DE_MONTHS = frozenset(month.lower() for month in MONTHS["de"])
 _DE_NOMINATIVE = frozenset({"der", "die", "das"})  # "der 3. Platz": ordinal, base form ("dritte")
 _DE_DATIVE = frozenset({"dem", "den", "des", "am", "im", "zum", "zur", "vom", "beim"})  # "am 3. Mai": ordinal, "-n" ("dritten")
 
@@ -297,13 +298,14 @@ class _Reader:
         words = words[: -len(ending)] + (feminine if gender == "f" else masculine)
         return words[:-2] + "ún" if words.endswith("veintiun") else words  # Spanish "veintiún kilómetros"
 
-    def range_ends(self, run: str) -> tuple[re.Match[str], re.Match[str]] | None:
+    def range_ends(self, run: str, hours: bool = False) -> tuple[re.Match[str], re.Match[str]] | None:
         """The two numbers of a range ("3-5", "10–12", "2,5-3"), or None where ``run`` is none.
 
         A range goes up (the first number is the smaller: "3-1" is a score, read as two numbers) and
         has no leading zero ("05-03" is a date). An en dash is a range mark whatever the numbers; a
         hyphen only between numbers of as many digits, or of one or two digits and one more ("9-10",
-        "95-100"), so that "555-1234", a phone number, stays digit groups."""
+        "95-100"), so that "555-1234", a phone number, stays digit groups. Where words around it say
+        ``hours`` (:func:`hours_cue`), a pair going down across noon is a range too ("open 9-5")."""
         parts = _RANGE.fullmatch(run) if self.r.range_word else None
         if parts is None:
             return None
@@ -313,6 +315,8 @@ class _Reader:
         digits = [_NON_DIGIT.sub("", end["int"]) for end in (low, high)]
         if any(len(d) > _LONGEST_PLAIN or (len(d) > 1 and d[0] == "0") for d in digits):
             return None
+        if hours and low["frac"] is None and high["frac"] is None and wraps_at_noon(int(digits[0]), int(digits[1])):
+            return low, high
         short, long = len(digits[0]), len(digits[1])
         if parts[2] == "-" and short != long and not (short <= 2 and long == short + 1):
             return None
@@ -365,7 +369,7 @@ class _Reader:
         if self.lang == "de":
             if previous in _DE_NOMINATIVE:
                 return words
-            if previous in _DE_DATIVE or following in _DE_MONTHS:
+            if previous in _DE_DATIVE or following.lower() in _DE_MONTHS:
                 return words + "n"
             return words if following[:1].islower() else None
         if self.lang == "fr":
@@ -426,7 +430,7 @@ class _Reader:
                 and self._previous(m) in self.r.year_cues:
             words = self.say(value, to="year")
         else:
-            ends = None if found else self.range_ends(run)
+            ends = None if found else self.range_ends(run, hours_cue(self.lang, self._previous(m), self._following(m)))
             forms = self.units.get(re.sub(_BLANK, "", unit).replace("º", "°")) if found or ends else None
             gender = forms[2] if forms else ""
             if ends:
@@ -434,7 +438,7 @@ class _Reader:
             elif found:
                 words = self.counted(self.number(found), gender) if plain and gender else self.number(found)
             else:
-                words = self.fraction(run) or self.loose(run)
+                words = self.fraction(run) or iso_date(self, run, self._previous(m)) or clock_range(self, run) or self.loose(run)
             if forms:
                 words, unit = f"{words} {self.unit_name(forms, found)}", ""
         if unit:
@@ -487,6 +491,6 @@ def read_aloud(text: str, lang: str) -> str:
     reader = _READERS.get(lang)
     if reader is None:
         return spell_numbers(text, lang)
-    if not any(c.isdigit() for c in text):
+    if not any(c.isdigit() or c in MARKS for c in text):
         return text
-    return reader.token.sub(reader.replace, text)
+    return reader.token.sub(reader.replace, read_marks(text, reader))
