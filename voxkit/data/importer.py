@@ -7,13 +7,16 @@ Three layouts are recognised, per folder, so a mixed tree works:
 * CMU Sphinx: a ``transcription`` (or ``*.transcription``) file with lines ``<s> TEXT </s> (utt-id)``
   next to ``<utt-id>.wav``: the layout of Debian's ``pocketsphinx-testdata`` clips (real read
   speech, used as a dev set); the speaker is the folder's name.
-* Pairs: ``name.wav`` (or .flac/.ogg/.mp3) next to ``name.txt`` (or ``name.lab``) holding the
-  transcript; the speaker is the parent folder's name (``--speaker-from parent``) or empty.
+* Pairs: ``name.wav`` (or .flac/.ogg/.mp3/.opus/.oga/.aiff/.aif) next to ``name.txt`` (or
+  ``name.lab``) holding the transcript; the speaker is the parent folder's name (``--speaker-from
+  parent``) or empty.
 
 Transcripts are read as UTF-8, a leading byte-order mark dropped (Windows editors write one), and
 extensions match in any case (``F.FLAC`` next to ``F.TXT``). Files that cannot be used (no
 transcript, empty transcript, a transcript that is not UTF-8, unreadable audio) are returned as
-(path, reason) instead of aborting the import. A transcript in another encoding is skipped, not
+(path, reason) instead of aborting the import; so are recordings in a format voxkit cannot decode
+(``.m4a``, ``.aac``, ``.webm``, ...), with the ffmpeg command that converts them, since a user who
+sees fewer rows than recordings and no reason cannot tell why. A transcript in another encoding is skipped, not
 guessed at: decoding it anyway imports ``caf\\ufffd`` silently, and wrong text is worse than none.
 """
 
@@ -21,11 +24,14 @@ from __future__ import annotations
 
 import codecs
 import os
+import shlex
 from collections.abc import Callable
 
 from voxkit.errors import DataError
 
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".oga", ".aiff", ".aif")  # what libsndfile decodes
+# recordings libsndfile cannot decode (phone voice memos, browser and video captures): skipped, with a hint
+UNDECODABLE_EXTS = (".m4a", ".m4b", ".aac", ".mp4", ".3gp", ".amr", ".webm", ".mka", ".wma", ".ac3", ".wv", ".ape")
 TEXT_EXTS = (".txt", ".lab")
 LIBRISPEECH_SUFFIX = ".trans.txt"
 MISSING_AUDIO = "audio file missing for transcript line"
@@ -82,6 +88,15 @@ def _row(path: str, text: str, language: str, speaker: str) -> tuple[dict | None
         return None, "empty audio"
     return {"audio": os.path.abspath(path), "text": text, "language": language, "speaker": speaker,
             "duration": round(frames / sr, 3), "sample_rate": sr}, None
+
+
+def _undecodable(path: str, has_transcript: bool) -> str:
+    """Why an audio file of :data:`UNDECODABLE_EXTS` is skipped, with the ffmpeg command that writes a
+    WAV beside it (which the next import picks up), quoted so that it runs as pasted."""
+    stem, ext = os.path.splitext(path)
+    reason = (f"{ext[1:].upper()} audio, a format voxkit cannot decode; convert it first: "
+              f"ffmpeg -i {shlex.quote(path)} {shlex.quote(stem + '.wav')}")
+    return reason if has_transcript else f"{reason} (and write its transcript to a .txt next to it)"
 
 
 def _sphinx_line(line: str) -> tuple[str, str] | None:
@@ -191,6 +206,11 @@ def import_directory(root: str, *, language: str = "en", speaker_from: str = "au
                 rows.append(row)
             else:
                 skipped.append((path, why or "unusable"))
+        for name in sorted(f for f in files if os.path.splitext(f)[1].lower() in UNDECODABLE_EXTS):
+            stem = os.path.splitext(name)[0]
+            if _pick(audio_of, stem, AUDIO_EXTS) is None:  # else it was converted already: the copy is imported
+                path = os.path.join(folder, name)
+                skipped.append((path, _undecodable(path, _pick(text_of, stem, TEXT_EXTS) is not None)))
     if not rows and not skipped:
         raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) found under {root}")
     rows.sort(key=lambda r: r["audio"])

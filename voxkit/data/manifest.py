@@ -26,6 +26,11 @@ from voxkit.errors import DataError
 from voxkit.fileio import atomic_write
 
 REQUIRED = ("audio", "text", "duration")
+# How far a recorded duration (and the last word's end) may be from the audio's. Durations are stored
+# rounded to 1 ms, and lossy codecs add or drop up to a frame at the edges (an MP3 frame is 1152
+# samples: 72 ms at 16 kHz), so a header's or a decoder's length differs from the encoder's input by
+# less than this; a file cut short, or a duration taken from another file, differs by more.
+DURATION_TOLERANCE_S = 0.1
 
 
 def resolve_audio(row: dict, manifest_dir: str) -> str:
@@ -196,8 +201,14 @@ def _finite_number(x: object) -> bool:
     return _number(x) and math.isfinite(float(x))  # type: ignore[arg-type]
 
 
-def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: float = 0.1) -> list[str]:
-    """Reasons why ``row`` is unusable (empty list = fine). Never raises for bad data."""
+def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: float = DURATION_TOLERANCE_S) -> list[str]:
+    """Reasons why ``row`` is unusable (empty list = fine). Never raises for bad data.
+
+    A recorded ``sample_rate`` must be the file's (its header's; decoding does not change it): a
+    manifest that claims another rate describes other audio than the file holds. ``decode``: the
+    recorded ``duration`` is compared with the decoded samples, not the header (a truncated file's
+    header promises audio it does not hold).
+    """
     from voxkit.audio.io import audio_info, load_audio
     from voxkit.errors import AudioError
 
@@ -224,6 +235,7 @@ def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: 
         return [*reasons, f"audio must be the path of a file, got {json.dumps(row['audio'])}"]
     path = resolve_audio(row, manifest_dir)
     true_dur = None
+    decoded = ""
     if not os.path.isfile(path):
         reasons.append(f"audio file missing: {path}")
     else:
@@ -232,12 +244,15 @@ def check_row(row: dict, manifest_dir: str, *, decode: bool = False, tolerance: 
             true_dur = frames / sr if sr else 0.0
             if frames == 0:
                 reasons.append(f"audio is empty: {path}")
-            elif decode:
-                load_audio(path, sr)
+            elif decode:  # what a reader gets, which a cut file's header overstates
+                true_dur, decoded = load_audio(path, sr).shape[-1] / sr, "decoded "
+            rate = row.get("sample_rate")
+            if sr and _finite_number(rate) and float(rate) > 0 and float(rate) != sr:
+                reasons.append(f"sample_rate {rate} does not match the audio ({sr} Hz)")
         except AudioError as err:
             reasons.append(f"unreadable audio: {err}")
     if true_dur and _finite_number(dur) and abs(float(dur) - true_dur) > tolerance:
-        reasons.append(f"duration {float(dur):.3f}s does not match the audio ({true_dur:.3f}s)")
+        reasons.append(f"duration {float(dur):.3f}s does not match the {decoded}audio ({true_dur:.3f}s)")
     words = row.get("words")
     if words is not None and isinstance(text, str):
         reasons += _check_words(words, text, true_dur if true_dur else (float(dur) if _finite_number(dur) else None), tolerance)

@@ -6,12 +6,14 @@ Layout of a corpus folder::
 
     audio/<lang>/<split>/<id>.flac     16 kHz mono (``audio24k/...`` too with --sample-rates 16000,24000)
     shards/<chunk>.jsonl               rows written as they are produced (resume reads these)
+    render.json                        the sample rates and format every row was rendered with
     train.jsonl dev.jsonl test.jsonl   merged manifests (``train_24k.jsonl``... for other rates)
     summary.json                       sizes per split and language, speakers, throughput, disk
 
 Resumable: utterance ids and their content are a pure function of (languages, hours, seed, splits);
-rows already in a shard whose audio files exist, with the plan's text and speaker, are skipped on a
-re-run.
+on a re-run an utterance whose newest shard row has its audio files and the plan's text, speaker and
+voice is skipped. A folder keeps the sample rates and format it was first rendered with: a re-run
+asking for others is refused (:mod:`voxkit.data.resume`).
 
 Plan here, render there (why): planning needs the Debian text sources and faker, rendering only
 libespeak-ng. A plan saved with :func:`save_plan` (``voxkit data synth --save-plan``) renders the
@@ -42,6 +44,15 @@ import numpy as np
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.data.align import align_words
 from voxkit.data.espeak import Voice
+from voxkit.data.resume import (
+    RenderSettings,
+    matches_plan,
+    read_shard,
+    record_settings,
+    reusable_rows,
+    row_complete,
+    shard_names,
+)
 from voxkit.errors import DataError
 
 SPLITS: dict[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
@@ -186,33 +197,12 @@ def load_plan(path: str) -> tuple[list[UttPlan], list[str], float, int]:
 # Execution
 
 
-def _audio_rel(plan: UttPlan, rate: int, fmt: str, base_rate: int) -> str:
-    folder = "audio" if rate == base_rate else f"audio{rate // 1000}k"
-    return os.path.join(folder, plan.language, plan.split, f"{plan.id}.{fmt}")
-
-
-def _read_shard(path: str) -> list[dict]:
-    rows = []
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a row cut by an interrupted run: everything after it is redone
-    return rows
-
-
-def _row_complete(out: str, row: dict) -> bool:
-    """A shard row counts as done when every audio file it names exists (rejected rows name none)."""
-    return all(os.path.isfile(os.path.join(out, p)) for p in row["_files"])
-
-
 def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tuple[int, int, int]:
     """Render one chunk into ``shards/<chunk>.jsonl``; returns (done now, skipped, rejected)."""
     from voxkit.audio.write import save_audio
 
     out, chunk_id, plans, rates, fmt = job
+    settings = RenderSettings(rates, fmt)
     try:
         import torch
 
@@ -220,8 +210,8 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
     except ImportError:
         pass
     shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
-    existing = _read_shard(shard)
-    have = {r["id"] for r in existing if _row_complete(out, r)}
+    existing = read_shard(shard)
+    have = {r["id"] for r in existing if row_complete(out, r)}
     kept = [r for r in existing if r["id"] in have]
     if len(kept) != len(existing):  # rewrite without broken rows
         with open(shard, "w", encoding="utf-8") as f:
@@ -234,12 +224,13 @@ def _run_chunk(job: tuple[str, int, list[UttPlan], tuple[int, ...], str]) -> tup
             result = render(plan.text, plan.voice, rates)
             if result is None:
                 rejected += 1
-                row = {"id": plan.id, "text": plan.text, "speaker": plan.speaker, "rejected": True, "_files": []}
+                row = {"id": plan.id, "text": plan.text, "speaker": plan.speaker, "voice": asdict(plan.voice),
+                       "rejected": True, "_files": []}
             else:
                 audio, words = result
                 files = []
                 for sr, wav in audio.items():
-                    rel = _audio_rel(plan, sr, fmt, rates[0])
+                    rel = settings.audio_rel(plan.language, plan.split, plan.id, sr)
                     save_audio(os.path.join(out, rel), wav, sr)
                     files.append(rel)
                 row = {
@@ -286,7 +277,7 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
     shard = os.path.join(out, "shards", f"{chunk_id:05d}.jsonl")
 
     def finished() -> dict[str, dict]:
-        return {r["id"]: r for r in _read_shard(shard) if _row_complete(out, r)}
+        return {r["id"]: r for r in read_shard(shard) if row_complete(out, r)}
 
     before = set(finished())
     try:  # import (never run) torch here, so that children do not import it again
@@ -320,8 +311,8 @@ def _run_chunk_isolated(job: tuple[str, int, list[UttPlan], tuple[int, ...], str
         if crashed is None:
             break
         with open(shard, "a", encoding="utf-8") as f:
-            row = {"id": crashed.id, "text": crashed.text, "speaker": crashed.speaker, "rejected": True,
-                   "crashed": os.WTERMSIG(status), "_files": []}
+            row = {"id": crashed.id, "text": crashed.text, "speaker": crashed.speaker, "voice": asdict(crashed.voice),
+                   "rejected": True, "crashed": os.WTERMSIG(status), "_files": []}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     rows = finished()
     new = [rows[p.id] for p in plans if p.id in rows and p.id not in before]
@@ -355,22 +346,22 @@ def build_corpus(
         raise DataError(f"--format must be flac or wav, got {fmt!r}")
     if not sample_rates or any(sr < MIN_SAMPLE_RATE for sr in sample_rates):
         raise DataError(f"bad --sample-rates {sample_rates}")
+    sample_rates = tuple(sample_rates)
+    if len({sr // 1000 for sr in sample_rates}) != len(sample_rates):  # audio<k>k/ folders would collide
+        raise DataError(f"--sample-rates must differ by 1 kHz at least, got {','.join(map(str, sample_rates))}")
+    settings = RenderSettings(sample_rates, fmt)
+    # Resume: the newest row of each id whose audio exists is done when it rendered what the plan
+    # asks for; a folder rendered at other rates or in another format is refused before planning
+    # (voxkit.data.resume says why). New work goes to new shard numbers, so a changed chunking never
+    # mixes old and new rows in one file.
+    reusable = reusable_rows(out, settings)
     t0 = time.time()
     if plans is None:
         plans = plan_corpus(languages, hours, seed)
     plan_s = time.time() - t0
-    shard_dir = os.path.join(out, "shards")
-    os.makedirs(shard_dir, exist_ok=True)
-    # Resume: whatever any earlier shard holds (with its audio present) is done; new work goes to
-    # new shard numbers, so a changed chunking never mixes old and new rows in one file.
-    existing = sorted(f for f in os.listdir(shard_dir) if f.endswith(".jsonl"))
-    done_ids = {
-        (r["id"], r.get("text"), r.get("speaker")) for f in existing for r in _read_shard(os.path.join(shard_dir, f))
-        if _row_complete(out, r)
-    }
-    # text and speaker: a new seed (or a changed voice assignment) reuses ids for other content
-    todo = [p for p in plans if (p.id, p.text, p.speaker) not in done_ids]
-    first = max((int(f.split(".")[0]) for f in existing), default=-1) + 1
+    os.makedirs(os.path.join(out, "shards"), exist_ok=True)
+    todo = [p for p in plans if not (p.id in reusable and matches_plan(reusable[p.id], p))]
+    first = max((int(f.split(".")[0]) for f in shard_names(out)), default=-1) + 1
     jobs = [(out, first + k, todo[i : i + chunk_size], tuple(sample_rates), fmt) for k, i in enumerate(range(0, len(todo), chunk_size))]
     done, skipped, rejected = 0, len(plans) - len(todo), 0
     from tqdm import tqdm
@@ -401,12 +392,9 @@ def build_corpus(
             pool.close()
             pool.join()
     synth_s = time.time() - t0
-    wanted = {p.id: (p.text, p.speaker) for p in plans}
-    by_id: dict[str, dict] = {}
-    for f in sorted(x for x in os.listdir(shard_dir) if x.endswith(".jsonl")):
-        for r in _read_shard(os.path.join(shard_dir, f)):
-            if wanted.get(r["id"]) == (r.get("text"), r.get("speaker")) and _row_complete(out, r):
-                by_id[r["id"]] = r  # later shards win: a re-rendered file replaces its old row
+    record_settings(out, settings)  # every row is now rendered with them (older folders: checked above)
+    by_plan = {p.id: p for p in plans}
+    by_id = {i: r for i, r in reusable_rows(out, settings).items() if i in by_plan and matches_plan(r, by_plan[i])}
     rejected_total = sum(1 for r in by_id.values() if r.get("rejected"))
     rows = sorted((r for r in by_id.values() if not r.get("rejected")), key=lambda r: r["id"])
     summary: dict = {"languages": languages, "hours_requested": hours, "seed": seed, "sample_rates": list(sample_rates), "format": fmt}
