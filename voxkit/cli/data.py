@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
+from pathlib import Path
 
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.cli.flags import at_least
-from voxkit.cli.outputs import output_file, output_folder
+from voxkit.cli.outputs import InputFolder, input_clash, output_file, output_folder
 
 
 def _say_planning(args: argparse.Namespace, languages: list[str]) -> None:
@@ -48,11 +50,12 @@ def _synth(args: argparse.Namespace) -> int:
     if any(sr < MIN_SAMPLE_RATE for sr in rates):
         raise DataError(f"--sample-rates must be at least {MIN_SAMPLE_RATE} Hz each, got {args.sample_rates}")
     if args.save_plan:
-        output_file(args.save_plan, "--save-plan")  # before the planning, which takes a while
+        output_file(args.save_plan, "--save-plan", holds="the plan")  # before the planning, which takes a while
         _say_planning(args, languages)
         planned = plan_corpus(languages, args.hours, args.seed)
         save_plan(args.save_plan, planned, languages, args.hours, args.seed)
-        print(f"plan: {args.save_plan}: {len(planned)} utterances; render it with voxkit data synth --plan {args.save_plan} --out DIR")
+        print(f"plan: {args.save_plan}: {len(planned)} utterances; "
+              f"render it with voxkit data synth --plan {shlex.quote(args.save_plan)} --out DIR")
         return 0
     if not args.out:
         raise DataError("--out is required (the corpus folder)")
@@ -104,7 +107,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from voxkit.data.importer import import_directory
+    from voxkit.data.importer import AUDIO_EXTS, TEXT_EXTS, import_directory
     from voxkit.data.manifest import write_manifest
     from voxkit.errors import DataError
 
@@ -112,7 +115,8 @@ def _manifest(args: argparse.Namespace) -> int:
         raise DataError(f"{args.dir} is a file, not a folder of recordings" if os.path.exists(args.dir)
                         else f"folder not found: {args.dir}")
     out = args.out or os.path.join(args.dir, "manifest.jsonl")
-    output_file(out, "--out")  # before the scan, which reads every file
+    # before the scan, which reads every file; the recordings and transcripts it reads are not outputs
+    output_file(out, "--out", inputs=[InputFolder(args.dir, (*AUDIO_EXTS, *TEXT_EXTS, "transcription"))], holds="the manifest")
     rows, skipped = import_directory(args.dir, language=args.language, speaker_from=args.speaker_from)
     stamp = {k: v for k, v in (("source", args.source), ("licence", args.licence)) if v}
     if args.eval_only:
@@ -195,12 +199,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _tts(args: argparse.Namespace) -> int:
     from voxkit.errors import DataError
-    from voxkit.tts.corpus import encode_manifests
+    from voxkit.tts.corpus import CODES_FILE, INDEX_FILE, encode_manifests
 
     at_least(args.limit, 1, "--limit", "a number of clips per manifest")  # before the codec loads
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         raise DataError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
-    output_folder(args.out, "--out", make=False)  # the encoder makes it once every clip is encoded
+    # the encoder makes it once every clip is encoded; into the codec folder, its codes would be read as weights
+    output_folder(args.out, "--out", make=False, inputs=[args.codec])
+    for name in (CODES_FILE, INDEX_FILE, "codec.json"):
+        which = input_clash(Path(args.out) / name, args.manifests)
+        if which is not None:
+            raise DataError(f"--out {args.out}: its {name} is {which}: write to another folder")
     if not os.path.isdir(args.codec):  # before the codec loader, whose message would not name the flag
         raise DataError(f"--codec {args.codec}: no such folder (the codec model folder the TTS model will speak through)")
     n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
@@ -213,12 +222,13 @@ def _vocab(args: argparse.Namespace) -> int:
 
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
-    from voxkit.subset_tokenizer import SubsetTokenizer
+    from voxkit.subset_tokenizer import SUBSET_FILE, SubsetTokenizer
     from voxkit.tokenizer import TekkenTokenizer
 
     at_least(args.max_pieces, 1, "--max-pieces", "a number of pieces")
     at_least(args.min_count, 1, "--min-count", "a number of occurrences")
     output_folder(args.out, "--out")
+    output_file(Path(args.out) / SUBSET_FILE, "--out", inputs=args.manifests, holds="the vocabulary")
     words = [w["word"] for m in args.manifests for r in read_manifest(m, words=True) for w in (r.get("words") or [])]
     if not words:
         raise VoxkitError("the manifests hold no word-aligned rows")
@@ -229,8 +239,6 @@ def _vocab(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from voxkit.chat.instructions import KINDS, build_examples, render_spoken_questions, write_examples
     from voxkit.data.manifest import read_manifest
     from voxkit.errors import VoxkitError
@@ -248,12 +256,16 @@ def _chat(args: argparse.Namespace) -> int:
                 raise VoxkitError(f"--kinds: {item!r} is not NAME=WEIGHT") from None
     at_least(args.per_row, 1, "--per-row", "a number of examples per row")
     at_least(args.spoken_questions, 0, "--spoken-questions", "a number of questions (0: none)")
-    output_file(args.out, "--out")
+    output_file(args.out, "--out", inputs=args.manifests, holds="the instruction file")
+    questions = Path(args.out).parent / "questions"
+    if args.spoken_questions and (which := input_clash(questions / "questions.jsonl", args.manifests)) is not None:
+        raise VoxkitError(f"--spoken-questions writes {questions / 'questions.jsonl'}, which is {which}: "
+                          "give --out in another folder")
     rows = [r for m in args.manifests for r in read_manifest(m, words=True)]
     if not rows and not args.spoken_questions:  # an empty instruction file would only fail later, in training
         raise VoxkitError(f"no rows in {', '.join(args.manifests)}: nothing to make instructions from")
     if args.spoken_questions:
-        rows += render_spoken_questions(Path(args.out).parent / "questions", args.spoken_questions, seed=args.seed)
+        rows += render_spoken_questions(questions, args.spoken_questions, seed=args.seed)
     examples = build_examples(rows, kinds=kinds, seed=args.seed, per_row=args.per_row)
     if not examples:  # e.g. --kinds spoken_question=1 without --spoken-questions: no row has an answer
         wanted = sorted(k for k, w in kinds.items() if w > 0) if kinds else sorted(KINDS)

@@ -14,7 +14,7 @@ from voxkit.audio.constants import STEP_MS
 from voxkit.cli.eval_asr import DELAYS, run_asr
 from voxkit.cli.eval_rows import check_clips, read_rows, require_references
 from voxkit.cli.flags import at_least
-from voxkit.cli.outputs import output_file, write_text
+from voxkit.cli.outputs import model_inputs, output_file, write_text
 
 SEEDS = 2**64
 """Seeds torch accepts: 0 .. 2^64 - 1."""
@@ -112,6 +112,9 @@ def run_chat(args: argparse.Namespace) -> int:
     from voxkit.data.manifest import read_manifest
 
     at_least(args.limit, 1, "--limit", "a number of clips and examples")
+    if args.json:  # before the evaluation, not after it
+        output_file(args.json, "--json", inputs=[*args.manifests, *args.instructions, *model_inputs(*args.model)],
+                    holds="the JSON report")
     for manifest in args.manifests:
         require_references(manifest, read_manifest(manifest, required=("audio", "text"), any_text=True))
     return run_eval(args)
@@ -129,8 +132,8 @@ def run_codec(args: argparse.Namespace) -> int:
         raise VoxkitError("nothing to evaluate: give --model DIR, or name peers with --peers (and leave out --no-peers)")
     if args.limit is not None and args.limit < 1:
         raise VoxkitError(f"--limit takes a number of clips of at least 1, got {args.limit}")
-    if args.json:
-        output_file(args.json, "--json")  # before the evaluation, not after it
+    if args.json:  # before the evaluation, not after it
+        output_file(args.json, "--json", inputs=[args.manifest, *model_inputs(args.model)], holds="the JSON report")
     rows, lines = read_rows(args.manifest) if args.asr != "none" else _rows_without_text(args.manifest)
     if not rows:
         raise VoxkitError(f"no utterances to evaluate in {args.manifest}")
@@ -186,8 +189,8 @@ def run_tts(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < SEEDS:  # torch's range; found at the first row otherwise, after the models load
         raise VoxkitError(f"--seed takes a whole number from 0 to 2^64 - 1, got {args.seed}")
     at_least(args.threads, 1, "--threads", "a number of CPU threads")
-    if args.json:
-        output_file(args.json, "--json")  # before the evaluation, not after it
+    if args.json:  # before the evaluation, not after it
+        output_file(args.json, "--json", inputs=[args.manifest, *model_inputs(*args.model)], holds="the JSON report")
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, lines = read_rows(args.manifest)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from voxkit.cli.eval_rows import check_clips, read_rows, require_references
 from voxkit.cli.flags import at_least
-from voxkit.cli.outputs import output_file, write_text
+from voxkit.cli.outputs import distinct_outputs, model_inputs, output_file, write_text
 
 if TYPE_CHECKING:
     from voxkit.asr.options import RecognizerOptions
@@ -37,9 +37,12 @@ def run_asr(args: argparse.Namespace) -> int:
 
     _check_asr_flags(args)
     options = _parse_delays(DELAYS if args.delays is None else args.delays)
-    for flag, path in (("--output", args.output), ("--hypotheses", args.hypotheses), ("--json", args.json)):
-        if path:
-            output_file(path, flag)  # before the evaluation, not after it
+    outputs = (("--output", args.output, "the table"), ("--hypotheses", args.hypotheses, "the hypotheses"),
+               ("--json", args.json, "the JSON report"))
+    for flag, path, holds in outputs:
+        if path:  # before the evaluation, not after it
+            output_file(path, flag, inputs=[args.manifest, *model_inputs(args.model)], holds=holds)
+    distinct_outputs((flag, path) for flag, path, _ in outputs)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, lines = read_rows(args.manifest)

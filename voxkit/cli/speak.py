@@ -13,6 +13,8 @@ The seed is printed (and taken with --seed), so a take someone liked can be made
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import struct
 import sys
 import time
@@ -50,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output(path: str | None, force: bool, stream: bool) -> None:
+def _check_output(path: str | None, force: bool, stream: bool, voice: str | None = None, model: str | None = None) -> None:
+    """The output, checked before the model loads; never the --voice recording being cloned nor a
+    file of the --model folder, --force or not (an old take is replaceable, a reference is not)."""
     if path is None:
         if not stream:
             raise VoxkitError("give -o FILE (or -o - for stdout), or --stream to play the audio")
@@ -60,9 +64,30 @@ def _check_output(path: str | None, force: bool, stream: bool) -> None:
         if sys.stdout.isatty():
             raise VoxkitError("-o - writes WAV bytes to stdout: redirect it to a file or a player")
         return
-    from voxkit.cli.outputs import output_file
+    from voxkit.cli.outputs import model_inputs, output_file
 
-    output_file(path, "", suffixes=AUDIO_SUFFIXES, force=force)
+    inputs = [voice] if voice is not None and os.path.isfile(voice) else []  # not a preset voice's name
+    output_file(path, "", suffixes=AUDIO_SUFFIXES, force=force, inputs=[*inputs, *model_inputs(model)])
+
+
+def _check_text(text: str) -> None:
+    """What the model would refuse only after loading and encoding the voice, refused now: an
+    empty text, or one without a letter or digit (only punctuation or symbols), which the reader
+    cannot turn into words either (:meth:`voxkit.tts.api.Speaker.sentences` says the same)."""
+    from voxkit.checks import unicode_problem
+
+    if (problem := unicode_problem(text)) is not None:  # a lone surrogate is no letter either: said as what it is
+        raise VoxkitError(f"the text {problem}")
+    if not text.strip():
+        raise VoxkitError("nothing to say: the text is empty")
+    if not any(ch.isalnum() for ch in text):
+        raise VoxkitError("nothing to say: the text has no words, only punctuation or symbols")
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """--speed in the user's words ("got 3", not the parsed "3.0"), before the model loads."""
+    if not (math.isfinite(args.speed) and 0.5 <= args.speed <= 2.0):
+        raise VoxkitError(f"--speed takes a tempo factor from 0.5 to 2.0, got {args.speed:g}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,10 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.list_voices:
         if args.text is None:
             raise VoxkitError("say what to speak: voxkit speak \"Hello there.\" -o out.wav ('-' reads the text from stdin)")
-        _check_output(args.output, args.force, args.stream)
+        _check_output(args.output, args.force, args.stream, args.voice, args.model)
     text = read_stdin_text("text") if args.text == "-" else args.text
-    if not args.list_voices and not text.strip():  # before the model loads, as the output check is
-        raise VoxkitError("nothing to say: the text is empty")
+    if not args.list_voices:  # before the model loads, as the output check is
+        _check_text(text)
+        _check_flags(args)
     usable_device(args.device)
 
     from tqdm import tqdm
