@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ passes of 64 frames took less time than one whole pass of a minute, or passes of
 
 CodesInput = torch.Tensor | np.ndarray | CodesFile | str | os.PathLike
 """What :meth:`Codec.decode` takes: codes [T, 37], a :class:`CodesFile`, or a codes file's path."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)`` of :meth:`Codec.encode` and :meth:`Codec.decode`: frames finished and
+frames in all, called with ``done = 0`` before the first pass and after every pass. Why a callback:
+ten minutes of audio take a minute or more on a CPU, and a caller (the command line's bar) wants to
+show how far it got; the API itself prints nothing."""
 
 
 class Codec:
@@ -148,11 +155,12 @@ class Codec:
         return load_input(audio, sample_rate, self.sample_rate, "Codec")
 
     @torch.no_grad()
-    def encode(self, audio: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
+    def encode(self, audio: AudioInput, sample_rate: int | None = None, *, progress: Progress | None = None) -> torch.Tensor:
         """Audio -> codes [T, 37] int64 (T = ceil(N / 1920): the last frame padded with silence).
 
         Any length: audio of more than :data:`ONE_PASS_FRAMES` frames goes through the model in
         passes of that many (the same codes in memory that does not grow with the length).
+        ``progress``: told the frames done after each pass (:data:`Progress`).
         """
         wave = self.load(audio, sample_rate)  # [N]
         frame, n = self.samples_per_frame, wave.shape[0]
@@ -160,15 +168,19 @@ class Codec:
         piece = ONE_PASS_FRAMES * frame
         state = self.model.init_state(1, frames=ONE_PASS_FRAMES) if total > piece else None
         codes = []
+        if progress is not None:
+            progress(0, total // frame)
         for start in range(0, max(total, 1), piece):  # one pass for short audio; empty audio: one empty pass
             padded = torch.zeros(1, min(piece, total - start))  # [1, F * 1920]: the last frame padded with silence
             part = wave[start : start + padded.shape[1]]  # [<= F * 1920]
             padded[0, : part.shape[0]] = part
             codes.append(self.model.encode(padded.to(self.device), state)[0].cpu())  # [F, 37]
+            if progress is not None:
+                progress((start + padded.shape[1]) // frame, total // frame)
         return torch.cat(codes)  # [T, 37]
 
     @torch.no_grad()
-    def decode(self, codes: CodesInput, num_samples: int | None = None) -> np.ndarray:
+    def decode(self, codes: CodesInput, num_samples: int | None = None, *, progress: Progress | None = None) -> np.ndarray:
         """codes [T, 37] -> float32 [T * 1920] at 24 kHz (or its first ``num_samples``).
 
         ``codes`` may also be a codes file (its path, or the :class:`CodesFile` that
@@ -176,6 +188,8 @@ class Codec:
         (other sizes, or another semantic codebook, whose codes would decode into noise), and the
         length it records trims the audio unless ``num_samples`` is given. Any number of frames:
         more than :data:`ONE_PASS_FRAMES` go through the model in passes of that many.
+        ``progress``: told the frames decoded after each pass (:data:`Progress`; frames past
+        ``num_samples`` are not decoded, nor counted).
         """
         codes, recorded = self._codes_of(codes)
         total = codes.shape[0] * self.samples_per_frame
@@ -189,11 +203,15 @@ class Codec:
         state = self.model.init_state(1, frames=ONE_PASS_FRAMES) if frames > ONE_PASS_FRAMES else None
         audio = np.empty(num_samples, dtype=np.float32)  # [num_samples], filled pass by pass
         piece = ONE_PASS_FRAMES * self.samples_per_frame
+        if progress is not None:
+            progress(0, frames)
         for i, start in enumerate(range(0, frames, ONE_PASS_FRAMES)):
             chunk = codes[None, start : min(start + ONE_PASS_FRAMES, frames)]  # [1, F, 37]
             wave = self.model.decode(chunk.to(self.device), state)[0]  # [F * 1920]
             part = audio[i * piece : (i + 1) * piece]
             part[:] = wave[: part.shape[0]].float().cpu().numpy()
+            if progress is not None:
+                progress(start + chunk.shape[1], frames)
         return audio
 
     def _codes_of(self, codes: CodesInput) -> tuple[torch.Tensor, int | None]:

@@ -199,6 +199,30 @@ def audio_container(head: bytes) -> Signature | None:
     return None
 
 
+def container_refusal(head: bytes, command: str, *, whole: bool = False, raw: str | None = "--format s16le") -> str | None:
+    """Why stdin's bytes, which start with ``head``, are audio voxkit cannot read from a pipe, in
+    the words every command that takes ``-`` uses; None where they can be read (or are no container).
+
+    ``command`` is the command line the message tells the user to pipe WAV into (``voxkit
+    transcribe -``, ``voxkit codec encode - OUT``). ``whole``: the command reads all of stdin
+    before decoding it (a codes file or a chat question needs the whole clip), so FLAC and CAF,
+    which libsndfile reads from memory but not from a pipe, are readable. ``raw``: the flags that
+    read the bytes as raw s16le samples, for the rare raw recording whose first sample happens to
+    look like an MP3 or AAC frame header (None where the command takes no raw samples).
+
+    Why one function: ``voxkit transcribe -`` and ``voxkit codec encode -`` refused an M4A in
+    different words, one of them with the Python API's advice; a user piping the same file into
+    either should read the same diagnosis and the same way out.
+    """
+    kind = audio_container(head)
+    if kind is None or kind.name == "WAV" or kind in PIPED or (whole and kind.name in FILE_ONLY):
+        return None
+    where = "decodes only from files: give the file's path instead of -, or" if kind.name in FILE_ONLY else "cannot decode:"
+    message = (f"the data is {kind.name} audio, which voxkit {where} decode it to WAV on the way "
+               f"(ffmpeg -i in.{kind.extension} -f wav - | {command})")
+    return message if raw is None else f"{message}; if it really is raw s16le samples, add {raw}"
+
+
 def float32_votes(data: bytes) -> tuple[int, int]:
     """(words that read as float samples in [-1, 1], non-zero words) among ``data``'s 4-byte words.
 
@@ -424,14 +448,9 @@ def read_stdin(fmt: str, sample_rate: int, channels: int = 1, stream: ByteSource
         if kind in PIPED:
             return read_piped_stream(head, source, kind)  # type: ignore[arg-type]
         source = _Replay(head, source)
-        if kind is not None and kind.name != "WAV":
-            files = kind.name in FILE_ONLY
-            where = "decodes only from files: give the file's path instead of -, or" if files else "cannot decode:"
-            raise AudioError(
-                f"the data is {kind.name} audio, which voxkit {where} decode it to WAV on the way "
-                f"(ffmpeg -i in.{kind.extension} -f wav - | voxkit transcribe -); "
-                "if it really is raw s16le samples, add --format s16le"
-            )
+        refusal = container_refusal(head, "voxkit transcribe -")
+        if refusal is not None:
+            raise AudioError(refusal)
         if kind is None:
             return read_raw(source, "s16le", sample_rate, channels, check_float=True)
         fmt = "wav"

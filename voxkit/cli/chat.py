@@ -4,6 +4,10 @@
     voxkit chat "Which clip is longer?" --audio a.wav --audio b.flac
     voxkit chat --transcribe --audio talk.mp3             # the transcription request
     voxkit chat "Tell me a word that rhymes with cat."    # text only
+    ffmpeg -i talk.m4a -f wav - | voxkit chat "What is said?" --audio -   # one clip on stdin
+
+Each --audio is decoded before the model loads, and a clip that cannot be read is named as the
+user gave it (``--audio talk.wav: ...``), not by its place in the messages the command builds.
 
 ``voxkit eval chat`` and ``voxkit export chat`` live in eval.py / export.py and call the functions
 at the end of this file.
@@ -12,21 +16,36 @@ at the end of this file.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
+import shlex
 import sys
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from voxkit.errors import VoxkitError
+
+if TYPE_CHECKING:
+    import torch
+
+BUNDLED_PARAMS = Path(__file__).resolve().parents[1] / "assets" / "chat-tiny" / "params.json"  # voxkit.chat.api.BUNDLED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("chat", help="ask an audio-chat model about audio files, or transcribe them")
     p.add_argument("question", nargs="?", default=None, help="the question (omit with --transcribe)")
-    p.add_argument("--audio", action="append", default=[], metavar="FILE", help="audio file (any format and rate); repeatable")
+    p.add_argument("--audio", action="append", default=[], metavar="FILE",
+                   help="audio file (any format and rate), or - for one audio file's bytes on stdin; repeatable")
     p.add_argument("--transcribe", action="store_true", help="send the transcription request of the one --audio file")
     p.add_argument("--language", default=None, help="language code of the transcription request (default en; --transcribe only)")
     p.add_argument("--system", default=None, help="a system prompt (text-only conversations; not with --transcribe)")
-    p.add_argument("--model", default=None, metavar="DIR", help="chat model folder (default: the bundled model)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--model", default=None, metavar="DIR", help=(
+        "chat model folder (default: the bundled model)" if BUNDLED_PARAMS.is_file() else
+        "chat model folder, e.g. one written by voxkit export chat (needed: this voxkit bundles no chat model)"))
+    p.add_argument("--max-new-tokens", type=int, default=256,
+                   help="most tokens of the answer or transcript (default 256); it ends sooner where the model ends it")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); not with --transcribe, which is greedy")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with --temperature > 0)")
     p.add_argument("--seed", type=int, default=None, help="seed of the sampling (with --temperature > 0)")
@@ -43,24 +62,114 @@ def run(args: argparse.Namespace) -> int:
         raise VoxkitError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     usable_device(args.device)
     from voxkit.chat.api import AudioChat
+    from voxkit.chat.template import SAMPLE_RATE
 
+    clips = [_clip(name, args) for name in args.audio]  # [T] at 16 kHz each, before the model loads
     chat = AudioChat.from_pretrained(args.model, device=args.device)
     if args.transcribe:
         language = "en" if args.language is None else args.language  # an empty --language is refused, not English
-        print(chat.transcribe(args.audio[0], language=language, max_new_tokens=args.max_new_tokens))
+        with _named_parts(args):
+            text = chat.transcribe(clips[0], language=language, sample_rate=SAMPLE_RATE, max_new_tokens=args.max_new_tokens)
+        print(text)
         return 0
-    content: list[dict[str, Any]] = [{"type": "audio", "path": path} for path in args.audio]
+    content: list[dict[str, Any]] = [{"type": "audio", "array": clip, "sampling_rate": SAMPLE_RATE} for clip in clips]
     content.append({"type": "text", "text": args.question})
     messages = ([{"role": "system", "content": args.system}] if args.system is not None else []) + [{"role": "user", "content": content}]
     options = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
     if args.no_stream:
-        print(chat.generate(messages, **options))
+        with _named_parts(args):
+            answer = chat.generate(messages, **options)
+        print(answer)
         return 0
-    for delta in chat.stream(messages, **options):
+    with _named_parts(args):
+        deltas = chat.stream(messages, **options)  # messages and options are checked here, before the first delta
+    for delta in deltas:
         sys.stdout.write(delta)
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
+
+
+def _clip(name: str, args: argparse.Namespace) -> torch.Tensor:
+    """One --audio as float32 mono [T] at the model's 16 kHz; a mistake is one line that names the argument.
+
+    Why the command decodes the clips itself rather than passing paths in the messages: the
+    messages' errors say "message 0, part 0", a structure the user of the command never wrote,
+    and they came only after the model had loaded.
+    """
+    from voxkit.audio.io import load_audio
+    from voxkit.chat.template import SAMPLE_RATE
+    from voxkit.errors import AudioError
+
+    if name == "-":
+        return _stdin_clip(args)
+    where = f"--audio {name}"
+    if name == "":
+        raise VoxkitError("--audio is empty: give an audio file, or - for stdin")
+    if os.path.isdir(name):
+        raise VoxkitError(f"{where}: a folder, not an audio file")
+    if not os.path.exists(name):
+        raise VoxkitError(f"{where}: audio file not found")
+    if not os.path.isfile(name):
+        raise VoxkitError(f"{where}: not a regular file; to read a stream, pipe it to standard input (--audio -)")
+    try:
+        return load_audio(name, SAMPLE_RATE)
+    except AudioError as err:  # "cannot decode audio NAME: why": the name is said once, in front
+        raise AudioError(f"{where}: {re.sub(rf':? {re.escape(name)}(?=:|$)', '', str(err), count=1)}") from None
+
+
+def _stdin_clip(args: argparse.Namespace) -> torch.Tensor:
+    """``--audio -``: the bytes of one audio file on stdin, read whole, decoded as a file's are.
+
+    Why it is supported: ``voxkit transcribe -`` and ``voxkit codec encode -`` read stdin, and a
+    question about a clip that ffmpeg or a recorder writes to a pipe should not need a temporary
+    file. Stdin holds one clip, so a second ``-`` is refused (in :func:`check_combination`).
+    Containers libsndfile cannot read are refused in the words ``voxkit transcribe -`` uses
+    (:func:`~voxkit.audio.stream.container_refusal`); raw samples, which carry no rate, are told to
+    get a WAV header from ffmpeg.
+    """
+    import io
+
+    from voxkit.audio.io import load_audio
+    from voxkit.audio.stream import HEAD_BYTES, audio_container, container_refusal
+    from voxkit.chat.template import SAMPLE_RATE
+    from voxkit.errors import AudioError
+
+    command = shlex.join(["voxkit", "chat", *(["--transcribe"] if args.transcribe else [args.question]), "--audio", "-"])
+    if sys.stdin is None or sys.stdin.isatty():
+        raise VoxkitError(f"--audio - reads an audio file from standard input, but nothing is piped to it ({command} < talk.wav)")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise VoxkitError("--audio -: stdin is empty: no audio received")
+    refusal = container_refusal(data[:HEAD_BYTES], command, whole=True, raw=None)
+    if refusal is not None:
+        raise AudioError(f"--audio -: {refusal}")
+    try:
+        return load_audio(io.BytesIO(data), SAMPLE_RATE)
+    except AudioError as err:
+        if audio_container(data[:HEAD_BYTES]) is not None:
+            raise AudioError(f"--audio -: {str(err).replace(' <stream>', '')}") from None
+        raise AudioError("--audio -: stdin is not an audio file (WAV, FLAC, MP3, Ogg, AIFF); raw PCM needs a header "
+                         f"with its rate: ffmpeg -f s16le -ar 16000 -ac 1 -i - -f wav - | {command}") from None
+
+
+@contextlib.contextmanager
+def _named_parts(args: argparse.Namespace) -> Iterator[None]:
+    """Rewrite an error of the chat API that names "message M, part P" (in the messages this command
+    built: the --system message, then the user's clips and question) into the argument the user
+    gave: ``--system``, ``--audio NAME`` or the question."""
+    try:
+        yield
+    except VoxkitError as err:
+        found = re.match(r"message (\d+), part (\d+): (.*)", str(err), re.S)
+        if found is None:
+            raise
+        message, part, rest = int(found[1]), int(found[2]), found[3]
+        if args.system is not None and message == 0:
+            what = "--system"
+        else:
+            what = f"--audio {args.audio[part]}" if part < len(args.audio) else "the question"
+        raise type(err)(f"{what}: {rest}") from None
 
 
 def check_combination(args: argparse.Namespace) -> None:
@@ -76,6 +185,12 @@ def check_combination(args: argparse.Namespace) -> None:
     for flag, text in (("the question", args.question), ("--system", args.system)):
         if text is not None and (problem := unicode_problem(text)) is not None:
             raise VoxkitError(f"{flag} {problem}")
+    if args.audio.count("-") > 1:
+        raise VoxkitError(f"--audio - is given {args.audio.count('-')} times: stdin holds one audio file; give the others as files")
+    from voxkit.chat.api import DEFAULT_MAX_AUDIOS
+
+    if len(args.audio) > DEFAULT_MAX_AUDIOS:
+        raise VoxkitError(f"--audio is given {len(args.audio)} times: the model takes at most {DEFAULT_MAX_AUDIOS} clips a question")
     if args.transcribe:
         if args.question:
             raise VoxkitError("--transcribe takes no question")

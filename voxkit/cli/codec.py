@@ -9,17 +9,19 @@
 Every mistake a user can make with the two paths (a missing, empty or foreign input, a codes file
 whose codes are not codes, an output that cannot be written, is the input itself or one of the
 codec's own files) is one line ``voxkit codec: error: ...``, found before the model loads wherever
-the model is not needed to find it; an output is written whole or not at all.
+the model is not needed to find it; an output is written whole or not at all. Work of more than one
+pass of the model shows a progress bar on a terminal's stderr (not with --quiet); Ctrl-C stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voxkit.errors import VoxkitError
 
@@ -53,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         c.add_argument("--model", default=None, metavar="DIR", help="codec folder (default: the bundled codec, where this install has one)")
         c.add_argument("--device", default="cpu", help="cpu or cuda")
         c.add_argument("--force", action="store_true", help="overwrite an existing output file")
+        c.add_argument("--quiet", action="store_true", help="no progress bar (it goes to stderr, for inputs longer than 5 s)")
         if name != "decode":  # the layout of raw samples on stdin, as voxkit transcribe - takes it
             c.add_argument("--format", dest="raw_format", default=None, choices=("auto", *RAW_FORMATS),
                            help="stdin encoding (auto: an audio file's bytes; s16le etc.: raw PCM, with --sample-rate); only with -")
@@ -171,14 +174,30 @@ def _stdin_layout(args: argparse.Namespace) -> None:
         raise VoxkitError(f"--channels takes 1 to 8, got {args.channels}")
 
 
-def _stdin_audio() -> bytes:
-    """The bytes of an audio file piped to stdin, whole: the codec encodes a file, not a live stream."""
+def _stdin_audio(args: argparse.Namespace) -> bytes:
+    """The bytes of an audio file piped to stdin, whole: the codec encodes a file, not a live stream.
+
+    A container libsndfile cannot read (MP4/M4A, WebM, ADTS AAC, AMR) is refused here, before the
+    model loads, in the words ``voxkit transcribe -`` uses for it
+    (:func:`~voxkit.audio.stream.container_refusal`): the loader's own message guessed raw samples
+    and gave the Python API's advice."""
     if sys.stdin is None or sys.stdin.isatty():
         raise VoxkitError("- reads audio from standard input, but nothing is piped to it (voxkit codec encode - OUT < in.wav)")
     data = sys.stdin.buffer.read()
     if not data:
         raise VoxkitError("stdin: no audio received")
+    if getattr(args, "raw_format", None) in (None, "auto"):
+        from voxkit.audio.stream import HEAD_BYTES, container_refusal
+
+        refusal = container_refusal(data[:HEAD_BYTES], _command(args), whole=True, raw="--format s16le --sample-rate RATE")
+        if refusal is not None:
+            raise VoxkitError(f"stdin: {refusal}")
     return data
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The user's command line with stdin as its input, for the ffmpeg pipe a message suggests."""
+    return f"voxkit codec {args.codec_command} - {shlex.quote(args.output)}"
 
 
 def _raw_samples(data: bytes, fmt: str, channels: int) -> np.ndarray:
@@ -196,7 +215,7 @@ def _raw_samples(data: bytes, fmt: str, channels: int) -> np.ndarray:
     return samples
 
 
-def _raw_hint(err: Exception, data: bytes) -> str:
+def _raw_hint(err: Exception, data: bytes, command: str) -> str:
     """The loader's message for stdin, named as the user knows it; for bytes that open no audio container
     (raw samples, most likely), the flags that read them and the command that makes a WAV of them."""
     from voxkit.audio.stream import audio_container
@@ -204,9 +223,43 @@ def _raw_hint(err: Exception, data: bytes) -> str:
     message = str(err).replace("<stream>", "stdin")
     if audio_container(data[:16]) is not None:
         return message
-    return ("stdin: not an audio file (WAV, FLAC, MP3, Ogg); for raw PCM give its layout: voxkit codec encode - OUT "
-            "--format s16le --sample-rate 16000 (or make it a WAV: "
-            "ffmpeg -f s16le -ar 16000 -ac 1 -i - -f wav - | voxkit codec encode - OUT)")
+    return (f"stdin: not an audio file (WAV, FLAC, MP3, Ogg); for raw PCM give its layout: {command} "
+            f"--format s16le --sample-rate 16000 (or make it a WAV: ffmpeg -f s16le -ar 16000 -ac 1 -i - -f wav - | {command})")
+
+
+class _Bar:
+    """``progress`` of :meth:`Codec.encode` / :meth:`Codec.decode` as a bar on stderr, in seconds of audio.
+
+    Why: ten minutes of audio took a minute to encode and nearly two to decode with nothing on
+    the screen. Shown, as ``voxkit speak`` shows its bar, only where stderr is a terminal (and not
+    with --quiet), and only for work of more than one pass (:data:`~voxkit.codec.api.ONE_PASS_FRAMES`,
+    5.12 s): a short clip is done before a bar would say anything. Cleared when done or
+    interrupted, so the summary line (or "interrupted") stands alone.
+    """
+
+    def __init__(self, what: str, codec: Codec, quiet: bool) -> None:
+        self.what, self.seconds = what, codec.samples_per_frame / codec.sample_rate
+        self.show = not quiet and sys.stderr is not None and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from voxkit.codec.api import ONE_PASS_FRAMES
+
+        if not self.show or total <= ONE_PASS_FRAMES:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total * self.seconds, desc=self.what, file=sys.stderr, leave=False, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]")
+        self.bar.update(done * self.seconds - self.bar.n)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _read_codes(name: str, model: str | None) -> CodesFile:
@@ -256,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     target = _check_output(command, args.output, given, args.force, args.model)
     usable_device(args.device)
     codes_file = _read_codes(given, args.model) if command == "decode" else None
-    source: AudioInput = _stdin_audio() if given == "-" else given
+    source: AudioInput = _stdin_audio(args) if given == "-" else given
     rate = None
     if given == "-" and getattr(args, "raw_format", None) not in (None, "auto"):
         source, rate = _raw_samples(source, args.raw_format, args.channels or 1), args.sample_rate  # type: ignore[arg-type]
@@ -266,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
     codec = Codec.from_pretrained(_model_dir(args.model), device=args.device)
     start = time.perf_counter()
     if codes_file is not None:
-        audio = codec.decode(codes_file)  # refused, naming the file, if this codec did not write it
+        with _Bar("decoding", codec, args.quiet) as bar:
+            audio = codec.decode(codes_file, progress=bar)  # refused, naming the file, if this codec did not write it
         save_audio(target, audio, codec.sample_rate)  # whole or not at all; one AudioError line
         what = f"{_frames(codes_file.codes.shape[0])} -> {len(audio) / codec.sample_rate:.2f} s of audio"
     else:
@@ -275,14 +329,17 @@ def run(args: argparse.Namespace) -> int:
         except AudioError as err:
             if given != "-":
                 raise
-            raise AudioError(_raw_hint(err, source) if isinstance(source, bytes) else str(err)) from None
+            raise AudioError(_raw_hint(err, source, _command(args)) if isinstance(source, bytes) else str(err)) from None
         seconds = wave.shape[0] / codec.sample_rate
-        codes = codec.encode(wave, codec.sample_rate)  # [T, 37]
+        with _Bar("encoding", codec, args.quiet) as bar:
+            codes = codec.encode(wave, codec.sample_rate, progress=bar)  # [T, 37]
         if command == "encode":
             _write_codes(target, codes, wave.shape[0], codec)
             what = f"{seconds:.2f} s -> {_frames(codes.shape[0])} x {codes.shape[1]} codes ({codec.bitrate_bps / 1000:.2f} kbps)"
         else:
-            save_audio(target, codec.decode(codes, num_samples=wave.shape[0]), codec.sample_rate)
+            with _Bar("decoding", codec, args.quiet) as bar:
+                audio = codec.decode(codes, num_samples=wave.shape[0], progress=bar)
+            save_audio(target, audio, codec.sample_rate)
             what = f"{seconds:.2f} s through {_frames(codes.shape[0])} ({codec.bitrate_bps / 1000:.2f} kbps)"
     took = time.perf_counter() - start
     print(f"{args.output}: {what} in {took:.2f} s", file=sys.stderr)
