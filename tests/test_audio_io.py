@@ -220,3 +220,7 @@ def test_a_format_libsndfile_lacks_says_what_is_read_and_how_to_convert(tmp_path
                               f"AIFF and the other formats of libsndfile; convert other formats first: ffmpeg -i {memo} memo.wav)")
     with pytest.raises(AudioError, match=r"^cannot decode audio <stream>: Format not recognised \(voxkit reads WAV, .*libsndfile\)$"):
         load_audio(io.BytesIO(memo.read_bytes()), 16000)
+    named = tmp_path / "memo.WAV"  # an M4A named .wav: the command must not write over its input
+    named.write_bytes(memo.read_bytes())
+    with pytest.raises(AudioError, match=r"convert other formats first: ffmpeg -i \S*memo\.WAV memo_converted\.wav\)$"):
+        load_audio(named, 16000)

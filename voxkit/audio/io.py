@@ -13,14 +13,14 @@ import io
 import math
 import os
 import shlex
-import struct
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, length_is_exact, quiet_stderr
+from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, quiet_stderr
 from voxkit.audio.ogg import CAPTURE, chain_info, file_ends_whole, find_chain
+from voxkit.audio.promise import estimated_frames, mp3_tagged, read_head, rewound, warn_truncated, wav_promise
 from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
@@ -43,9 +43,6 @@ FLOAT_PEAK_WARNING = 8.0
 HEAD_MARGIN_S = 0.05
 """Decoded past the end of a head (:func:`load_head`): the resampler's sinc kernel reaches a dozen
 input samples past the last output sample; 50 ms covers it at every rate."""
-
-HEAD_BYTES = 4096
-"""Read from a file's start before it is decoded: a WAV header with its usual chunks, an MP3's sync."""
 
 READABLE = "WAV, FLAC, MP3, Ogg (Vorbis, Opus), AIFF and the other formats of libsndfile"
 """What a file may be: libsndfile's formats (M4A/AAC and WebM are not among them)."""
@@ -195,20 +192,20 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         except OSError as err:
             raise AudioError(f"cannot decode audio {name}: {err.strerror}") from None
     try:
-        head = _head(src, start)  # inside the try: an interrupt here must not leak the descriptor
+        head = read_head(src, start)  # inside the try: an interrupt here must not leak the descriptor
         mp3 = is_mp3(head)
         chain = find_chain(src, start, head)  # a chained Ogg file: its logical streams one after another
         # an MP3 without a length tag is decoded from a pipe: from a file libsndfile stops at
         # libmpg123's estimate of its length, a fraction of a variable-bitrate file
-        tagged = _mp3_tagged(src, start) if mp3 else None
+        tagged = mp3_tagged(src, start) if mp3 else None
         piped = tagged is False
         try:
             with quiet_stderr() if mp3 else contextlib.nullcontext():
                 if piped:
                     margin = None if max_seconds is None else max_seconds + HEAD_MARGIN_S
-                    data, sr, stopped, more = decode_to_end(_rewound(src, start), margin)  # type: ignore[arg-type]  # [T, C]
+                    data, sr, stopped, more = decode_to_end(rewound(src, start), margin)  # type: ignore[arg-type]  # [T, C]
                     # a head read does not decode the rest: its length is libmpg123's estimate
-                    total, container = max(len(data), _estimated_frames(src, start) if more else 0), "MP3"
+                    total, container = max(len(data), estimated_frames(src, start) if more else 0), "MP3"
                 elif chain is None:
                     with sf.SoundFile(src, closefd=False) as fh:
                         sr, total, container = int(fh.samplerate), int(fh.frames), fh.format
@@ -237,16 +234,16 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         held = total if piped or chain else len(data) if stopped or len(data) < asked else total  # frames the file holds
         promised, slack, unended = None, max(sr // 100, MP3_FRAME), False
         if container in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, float or > 2 channels from ffmpeg)
-            promised, slack = _wav_promise(head, src, start), sr // 100
+            promised, slack = wav_promise(head, src, start), sr // 100
         elif container == "OGG":  # its header gives no length: the end of a cut file is told by its last page
             unended = not stopped and file_ends_whole(src, start) is False
-        elif total > 0 and not piped and (container != "MP3" or (_mp3_tagged(src, start) if tagged is None else tagged)):
+        elif total > 0 and not piped and (container != "MP3" or (mp3_tagged(src, start) if tagged is None else tagged)):
             promised = total
     finally:
         if isinstance(src, int):
             os.close(src)
     if stopped or unended or (promised is not None and promised - held > slack):
-        _warn_truncated(name, promised, held, sr, stopped, unended)
+        warn_truncated(name, promised, held, sr, stopped, unended)
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioError(f"audio is empty: {name}")
     if not np.isfinite(data).all():
@@ -261,10 +258,12 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
 
 
 def _to_wav(name: str) -> str:
-    """The ffmpeg command that converts ``name`` to a WAV beside the working folder, quoted so that
-    it runs as pasted ("New Recording 3.m4a")."""
-    stem = os.path.splitext(os.path.basename(name))[0] or "audio"
-    return f"ffmpeg -i {shlex.quote(name)} {shlex.quote(stem + '.wav')}"
+    """The ffmpeg command that converts ``name`` to a WAV in the working folder, quoted so that it
+    runs as pasted ("New Recording 3.m4a"); never named as the input (a ".wav" that holds another
+    format: ffmpeg refuses to write over what it reads)."""
+    stem, suffix = os.path.splitext(os.path.basename(name))
+    target = f"{stem or 'audio'}{'_converted' if suffix.lower() == '.wav' else ''}.wav"
+    return f"ffmpeg -i {shlex.quote(name)} {shlex.quote(target)}"
 
 
 def _check_seconds(seconds: object, where: str) -> None:
@@ -307,100 +306,6 @@ def _decode(fh: object, frames: int) -> tuple[np.ndarray, bool]:
         return out[:held], True
 
 
-def _rewound(src: BinaryIO | int, start: int | None) -> BinaryIO | None:
-    """``src`` (an open file, or a path's descriptor) as a stream at its start; None if unknown."""
-    if isinstance(src, int):
-        os.lseek(src, 0, os.SEEK_SET)
-        return io.FileIO(src, "rb", closefd=False)
-    if start is None:
-        return None
-    src.seek(start)
-    return src
-
-
-def _head(src: BinaryIO | int, start: int | None) -> bytes:
-    """The first :data:`HEAD_BYTES` of ``src``, the position left at the start; empty when unknown."""
-    try:
-        stream = _rewound(src, start)
-        head = stream.read(HEAD_BYTES) if stream is not None else b""
-        _rewound(src, start)
-    except (OSError, ValueError):
-        return b""  # libsndfile reports what is wrong with such a file
-    return head if isinstance(head, bytes) else b""
-
-
-def _estimated_frames(src: BinaryIO | int, start: int | None) -> int:
-    """The frames libsndfile gives for ``src`` from its header (an estimate for an MP3 without a length tag)."""
-    import soundfile as sf
-
-    with sf.SoundFile(_rewound(src, start), closefd=False) as fh:  # type: ignore[arg-type]
-        return int(fh.frames)
-
-
-def _mp3_tagged(src: BinaryIO | int, start: int | None) -> bool | None:
-    """:func:`~voxkit.audio.mp3.length_is_exact` for ``src`` from its start, the position left at
-    the start; None when it cannot be read again (a stream that cannot tell where it is)."""
-    try:
-        stream = _rewound(src, start)
-        if stream is None:
-            return None
-        tagged = length_is_exact(stream)
-        _rewound(src, start)
-    except (OSError, ValueError):
-        return None
-    return tagged
-
-
-def _wav_promise(head: bytes, src: BinaryIO | int, start: int | None) -> int | None:
-    """The frames a PCM or float WAV's header promises, from the file's first bytes (``head``);
-    None when its writer did not know (0 or 0xFFFFFFFF: pipes and RF64) or for other encodings.
-
-    Why not :func:`~voxkit.audio.wav_header.read_wav_header`: it validates what libsndfile has just
-    checked, a noticeable part of loading a short WAV; it reads only a header longer than ``head``.
-    """
-    at, frame = 12, 0
-    while at + 8 <= len(head):
-        chunk, size = head[at : at + 4], int.from_bytes(head[at + 4 : at + 8], "little")
-        if chunk == b"data":
-            return None if size in (0, 0xFFFFFFFF) or not frame else size // frame
-        if chunk == b"fmt " and size >= 16 and at + 34 <= len(head):
-            tag, channels, _, _, _, bits = struct.unpack_from("<HHIIHH", head, at + 8)
-            if tag == 0xFFFE and size >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's first two bytes
-                tag = struct.unpack_from("<H", head, at + 32)[0]
-            frame = channels * bits // 8 if tag in (1, 3) else 0  # ADPCM's block of many frames is no frame
-        at += 8 + size + size % 2
-    from voxkit.audio.wav_header import read_wav_header
-
-    try:  # the header runs past ``head``
-        stream = _rewound(src, start)
-        fmt = read_wav_header(stream) if stream is not None else None
-    except (AudioError, OSError, ValueError, struct.error):
-        return None
-    return None if fmt is None or fmt.data_bytes is None or not fmt.frame_bytes else fmt.data_bytes // fmt.frame_bytes
-
-
-def _warn_truncated(name: str, promised: int | None, held: int, rate: int, stopped: bool, unended: bool = False) -> None:
-    """Warn that a file gives less audio than its header promises (None: gives no length); what
-    decodes is used. ``stopped``: the decoder failed there, which a cut file and a file damaged in
-    the middle (whose later audio is then left out) look alike to. ``unended``: an Ogg file whose
-    stream has no last page (:mod:`voxkit.audio.ogg`), which decodes whole pages quietly.
-
-    Why: a WAV cut short by a failed copy or a recorder that died (its header written for 3 s, a few
-    bytes of samples behind it) came back as near silence, and ``voxkit transcribe`` printed nothing
-    and succeeded; a cut FLAC was refused whole.
-    """
-    import warnings
-
-    if unended:
-        message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s, its end is missing (no Ogg end-of-stream page)"
-    elif stopped:
-        promise = "" if promised is None else f" of the {promised / rate:.2f} s its header promises"
-        message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s{promise}, the rest is left out"
-    else:
-        message = f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {held / rate:.2f} s"
-    warnings.warn(message, VoxkitWarning, stacklevel=4)
-
-
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header (see :func:`audio_info`)."""
     if not os.path.isfile(path):
@@ -426,7 +331,7 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
         return chain_info(path) or (int(info.samplerate), int(info.frames), int(info.channels))
     if info.format == "MP3":
         with open(path, "rb") as fh:
-            if _mp3_tagged(fh, 0) is False:
+            if mp3_tagged(fh, 0) is False:
                 try:
                     with quiet_stderr():
                         return count_frames(fh)
