@@ -266,6 +266,22 @@ def test_export_without_tokenizer_takes_the_recorded_one(
     assert "not a training checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("into", ["run", "checkpoint"])
+def test_export_into_the_run_or_its_checkpoint_is_refused(
+    run: tuple[Path, torch.nn.Module], capsys: pytest.CaptureFixture[str], into: str
+) -> None:
+    """The exported params.json and weights would sit among the run's files or the checkpoint's."""
+    from voxkit.cli.main import main
+
+    ckpt, _ = run
+    folder = ckpt if into == "checkpoint" else ckpt.parent.parent
+    before = sorted(p.name for p in folder.iterdir())
+    capsys.readouterr()
+    assert main(["export", "asr", str(ckpt.parent.parent), "--out", str(folder)]) == 2
+    assert f"--out {folder} is an input folder: write to another folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 def test_training_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     from voxkit.asr.checkpoint import load_recognizer
     from voxkit.checkpoint import write_folder

@@ -202,3 +202,14 @@ def test_a_peer_list_that_names_no_peer_is_refused(tmp_path: Path, folder: Path,
         code, _, err = run_cli(["eval", "codec", str(manifest), "--model", str(model), "--peers", spec, "--asr", "none"], capsys)
         assert code == 2 and one_line_error(err) == (f"voxkit eval: error: --peers {spec!r} names no peer codec: choose from "
                                                      "codec2-2400, codec2-3200, opus-6000, or score the model alone with --no-peers")
+
+
+def test_data_tts_names_a_tts_folder_given_for_its_codec(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`data tts --codec` with the TTS folder that holds the codec said only "no 'codec_args' section"."""
+    from tts_helpers import tiny_tts_folder
+
+    tts = tiny_tts_folder(tmp_path / "tts")
+    manifest = write_manifest(folder / "m.jsonl", [{"audio": "speech.wav", "text": "a"}])
+    code, _, err = run_cli(["data", "tts", str(manifest), "--codec", str(tts), "--out", str(tmp_path / "corpus")], capsys)
+    message = f"--codec {tts} is a TTS model folder (its codec is {tts}/codec), not a codec folder"
+    assert code == 2 and one_line_error(err).startswith(f"voxkit data: error: {message}"), err

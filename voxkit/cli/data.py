@@ -212,7 +212,13 @@ def _tts(args: argparse.Namespace) -> int:
             raise DataError(f"--out {args.out}: its {name} is {which}: write to another folder")
     if not os.path.isdir(args.codec):  # before the codec loader, whose message would not name the flag
         raise DataError(f"--codec {args.codec}: no such folder (the codec model folder the TTS model will speak through)")
-    n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
+    from voxkit.cli.folders import wrong_model
+    from voxkit.errors import CheckpointError
+
+    try:
+        n = encode_manifests(args.manifests, args.codec, args.out, limit=args.limit, max_seconds=args.max_seconds)
+    except CheckpointError as err:  # the codec's loader: a TTS folder given for its codec is named as one
+        raise DataError(wrong_model(args.codec, "a codec folder", err, "--codec")) from None
     print(f"{args.out}: {n} clips encoded")
     return 0
 

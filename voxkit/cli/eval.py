@@ -14,6 +14,7 @@ from voxkit.audio.constants import STEP_MS
 from voxkit.cli.eval_asr import DELAYS, run_asr
 from voxkit.cli.eval_rows import check_clips, read_rows, require_references
 from voxkit.cli.flags import at_least
+from voxkit.cli.folders import wrong_model
 from voxkit.cli.outputs import model_inputs, output_file, write_text
 
 SEEDS = 2**64
@@ -239,7 +240,7 @@ def _load_speakers(folders: list[str], device: str) -> dict[str, object]:
         try:
             speakers.append(Speaker.from_pretrained(folder, device=device))
         except CheckpointError as err:
-            raise VoxkitError(_wrong_model(folder, "a TTS model folder", err)) from None
+            raise VoxkitError(wrong_model(folder, "a TTS model folder", err)) from None
     if not folders:
         speakers.append(Speaker.from_pretrained(None, device=device))
     names = [os.path.basename(os.path.normpath(str(s.folder))) for s in speakers]
@@ -262,26 +263,4 @@ def _load_codec(folder: str) -> object:
     try:
         return Labelled(Codec.from_pretrained(folder), "voxkit")
     except CheckpointError as err:
-        raise VoxkitError(_wrong_model(folder, "a codec folder", err)) from None
-
-
-def _wrong_model(folder: str, wanted: str, err: Exception) -> str:
-    """The loader's reason led by --model or, where params.json tells, what the folder holds instead.
-
-    Why: the loaders speak of missing config sections ("no 'codec_args' section"); a user who gave
-    the recogniser's folder by mistake should read that it is one, and where a TTS folder's codec is.
-    """
-    import json
-
-    try:
-        with open(os.path.join(folder, "params.json"), encoding="utf-8") as f:
-            params = json.load(f)
-    except (OSError, ValueError):
-        params = None
-    kinds = {"voxkit_tts": "a TTS model folder", "codec_args": "a codec folder", "multimodal": "a recogniser folder"}
-    kind = next((k for key, k in kinds.items() if isinstance(params, dict) and key in params), wanted)
-    if kind == wanted:
-        return f"--model {folder}: {err}"
-    codec = os.path.join(folder, "codec")
-    where = f" (its codec is {codec})" if kind == kinds["voxkit_tts"] and os.path.isdir(codec) else ""
-    return f"--model {folder} is {kind}{where}, not {wanted}"
+        raise VoxkitError(wrong_model(folder, "a codec folder", err)) from None

@@ -79,8 +79,9 @@ def run_chat(args: argparse.Namespace) -> int:
     """``voxkit export chat``: voxkit.cli.chat does the work, on the checkpoint folder resolved here."""
     from voxkit.cli.chat import run_export
 
-    output_folder(args.out, "--out", make=False)
-    args.checkpoint = str(checkpoint_folder(args.checkpoint))
+    path = checkpoint_folder(args.checkpoint)
+    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])
+    args.checkpoint = str(path)
     return run_export(args)
 
 
@@ -90,8 +91,8 @@ def run_asr(args: argparse.Namespace) -> int:
     from voxkit.asr.export import export_checkpoint
     from voxkit.subset_tokenizer import load_folder_tokenizer
 
-    output_folder(args.out, "--out", make=False)
     path = checkpoint_folder(args.checkpoint)
+    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
     if args.tokenizer and not os.path.isdir(args.tokenizer):
         raise VoxkitError(f"--tokenizer {args.tokenizer}: no such folder (a folder with vocab_subset.json, or a model folder)")
     tokenizer = load_folder_tokenizer(args.tokenizer) if args.tokenizer else None
@@ -106,8 +107,8 @@ def run_codec(args: argparse.Namespace) -> int:
 
     from voxkit.codec.checkpoint import load_codec, save_codec
 
-    output_folder(args.out, "--out", make=False)
     path = checkpoint_folder(args.checkpoint)
+    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
     out = save_codec(load_codec(path), args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: codec from {path} ({size:.1f} MB)")
@@ -120,8 +121,8 @@ def run_tts(args: argparse.Namespace) -> int:
     from voxkit.asr.bundle import training_tokenizer
     from voxkit.tts.checkpoint import export_tts
 
-    output_folder(args.out, "--out", make=False)
     path = checkpoint_folder(args.checkpoint)
+    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
     voices = []
     for item in args.voice:
         name, sep, rest = item.partition("=")
