@@ -41,7 +41,8 @@ class StepEnergy:
         squares[...] = steps
         np.square(squares, out=squares)
         out = self.energy[:n]  # [n]
-        np.mean(squares, axis=1, out=out)
+        np.add.reduce(squares, axis=1, out=out)  # np.mean's sum and division, without its Python layer
+        out /= width
         np.maximum(out, ENERGY_FLOOR, out=out)
         np.log10(out, out=out)
         out *= 10.0
@@ -78,9 +79,13 @@ class StepWindow:
             self.values[:keep] = self.values[self.end - keep : self.end]  # no overlap: here end > 2 * keep
             self.end = keep
         self.values[self.end : self.end + n] = values
-        windows = np.lib.stride_tricks.sliding_window_view(self.values[self.end - keep : self.end + n], self.width)  # [n, width]
+        span = self.values[self.end - keep : self.end + n]  # [width - 1 + n]
         self.end += n
         top, low = self.top[:n], self.low[:n]  # [n], [n]
+        if n == 1:  # a live step: its window is the span itself (a strided view costs more than the reduce)
+            top[0], low[0] = np.fmax.reduce(span), np.fmin.reduce(span)
+            return top, low
+        windows = np.lib.stride_tricks.sliding_window_view(span, self.width)  # [n, width]
         np.fmax.reduce(windows, axis=1, out=top)
         np.fmin.reduce(windows, axis=1, out=low)
         return top, low
