@@ -75,13 +75,21 @@ def checkpoint_folder(checkpoint: str) -> Path:
     return path
 
 
+def _checked(args: argparse.Namespace) -> Path:
+    """``--out`` checked (before the checkpoint, as every command checks its outputs first), then
+    the checkpoint folder; the output may be neither the run nor its checkpoint, whose files the
+    exported ones would sit among."""
+    output_folder(args.out, "--out", make=False)
+    path = checkpoint_folder(args.checkpoint)
+    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])
+    return path
+
+
 def run_chat(args: argparse.Namespace) -> int:
     """``voxkit export chat``: voxkit.cli.chat does the work, on the checkpoint folder resolved here."""
     from voxkit.cli.chat import run_export
 
-    path = checkpoint_folder(args.checkpoint)
-    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])
-    args.checkpoint = str(path)
+    args.checkpoint = str(_checked(args))
     return run_export(args)
 
 
@@ -91,8 +99,7 @@ def run_asr(args: argparse.Namespace) -> int:
     from voxkit.asr.export import export_checkpoint
     from voxkit.subset_tokenizer import load_folder_tokenizer
 
-    path = checkpoint_folder(args.checkpoint)
-    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
+    path = _checked(args)
     if args.tokenizer and not os.path.isdir(args.tokenizer):
         raise VoxkitError(f"--tokenizer {args.tokenizer}: no such folder (a folder with vocab_subset.json, or a model folder)")
     tokenizer = load_folder_tokenizer(args.tokenizer) if args.tokenizer else None
@@ -107,8 +114,7 @@ def run_codec(args: argparse.Namespace) -> int:
 
     from voxkit.codec.checkpoint import load_codec, save_codec
 
-    path = checkpoint_folder(args.checkpoint)
-    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
+    path = _checked(args)
     out = save_codec(load_codec(path), args.out, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"{out}: codec from {path} ({size:.1f} MB)")
@@ -121,8 +127,7 @@ def run_tts(args: argparse.Namespace) -> int:
     from voxkit.asr.bundle import training_tokenizer
     from voxkit.tts.checkpoint import export_tts
 
-    path = checkpoint_folder(args.checkpoint)
-    output_folder(args.out, "--out", make=False, inputs=[args.checkpoint, path])  # exported files among the run's: no
+    path = _checked(args)
     voices = []
     for item in args.voice:
         name, sep, rest = item.partition("=")
