@@ -20,7 +20,7 @@ import torch
 
 from voxkit.audio.mp3 import MP3_FRAME, count_frames, decode_to_end, is_mp3, quiet_stderr
 from voxkit.audio.ogg import CAPTURE, chain_info, file_ends_whole, find_chain
-from voxkit.audio.promise import estimated_frames, mp3_tagged, read_head, rewound, warn_truncated, wav_promise
+from voxkit.audio.promise import estimated_frames, mp3_tagged, read_head, read_into, rewound, warn_truncated, wav_promise
 from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
 from voxkit.errors import AudioError, VoxkitWarning
@@ -285,25 +285,15 @@ def _decode(fh: object, frames: int) -> tuple[np.ndarray, bool]:
     """The first ``frames`` frames of an open ``soundfile.SoundFile`` as float32 [T, C], and whether
     a decoder error stopped the reading short of them.
 
-    Why not ``fh.read()``: on a decoder error soundfile raises and drops what was decoded, so a FLAC
-    cut short by a failed copy ("flac decoder lost sync") was refused whole although all but its
-    tail decodes. Here the frames land in a buffer owned here, and libsndfile's position (``tell``
-    still answers after the error) says how many; with none, the error is raised. One read, not
-    blocks: soundfile seeks after every read, and each seek makes libmpg123 re-sync (and say so).
+    Why not ``fh.read()``: it drops what decoded before an error (:func:`~voxkit.audio.promise.read_into`
+    keeps it). One read, not blocks: soundfile seeks after every read, and each seek makes libmpg123
+    re-sync (and say so).
     """
     if frames <= 0:  # a length the header does not give: read what is there
         return fh.read(dtype="float32", always_2d=True), False  # type: ignore[attr-defined]  # [T, C]
     out = np.empty((frames, fh.channels), np.float32)  # type: ignore[attr-defined]  # [T, C]
-    try:
-        return out[: len(fh.read(out=out))], False  # type: ignore[attr-defined]
-    except Exception as err:
-        try:
-            held = int(fh.tell())  # type: ignore[attr-defined]
-        except Exception:
-            held = 0
-        if not 0 < held <= len(out):
-            raise err from None
-        return out[:held], True
+    held, stopped = read_into(fh, out)
+    return out[:held], stopped
 
 
 def audio_duration(path: str | os.PathLike) -> float:

@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from voxkit.audio.promise import read_into
+
 CAPTURE = b"OggS"
 """The capture pattern every Ogg page starts with."""
 
@@ -254,22 +256,6 @@ class _Span:
         return got
 
 
-def _read_into(fh: object, out: np.ndarray) -> tuple[int, bool]:
-    """Frames an open ``soundfile.SoundFile`` decodes into ``out`` [T, C], and whether a decoder
-    error stopped it short; raised when it stopped before the first frame. As the loader's read
-    (:func:`voxkit.audio.io._decode`): what decoded before the error is kept."""
-    try:
-        return len(fh.read(out=out)), False  # type: ignore[attr-defined]
-    except Exception as err:
-        try:
-            held = int(fh.tell())  # type: ignore[attr-defined]
-        except Exception:
-            held = 0
-        if not 0 < held <= len(out):
-            raise err from None
-        return held, True
-
-
 def _formats(stream: BinaryIO, links: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     """(sample_rate, frames, channels) of each link as libsndfile opens it on its own, up to the
     first that it cannot open (a damaged link: the loader stops there, as at a damaged page);
@@ -360,10 +346,10 @@ def _decode_link(fh: object, out: np.ndarray, frames: int, rate: int, mix: bool)
 
     orig = int(fh.samplerate)  # type: ignore[attr-defined]
     if orig == rate and not mix:
-        got, cut = _read_into(fh, out[:frames])
+        got, cut = read_into(fh, out[:frames])
         return got, got, cut
     part = np.empty((frames, fh.channels), np.float32)  # type: ignore[attr-defined]  # [t, C]
-    got, cut = _read_into(fh, part)
+    got, cut = read_into(fh, part)
     wav = torch.from_numpy(part[:got].T)  # [C, t], averaged and resampled as the loader treats a single stream
     wav = resample(wav.mean(dim=0, keepdim=True) if mix else wav, orig, rate)  # [C', t']
     out[: wav.shape[-1]] = wav.T.numpy()

@@ -13,6 +13,8 @@ import os
 import struct
 from typing import BinaryIO
 
+import numpy as np
+
 from voxkit.audio.mp3 import length_is_exact
 from voxkit.errors import AudioError, VoxkitWarning
 
@@ -112,3 +114,24 @@ def warn_truncated(name: str, promised: int | None, held: int, rate: int, stoppe
     else:
         message = f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {held / rate:.2f} s"
     warnings.warn(message, VoxkitWarning, stacklevel=4)
+
+
+def read_into(fh: object, out: np.ndarray) -> tuple[int, bool]:
+    """Frames an open ``soundfile.SoundFile`` decodes into ``out`` [T, C], and whether a decoder
+    error stopped it short of them; raised when it stopped before the first frame.
+
+    Why: on a decoder error soundfile raises and drops what was decoded, so a FLAC cut short by a
+    failed copy ("flac decoder lost sync") was refused whole although all but its tail decodes.
+    The frames land in ``out``, and libsndfile's position (``tell`` still answers after the
+    error) says how many.
+    """
+    try:
+        return len(fh.read(out=out)), False  # type: ignore[attr-defined]
+    except Exception as err:
+        try:
+            held = int(fh.tell())  # type: ignore[attr-defined]
+        except Exception:
+            held = 0
+        if not 0 < held <= len(out):
+            raise err from None
+        return held, True
