@@ -272,8 +272,9 @@ def run_eval(args: argparse.Namespace) -> int:
         out = {"wer": {k: {m: {"clips": n, "wer": w} for m, (n, w) in v.items()} for k, v in table.items()},
                "accuracy": {m: {k: {"correct": s.correct, "total": s.total} for k, s in a.items()} for m, a in accuracy.items()},
                "outputs": details}
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(out, fh, indent=1)
+        from voxkit.cli.outputs import write_text
+
+        write_text(args.json, json.dumps(out, indent=1))  # complete or absent: a Ctrl-C leaves no half report
     return 0
 
 
