@@ -85,9 +85,20 @@ def _check_text(text: str) -> None:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """--speed in the user's words ("got 3", not the parsed "3.0"), before the model loads."""
+    """--speed in the user's words ("got 3", not the parsed "3.0"), --steps, --cfg and --seed as the
+    generation checks them: all before the model loads and the voice is encoded."""
+    from voxkit.errors import OptionError
+    from voxkit.lm.sampling import check_seed
+    from voxkit.tts.generate import GenerationOptions
+
     if not (math.isfinite(args.speed) and 0.5 <= args.speed <= 2.0):
         raise VoxkitError(f"--speed takes a tempo factor from 0.5 to 2.0, got {args.speed:g}")
+    try:
+        GenerationOptions(steps=args.steps, cfg=args.cfg)
+        if args.seed is not None:
+            check_seed(args.seed)
+    except OptionError as err:  # "steps must be ...": the flag's name
+        raise VoxkitError(f"--{err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
