@@ -169,8 +169,8 @@ def test_links_that_share_a_serial_number_are_told_apart_too(tmp_path: Path, ord
 
 
 def test_a_single_stream_takes_the_old_path_without_a_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file of one stream is told by its last page's serial number (from the bytes the end check
-    reads anyway): its pages are not walked and libsndfile decodes it as before."""
+    """A file of one stream loaded whole is told by its last page's serial number (from the bytes
+    the end check reads anyway): its pages are not walked and libsndfile decodes it as before."""
     data = _ogg(3.0, 44100, channels=2)
     path = tmp_path / "single.ogg"
     path.write_bytes(data)
@@ -184,8 +184,27 @@ def test_a_single_stream_takes_the_old_path_without_a_walk(tmp_path: Path, monke
         wav, messages = _loaded(source)
         assert messages == []
         np.testing.assert_allclose(wav, expected.numpy(), atol=1e-6)
+    monkeypatch.undo()  # a head read and audio_info walk: neither reads past the first stream's start
     assert load_head(data, None, RATE, "test", 1.0)[1] == pytest.approx(3.0)
     assert audio_info(path) == (44100, 3 * 44100, 2)
+
+
+@pytest.mark.parametrize("order", ["one file twice", "longer first"])
+def test_a_head_read_and_audio_info_see_links_that_share_a_serial_number(tmp_path: Path, order: str) -> None:
+    """A head read as long as the first link, and audio_info, took such a chain for its first link:
+    3 s of a 6 s file, in the durations data manifest writes."""
+    first = _with_serial(_ogg(3.0, RATE), 7)
+    second = first if order == "one file twice" else _with_serial(_ogg(1.0, RATE, hz=660), 7)
+    path = tmp_path / "one-serial.ogg"
+    path.write_bytes(first + second)
+    whole = np.concatenate([_alone(first), _alone(second)])
+    seconds = whole.shape[0] / RATE
+    head, duration = load_head(path, None, RATE, "test", 3.5)
+    assert duration == pytest.approx(seconds)
+    np.testing.assert_allclose(head.numpy(), whole[: head.shape[0]], atol=1e-6)
+    assert head.shape[0] >= int(3.5 * RATE)
+    rate, frames, channels = audio_info(path)
+    assert (rate, channels) == (RATE, 1) and frames == whole.shape[0]
 
 
 def test_a_multiplexed_file_is_not_split(tmp_path: Path) -> None:

@@ -215,8 +215,9 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
                         # hour-long file asked for its first seconds costs those seconds, not the hour
                         asked = total if max_seconds is None else min(total, math.ceil((max_seconds + HEAD_MARGIN_S) * sr))
                         data, stopped = _decode(fh, asked)  # [T, C]
-                    if container == "OGG" and not stopped and (max_seconds is None or len(data) < asked):
-                        chain = find_chain(src, start, head, decoded=True)  # streams that share a serial number
+                    if container == "OGG" and not stopped:  # streams that share a serial number: a head read walks
+                        whole = max_seconds is None or len(data) < asked
+                        chain = find_chain(src, start, head, decoded=whole, walk=not whole)
                 if chain is not None:  # each link decoded on its own (voxkit.audio.ogg)
                     margin = None if max_seconds is None else max_seconds + HEAD_MARGIN_S
                     (data, sr, total, stopped), container = chain.decode(sample_rate, mono, margin), "OGG"
