@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from cli_helpers import one_line_error, run_cli
-from voxkit.cli.outputs import InputFolder, distinct_outputs, input_clash, is_audio, output_file
+from voxkit.cli.outputs import InputFolder, distinct_outputs, input_clash, is_audio, model_inputs, output_file
 from voxkit.errors import VoxkitError
 
 
@@ -188,3 +188,18 @@ def test_the_policy_in_one_function(tmp_path: Path) -> None:
     distinct_outputs([("--output", str(old)), ("--json", None), ("--hypotheses", str(tmp_path / "other"))])
     with pytest.raises(VoxkitError, match="is also --output"):
         distinct_outputs([("--output", str(old)), ("--json", str(tmp_path / "." / "old.json"))])
+
+
+def test_a_model_folder_takes_no_new_output_either(tmp_path: Path) -> None:
+    """A report written into the --model folder was allowed on the first run and refused as one of
+    the model's files on the next: a folder read whole takes no output, new or old."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "params.json").write_text("{}")
+    with pytest.raises(VoxkitError, match=r"^--json .*model/eval\.json is in the input folder .*model: write to another file$"):
+        output_file(model / "eval.json", "--json", inputs=model_inputs(model), holds="the report")
+    assert not (model / "eval.json").exists()
+    assert output_file(tmp_path / "eval.json", "--json", inputs=model_inputs(model), holds="the report") == tmp_path / "eval.json"
+    recordings = InputFolder(tmp_path / "rec", (".wav",))
+    (tmp_path / "rec").mkdir()
+    assert output_file(tmp_path / "rec" / "manifest.jsonl", "--out", inputs=[recordings]) == tmp_path / "rec" / "manifest.jsonl"

@@ -63,10 +63,13 @@ def _within(target: Path, folder: Path) -> bool:
 
 def input_clash(path: str | os.PathLike[str], inputs: Iterable[Input]) -> str | None:
     """Which input the existing file ``path`` is ("the input file", "an input file (in DIR)"),
-    or None where it is none of them (or does not exist)."""
+    or None where it is none of them. A folder read whole (a model: ``endings`` None) takes no
+    new file either ("in the input folder DIR"): allowed on a first run, an output written there
+    would be one of its files, and refused, on the next."""
     target = Path(path)
     if not target.is_file():
-        return None
+        whole = [i for i in inputs if isinstance(i, InputFolder) and i.endings is None and Path(i.path).is_dir()]
+        return next((f"in the input folder {i.path}" for i in whole if _within(target, Path(i.path))), None)
     for item in inputs:
         if isinstance(item, InputFolder):
             folder = Path(item.path)
@@ -164,12 +167,12 @@ def output_file(
         raise VoxkitError(f"{name} is a folder; give a file name")
     if suffixes and target.suffix.lower() not in suffixes:
         raise VoxkitError(f"{name}: the output must end in {' or '.join(suffixes)}")
+    which = input_clash(target, inputs)
+    if which is not None:  # before "add --force": --force would not make it right
+        raise VoxkitError(f"{name} is {which}: write to another file")
     parent = target.absolute().parent
     _make(parent, name, f"its folder {parent}")
     if target.exists():
-        which = input_clash(target, inputs)
-        if which is not None:  # before "add --force": --force would not make it right
-            raise VoxkitError(f"{name} is {which}: write to another file")
         if holds is not None and is_audio(target):
             raise VoxkitError(f"{name} is an audio file: write {holds} to another file")
         if force is False:
