@@ -116,3 +116,48 @@ def test_no_digit_no_vulgar_fraction_and_no_number_sign_is_left(lang: str) -> No
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30)))
         said = read_aloud(text, lang)
         assert not any(c in "0123456789" or c in VULGAR for c in said), (text, said)
+
+
+UNITS_AFTER_FRACTIONS: dict[str, list[tuple[str, str]]] = {
+    "en": [
+        ("10½%, 10.5%", "ten and a half percent, ten point five percent"),
+        ("2½ km, 2.5 km", "two and a half kilometers, two point five kilometers"),
+        ("1½ kg, 2½°C, 3¼ h, 1½ s", "one and a half kilograms, two and a half degrees Celsius, three and a quarter hours, "
+         "one and a half seconds"),
+        ("½ km, ¾ kg, ½°, ½ %", "one half kilometer, three quarters kilogram, one half degree, one half percent"),
+        ("2½ m/s, ½ cup", "two and a half m/s, one half cup"),  # a compound unit or a word stays as written
+    ],
+    "fr": [
+        ("2½ km, 1½ km, ½ km", "deux et demi kilomètres, un et demi kilomètre, un demi kilomètre"),
+        ("10½ %, 2½ °C", "dix et demi pour cent, deux et demi degrés Celsius"),
+    ],
+    "es": [
+        ("2½ km, ½ km", "dos y medio kilómetros, un medio kilómetro"),
+        ("10½%, 2½°C", "diez y medio por ciento, dos y medio grados Celsius"),
+    ],
+    "de": [
+        ("2½ km, ½ km, 1½ h", "zweieinhalb Kilometer, ein halb Kilometer, eineinhalb Stunden"),
+        ("10½ %, 2½°C", "zehneinhalb Prozent, zweieinhalb Grad Celsius"),
+    ],
+}
+
+
+@pytest.mark.parametrize(("lang", "text", "spoken"),
+                         [(lang, text, spoken) for lang, cases in UNITS_AFTER_FRACTIONS.items() for text, spoken in cases])
+def test_a_unit_or_percent_sign_after_a_vulgar_fraction_is_read(lang: str, text: str, spoken: str) -> None:
+    """What follows "½" or "2½" is read as after a number: a percent sign, a unit's name (singular
+    after a fraction alone, after a mixed number as after a decimal), a degree sign."""
+    assert read_aloud(text, lang) == spoken
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "es", "de"])
+def test_vulgar_fractions_side_by_side_are_one_space_apart(lang: str) -> None:
+    half = read_aloud("½", lang)
+    assert read_aloud("½½", lang) == f"{half} {half}"
+    assert read_aloud("1½½", lang) == f"{read_aloud('1½', lang)} {half}"
+
+
+@pytest.mark.parametrize("lang", ["it", "pt", "nl", "pl"])
+def test_without_fraction_words_a_vulgar_fraction_reads_as_its_digits_with_a_slash(lang: str) -> None:
+    """No fraction words: "½" is left as "1/2" is, and what follows it as what follows "1/2"."""
+    assert read_aloud("½, 2½ km, ½%, ½½", lang) == read_aloud("1/2, 2 1/2 km, 1/2%, 1/2 1/2", lang)

@@ -174,6 +174,7 @@ class _Reader:
             forms += [rf"{_BLANK}s"] if "s" in self.units else []  # spaced only: "80s" is a decade, "5s" a plural
             forms += [rf"{_BLANK}?°"] if "°" in self.units else []
             after.append(rf"(?P<unit>{'|'.join(forms)})(?![\w/])")  # not "5 m/s": a compound unit stays as written
+        self.tail = after[0] + (f"|{after[-1]}" if self.units else "")  # a percent sign or a unit, read after a quantity
         scale = rf"(?:(?P<scale>{_BLANK}+(?:{reading.scales})(?!\w))(?P<scaled>{_BLANK}?[$€£])?)?" if reading.scales else ""
         self.token = re.compile(
             r"(?P<sign>(?<![^\s(\[{=<>~\"'«„“¿¡])[-+−])?"  # a sign only where a number can start: not "COVID-19"

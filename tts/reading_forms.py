@@ -57,6 +57,8 @@ MARKS = frozenset("#" + "".join(_VULGAR))  # characters that may need reading in
 # "1½", "1 ½" (a whole number and a fraction: one and a half); "½" alone; never the "5" of "2.5½" nor
 # the "10" of "$10 ½", which belong to the number or the amount the reader reads
 _VULGAR_FORM = re.compile(rf"(?:(?<![\w.,$€£])([1-9]\d{{0,8}})[ \u00a0\u202f]?)?([{''.join(_VULGAR)}])")
+_VULGAR_FORMS: dict[str, re.Pattern[str]] = {}  # by language: _VULGAR_FORM and the reader's percent sign or unit after it
+_BLANKS = re.compile("[ \u00a0\u202f]")
 _NUMBER_SIGN = re.compile(r"(?<![\w&#])#(?=\d)")  # "#1"; not "&#38;" (an HTML character) nor "C#1"
 _HASHTAG = re.compile(r"(?<![\w&#])#(?=[^\W\d_])")  # "#voxkit"; not "C#" nor "# Title"
 _ISO_DATE = re.compile(r"([1-9]\d{3})-(\d{2})-(\d{2})")
@@ -72,25 +74,41 @@ def read_marks(text: str, reader: _Reader) -> str:
     would be a word the writer never wrote and the mark itself has no sound (the model never saw it)."""
     text = _NUMBER_SIGN.sub(f"{NUMBER_SIGN[reader.lang]} ", text)
     text = _HASHTAG.sub("", text)
-    return _VULGAR_FORM.sub(lambda m: _vulgar(m, reader), text)
+    form = _VULGAR_FORMS.get(reader.lang)
+    if form is None:  # the fraction, then what the reader reads after a quantity: a percent sign or a unit
+        form = _VULGAR_FORMS[reader.lang] = re.compile(rf"{_VULGAR_FORM.pattern}(?P<tail>{reader.tail})?")
+    return form.sub(lambda m: _vulgar(m, reader), text)
 
 
 def _vulgar(m: re.Match[str], reader: _Reader) -> str:
     """A vulgar fraction as the reader says the same fraction written with a slash ("½": one half, un
-    demi, un medio, ein halb), after a whole number a mixed number ("1½": one and a half). A language
+    demi, un medio, ein halb), after a whole number a mixed number ("1½": one and a half), then the
+    percent sign or unit after it as after a number ("2½ km": two and a half kilometers). A language
     with no fraction words here gets the digits ("1/2"), which it then reads as it reads "1/2"."""
     written = _VULGAR[m[2]]
     said = reader.fraction(written)
     if said is None:
-        said = f"{m[1]} {written}" if m[1] else written
-    elif m[1]:
-        said = _mixed(reader, int(m[1]), written, said)
+        said = (f"{m[1]} {written}" if m[1] else written) + (m["tail"] or "")
+    else:
+        said = _mixed(reader, int(m[1]), written, said) if m[1] else said
+        if m["percent"]:
+            said += f" {reader.r.percent}"
+        elif m["tail"]:
+            said += f" {_unit(reader, m['tail'], m[1])}"
     text = m.string
-    if m.start() and text[m.start() - 1].isalnum():
+    if m.start() and text[m.start() - 1].isalnum() and text[m.start() - 1] not in _VULGAR:  # "½½": one space between
         said = " " + said
     if m.end() < len(text) and text[m.end()].isalnum():
         said += " "
     return said
+
+
+def _unit(reader: _Reader, unit: str, whole: str | None) -> str:
+    """A unit's name after a vulgar fraction: the singular after a fraction alone, less than one ("½
+    km": one half kilometer, un demi kilomètre), after a mixed number what follows a decimal ("2½ km":
+    two and a half kilometers, zweieinhalb Kilometer; French singular below two: un et demi kilomètre)."""
+    forms = reader.units[_BLANKS.sub("", unit).replace("º", "°")]
+    return forms[0] if whole is None or (reader.lang == "fr" and int(whole) < 2) else forms[1]
 
 
 def _mixed(reader: _Reader, whole: int, written: str, fraction: str) -> str:
