@@ -223,11 +223,11 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
                     (data, sr, total, stopped), container = chain.decode(sample_rate, mono, margin), "OGG"
         except _NoLength:
             raise AudioError(f"cannot decode audio {name}: its header gives no length (a {container} file written to a pipe?), "
-                             f"and libsndfile cannot read such a file; convert it first: {_to_wav(name)}") from None
+                             f"and libsndfile cannot read such a file; convert it first: {to_wav_command(name)}") from None
         except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, ...)
             reason = str(getattr(err, "error_string", None) or err)  # libsndfile's reason without the path again
             if reason.startswith("Format not recognised"):  # an M4A voice memo, a WebM clip, a video
-                convert = f"; convert other formats first: {_to_wav(name)}" if isinstance(source, (str, os.PathLike)) else ""
+                convert = f"; convert other formats first: {to_wav_command(name)}" if isinstance(source, (str, os.PathLike)) else ""
                 reason = f"{reason.rstrip('.')} (voxkit reads {READABLE}{convert})"
             elif head.startswith(CAPTURE) and file_ends_whole(src, start) is False:  # cut inside its headers
                 reason = f"{reason.rstrip('.')} (it is truncated: it has no Ogg end-of-stream page)"
@@ -258,11 +258,12 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
     return wav.contiguous(), held / sr
 
 
-def _to_wav(name: str) -> str:
-    """The ffmpeg command that converts ``name`` to a WAV in the working folder, quoted so that it
-    runs as pasted ("New Recording 3.m4a"); never named as the input (a ".wav" that holds another
-    format: ffmpeg refuses to write over what it reads)."""
-    stem, suffix = os.path.splitext(os.path.basename(name))
+def to_wav_command(name: str, *, beside: bool = False) -> str:
+    """The ffmpeg command that converts ``name`` to a WAV in the working folder (``beside``: next
+    to it, where an import finds it), quoted so that it runs as pasted ("New Recording 3.m4a");
+    never named as the input (a ".wav" that holds another format: ffmpeg refuses to write over
+    what it reads)."""
+    stem, suffix = os.path.splitext(name if beside else os.path.basename(name))
     target = f"{stem or 'audio'}{'_converted' if suffix.lower() == '.wav' else ''}.wav"
     return f"ffmpeg -i {shlex.quote(name)} {shlex.quote(target)}"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import shlex
 from collections.abc import Callable
 
 from voxkit.errors import DataError
@@ -93,9 +92,10 @@ def _row(path: str, text: str, language: str, speaker: str) -> tuple[dict | None
 def _undecodable(path: str, has_transcript: bool) -> str:
     """Why an audio file of :data:`UNDECODABLE_EXTS` is skipped, with the ffmpeg command that writes a
     WAV beside it (which the next import picks up), quoted so that it runs as pasted."""
-    stem, ext = os.path.splitext(path)
-    reason = (f"{ext[1:].upper()} audio, a format voxkit cannot decode; convert it first: "
-              f"ffmpeg -i {shlex.quote(path)} {shlex.quote(stem + '.wav')}")
+    from voxkit.audio.io import to_wav_command
+
+    kind = os.path.splitext(path)[1][1:].upper()
+    reason = f"{kind} audio, a format voxkit cannot decode; convert it first: {to_wav_command(path, beside=True)}"
     return reason if has_transcript else f"{reason} (and write its transcript to a .txt next to it)"
 
 
