@@ -21,7 +21,7 @@ import soundfile as sf
 
 from cli_helpers import run_cli
 from voxkit.audio.io import load_audio, load_head
-from voxkit.audio.ogg import MAX_PAGE, TAIL_BYTES, TailKeeper, ends_whole, file_ends_whole, ogg_crc
+from voxkit.audio.ogg import MAX_PAGE, TAIL_BYTES, ends_whole, file_ends_whole, ogg_crc
 from voxkit.audio.stream import read_stdin
 from voxkit.errors import AudioError, VoxkitWarning
 
@@ -198,16 +198,6 @@ def test_a_cut_ogg_on_stdin_warns_once(subtype: str, rate: int) -> None:
     assert message.startswith("stdin is truncated or damaged: it decodes to ") and message.endswith(
         " s, its end is missing (no Ogg end-of-stream page)")
     assert 0 < size < 2 * RATE
-
-
-def test_the_tail_keeper_holds_the_last_bytes_in_few_chunks() -> None:
-    data = np.random.default_rng(2).integers(0, 256, 5 * TAIL_BYTES, dtype=np.uint8).tobytes()
-    source = io.BytesIO(data[12:])
-    kept = TailKeeper(source.read, data[:12])
-    while kept.read(1000):
-        pass
-    tail = kept.tail()
-    assert data.endswith(tail) and TAIL_BYTES <= len(tail) < TAIL_BYTES + 1000
 
 
 def test_transcribe_prints_one_line_for_a_cut_ogg_and_transcribes_it(model_dir: Path, tmp_path: Path,

@@ -21,8 +21,6 @@ import math
 import os
 import struct
 import zlib
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -63,34 +61,41 @@ def ogg_crc(data: bytes) -> int:
     return int(f"{reflected:032b}"[::-1], 2)
 
 
-def _whole_page(data: bytes, at: int) -> tuple[int, int] | None:
-    """(header_type, serial number) of the page whose capture pattern is at ``data[at]``; None when
-    no page lies whole there with a right checksum."""
-    if at + _HEADER.size > len(data):
+def page_end(data: bytes | bytearray, at: int) -> int | None:
+    """Where the page whose capture pattern is at ``data[at]`` ends, by its header and segment
+    table; None while they have not all arrived (or it is no version-0 page)."""
+    if at + _HEADER.size > len(data) or data[at + 4] != 0:
         return None
-    _, version, flags, _, serial, _, crc, segments = _HEADER.unpack_from(data, at)
+    segments = data[at + _HEADER.size - 1]
     table = at + _HEADER.size
-    if version != 0 or table + segments > len(data):
+    if table + segments > len(data):
         return None
-    end = table + segments + sum(data[table : table + segments])
-    if end > len(data):
+    return table + segments + sum(data[table : table + segments])
+
+
+def whole_page(data: bytes | bytearray, at: int) -> tuple[int, int, int] | None:
+    """(header_type, serial number, end) of the page whose capture pattern is at ``data[at]``;
+    None when no page lies whole there with a right checksum."""
+    end = page_end(data, at)
+    if end is None or end > len(data):
         return None
+    _, _, flags, _, serial, _, crc, _ = _HEADER.unpack_from(data, at)
     page = bytearray(data[at:end])
     page[_CRC_AT : _CRC_AT + 4] = bytes(4)  # the checksum is taken with its own field zeroed
     if ogg_crc(bytes(page)) != crc:
         return None
-    return flags, serial
+    return flags, serial, end
 
 
-def _last_page(tail: bytes) -> tuple[int, int] | None:
-    """:func:`_whole_page` of the last whole, intact page in ``tail``; None when it holds none.
+def _last_page(tail: bytes) -> tuple[int, int, int] | None:
+    """:func:`whole_page` of the last whole, intact page in ``tail``; None when it holds none.
 
     Searched from the end: what follows the last whole page is a cut page, or bytes that only look
     like a page's start (the checksum tells them apart).
     """
     at = tail.rfind(CAPTURE)
     while at >= 0:
-        page = _whole_page(tail, at)
+        page = whole_page(tail, at)
         if page is not None:
             return page
         at = tail.rfind(CAPTURE, 0, at + len(CAPTURE) - 1)  # the next capture pattern that starts before ``at``
@@ -140,34 +145,6 @@ def file_ends_whole(src: BinaryIO | int, start: int | None) -> bool | None:
     return None if tail is None else ends_whole(tail)
 
 
-class TailKeeper:
-    """A byte reader passed through (``read(n)``), keeping the last :data:`TAIL_BYTES` it gave,
-    ``head`` (bytes read before it, to sniff the format) included: an Ogg stream on a pipe, whose
-    end :func:`ends_whole` checks once it has all come.
-
-    Why chunks, not one buffer cut to size on every read: a live stream arrives in small reads for
-    hours, and each would copy the whole tail.
-    """
-
-    def __init__(self, read: Callable[[int], bytes], head: bytes = b"") -> None:
-        self._read = read
-        self._chunks: deque[bytes] = deque([head] if head else [])
-        self._held = len(head)
-
-    def read(self, n: int) -> bytes:
-        data = self._read(n)
-        if data:
-            self._chunks.append(bytes(data))
-            self._held += len(data)
-            while self._held - len(self._chunks[0]) >= TAIL_BYTES:  # the rest still holds a whole tail
-                self._held -= len(self._chunks.popleft())
-        return data
-
-    def tail(self) -> bytes:
-        """The last bytes read: all of them, or at least :data:`TAIL_BYTES` and less than one read more."""
-        return b"".join(self._chunks)
-
-
 def _next_page(stream: BinaryIO, at: int, end: int) -> int | None:
     """Where the first whole, intact page at or after ``at`` starts (its checksum checked); None
     when none does before ``end``. Only for a walk that lost the page layout: it reads bodies."""
@@ -177,7 +154,7 @@ def _next_page(stream: BinaryIO, at: int, end: int) -> int | None:
         last = len(block) if at + len(block) >= end else MAX_PAGE  # a page starting before ``last`` lies whole in the block
         found = block.find(CAPTURE, 0, last + len(CAPTURE) - 1)
         while found >= 0:
-            if _whole_page(block, found) is not None:
+            if whole_page(block, found) is not None:
                 return at + found
             found = block.find(CAPTURE, found + 1, last + len(CAPTURE) - 1)
         if not block:

@@ -91,6 +91,12 @@ class PipedDecoder:
         """Whether every byte of the source has been read (or reading it failed: :attr:`source_error`)."""
         return self._source_done.is_set()
 
+    def wait_source(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the copier to stop (the source ended, failed, or the
+        pipe was closed); whether it has. Why: a source split into parts (:mod:`voxkit.audio.ogg_pipe`)
+        is read on for the next part only once this part's copier is done with it."""
+        return self._source_done.wait(timeout)
+
     @property
     def samplerate(self) -> int:
         return int(self._fh.samplerate)  # type: ignore[union-attr]

@@ -344,19 +344,23 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
 
     Why: ``cat talk.mp3 | voxkit transcribe -`` or a radio stream from ``curl`` is what a user
     pipes in; decoding it here saves the ffmpeg step a WAV pipe needs. libsndfile decodes one
-    logical stream: what follows it (a chained Ogg stream's next part, a second MP3 file joined to
-    the first) is left out with a warning. The command line passes a
+    logical stream: an Ogg stream is therefore split at its links first, each decoded on its own
+    (:mod:`voxkit.audio.ogg_pipe`: a radio's next track), while a second MP3 file joined to the
+    first is left out with a warning. The command line passes a
     :class:`~voxkit.audio.stdin_buffer.StdinBuffer`, whose reads hold no lock of ``sys.stdin``: the
     copying thread may be waiting for input when the process ends (Ctrl-C), and a thread waiting
     inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown cannot take.
     """
     from voxkit.audio.mp3 import quiet_stderr
-    from voxkit.audio.ogg import TailKeeper, ends_whole
     from voxkit.audio.piped import PipedDecoder
 
     read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
-    kept = TailKeeper(read, head) if kind is OGG else None  # its end tells a cut stream (no length up front)
-    decoder = PipedDecoder(read if kept is None else kept.read, head, live=True)
+    if kind is OGG:
+        from voxkit.audio.ogg_pipe import read_ogg_pipe
+
+        yield from read_ogg_pipe(head, read, block_seconds, StreamResampler, _warn)
+        return
+    decoder = PipedDecoder(read, head, live=True)
     try:
         # libmpg123 prints from C while it looks for the first frame; only then: fd 2 stays the
         # process's during a live session, whose reads wait for input most of the time
@@ -381,13 +385,9 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
                 break
             if not len(frames):
                 if decoder.source_error is None and _another_stream(decoder.unread(), kind):
-                    what = "a chained Ogg stream's next part: a radio stream's next track, or joined files" if kind is OGG \
-                        else f"{kind.name} files joined together"
-                    _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({what}), which libsndfile does not "
-                          "decode: it is left out; decode it on the way: ffmpeg -i - -f wav - | voxkit transcribe -")
-                elif kept is not None and decoder.source_ended and decoder.source_error is None and not ends_whole(kept.tail()):
-                    _warn(f"stdin is truncated or damaged: it decodes to {decoded / rate:.2f} s, its end is missing "
-                          "(no Ogg end-of-stream page)")
+                    _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({kind.name} files joined together), "
+                          "which libsndfile does not decode: it is left out; decode it on the way: "
+                          "ffmpeg -i - -f wav - | voxkit transcribe -")
                 break
             decoded += len(frames)
             out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono 16 kHz
@@ -403,13 +403,11 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
 
 
 def _another_stream(rest: bytes, kind: Signature) -> bool:
-    """Whether what follows a decoded stream starts another one: an Ogg page, an MP3 file (its
-    ID3 tag or a frame header). A tag at the end of an MP3 (ID3v1 "TAG", APE, Lyrics3) is no
-    audio, nor is an AIFF's chunk after its samples."""
+    """Whether what follows a decoded stream starts another one: an MP3 file (its ID3 tag or a
+    frame header). A tag at the end of an MP3 (ID3v1 "TAG", APE, Lyrics3) is no audio, nor is an
+    AIFF's chunk after its samples."""
     from voxkit.audio.mp3 import is_mp3
 
-    if kind is OGG:
-        return b"OggS" in rest
     if kind is MP3:
         at = rest.find(b"\xff")
         while at >= 0:
