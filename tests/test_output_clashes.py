@@ -95,6 +95,22 @@ def test_an_input_or_a_recording_is_never_an_output(corpus: dict[str, Path], arg
     assert out == "" and path.read_bytes() == before
 
 
+@pytest.mark.parametrize(("argv", "flag", "holds"), [
+    (["eval", "asr", "{manifest}", "--delays", "480", "--json", "{tmp}/report.WAV", "--model", "{none}"], "--json", "the JSON report"),
+    (["data", "manifest", "{rec}", "--out", "{tmp}/new.flac"], "--out", "the manifest"),
+    (["data", "synth", "--save-plan", "{tmp}/plan.mp3", "--hours", "0.01"], "--save-plan", "the plan"),
+], ids=["eval-json", "manifest-out", "plan"])
+def test_a_text_output_is_not_named_like_a_recording(corpus: dict[str, Path], argv: list[str], flag: str, holds: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``--json report.wav`` wrote the report, and the next run refused to replace it as "an audio file"."""
+    args = [_fill(a, corpus) for a in argv]
+    target = Path(args[args.index(flag) + 1])
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and out == "" and not target.exists()
+    assert one_line_error(err) == (f"voxkit {argv[0]}: error: {flag} {target}: {holds} is text, and the name is a recording's "
+                                   f"({target.suffix}): give it another ending")
+
+
 def test_a_manifest_beside_the_recordings_is_written_and_rewritten(corpus: dict[str, Path],
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """The default DIR/manifest.jsonl is inside the folder scanned: it is no input, and a re-run replaces it."""

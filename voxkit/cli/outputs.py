@@ -13,7 +13,8 @@ one-line answer in every command instead of a traceback after minutes of work:
   input while it is read, or before it is read again, loses it;
 - a text output (a manifest, a report, hypotheses, a plan, an instruction file) never replaces an
   audio file, told by its ending or its first bytes ("X is an audio file: ..."): a recording
-  cannot be made again, and a wrong name should not cost it;
+  cannot be made again, and a wrong name should not cost it; nor does it take a new file named
+  like a recording (``--json report.wav``), which the next run would refuse as one;
 - any other existing file is replaced, except by the commands that take ``--force`` (audio and
   codes, where a wrong name would silently destroy a recording). A text output replaces an
   older text output (re-running an evaluation rewrites its report), which is why it takes no
@@ -170,6 +171,9 @@ def output_file(
     which = input_clash(target, inputs)
     if which is not None:  # before "add --force": --force would not make it right
         raise VoxkitError(f"{name} is {which}: write to another file")
+    if holds is not None and not target.exists() and target.suffix.lower() in AUDIO_SUFFIXES:
+        # written, it would be text under a recording's name, refused as "an audio file" on the next run
+        raise VoxkitError(f"{name}: {holds} is text, and the name is a recording's ({target.suffix}): give it another ending")
     parent = target.absolute().parent
     _make(parent, name, f"its folder {parent}")
     if target.exists():
