@@ -237,15 +237,15 @@ def test_a_head_read_decodes_only_the_links_it_reaches(monkeypatch: pytest.Monke
     parts = [_ogg(2.0, RATE), _ogg(3.0, 44100, channels=2, hz=660), _ogg(1.5, 48000, "OPUS", hz=880)]
     chained = b"".join(parts)
     whole = load_audio(io.BytesIO(chained), RATE).numpy()
-    asked: list[tuple[int, int]] = []
-    decode = ogg._decode_link
+    asked: list[tuple[int, int]] = []  # (link, frames) of each link opened
+    decode = ogg.Chain._decode_run
 
-    def spy(fh: sf.SoundFile, out: np.ndarray, frames: int, rate: int, mix: bool) -> tuple[int, int, bool]:
-        asked.append((fh.samplerate, frames))
-        return decode(fh, out, frames, rate, mix)
+    def spy(self: ogg.Chain, indices: range, plan: list[int], out: np.ndarray, mix: bool) -> tuple[int, bool, bool]:
+        asked.extend((index, plan[index]) for index in indices if plan[index])
+        return decode(self, indices, plan, out, mix)
 
-    monkeypatch.setattr(ogg, "_decode_link", spy)
-    for seconds, reached in [(1.0, [(RATE, 16800)]), (2.5, [(RATE, 32000), (44100, 24255)]), (10.0, None)]:
+    monkeypatch.setattr(ogg.Chain, "_decode_run", spy)
+    for seconds, reached in [(1.0, [(0, 16800)]), (2.5, [(0, 32000), (1, 24255)]), (10.0, None)]:
         asked.clear()
         head, duration = load_head(chained, None, RATE, "test", seconds)
         assert duration == pytest.approx(6.5)

@@ -162,3 +162,57 @@ def test_a_link_cut_by_the_source_is_told() -> None:
         while links.read(1 << 16) or links.next_link():
             pass
         assert links.cut is cut, data
+
+
+def _reserialled(data: bytes, serial: int) -> list[bytes]:
+    """The pages of an Ogg file, each given the serial number ``serial`` (checksums redone)."""
+    pages, at = [], 0
+    while at < len(data):
+        end = at + 27 + data[at + 26] + sum(data[at + 27 : at + 27 + data[at + 26]])
+        page = bytearray(data[at:end])
+        struct.pack_into("<I", page, 14, serial)
+        page[22:26] = bytes(4)
+        struct.pack_into("<I", page, 22, ogg_crc(bytes(page)))
+        pages.append(bytes(page))
+        at = end
+    return pages
+
+
+def test_bytes_that_look_like_a_page_between_links_are_skipped(links: list[bytes]) -> None:
+    """"OggS" followed by no page after a link's end kept the next link from starting: the rest of
+    a radio stream was lost without a word, and its bytes piled up."""
+    data = links[0] + b"OggS!" + links[2]
+    out, said = _stdin(_Trickle(data))
+    assert said == [] and out.size == 3 * 16000
+    assert np.abs(out - load_audio(io.BytesIO(data), 16000).numpy().ravel()).max() < 1e-5
+
+
+def test_runs_of_one_rate_in_a_chain_of_several_are_one_signal_from_a_file_and_a_pipe() -> None:
+    """48 kHz, 48 kHz, 22.05 kHz: the pipe resamples the first two as one (it cannot know the third's
+    rate yet), and a file of the same bytes now does too (it resampled each link alone)."""
+    data = _encoded("VORBIS", 48000, 1.0) + _encoded("VORBIS", 48000, 1.0, 330.0) + _encoded("VORBIS", 22050, 1.0, 550.0)
+    whole = load_audio(io.BytesIO(data), 16000).numpy().ravel()  # [T]
+    out, said = _stdin(io.BytesIO(data))
+    assert said == [] and out.shape == whole.shape == (3 * 16000,) and np.abs(out - whole).max() < 1e-5
+
+
+def test_a_multiplexed_link_whose_first_stream_ends_first_says_the_rest_is_left_out() -> None:
+    """libsndfile ends with the first stream of a link that holds two; the link's other pages were
+    left in the pipe and the next link was asked for: a RuntimeError from inside the reader."""
+    first = _reserialled(_encoded("VORBIS", 16000, 1.0), 111)
+    second = _reserialled(_encoded("VORBIS", 16000, 20.0, 330.0), 222)
+    out, said = _stdin(io.BytesIO(first[0] + second[0] + b"".join(first[1:]) + b"".join(second[1:])))
+    assert out.size == 16000
+    [message] = said
+    assert message.startswith("stdin holds more after 1.00 s that its Ogg decoder left unread: it is left out")
+
+
+def test_a_source_that_fails_between_links_ends_the_audio_with_one_line(links: list[bytes]) -> None:
+    class Reset(io.BytesIO):
+        def read1(self, n: int = -1, /) -> bytes:
+            if self.tell() >= len(links[0]):
+                raise ConnectionResetError(104, "Connection reset by peer")
+            return super().read1(min(n if n >= 0 else 4096, 4096, len(links[0]) - self.tell()))
+
+    out, said = _stdin(Reset(links[0] + links[1]))
+    assert out.size == 2 * 16000 and said == ["stdin ends after 2.00 s of audio: [Errno 104] Connection reset by peer"]

@@ -267,17 +267,17 @@ class Chain:
         are then left out, as the rest of a damaged single stream is).
 
         Links that share a rate and channel count are joined as they are (the caller averages and
-        resamples the whole, as it does a single stream); links at different rates are each
-        resampled to ``rate`` (the caller's) once, so that none is resampled twice, and with
-        ``mono`` each is first averaged to one channel, as the caller treats a single stream.
-        Links with different channel counts are refused without ``mono``: no layout keeps their
-        channels apart. ``seconds`` (the head and the resampler's margin; None: all) decodes only
-        the links, and the part of the last of them, that it reaches: the rest count with
-        libsndfile's length of each. The links are opened one at a time, so that a recording of a
-        hundred tracks holds one decoder, not a hundred.
+        resamples the whole, as it does a single stream). In a chain of several rates each run of
+        links in a row at one rate is joined and resampled to ``rate`` (the caller's) once: no link
+        is resampled twice, a run is one signal as it would be on a pipe, where the next link's
+        rate is not known yet (:mod:`voxkit.audio.ogg_pipe`), and with ``mono`` each link is
+        first averaged to one channel, as the caller treats a single stream. Links with different
+        channel counts are refused without ``mono``: no layout keeps their channels apart.
+        ``seconds`` (the head and the resampler's margin; None: all) decodes only the links, and
+        the part of the last of them, that it reaches: the rest count with libsndfile's length of
+        each. The links are opened one at a time, so that a recording of a hundred tracks holds
+        one decoder, not a hundred.
         """
-        import soundfile as sf
-
         from voxkit.errors import AudioError
 
         formats = _formats(self.stream, self.links)
@@ -291,46 +291,74 @@ class Chain:
         for orig, frames, _ in formats:
             plan.append(frames if left is None else min(frames, max(0, math.ceil(left * orig))))
             left = None if left is None else left - plan[-1] / orig
-        out = np.empty((sum(_at_rate(n, f[0], sr) for n, f in zip(plan, formats, strict=True)), 1 if mix else channels[0]), np.float32)
+        runs = _runs([f[0] for f in formats])  # (first, last + 1) of each run of links at one rate
+        width = 1 if mix else channels[0]
+        out = np.empty((sum(_at_rate(sum(plan[i:j]), formats[i][0], sr) for i, j in runs), width), np.float32)  # [T, C]
         at = held = 0
         # a link libsndfile cannot open, where the reading reaches: it and the rest are left out
         stopped = len(formats) < len(self.links) and (left is None or left > 0)
-        for index, ((begin, end), (orig, frames, _), asked) in enumerate(zip(self.links, formats, plan, strict=False)):
+        for first, end in runs:
+            orig, asked = formats[first][0], sum(plan[first:end])
+            whole = _at_rate(sum(f[1] for f in formats[first:end]), orig, sr)
             if not asked:  # past the head: counted, not decoded
-                held += _at_rate(frames, orig, sr)
+                held += whole
                 continue
-            try:
-                with sf.SoundFile(_Span(self.stream, begin, end)) as fh:
-                    got, done, cut = _decode_link(fh, out[at:], asked, sr, mix)
-            except Exception:
-                if not index:
-                    raise  # nothing decodes: libsndfile's reason, as for any file
-                got, done, cut = 0, 0, True
-            at += done
-            held += done if cut or got < asked else _at_rate(frames, orig, sr)
+            part = out[at:] if orig == sr else np.empty((asked, width), np.float32)  # [t, C] at the links' own rate
+            got, short, cut = self._decode_run(range(first, end), plan, part, mix)
+            if orig != sr:
+                import torch
+
+                from voxkit.audio.resample import resample
+
+                wav = resample(torch.from_numpy(part[:got].T), orig, sr)  # [C, t']
+                out[at : at + wav.shape[-1]] = wav.T.numpy()
+                got = wav.shape[-1]
+            at += got
+            held += got if cut or short else whole
             if cut:  # a decoder error: what follows is left out
                 return out[:at], sr, at, True
         return out[:at], sr, at if stopped else held, stopped
 
+    def _decode_run(self, indices: range, plan: list[int], out: np.ndarray, mix: bool) -> tuple[int, bool, bool]:
+        """Decode the planned frames of links ``indices`` (one rate) one after another into the
+        start of ``out`` [T, C], channels averaged when ``mix``; (frames written, whether a link
+        gave fewer than planned, whether a decoder error stopped it). A first link of the file
+        that does not open raises libsndfile's error, as any file that does not decode."""
+        import soundfile as sf
 
-def _decode_link(fh: object, out: np.ndarray, frames: int, rate: int, mix: bool) -> tuple[int, int, bool]:
-    """Decode the first ``frames`` frames of an open link into the start of ``out`` [T, C] at
-    ``rate``, channels averaged when ``mix``; (frames decoded, frames written, whether a decoder
-    error stopped it). At the link's own rate and channels it is decoded straight into place."""
-    import torch
+        at, short = 0, False
+        for index in indices:
+            if not plan[index]:  # past the head: not opened
+                continue
+            begin, end = self.links[index]
+            try:
+                with sf.SoundFile(_Span(self.stream, begin, end)) as fh:
+                    if mix:
+                        part = np.empty((plan[index], fh.channels), np.float32)  # [t, C] of this link
+                        got, cut = read_into(fh, part)
+                        out[at : at + got, 0] = part[:got].mean(axis=1)
+                    else:
+                        got, cut = read_into(fh, out[at : at + plan[index]])
+            except Exception:
+                if not index:
+                    raise  # nothing decodes: libsndfile's reason, as for any file
+                got, cut = 0, True
+            at += got
+            short = short or got < plan[index]
+            if cut:
+                return at, short, True
+        return at, short, False
 
-    from voxkit.audio.resample import resample
 
-    orig = int(fh.samplerate)  # type: ignore[attr-defined]
-    if orig == rate and not mix:
-        got, cut = read_into(fh, out[:frames])
-        return got, got, cut
-    part = np.empty((frames, fh.channels), np.float32)  # type: ignore[attr-defined]  # [t, C]
-    got, cut = read_into(fh, part)
-    wav = torch.from_numpy(part[:got].T)  # [C, t], averaged and resampled as the loader treats a single stream
-    wav = resample(wav.mean(dim=0, keepdim=True) if mix else wav, orig, rate)  # [C', t']
-    out[: wav.shape[-1]] = wav.T.numpy()
-    return got, wav.shape[-1], cut
+def _runs(rates: list[int]) -> list[tuple[int, int]]:
+    """(first, last + 1) of each run of equal values in ``rates``."""
+    runs: list[tuple[int, int]] = []
+    for index, value in enumerate(rates):
+        if runs and rates[runs[-1][0]] == value:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
 
 
 def _at_rate(frames: int, orig: int, rate: int) -> int:

@@ -63,6 +63,13 @@ class OggLinks:
         """Whether the source ended inside a link (no end-of-stream page closed it): a cut stream."""
         self.links = 1
         """Links begun so far."""
+        self.source_error: Exception | None = None
+        """An error reading the source, which ended the stream there."""
+
+    @property
+    def ended(self) -> bool:
+        """Whether the current link has ended (its decoder was handed all of it)."""
+        return self._ended
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes of the current link (at least one whole page when one is that long);
@@ -89,24 +96,30 @@ class OggLinks:
         while True:
             at = self._buf.find(CAPTURE)
             while at >= 0:
-                end = page_end(self._buf, at)
+                del self._buf[:at]  # stray bytes before what may be a page go
+                if len(self._buf) > 4 and self._buf[4] != 0:  # no version-0 page: only its start looked like one
+                    at = self._buf.find(CAPTURE, 1)
+                    continue
+                end = page_end(self._buf, 0)
                 if end is None or end > len(self._buf):
                     break  # its header or body is still to come
-                if whole_page(self._buf, at) is not None:
-                    del self._buf[:at]
+                if whole_page(self._buf, 0) is not None:
                     self._open.clear()
                     self._pages, self._opening, self._ended, self.cut = 0, True, False, False
                     self.links += 1
                     return True
-                at = self._buf.find(CAPTURE, at + 1)  # bytes that only look like a page's start
-            if self._source_ended:
-                return False
+                at = self._buf.find(CAPTURE, 1)  # bytes that only look like a page's start
             if at < 0 and len(self._buf) > len(CAPTURE):  # nothing to wait for in them
                 del self._buf[: len(self._buf) - len(CAPTURE) + 1]
+            if self._source_ended:
+                return False
             self._more()
 
     def _more(self) -> None:
-        data = self._read(COPY_CHUNK)
+        try:
+            data = self._read(COPY_CHUNK)
+        except Exception as err:  # the source failed (a reset connection): it ends here, and says why
+            self.source_error, data = err, b""
         if data:
             self._buf += data
         else:
@@ -178,7 +191,7 @@ def read_ogg_pipe(head: bytes, read: Callable[[int], bytes], block_seconds: floa
             warn(f"stdin's Ogg stream part {links.links} (after {decoded:.2f} s) does not decode ({reason}): it and what "
                  "follows are left out")
             break
-        stopped = False
+        stopped = stopped_early = False
         try:
             rate = decoder.samplerate
             if resampler is None or resampler.orig != rate:
@@ -199,7 +212,8 @@ def read_ogg_pipe(head: bytes, read: Callable[[int], bytes], block_seconds: floa
                          f"{decoded + frames_in_link / rate:.2f} s, the rest is left out")
                     stopped = True
                     break
-                if not len(frames):
+                if not len(frames):  # pages left in the pipe: libsndfile ended inside its link (below)
+                    stopped_early = CAPTURE in decoder.unread()
                     break
                 frames_in_link += len(frames)
                 out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])
@@ -208,16 +222,21 @@ def read_ogg_pipe(head: bytes, read: Callable[[int], bytes], block_seconds: floa
             decoded += frames_in_link / rate
         finally:
             decoder.__exit__(None, None, None)  # closes the pipe: a copier still writing stops
-        if decoder.source_error is not None:
-            warn(f"stdin ends after {decoded:.2f} s of audio: {decoder.source_error}")
-            break
         if stopped:
             break
-        if not decoder.wait_source(SOURCE_WAIT_S):  # libsndfile stopped inside its link: the rest is not ours to split
+        if decoder.source_error is not None:  # the copier failed
+            warn(f"stdin ends after {decoded:.2f} s of audio: {decoder.source_error}")
+            break
+        # libsndfile stopped inside its link (a multiplexed link's first stream ended): the rest is not ours to split
+        if stopped_early or not decoder.wait_source(SOURCE_WAIT_S) or not links.ended:
             warn(f"stdin holds more after {decoded:.2f} s that its Ogg decoder left unread: it is left out; decode it "
                  "on the way: ffmpeg -i - -f wav - | voxkit transcribe -")
             break
-        if not links.next_link():
+        more = links.next_link()
+        if links.source_error is not None:
+            warn(f"stdin ends after {decoded:.2f} s of audio: {links.source_error}")
+            break
+        if not more:
             if links.cut:
                 warn(f"stdin is truncated or damaged: it decodes to {decoded:.2f} s, its end is missing (no Ogg end-of-stream page)")
             break
