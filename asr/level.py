@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from voxkit.asr.features import LOOKAHEAD, SAMPLES_PER_STEP
-from voxkit.asr.step_levels import StepEnergy, StepSplitter, StepWindow, step_energy
+from voxkit.asr.step_levels import ENERGY_FLOOR, StepEnergy, StepSplitter, StepWindow
 
 WINDOW_STEPS = 375  # 30 s of steps, as the pause cutter's floor: the level outlives a speaker's pauses
 BLOCK_STEPS = 256  # steps raised together: a file's buffers stay this size, not the file's
@@ -112,7 +112,9 @@ class QuietBoost:
         tail = self.steps.rest()  # [< 1280]
         if not tail.shape[0] or self.gain == 1.0:
             return tail
-        allowed = 10.0 ** (max(0.0, TARGET_DB - float(step_energy(tail[None])[0])) / 20.0)
+        # its mean square as it will sound, offset included (step_energy leaves a DC offset out)
+        level = 10.0 * np.log10(max(float(np.mean(np.square(tail, dtype=np.float64))), ENERGY_FLOOR))
+        allowed = 10.0 ** (max(0.0, TARGET_DB - level) / 20.0)
         return (tail * min(self.gain, allowed)).astype(np.float32)
 
 

@@ -53,6 +53,17 @@ def test_quiet_is_relative_to_the_noise_floor() -> None:
     assert len(cuts) == 2 and 3.0 <= cuts[0][1] / 16000 <= 3.5 and 3.5 <= cuts[1][0] / 16000 <= 4.0
 
 
+def test_a_dc_offset_moves_no_cut(asr: voxkit.Transcriber) -> None:
+    """A constant offset (a microphone's, a sound card's) is no sound: 0.01 made every pause at
+    least -40 dB, the floor rose to it and clean speech was cut inside words ("June onelevent")."""
+    x = _signal([(3.0, -20), (2.0, -np.inf), (3.0, -20)])
+    speech = load_audio(SAMPLES / "en.flac", 16000).numpy().reshape(-1)  # [T]
+    for offset in (0.01, 0.05, -0.1):
+        assert spans(x + np.float32(offset), LIMITS) == spans(x, LIMITS)
+        assert spans(speech + np.float32(offset), LIMITS) == spans(speech, LIMITS) == [(0, speech.shape[0])]
+        assert asr.transcribe(speech + np.float32(offset)).text == asr.transcribe(speech).text
+
+
 def test_silence_of_any_length_is_skipped() -> None:
     x = _signal([(3.0, -20), (600.0, -np.inf), (3.0, -20)])  # ten minutes of silence
     assert [(a / 16000, b / 16000) for a, b in spans(x, LIMITS)] == [(0.0, 3.36), (602.8, 606.0)]

@@ -51,14 +51,24 @@ def test_window_extremes_equal_a_full_sliding_window(most: int) -> None:
     assert np.isnan(top[1000 + WIDTH - 1 : 1400]).all() and top[1400] == 0.5  # an empty window is NaN
 
 
-def test_step_energy_is_the_float64_mean_square_in_db() -> None:
+def test_step_energy_is_the_float64_variance_in_db() -> None:
     steps = (np.random.default_rng(2).standard_normal((40, SAMPLES_PER_STEP)) * np.logspace(-6, 0, 40)[:, None]).astype(np.float32)
     steps[3] = 0.0
-    reference = 10.0 * np.log10(np.maximum(np.mean(steps.astype(np.float64) ** 2, axis=1), 1e-10))  # [40]
-    assert np.array_equal(step_energy(steps), reference)
+    wide = steps.astype(np.float64)  # [40, w]
+    reference = 10.0 * np.log10(np.maximum(np.mean((wide - wide.mean(axis=1, keepdims=True)) ** 2, axis=1), 1e-10))  # [40]
+    np.testing.assert_allclose(step_energy(steps), reference, rtol=0, atol=1e-9)
     meter = StepEnergy()
-    assert np.array_equal(np.concatenate([meter.of(steps[i : i + 7]).copy() for i in range(0, 40, 7)]), reference)
+    assert np.array_equal(np.concatenate([meter.of(steps[i : i + 7]).copy() for i in range(0, 40, 7)]), step_energy(steps))
     assert step_energy(steps)[3] == -100.0
+
+
+def test_a_dc_offset_is_no_energy() -> None:
+    """A microphone's constant offset is no sound: 0.01 lifted every pause to -40 dB (the cutter's
+    floor, the boost's level); a step of it alone is digital silence."""
+    steps = (np.random.default_rng(5).standard_normal((20, SAMPLES_PER_STEP)) * np.logspace(-4, -1, 20)[:, None]).astype(np.float32)
+    for offset in (0.01, 0.05, -0.2):
+        np.testing.assert_allclose(step_energy(steps + np.float32(offset)), step_energy(steps), atol=1e-3)
+        assert step_energy(np.full((2, SAMPLES_PER_STEP), offset, np.float32)).tolist() == [-100.0, -100.0]
 
 
 def test_the_splitter_gives_every_sample_once_in_steps() -> None:
