@@ -33,11 +33,17 @@ class Transcript:
     def text(self) -> str:
         return " ".join(w.text for w in self.words if w.text)
 
-    def segments(self, max_seconds: float = 8.0, max_words: int = 14) -> list[dict[str, Any]]:
-        """Caption-sized groups of words, cut after sentence punctuation or when too long."""
+    def segments(self, max_seconds: float = 8.0, max_words: int = 14, max_gap: float = 1.0) -> list[dict[str, Any]]:
+        """Caption-sized groups of words, cut after sentence punctuation, when too long, or at a
+        pause: a word that starts more than ``max_gap`` seconds after the last one ended opens a
+        new group. Why the pause: a model that writes no punctuation (the bundled one) otherwise
+        gave one caption that spanned a silence and joined the sentences on both sides of it."""
         segments: list[dict[str, Any]] = []
         current: list[Word] = []
         for w in self.words:
+            if current and w.start - current[-1].end > max_gap:
+                segments.append(_segment(current))
+                current = []
             current.append(w)
             long = current[-1].end - current[0].start >= max_seconds or len(current) >= max_words
             if w.text.endswith((".", "!", "?", "。", "…")) or long:

@@ -91,3 +91,15 @@ def test_cues_of_a_hand_made_transcript_end_with_its_audio() -> None:
     for fmt in ("srt", "vtt"):
         assert _cue_seconds(render(transcript, fmt, word_timestamps=True))[-1] == (0.5, 1.0)
         assert _cue_seconds(render(transcript, fmt))[-1] == (0.0, 1.0)
+
+
+def test_a_caption_ends_at_a_pause() -> None:
+    """The bundled model writes no punctuation: a caption spanned a 3 s silence and joined the
+    sentences on both sides of it."""
+    words = [Word("shipped", 0.0, 0.5), Word("on", 0.5, 0.7), Word("eleventh", 0.7, 1.2),  # then 1.5 s of silence
+             Word("order", 2.7, 3.0), Word("number", 3.0, 3.4), Word("seven", 4.3, 4.6)]  # a 0.9 s hesitation
+    transcript = Transcript(words=words, duration=5.0)
+    assert [(s["start"], s["end"], s["text"]) for s in transcript.segments()] == [
+        (0.0, 1.2, "shipped on eleventh"), (2.7, 4.6, "order number seven")]
+    assert _cue_seconds(render(transcript, "srt")) == [(0.0, 1.2), (2.7, 4.6)]
+    assert len(transcript.segments(max_gap=0.5)) == 3
