@@ -107,6 +107,46 @@ def test_file_inputs_given_the_wrong_way_say_what_to_do(transcriber: voxkit.Tran
         transcriber.transcribe((speech * 32767).astype(np.int16).tobytes())
 
 
+def test_a_pipe_a_closed_file_and_a_file_read_to_its_end(transcriber: voxkit.Transcriber, capfd: pytest.CaptureFixture[str]) -> None:
+    """A pipe (sys.stdin.buffer) printed libsndfile's failed seeks as tracebacks and was refused as
+    "No 'data' chunk"; a closed file and one read to its end were "Format not recognised"."""
+    import os
+    import threading
+
+    alone = transcriber.transcribe(SAMPLE).text
+    read_end, write_end = os.pipe()
+    feeder = threading.Thread(target=lambda: (os.write(write_end, SAMPLE.read_bytes()), os.close(write_end)))
+    feeder.start()
+    with os.fdopen(read_end, "rb") as pipe:  # a pipe's reader cannot seek
+        assert not pipe.seekable() and transcriber.transcribe(pipe).text == alone
+    feeder.join()
+    assert "Traceback" not in capfd.readouterr().err
+    with open(SAMPLE, "rb") as f:  # noqa: PTH123 - a user's open()
+        assert transcriber.transcribe(f).text == alone
+        with pytest.raises(AudioError, match=r"is at its end \(byte \d+\): nothing is left to read in it; seek\(0\) to read it again"):
+            transcriber.transcribe(f)
+        f.seek(0)
+        assert transcriber.transcribe(f).text == alone
+    with pytest.raises(AudioError, match=r"en\.flac is closed: open it again, or pass its path$"):
+        transcriber.transcribe(f)
+
+
+@pytest.mark.parametrize("number", [np.float32(0.1), 5, True])
+def test_a_number_is_no_audio(transcriber: voxkit.Transcriber, number: object) -> None:
+    """It was told to use transcribe(), being inside it."""
+    with pytest.raises(AudioError, match=r"^transcribe\(\): audio must be a path, .* got the number "):
+        transcriber.transcribe(number)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("option", ["segment", "boost"])
+def test_switches_take_true_or_false(option: str) -> None:
+    """boost="no" switched the boost on: a string is truthy."""
+    from voxkit.errors import OptionError
+
+    with pytest.raises(OptionError, match=f"^{option} must be True or False, got 'no'$"):
+        voxkit.Transcriber(**{option: "no"})
+
+
 def test_a_file_as_bytearray_or_memoryview(transcriber: voxkit.Transcriber) -> None:
     """Guard: what a web framework hands over (an upload's buffer) reads like the bytes."""
     data = SAMPLE.read_bytes()

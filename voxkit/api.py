@@ -24,7 +24,7 @@ import numpy as np
 
 from voxkit.asr.options import RecognizerOptions
 from voxkit.audio.constants import ASR_SAMPLE_RATE
-from voxkit.checks import is_number, whole_number
+from voxkit.checks import flag, is_number, whole_number
 from voxkit.devices import usable_device
 from voxkit.errors import AudioError, VoxkitError
 
@@ -73,6 +73,7 @@ class Transcriber:
         from voxkit.asr.segments import DEFAULT_SEGMENTING
         from voxkit.checks import weight_dtype
 
+        segment, boost = flag(segment, "segment"), flag(boost, "boost")
         if threads is not None:
             torch.set_num_threads(whole_number(threads, "threads", 1))
         usable_device(device, "device")
@@ -108,6 +109,9 @@ class Transcriber:
         Raises :class:`voxkit.errors.VoxkitError` (an ``AudioError``) for any other shape or type,
         empty or non-finite audio, and an unreadable file.
         """
+        if is_number(audio) or isinstance(audio, bool):  # transcribe_many() would call it a list of numbers
+            raise AudioError(f"transcribe(): audio must be a path, an open file, the bytes of an audio file, or samples "
+                             f"(numpy, torch); got the number {audio!r}")
         return self.transcribe_many([audio], sample_rate=sample_rate)[0]
 
     def transcribe_many(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from voxkit.errors import OptionError
 
 if TYPE_CHECKING:
@@ -34,6 +36,14 @@ def whole_number(value: object, name: str, least: int) -> int:
     if not is_whole(value) or value < least:  # type: ignore[operator]
         raise OptionError(f"{name} must be a whole number of at least {least}, got {value!r}")
     return int(value)  # type: ignore[call-overload]
+
+
+def flag(value: object, name: str) -> bool:
+    """``value`` as a switch: True or False (numpy's too), anything else refused. Why: a string
+    such as "no" is truthy, so ``boost="no"`` switched the boost on without a word."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise OptionError(f"{name} must be True or False, got {value!r}")
 
 
 def unicode_problem(text: str) -> str | None:

@@ -181,6 +181,8 @@ def _load_file(source: Source, sample_rate: int, mono: bool, max_seconds: float 
         if os.path.exists(source):  # a device, a named pipe, a socket: libsndfile needs a file it can seek in
             raise AudioError(f"{name} is not a regular file; to read a stream, pipe it to standard input (-)")
         raise AudioError(f"audio file not found: {name}")
+    if not isinstance(source, (str, os.PathLike)):
+        source = _open_file_object(source, name)
     start = _tell(source)
     src: BinaryIO | int = source  # type: ignore[assignment]
     if isinstance(source, (str, os.PathLike)):
@@ -271,6 +273,40 @@ def to_wav_command(name: str, *, beside: bool = False) -> str:
 def _check_seconds(seconds: object, where: str) -> None:
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
         raise AudioError(f"{where}: max_seconds must be a number of seconds > 0, got {seconds!r}")
+
+
+def _open_file_object(source: BinaryIO, name: str) -> BinaryIO:
+    """An open file object as libsndfile can read it from where it stands.
+
+    Why: libsndfile seeks in what it reads. A pipe (``sys.stdin.buffer``, a socket's file) refused
+    the seeks inside a callback, which printed tracebacks and then a wrong reason ("No 'data'
+    chunk"); it is read whole here, as an offline transcription reads a file. A closed file, and
+    one already read to its end, were "Format not recognised"; each now says what it is.
+    """
+    if getattr(source, "closed", False):
+        raise AudioError(f"{name} is closed: open it again, or pass its path")
+    try:
+        seekable = bool(source.seekable()) if hasattr(source, "seekable") else hasattr(source, "seek")
+    except (OSError, ValueError):
+        seekable = False
+    if not seekable:
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise AudioError(f"{name} gives {type(data).__name__}, not bytes: open audio files in binary mode, open(path, 'rb')")
+        if not len(data):
+            raise AudioError(f"{name} holds no audio: nothing was left to read in it")
+        whole = io.BytesIO(data)
+        whole.name = name  # what the messages call it
+        return whole
+    try:
+        at = int(source.tell())
+        end = int(source.seek(0, os.SEEK_END))
+        source.seek(at)
+    except (AttributeError, OSError, TypeError, ValueError):
+        return source
+    if 0 < end <= at:
+        raise AudioError(f"{name} is at its end (byte {at}): nothing is left to read in it; seek(0) to read it again")
+    return source
 
 
 def _tell(source: Source) -> int | None:
