@@ -19,7 +19,7 @@ import dataclasses
 import operator
 
 from voxkit.audio.constants import STEP_MS
-from voxkit.errors import VoxkitError
+from voxkit.errors import OptionError
 
 MIN_DELAY_STEPS = 1
 MAX_DELAY_STEPS = 30
@@ -31,14 +31,14 @@ DELAY_RANGE_TEXT = f"a multiple of {STEP_MS} ms between {MIN_DELAY_MS} and {MAX_
 def _whole(value: object, unit: str) -> int:
     """``value`` as an int (numpy integers too); bools and fractions are a user mistake."""
     if isinstance(value, bool):
-        raise VoxkitError(f"delay must be {DELAY_RANGE_TEXT}, got {value!r}")
+        raise OptionError(f"delay must be {DELAY_RANGE_TEXT}, got {value!r}")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         pass
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise VoxkitError(f"delay must be {DELAY_RANGE_TEXT}, got {value!r} {unit}")
+    raise OptionError(f"delay must be {DELAY_RANGE_TEXT}, got {value!r} {unit}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ class RecognizerOptions:
     def __post_init__(self) -> None:
         steps = _whole(self.delay_steps, "steps")
         if not MIN_DELAY_STEPS <= steps <= MAX_DELAY_STEPS:
-            raise VoxkitError(f"delay must be {DELAY_RANGE_TEXT}, got {steps * STEP_MS} ms ({steps} steps of {STEP_MS} ms)")
+            raise OptionError(f"delay must be {DELAY_RANGE_TEXT}, got {steps * STEP_MS} ms ({steps} steps of {STEP_MS} ms)")
         object.__setattr__(self, "delay_steps", steps)
 
     @classmethod
@@ -63,7 +63,7 @@ class RecognizerOptions:
         """Options for a delay in milliseconds (a multiple of the 80 ms step)."""
         ms = _whole(delay_ms, "ms")
         if ms % STEP_MS:
-            raise VoxkitError(f"delay must be {DELAY_RANGE_TEXT}, got {ms} ms")
+            raise OptionError(f"delay must be {DELAY_RANGE_TEXT}, got {ms} ms")
         return cls(ms // STEP_MS)
 
     @classmethod

@@ -290,3 +290,12 @@ def test_chat_audio_part_takes_its_rate_under_either_key_and_file_bytes() -> Non
     sf.write(buffer, tone, 48000, format="WAV")
     for wrap in (bytes, bytearray, memoryview):
         assert audio_of({"audio": wrap(buffer.getvalue())}).shape[0] == 16000, wrap
+
+
+@pytest.mark.parametrize("delay", [100, "480", 2480])
+def test_a_bad_delay_is_an_option_error(delay: object) -> None:
+    """It was a plain VoxkitError: `except ValueError` missed it, unlike threads=0 or batch_size=0."""
+    from voxkit.errors import OptionError
+
+    with pytest.raises(OptionError, match="^delay must be "):
+        voxkit.Transcriber(delay_ms=delay)  # type: ignore[arg-type]
