@@ -345,7 +345,7 @@ ERRORS: list[tuple[Any, str]] = [
     (user_part({"type": "audio", "array": np.zeros((4, 4))}), "part 1: cannot tell channels"),
     (user_part({"type": "audio", "array": np.array([0.0, np.nan] * 100)}), "part 1: audio contains NaN"),
     (user_part({"type": "audio", "array": np.zeros(0)}), "part 1: audio is empty"),
-    (user_part({"type": "audio", "array": [1, 2, 3]}), "part 1: int64 is not a PCM sample type"),
+    (user_part({"type": "audio", "array": [1, 2, 3]}), r"part 1: int64 is not a PCM sample type \(a list of Python ints .*np\.int16"),
     (user_part({"type": "audio", "array": [[0.0], [0.0, 1.0]]}), "part 1: .*rectangular"),
     (user_part({"type": "audio", "array": "abc"}), "part 1: an audio 'array' must be"),
     (user_part({"type": "audio", "array": np.zeros(100), "sampling_rate": 0}), "part 1: 'sampling_rate' must be"),

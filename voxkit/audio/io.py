@@ -112,7 +112,8 @@ def pcm_to_float(data: np.ndarray) -> np.ndarray:
     if kind == "f":
         return data.astype(np.float32, copy=False)
     if kind in "iu" and data.dtype.itemsize > 4:
-        raise AudioError(f"{data.dtype} is not a PCM sample type: give float samples in [-1, 1] or int16/int32 PCM")
+        raise AudioError(f"{data.dtype} is not a PCM sample type (a list of Python ints becomes it): give float samples "
+                         "in [-1, 1] or int16/int32 PCM, e.g. np.array(samples, np.int16)")
     if kind in "iu":
         half = float(2 ** (8 * data.dtype.itemsize - 1))
         centred = data.astype(np.float32) - (half if kind == "u" else 0.0)
