@@ -18,26 +18,15 @@ stream that was cut: its last link ended without the flag.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 import numpy as np
 
 from voxkit.audio.ogg import BOS_FLAG, CAPTURE, EOS_FLAG, page_end, whole_page
-from voxkit.audio.piped import COPY_CHUNK, PipedDecoder
+from voxkit.audio.piped import COPY_CHUNK, PipedDecoder, Resampler, pump
 from voxkit.errors import AudioError
 
 SOURCE_WAIT_S = 2.0
 """How long a link's copier may take to hand over its last bytes once its decoder has ended."""
-
-
-class Resampler(Protocol):
-    """What :func:`read_ogg_pipe` resamples with (:class:`voxkit.audio.stream.StreamResampler`)."""
-
-    orig: int
-
-    def push(self, samples: np.ndarray) -> np.ndarray: ...
-
-    def flush(self) -> np.ndarray: ...
 
 
 class OggLinks:
@@ -200,26 +189,10 @@ def read_ogg_pipe(head: bytes, read: Callable[[int], bytes], block_seconds: floa
                     if out.size:
                         yield out
                 resampler = resampler_for(rate)
-            block, frames_in_link = max(1, int(rate * block_seconds)), 0
-            while True:
-                try:
-                    frames = decoder.read(block)  # [t, C]
-                except Exception as err:
-                    if not decoded and not frames_in_link:
-                        reason = getattr(err, "error_string", None) or err
-                        raise AudioError(f"stdin looks like Ogg (Vorbis/Opus) audio but does not decode: {reason}") from None
-                    warn(f"stdin is truncated or damaged: its Ogg (Vorbis/Opus) audio stops decoding after "
-                         f"{decoded + frames_in_link / rate:.2f} s, the rest is left out")
-                    stopped = True
-                    break
-                if not len(frames):  # pages left in the pipe: libsndfile ended inside its link (below)
-                    stopped_early = CAPTURE in decoder.unread()
-                    break
-                frames_in_link += len(frames)
-                out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])
-                if out.size:  # [t'] mono 16 kHz
-                    yield out
-            decoded += frames_in_link / rate
+            frames, stopped = yield from pump(decoder, resampler, block_seconds, "Ogg (Vorbis/Opus)", decoded, warn)
+            if not stopped:  # pages left in the pipe: libsndfile ended inside its link (below)
+                stopped_early = CAPTURE in decoder.unread()
+            decoded += frames / rate
         finally:
             decoder.__exit__(None, None, None)  # closes the pipe: a copier still writing stops
         if stopped:

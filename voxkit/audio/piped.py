@@ -15,10 +15,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
+
+from voxkit.errors import AudioError
 
 UNREAD_WAIT_S = 0.5
 """How long :meth:`PipedDecoder.unread` waits for a source to end after its decoder has."""
@@ -145,3 +148,42 @@ class PipedDecoder:
         self._close()
         if self._copier is not None and not self._live:
             self._copier.join()
+
+
+class Resampler(Protocol):
+    """What decoded audio goes through on its way out (:class:`voxkit.audio.stream.StreamResampler`)."""
+
+    orig: int
+
+    def push(self, samples: np.ndarray) -> np.ndarray: ...
+
+    def flush(self) -> np.ndarray: ...
+
+
+def pump(decoder: PipedDecoder, resampler: Resampler, block_seconds: float, what: str, before: float,
+         warn: Callable[[str], None]) -> Generator[np.ndarray, None, tuple[int, bool]]:
+    """Decode an open decoder to its end, channels averaged, through ``resampler``: yields its
+    outputs (mono [t']) and returns (frames decoded, whether a decoder error stopped it).
+
+    ``what`` names the format in messages and ``before`` is the seconds of audio the stream gave
+    before this decoder (a chain's earlier links). A decoder error before any audio is an
+    AudioError; after some, one warning, and what decoded before it stays.
+    """
+    rate = decoder.samplerate
+    block, got = max(1, int(rate * block_seconds)), 0
+    while True:
+        try:
+            frames = decoder.read(block)  # [t, C]
+        except Exception as err:
+            if not before and not got:
+                reason = getattr(err, "error_string", None) or err
+                raise AudioError(f"stdin looks like {what} audio but does not decode: {reason}") from None
+            warn(f"stdin is truncated or damaged: its {what} audio stops decoding after {before + got / rate:.2f} s, "
+                 "the rest is left out")
+            return got, True
+        if not len(frames):
+            return got, False
+        got += len(frames)
+        out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono at the target rate
+        if out.size:
+            yield out

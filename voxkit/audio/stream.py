@@ -352,7 +352,7 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
     inside ``sys.stdin.buffer`` holds its lock, which the interpreter's shutdown cannot take.
     """
     from voxkit.audio.mp3 import quiet_stderr
-    from voxkit.audio.piped import PipedDecoder
+    from voxkit.audio.piped import PipedDecoder, pump
 
     read = getattr(stream, "read1", None) or stream.read  # what has arrived, not a whole 64 KB
     if kind is OGG:
@@ -372,27 +372,11 @@ def read_piped_stream(head: bytes, stream: ByteSource, kind: Signature, block_se
     try:
         rate = decoder.samplerate
         resampler = StreamResampler(rate)
-        block, decoded = max(1, int(rate * block_seconds)), 0
-        while True:
-            try:
-                frames = decoder.read(block)  # [t, C]
-            except Exception as err:
-                if not decoded:
-                    reason = getattr(err, "error_string", None) or err
-                    raise AudioError(f"stdin looks like {kind.name} audio but does not decode: {reason}") from None
-                _warn(f"stdin is truncated or damaged: its {kind.name} audio stops decoding after {decoded / rate:.2f} s, "
-                      "the rest is left out")
-                break
-            if not len(frames):
-                if decoder.source_error is None and _another_stream(decoder.unread(), kind):
-                    _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({kind.name} files joined together), "
-                          "which libsndfile does not decode: it is left out; decode it on the way: "
-                          "ffmpeg -i - -f wav - | voxkit transcribe -")
-                break
-            decoded += len(frames)
-            out = resampler.push(frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0])  # [t'] mono 16 kHz
-            if out.size:
-                yield out
+        decoded, stopped = yield from pump(decoder, resampler, block_seconds, kind.name, 0.0, _warn)
+        if not stopped and decoder.source_error is None and _another_stream(decoder.unread(), kind):
+            _warn(f"stdin holds more after the first {decoded / rate:.2f} s ({kind.name} files joined together), "
+                  "which libsndfile does not decode: it is left out; decode it on the way: "
+                  "ffmpeg -i - -f wav - | voxkit transcribe -")
         if decoder.source_error is not None:
             _warn(f"stdin ends after {decoded / rate:.2f} s of audio: {decoder.source_error}")
         out = resampler.flush()
