@@ -59,3 +59,22 @@ def transcriber() -> object:
     import voxkit
 
     return voxkit.Transcriber()
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random codec folder (seed 0), as `voxkit export codec` writes one (for codec CLI tests)."""
+    from test_codec_cli import tiny_codec_folder
+
+    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 s of a 255 Hz tone at 16 kHz in a WAV file."""
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    sf.write(path, 0.3 * np.sin(np.arange(16000) / 10), 16000)
+    return path

@@ -21,7 +21,6 @@ import torch
 
 import voxkit
 from cli_helpers import run_cli
-from test_codec_cli import tiny_codec_folder
 from voxkit.codec.api import ONE_PASS_FRAMES, Codec
 from voxkit.codec.codes_file import load_codes
 
@@ -35,18 +34,6 @@ class _Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture(scope="module")
-def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
-
-
-@pytest.fixture(scope="module")
-def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("audio") / "tone.wav"
-    sf.write(path, 0.3 * np.sin(np.arange(16000) / 10), 16000)  # 1 s at 16 kHz
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -31,18 +31,6 @@ from voxkit.errors import VoxkitError
 FRAME = 1920  # samples per frame at 24 kHz
 
 
-@pytest.fixture(scope="module")
-def codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
-
-
-@pytest.fixture(scope="module")
-def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("audio") / "tone.wav"
-    sf.write(path, 0.3 * np.sin(np.arange(16000) / 10), 16000)  # 1 s at 16 kHz
-    return path
-
-
 def _codes_file(path: Path, codes: torch.Tensor, num_samples: int) -> Path:
     """A file with the metadata ``voxkit codec encode`` writes, around the given codes."""
     meta = {"format": FORMAT, "num_samples": str(num_samples), "sample_rate": "24000", "frame_rate": "12.5",

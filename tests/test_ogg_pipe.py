@@ -22,8 +22,6 @@ from voxkit.audio.ogg_pipe import OggLinks
 from voxkit.audio.stream import read_stdin
 from voxkit.errors import AudioError, VoxkitWarning
 
-needs_opus = pytest.mark.skipif("OPUS" not in sf.available_subtypes("OGG"), reason="this libsndfile has no Opus codec")
-
 
 def _encoded(subtype: str, rate: int, seconds: float, freq: float = 440.0) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
