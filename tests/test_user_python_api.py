@@ -299,3 +299,22 @@ def test_a_bad_delay_is_an_option_error(delay: object) -> None:
 
     with pytest.raises(OptionError, match="^delay must be "):
         voxkit.Transcriber(delay_ms=delay)  # type: ignore[arg-type]
+
+
+def test_a_warning_points_at_the_callers_line(transcriber: voxkit.Transcriber, speech: np.ndarray, tmp_path: Path) -> None:
+    """Python prints a warning with the file and line it is attributed to: it was voxkit/audio/io.py."""
+    import inspect
+    import warnings
+
+    import soundfile as sf
+
+    cut = tmp_path / "cut.wav"
+    sf.write(cut, speech, ASR_SAMPLE_RATE)
+    cut.write_bytes(cut.read_bytes()[:-8000])  # its header promises more than it holds
+    for call in (lambda: transcriber.transcribe(speech * 32768), lambda: transcriber.transcribe(cut),
+                 lambda: load_audio(cut, ASR_SAMPLE_RATE)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        [warning] = [w for w in caught if issubclass(w.category, voxkit.errors.VoxkitWarning)]
+        assert (warning.filename, warning.lineno) == (__file__, inspect.getsourcelines(call)[1]), warning

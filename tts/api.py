@@ -26,7 +26,6 @@ import math
 import os
 import secrets
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch
 from voxkit.audio.io import AudioInput, load_head
 from voxkit.checks import is_number, unicode_problem, weight_dtype
 from voxkit.devices import usable_device
-from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, VoxkitWarning
+from voxkit.errors import AudioError, CheckpointError, OptionError, VoxkitError, warn
 from voxkit.lm.sampling import check_seed
 from voxkit.tts.checkpoint import list_voices, load_tts, load_voice
 from voxkit.tts.generate import GenerationOptions, context_positions, generate_frames
@@ -340,7 +339,7 @@ class Speaker:
                              f"{made[0] / self.codec.frame_rate:.1f} s: the model's context of "  # type: ignore[attr-defined]
                              f"{context_positions(self.model)} positions was full before the model ended it; "
                              f"shorten {_shorten(voice, ref_ids, sentence=True)}")
-                warnings.warn(notes[-1], VoxkitWarning, stacklevel=2)
+                warn(notes[-1])
 
     def _frames(self, prompt: Prompt, options: GenerationOptions, generator: torch.Generator, made: list[int]) -> Iterator[np.ndarray]:
         """One piece's audio, frame by frame through its own decoder state; ``made[0]`` counts the frames."""

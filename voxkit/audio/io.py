@@ -23,7 +23,7 @@ from voxkit.audio.ogg import CAPTURE, chain_info, file_ends_whole, find_chain
 from voxkit.audio.promise import estimated_frames, mp3_tagged, read_head, read_into, rewound, warn_truncated, wav_promise
 from voxkit.audio.resample import resample  # noqa: F401  (the loaders' resampler, imported from here by callers)
 from voxkit.checks import is_number, is_whole
-from voxkit.errors import AudioError, VoxkitWarning
+from voxkit.errors import AudioError, warn
 
 Source = str | os.PathLike | BinaryIO
 AudioInput = str | os.PathLike | BinaryIO | bytes | bytearray | memoryview | np.ndarray | torch.Tensor | list[float]
@@ -80,16 +80,11 @@ def warn_if_unscaled(samples: np.ndarray, where: str) -> bool:
     front end, so the transcript is noise; the usual cause is ``wav.astype(np.float32)`` without
     the division by 32768. ``max``/``min`` reduce without a temporary (this runs on live chunks).
     """
-    import warnings
 
     peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
     if peak > FLOAT_PEAK_WARNING:
-        warnings.warn(
-            f"{where}: float samples peak at {peak:.0f}, expected [-1, 1]: integer PCM cast to float? "
-            "divide int16 values by 32768 (or pass the int16 array itself)",
-            VoxkitWarning,
-            stacklevel=3,
-        )
+        warn(f"{where}: float samples peak at {peak:.0f}, expected [-1, 1]: integer PCM cast to float? "
+             "divide int16 values by 32768 (or pass the int16 array itself)")
         return True
     return False
 

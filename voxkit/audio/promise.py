@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from voxkit.audio.mp3 import length_is_exact
-from voxkit.errors import AudioError, VoxkitWarning
+from voxkit.errors import AudioError, warn
 
 HEAD_BYTES = 4096
 """Read from a file's start before it is decoded: a WAV header with its usual chunks, an MP3's sync."""
@@ -104,7 +104,6 @@ def warn_truncated(name: str, promised: int | None, held: int, rate: int, stoppe
     bytes of samples behind it) came back as near silence, and ``voxkit transcribe`` printed nothing
     and succeeded; a cut FLAC was refused whole.
     """
-    import warnings
 
     if unended:
         message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s, its end is missing (no Ogg end-of-stream page)"
@@ -113,7 +112,7 @@ def warn_truncated(name: str, promised: int | None, held: int, rate: int, stoppe
         message = f"{name} is truncated or damaged: it decodes to {held / rate:.2f} s{promise}, the rest is left out"
     else:
         message = f"{name} is truncated: its header promises {promised / rate:.2f} s, it holds {held / rate:.2f} s"
-    warnings.warn(message, VoxkitWarning, stacklevel=4)
+    warn(message)
 
 
 def read_into(fh: object, out: np.ndarray) -> tuple[int, bool]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
@@ -29,7 +28,7 @@ from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.fifo import SampleFifo
 from voxkit.audio.io import pcm_to_float as _to_float
 from voxkit.audio.resample import DENSE_KERNEL_LIMIT, PolyphaseResampler, dense_kernel_size
-from voxkit.errors import AudioError, VoxkitWarning
+from voxkit.errors import AudioError, warn
 
 TARGET_RATE = ASR_SAMPLE_RATE
 RAW_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
@@ -242,8 +241,9 @@ def float32_votes(data: bytes) -> tuple[int, int]:
 
 
 def _warn(message: str) -> None:
-    """A :class:`VoxkitWarning`: the command line prints it as its own one line (``voxkit transcribe: warning: ...``)."""
-    warnings.warn(message, VoxkitWarning, stacklevel=3)
+    """A :class:`VoxkitWarning`, attributed to the caller outside voxkit (:func:`voxkit.errors.warn`);
+    the command line prints it as its own one line (``voxkit transcribe: warning: ...``)."""
+    warn(message)
 
 
 def raw_samples(data: bytes, fmt: str, channels: int = 1) -> tuple[np.ndarray, bytes]:
