@@ -19,3 +19,11 @@ def one_line_error(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line ``voxkit ARGS`` refuses them with: exit 2, nothing on stdout, no traceback."""
+    code, out, err = run_cli(args, capsys)
+    line = one_line_error(err)
+    assert code == 2 and out == "" and line.startswith(f"voxkit {args[0]}: error: "), err
+    return line

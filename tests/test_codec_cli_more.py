@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 
 import voxkit
-from cli_helpers import run_cli
+from cli_helpers import refused, run_cli
 from voxkit.codec.api import ONE_PASS_FRAMES, Codec
 from voxkit.codec.codes_file import load_codes
 
@@ -42,14 +42,6 @@ def long_tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "long.wav"
     sf.write(path, 0.3 * np.sin(np.arange((2 * ONE_PASS_FRAMES + 9) * FRAME) / 9), 24000)
     return path
-
-
-def _error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code, out, err = run_cli(["codec", *args], capsys)
-    lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("voxkit codec: error: ")
-    return lines[0]
 
 
 def _ffmpeg(source: Path, target: Path, *codec: str) -> Path:
@@ -74,7 +66,7 @@ def test_compressed_audio_on_stdin_gets_the_answer_transcribe_gives(
         for command in ("encode", "roundtrip"):
             monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
             target = out if command == "encode" else tmp_path / "x.wav"
-            line = _error([command, "-", str(target), "--model", str(tmp_path / "no-codec")], capsys)
+            line = refused(["codec", command, "-", str(target), "--model", str(tmp_path / "no-codec")], capsys)
             assert line == (f"voxkit codec: error: stdin: the data is {name} audio, which voxkit cannot decode: decode it to WAV on "
                             f"the way (ffmpeg -i in.{extension} -f wav - | voxkit codec {command} - {target}); if it really is "
                             "raw s16le samples, add --format s16le --sample-rate RATE"), line

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from cli_helpers import run_cli
+from cli_helpers import refused, run_cli
 from test_codec_cli import TINY, tiny_codec_folder
 from voxkit.codec.api import Codec
 from voxkit.codec.args import CodecArgs
@@ -38,14 +38,6 @@ def _codes_file(path: Path, codes: torch.Tensor, num_samples: int) -> Path:
             "acoustic_codebook_size": str(TINY["acoustic_codebook_size"]), "num_codebooks": "5"}
     save_file({"codes": codes}, str(path), metadata=meta)
     return path
-
-
-def _error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code, out, err = run_cli(["codec", *args], capsys)
-    lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("voxkit codec: error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +60,7 @@ def test_codes_that_are_not_codes_are_refused(
 ) -> None:
     path = _codes_file(tmp_path / "codes.safetensors", codes, num_samples)
     out = tmp_path / "out.wav"
-    line = _error(["decode", str(path), str(out), "--model", str(codec_dir)], capsys)
+    line = refused(["codec", "decode", str(path), str(out), "--model", str(codec_dir)], capsys)
     assert message in line and str(path) in line, line
     assert not out.exists()
 
@@ -106,7 +98,7 @@ def test_codes_of_a_codec_with_the_same_sizes_but_another_codebook_are_refused(
     codes = tmp_path / "c.safetensors"
     assert run_cli(["codec", "encode", str(tone), str(codes), "--model", str(codec_dir)], capsys)[0] == 0
     assert load_codes(codes).codebook == Codec.from_pretrained(codec_dir).codebook_fingerprint
-    line = _error(["decode", str(codes), str(tmp_path / "x.wav"), "--model", str(other)], capsys)
+    line = refused(["codec", "decode", str(codes), str(tmp_path / "x.wav"), "--model", str(other)], capsys)
     assert "was written by another codec (its codebook" in line and str(codes) in line, line
     assert run_cli(["codec", "decode", str(codes), str(tmp_path / "y.wav"), "--model", str(codec_dir)], capsys)[0] == 0
 
@@ -124,11 +116,11 @@ def test_audio_on_stdin_is_encoded_as_the_file_is(
             assert run_cli(["codec", "encode", "-", str(target), *model], capsys)[0] == 0
             assert torch.equal(load_codes(target).codes, load_codes(tmp_path / "file.safetensors").codes)
         else:
-            line = _error(["encode", "-", str(tmp_path / "bad.safetensors"), *model], capsys)
+            line = refused(["codec", "encode", "-", str(tmp_path / "bad.safetensors"), *model], capsys)
             assert expected in line and "<stream>" not in line, line
-    line = _error(["decode", "-", str(tmp_path / "x.wav"), *model], capsys)
+    line = refused(["codec", "decode", "-", str(tmp_path / "x.wav"), *model], capsys)
     assert "decode reads a codes file, not standard input" in line
-    line = _error(["decode", str(target), "-", *model], capsys)
+    line = refused(["codec", "decode", str(target), "-", *model], capsys)
     assert "not standard output (-): give an audio file" in line
 
 
@@ -136,12 +128,12 @@ def test_wrong_inputs_and_outputs_are_named(tmp_path: Path, codec_dir: Path, ton
     model = ["--model", str(codec_dir)]
     codes = tmp_path / "c.safetensors"
     assert run_cli(["codec", "encode", str(tone), str(codes), *model], capsys)[0] == 0
-    line = _error(["encode", str(codes), str(tmp_path / "again.safetensors"), *model], capsys)
+    line = refused(["codec", "encode", str(codes), str(tmp_path / "again.safetensors"), *model], capsys)
     assert f"{codes} is a codes file, not audio: decode it with voxkit codec decode" in line
-    assert _error(["decode", "/dev/null", str(tmp_path / "x.wav"), *model], capsys).endswith("/dev/null is not a regular file")
-    assert _error(["decode", str(tmp_path), str(tmp_path / "x.wav"), *model], capsys).endswith("is a folder, not a codes file")
-    assert _error(["encode", "", str(tmp_path / "x.safetensors"), *model], capsys).endswith("give an input file name")
-    assert _error(["encode", str(tone), "", *model], capsys).endswith("give an output file name")
+    assert refused(["codec", "decode", "/dev/null", str(tmp_path / "x.wav"), *model], capsys).endswith("/dev/null is not a regular file")
+    assert refused(["codec", "decode", str(tmp_path), str(tmp_path / "x.wav"), *model], capsys).endswith("is a folder, not a codes file")
+    assert refused(["codec", "encode", "", str(tmp_path / "x.safetensors"), *model], capsys).endswith("give an input file name")
+    assert refused(["codec", "encode", str(tone), "", *model], capsys).endswith("give an output file name")
 
 
 def test_roundtrip_never_overwrites_its_input(tmp_path: Path, codec_dir: Path, tone: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,7 +142,7 @@ def test_roundtrip_never_overwrites_its_input(tmp_path: Path, codec_dir: Path, t
     recording.write_bytes(tone.read_bytes())
     (tmp_path / "link.wav").symlink_to(recording)
     for given in (recording, tmp_path / "link.wav"):
-        line = _error(["roundtrip", str(given), str(recording), "--force", "--model", str(codec_dir)], capsys)
+        line = refused(["codec", "roundtrip", str(given), str(recording), "--force", "--model", str(codec_dir)], capsys)
         assert line.endswith(f"{recording} is the input file: write to another file")
     assert recording.read_bytes() == tone.read_bytes()
 
@@ -175,9 +167,9 @@ def test_a_failed_write_keeps_the_old_output_and_names_the_users_path(
     monkeypatch.setattr(sf, "write", full_disk)  # what voxkit.audio.write.save_audio calls
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk_codes)
     model = ["--model", str(codec_dir), "--force"]
-    line = _error(["roundtrip", str(tone), str(old_audio), *model], capsys)
+    line = refused(["codec", "roundtrip", str(tone), str(old_audio), *model], capsys)
     assert line == f"voxkit codec: error: cannot write {old_audio}: No space left on device"
-    line = _error(["encode", str(tone), str(old_codes), *model], capsys)
+    line = refused(["codec", "encode", str(tone), str(old_codes), *model], capsys)
     assert line == f"voxkit codec: error: cannot write {old_codes}: No space left on device"
     assert old_audio.read_bytes() == tone.read_bytes() and old_codes.read_bytes() == b"earlier codes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.safetensors", "old.wav"]
@@ -211,9 +203,9 @@ def test_an_output_among_the_codecs_own_files_is_refused(tmp_path: Path, tone: P
     before = weights.read_bytes()
     (tmp_path / "link.safetensors").symlink_to(weights)
     for output in (weights, tmp_path / "link.safetensors", folder / "talk.safetensors"):
-        line = _error(["encode", str(tone), str(output), "--model", str(folder), "--force"], capsys)
+        line = refused(["codec", "encode", str(tone), str(output), "--model", str(folder), "--force"], capsys)
         assert f"{output} " in line and "the codec's" in line and str(folder) in line, line
-    line = _error(["encode", str(tone), str(weights), "--model", str(folder)], capsys)  # said first, not "add --force"
+    line = refused(["codec", "encode", str(tone), str(weights), "--model", str(folder)], capsys)  # said first, not "add --force"
     assert "is the codec's own consolidated.safetensors" in line, line
     assert weights.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["consolidated.safetensors", "params.json"]
     out = folder / "heard.wav"  # audio beside the weights is no weight file
@@ -228,7 +220,7 @@ def test_raw_pcm_on_stdin_is_read_with_its_layout_or_refused_with_the_flags(
     assert run_cli(["codec", "encode", str(tone), str(tmp_path / "file.safetensors"), *model], capsys)[0] == 0
     pcm, rate = sf.read(tone, dtype="int16")  # the file's own 16-bit samples
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pcm.tobytes())))
-    line = _error(["encode", "-", str(tmp_path / "raw.safetensors"), *model], capsys)
+    line = refused(["codec", "encode", "-", str(tmp_path / "raw.safetensors"), *model], capsys)
     assert "--format s16le --sample-rate 16000" in line and "ffmpeg -f s16le" in line and "np.frombuffer" not in line, line
     stereo = np.stack([pcm, pcm], 1).tobytes()  # two equal channels average to the file's one
     for data, flags in ((pcm.tobytes(), ["--format", "s16le", "--sample-rate", str(rate)]),
@@ -236,11 +228,12 @@ def test_raw_pcm_on_stdin_is_read_with_its_layout_or_refused_with_the_flags(
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
         assert run_cli(["codec", "encode", "-", str(tmp_path / "raw.safetensors"), *flags, "--force", *model], capsys)[0] == 0
         assert torch.equal(load_codes(tmp_path / "raw.safetensors").codes, load_codes(tmp_path / "file.safetensors").codes)
-    assert "needs the samples' rate: add --sample-rate" in _error(["encode", "-", str(tmp_path / "x.safetensors"), "--format",
+    assert "needs the samples' rate: add --sample-rate" in refused(["codec", "encode", "-", str(tmp_path / "x.safetensors"), "--format",
                                                                    "s16le", *model], capsys)
-    line = _error(["roundtrip", str(tone), str(tmp_path / "x.wav"), "--format", "s16le", "--sample-rate", "16000", *model], capsys)
+    raw = ["--format", "s16le", "--sample-rate", "16000"]
+    line = refused(["codec", "roundtrip", str(tone), str(tmp_path / "x.wav"), *raw, *model], capsys)
     assert "describe raw audio on stdin (-): a file carries its own layout" in line, line
-    assert "add --format s16le" in _error(["encode", "-", str(tmp_path / "x.safetensors"), "--sample-rate", "16000", *model], capsys)
+    assert "add --format s16le" in refused(["codec", "encode", "-", str(tmp_path / "x.safetensors"), *raw[2:], *model], capsys)
 
 
 def test_the_summary_counts_one_frame_in_the_singular(tmp_path: Path, codec_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -259,7 +252,7 @@ def test_decoding_an_audio_file_says_to_encode_it(tmp_path: Path, codec_dir: Pat
     renamed = tmp_path / "tone.safetensors"  # audio under a codes file's name: told by its first bytes
     renamed.write_bytes(tone.read_bytes())
     for given in (tone, renamed):
-        line = _error(["decode", str(given), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
+        line = refused(["codec", "decode", str(given), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
         assert line.endswith(f"{given} is an audio file, not a codes file: encode it with voxkit codec encode {given} OUT.safetensors")
 
 
@@ -271,5 +264,5 @@ def test_a_codes_file_of_another_rate_is_named_as_another_codecs(
     meta_16k = {"format": FORMAT, "num_samples": str(3 * FRAME), "sample_rate": "16000", "frame_rate": "12.5",
                 "semantic_codebook_size": "64", "acoustic_codebook_size": "5", "num_codebooks": "5"}
     save_file({"codes": torch.zeros(3, 5, dtype=torch.int16)}, str(path), metadata=meta_16k)
-    line = _error(["decode", str(path), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
+    line = refused(["codec", "decode", str(path), str(tmp_path / "out.wav"), "--model", str(codec_dir)], capsys)
     assert f"{path} was written by another codec (codebooks 64/5, 16000 Hz" in line, line
