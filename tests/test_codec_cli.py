@@ -27,11 +27,6 @@ def tiny_codec_folder(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_codec_folder(tmp_path_factory.mktemp("codec"))
-
-
-@pytest.fixture(scope="module")
 def speechlike(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """0.7 s at 16 kHz, stereo int16 FLAC: a rate, channel count and format the codec must convert."""
     path = tmp_path_factory.mktemp("audio") / "in.flac"
@@ -41,18 +36,18 @@ def speechlike(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_encode_decode_roundtrip(tmp_path: Path, model_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_decode_roundtrip(tmp_path: Path, codec_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]) -> None:
     codes_path = tmp_path / "c.safetensors"
-    assert cli_main(["codec", "encode", str(speechlike), str(codes_path), "--model", str(model_dir)]) == 0
+    assert cli_main(["codec", "encode", str(speechlike), str(codes_path), "--model", str(codec_dir)]) == 0
     file = load_codes(codes_path)
     assert file.codes.shape == (9, 5) and file.codes.dtype == torch.int64  # 0.7 s -> 8.75 frames, padded to 9
     assert file.num_samples == 16800 and file.sample_rate == 24000
     out = tmp_path / "out.wav"
-    assert cli_main(["codec", "decode", str(codes_path), str(out), "--model", str(model_dir)]) == 0
+    assert cli_main(["codec", "decode", str(codes_path), str(out), "--model", str(codec_dir)]) == 0
     audio, rate = sf.read(out)
     assert rate == 24000 and audio.shape == (16800,)  # trimmed to the input's length
     rt = tmp_path / "rt.wav"
-    assert cli_main(["codec", "roundtrip", str(speechlike), str(rt), "--model", str(model_dir)]) == 0
+    assert cli_main(["codec", "roundtrip", str(speechlike), str(rt), "--model", str(codec_dir)]) == 0
     np.testing.assert_allclose(sf.read(rt)[0], audio, atol=1e-4)  # the same as encode then decode
     assert "kbps" in capsys.readouterr().err
 
@@ -85,37 +80,37 @@ def test_export_codec_from_a_training_checkpoint(tmp_path: Path, speechlike: Pat
     ],
 )
 def test_user_mistakes_are_one_line_errors(
-    tmp_path: Path, model_dir: Path, speechlike: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, codec_dir: Path, speechlike: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     existing = tmp_path / "old.safetensors"
     existing.write_bytes(b"x")
     codes = tmp_path / "ok.safetensors"
-    assert cli_main(["codec", "encode", str(speechlike), str(codes), "--model", str(model_dir)]) == 0
+    assert cli_main(["codec", "encode", str(speechlike), str(codes), "--model", str(codec_dir)]) == 0
     capsys.readouterr()
     filled = [a.format(audio=speechlike, tmp=tmp_path, codes=codes, existing=existing) for a in argv]
-    assert cli_main([*filled, "--model", str(model_dir)]) == 2
+    assert cli_main([*filled, "--model", str(codec_dir)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_codes_of_another_codec_are_refused(tmp_path: Path, model_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_codes_of_another_codec_are_refused(tmp_path: Path, codec_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "other"
     save_codec(CodecModel(CodecArgs(**{**TINY, "semantic_codebook_size": 32})), other)  # type: ignore[arg-type]
     codes = tmp_path / "c.safetensors"
     assert cli_main(["codec", "encode", str(speechlike), str(codes), "--model", str(other)]) == 0
     capsys.readouterr()
-    assert cli_main(["codec", "decode", str(codes), str(tmp_path / "o.wav"), "--model", str(model_dir)]) == 2
+    assert cli_main(["codec", "decode", str(codes), str(tmp_path / "o.wav"), "--model", str(codec_dir)]) == 2
     assert "another codec" in capsys.readouterr().err
 
 
 def test_eval_codec_scores_voxkit_and_reports_codebook_usage(
-    tmp_path: Path, model_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, codec_dir: Path, speechlike: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
 
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps({"audio": str(speechlike), "text": "a tone", "duration": 0.7}) + "\n" for _ in range(2)))
-    argv = ["eval", "codec", str(manifest), "--model", str(model_dir), "--no-peers", "--asr", "none", "--quiet"]
+    argv = ["eval", "codec", str(manifest), "--model", str(codec_dir), "--no-peers", "--asr", "none", "--quiet"]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
     assert "| voxkit |" in out
