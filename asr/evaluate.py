@@ -192,6 +192,27 @@ def with_noise(wave: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
     return add_noise(wave, snr_db, torch.Generator().manual_seed(seed)).clamp(-1.0, 1.0)
 
 
+FLOOR_SEED = 1 << 32
+"""Where the noise floor's seeds start: away from ``with_noise``'s (0, 1, ...), whose noise would
+otherwise be the same sequence, scaled."""
+
+
+def with_floor(wave: torch.Tensor, dbfs: float, seed: int, colour: str = "white") -> torch.Tensor:
+    """[T] -> [T]: ``wave`` over seeded noise of ``colour`` (white, pink, brown) whose RMS is ``dbfs``
+    below full scale, clipped to [-1, 1].
+
+    Why beside :func:`with_noise`: noise at an SNR is scaled to the speech and, added to each
+    utterance, leaves the pauses between utterances silent. A microphone's noise floor has one
+    level wherever it is, and the pause cutter (asr/segments.py) sees it in every pause.
+    """
+    import torch
+
+    from voxkit.data.channel import coloured_noise
+
+    noise = coloured_noise(wave.numel(), colour, torch.Generator().manual_seed(seed), wave.dtype)  # [T]
+    return noise.reshape(wave.shape).mul_(10 ** (dbfs / 20)).add_(wave).clamp_(-1.0, 1.0)  # in place: an hour is 230 MB
+
+
 def format_table(table: dict[int, dict[str, float]], peer: tuple[str, dict[str, float]] | None = None) -> str:
     """Markdown table: one row per language, one column per delay, then the peer's column (name, scores) if given."""
     delays = sorted(table)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from voxkit.asr.evaluate import utterance_errors
+from voxkit.asr.evaluate import FLOOR_SEED, utterance_errors, with_floor
 from voxkit.asr.segments import DEFAULT_SEGMENTING, Segmenting
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 
@@ -195,22 +195,32 @@ def evaluate_long_form(
     segmenting: Segmenting | None = DEFAULT_SEGMENTING,
     batch_size: int = 8,
     boost: bool = True,
+    floor_dbfs: float | None = None,
+    floor_colour: str = "white",
 ) -> LongFormResult:
     """WER per minute of one joined stream beside the same utterances transcribed alone, both
     the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py), and
     alone again behind :data:`SHIFT_SAMPLES` of silence (module doc). ``batch_size``: streams of
     the two alone runs decoded in lock-step (the same transcripts whatever the size). ``boost``:
-    quiet input raised as a user's stream raises it (asr/level.py)."""
+    quiet input raised as a user's stream raises it (asr/level.py). ``floor_dbfs``: white noise at
+    this level through the whole stream, its pauses included, and through each utterance alone (the
+    ``waves`` given are without it), as a microphone's noise floor would be; ``floor_colour``: white,
+    pink (a room's hum) or brown."""
     from tqdm import tqdm
 
     from voxkit.asr.segments import SegmentedStream
 
     stream, placements = join_utterances(waves, texts, minutes, seed)
     used = sorted({p.index for p in placements})
-    alone = _alone(model, tokenizer, [waves[i] for i in used], delay, segmenting, batch_size, "utterances alone", progress, boost)
-    alone_text = dict(zip(used, (t.text for t in alone), strict=True))
     lead = torch.zeros(SHIFT_SAMPLES)  # [S]
-    shifted = _alone(model, tokenizer, [torch.cat([lead, waves[i]]) for i in used], delay, segmenting, batch_size,
+    alone_waves, shifted_waves = [waves[i] for i in used], [torch.cat([lead, waves[i]]) for i in used]
+    if floor_dbfs is not None:
+        stream = with_floor(stream, floor_dbfs, FLOOR_SEED - 1, floor_colour)
+        alone_waves = [with_floor(w, floor_dbfs, FLOOR_SEED + i, floor_colour) for i, w in zip(used, alone_waves, strict=True)]
+        shifted_waves = [with_floor(w, floor_dbfs, FLOOR_SEED + i, floor_colour) for i, w in zip(used, shifted_waves, strict=True)]
+    alone = _alone(model, tokenizer, alone_waves, delay, segmenting, batch_size, "utterances alone", progress, boost)
+    alone_text = dict(zip(used, (t.text for t in alone), strict=True))
+    shifted = _alone(model, tokenizer, shifted_waves, delay, segmenting, batch_size,
                      "alone again, 20 ms later", progress, boost)
     shifted_text = dict(zip(used, (t.text for t in shifted), strict=True))
 

@@ -161,6 +161,24 @@ def test_snr_scores_the_same_noisy_audio_at_every_delay(manifest: Path, tmp_path
         assert hyps == [asr.transcribe(with_noise(load_audio(r["audio"], 16000), 0.0, seed=i)).text for i, r in enumerate(rows)]
 
 
+def test_noise_floor_scores_speech_over_one_level_of_noise(manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from voxkit.asr.evaluate import FLOOR_SEED, with_floor
+    from voxkit.audio.io import load_audio
+
+    out, report = tmp_path / "hyp.jsonl", tmp_path / "r.json"
+    assert main(["eval", "asr", str(manifest), "--delays", "480", "--noise-floor", "-30", "--noise-colour", "pink",
+                 "--gain", "-6", "--hypotheses", str(out), "--json", str(report), "--quiet"]) == 0
+    assert "scaled by -6 dB, over a noise floor at -30 dBFS (pink)" in capsys.readouterr().out
+    record = json.loads(report.read_text())
+    assert (record["noise_floor_dbfs"], record["noise_colour"]) == (-30, "pink")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    hyps = [json.loads(line)["hypothesis"] for line in out.read_text().splitlines()]
+    asr = Transcriber(delay_ms=480)
+    # the gain scales the speech, not the microphone's noise: the floor is added after it
+    heard = [with_floor(load_audio(r["audio"], 16000) * 10 ** (-6 / 20), -30.0, FLOOR_SEED + i, "pink") for i, r in enumerate(rows)]
+    assert hyps == [asr.transcribe(w).text for w in heard]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -42,6 +42,8 @@ def manifest(tmp_path: Path) -> Path:
         ("asr", ["--threads", "-1"], "--threads takes a number of CPU threads of at least 1, got -1"),
         ("asr", ["--snr", "nan"], "--snr takes a finite ratio in dB, got nan"),
         ("asr", ["--snr", "inf"], "--snr takes a finite ratio in dB, got inf"),
+        ("asr", ["--noise-floor", "3"], "--noise-floor takes dBFS between -120 and 0, got 3"),
+        ("asr", ["--noise-floor", "nan"], "--noise-floor takes dBFS between -120 and 0, got nan"),
         ("asr", ["--delays", ""], "--delays names no delay, got ''"),
         ("asr", ["--delays", " , "], "--delays names no delay"),
         ("asr", ["--languages", ","], "--languages names no language"),

@@ -120,3 +120,49 @@ def test_a_cycled_utterance_is_resampled_with_its_repeats() -> None:
     table = format_long_form(result, 480)
     assert "distinct utterances, repeats resampled together" in table
     assert "resampled with its repeats" in table
+
+
+def test_a_noise_floor_runs_through_the_stream_and_each_utterance_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Noise at an SNR is added to each utterance and leaves the pauses between them silent; a
+    # floor (a microphone's) is under everything, so the pause cutter hears it in every pause.
+    import numpy as np
+
+    from voxkit.asr import segments
+    from voxkit.asr.evaluate import FLOOR_SEED, with_floor
+
+    quiet = with_floor(torch.zeros(64000), -50.0, seed=FLOOR_SEED)
+    assert 10 * torch.log10(quiet.pow(2).mean()).item() == pytest.approx(-50.0, abs=0.05)
+    assert torch.equal(quiet, with_floor(torch.zeros(64000), -50.0, seed=FLOOR_SEED))
+
+    pushed: list[np.ndarray] = []
+    alone_heard: list[torch.Tensor] = []
+    real_stream, real_alone = segments.SegmentedStream, segments.transcribe_segmented
+
+    class Recording(real_stream):  # type: ignore[misc, valid-type]
+        def push(self, samples: np.ndarray) -> list:
+            pushed.append(np.array(samples))
+            return super().push(samples)
+
+    def alone(model, tokenizer, waves, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        alone_heard.extend(waves)
+        return real_alone(model, tokenizer, waves, *args, **kwargs)
+
+    monkeypatch.setattr(segments, "SegmentedStream", Recording)
+    monkeypatch.setattr(segments, "transcribe_segmented", alone)
+    asr = voxkit.Transcriber()
+    waves = [load_audio(SAMPLES / f"{n}.flac", 16000)[: 16000 * 2] for n in ("en", "es")]
+    texts = ["order number seven", "el viernes"]
+    evaluate_long_form(asr.bundle.model, asr.bundle.tokenizer, waves, texts, minutes=0.2, delay=6, progress=False,
+                       floor_dbfs=-50.0)
+    stream = torch.from_numpy(np.concatenate(pushed))  # [N]
+    _, placements = join_utterances(waves, texts, 0.2)
+    for a, b in zip(placements, placements[1:], strict=False):  # every pause between two utterances
+        pause = stream[round(a.end * 16000) : round(b.start * 16000)]
+        assert 10 * torch.log10(pause.pow(2).mean()).item() == pytest.approx(-50.0, abs=0.5)
+    s = round(placements[0].start * 16000)
+    assert torch.allclose(stream[s : s + 32000], waves[0], atol=0.02)  # the speech is there (noise RMS 0.003)
+    assert not torch.equal(stream[s : s + 32000], waves[0])  # ... under the floor
+    used = sorted({p.index for p in placements})
+    assert len(alone_heard) == 2 * len(used)  # alone, then alone again 20 ms later: each over the floor too
+    for heard, i in zip(alone_heard[: len(used)], used, strict=True):
+        assert 10 * torch.log10((heard - waves[i]).pow(2).mean()).item() == pytest.approx(-50.0, abs=0.1)

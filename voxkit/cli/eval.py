@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--max-utterances", type=int, default=None, help="evaluate a seeded random subset of this size")
     a.add_argument("--snr", type=float, default=None, metavar="DB",
                    help="add white noise at this signal-to-noise ratio in dB (same noise at every delay; robustness check)")
+    a.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
+                   help="add white noise at this level (dB below full scale, e.g. -50) under everything, pauses included: "
+                        "a microphone's noise floor, which the pause cutter hears (with --long-form: through the stream)")
+    a.add_argument("--noise-colour", default="white", choices=("white", "pink", "brown"),
+                   help="the --noise-floor's spectrum: white (hiss), pink (a room, a fan) or brown (a rumble)")
     a.add_argument("--batch-size", type=int, default=32,
                    help="streams decoded in lock-step (32: ~1.4x faster than 8 on 2 cores, same result)")
     a.add_argument("--threads", type=int, default=None)

@@ -30,7 +30,7 @@ def run_asr(args: argparse.Namespace) -> int:
     import torch
 
     from voxkit.asr.bundle import load_bundle
-    from voxkit.asr.evaluate import evaluate_manifest, evaluate_peer, load_waves, scores_by_language
+    from voxkit.asr.evaluate import FLOOR_SEED, evaluate_manifest, evaluate_peer, load_waves, scores_by_language, with_floor
     from voxkit.asr.peer import load_peer
     from voxkit.asr.segments import DEFAULT_SEGMENTING
     from voxkit.errors import VoxkitError
@@ -60,6 +60,8 @@ def run_asr(args: argparse.Namespace) -> int:
     waves = load_waves(rows, snr_db=args.snr, progress=not args.quiet)
     if args.gain is not None:
         waves = [w * 10 ** (args.gain / 20) for w in waves]  # a quieter (or louder) recording of the same speech
+    if args.noise_floor is not None and args.long_form is None:  # long form: through the joined stream, pauses too
+        waves = [with_floor(w, args.noise_floor, FLOOR_SEED + i, args.noise_colour) for i, w in enumerate(waves)]  # after the gain
     segmenting = None if args.no_segment else DEFAULT_SEGMENTING
     if args.long_form is not None:
         return _run_long_form(args, bundle, rows, waves, options, segmenting)
@@ -114,6 +116,8 @@ def _report_asr(args: argparse.Namespace, bundle: object, rows: list[dict], tabl
         write_text(args.hypotheses, hypotheses_jsonl(rows, hypotheses, {peer_column[0]: peer_texts} if peer_column else None))
     if args.json:
         record = {"manifest": args.manifest, "model": str(bundle.folder), "snr_db": args.snr, "gain_db": args.gain,
+                  "noise_floor_dbfs": args.noise_floor,
+                  "noise_colour": args.noise_colour if args.noise_floor is not None else None,
                   "quiet_input_raised": not args.no_boost, "cut_at_pauses": not args.no_segment,
                   "interrupted": bool(interrupted), **scores_json(rows, table, peer_column, diffs, peer_texts)}
         write_text(args.json, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
@@ -143,6 +147,7 @@ def _run_long_form(
     result = evaluate_long_form(
         bundle.model, bundle.tokenizer, waves, [r["text"] for r in rows], args.long_form, delay.delay_steps,
         progress=not args.quiet, segmenting=segmenting, batch_size=args.batch_size, boost=not args.no_boost,
+        floor_dbfs=args.noise_floor, floor_colour=args.noise_colour,
     )
     text = format_long_form(result, delay.delay_ms)
     if result.heard_seconds is not None:  # Ctrl-C during the stream: the minutes it heard
@@ -154,7 +159,8 @@ def _run_long_form(
         write_text(args.output, text + "\n")
     if args.json:
         record = {"manifest": args.manifest, "model": str(bundle.folder), "minutes_asked": args.long_form, "snr_db": args.snr,
-                  "gain_db": args.gain, "quiet_input_raised": not args.no_boost,
+                  "gain_db": args.gain, "noise_floor_dbfs": args.noise_floor,
+                  "noise_colour": args.noise_colour if args.noise_floor is not None else None, "quiet_input_raised": not args.no_boost,
                   "cut_at_pauses": segmenting is not None, **result.to_json(delay.delay_ms)}
         write_text(args.json, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"{bundle.folder} on {args.manifest}: {result.describe(len(rows))} (--long-form {args.long_form:g}){noise}; {cut}\n")
@@ -170,6 +176,9 @@ def _conditions(args: argparse.Namespace) -> str:
     parts = [f"white noise at {args.snr:g} dB SNR"] if args.snr is not None else []
     if args.gain is not None:
         parts.append(f"scaled by {args.gain:+g} dB")
+    if args.noise_floor is not None:
+        colour = "" if args.noise_colour == "white" else f" ({args.noise_colour})"
+        parts.append(f"over a noise floor at {args.noise_floor:g} dBFS{colour}")
     if args.no_boost:
         parts.append("quiet input not raised")
     return "".join(f", {p}" for p in parts)
@@ -186,6 +195,8 @@ def _check_asr_flags(args: argparse.Namespace) -> None:
         raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
     if args.gain is not None and not -100 <= args.gain <= 40:
         raise VoxkitError(f"--gain takes dB between -100 and 40, got {args.gain:g}")
+    if args.noise_floor is not None and not -120 <= args.noise_floor <= 0:  # NaN too
+        raise VoxkitError(f"--noise-floor takes dBFS between -120 and 0, got {args.noise_floor:g}")
     if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
         raise VoxkitError(f"--long-form takes minutes above 0 and at most {24 * 60}, got {args.long_form:g}")
     if args.long_form is not None and (args.peer or args.hypotheses):  # they were silently not done
