@@ -12,13 +12,16 @@ so silence of any length costs nothing and cannot make the model write words or 
 The rule is causal (it reads only audio already heard; a skipped pause is held until speech
 resumes, which delays no word), so a live stream and a whole file cut at the same places and give
 the same words: :func:`transcribe_segmented` cuts files up front and runs the segments side by
-side, :class:`SegmentedStream` cuts as the audio arrives. Per 80 ms step of audio (its energy in
-dB against a noise floor: the quietest step of the last 30 s):
+side, :class:`SegmentedStream` cuts as the audio arrives. Per 80 ms step of audio, quiet or not
+(its energy in dB against a noise floor, the quietest step of the last 30 s; and, where energy
+cannot tell, whether a voice-activity detector hears speech in it: asr/vad.py):
 
 - after ``min_seconds`` of segment, ``pause_steps`` quiet steps in a row end it; the next one
   starts ``lead_steps`` before the next loud step;
 - within ``soft_seconds`` of the limit, any one quiet step ends it and the next starts there;
-- at the limit (the window, less the left pad and the flush), it ends wherever the audio is.
+- at the limit (the window, less the left pad and the flush), it ends wherever the audio is;
+- the stream starts as after a pause: the first segment starts ``lead_steps`` before the first
+  step that is not quiet.
 
 Cutting inside an utterance's short pauses costs words (the model then starts mid-sentence), hence
 ``min_seconds``. A cut inside a word (only at the limit, in speech without a single quiet step) can
@@ -40,6 +43,7 @@ from voxkit.asr.model import DECODER_FULL_ATTENTION_CAPACITY, ENCODER_FULL_ATTEN
 from voxkit.asr.session import FILE_CHUNK_STEPS, Event, StreamingSession, transcribe_batch
 from voxkit.asr.step_levels import StepEnergy, StepSplitter, StepWindow, step_energy
 from voxkit.asr.transcript import Transcript, Word
+from voxkit.asr.vad import SpeechState
 from voxkit.audio.constants import ASR_SAMPLE_RATE
 from voxkit.audio.fifo import SampleFifo
 from voxkit.tokenizer import Tokenizer
@@ -60,6 +64,7 @@ class Segmenting:
     lead_steps: int = 2  # quiet steps kept before the speech that starts a segment after a pause
     margin_db: float = 10.0  # a step is quiet below the noise floor plus this
     max_seconds: float | None = None  # None: as long as the model's windows allow
+    speech_threshold: float | None = 0.2  # a step whose speech probability (asr/vad.py) is below this is quiet too; None: energy alone
 
     def limits(self, model: RealtimeRecognizer, delay: int) -> tuple[int, int, int] | None:
         """(min, soft, max) segment lengths in steps for ``model`` at ``delay`` steps, or None
@@ -96,7 +101,9 @@ class PauseCutter:
     whatever the chunking). Holds the floor's 30 s of step energies, nothing that grows with the stream.
 
     Boundaries are ``(sample, True)`` where a segment starts and ``(sample, False)`` where one
-    ends (sample offsets from the stream's start). A segment starts at sample 0.
+    ends (sample offsets from the stream's start). The stream starts as a pause does: the first
+    segment starts ``lead_steps`` before the first step that is not quiet, so a stream that opens
+    with silence or a hum is not heard until someone speaks (and one that never has speech, not at all).
     """
 
     def __init__(self, limits: tuple[int, int, int], segmenting: Segmenting = DEFAULT_SEGMENTING) -> None:
@@ -107,15 +114,17 @@ class PauseCutter:
         self.steps_of = StepSplitter(SAMPLES_PER_STEP, CUT_BLOCK_STEPS)  # whole steps of each push
         self.energy = StepEnergy()
         self.window = StepWindow(FLOOR_STEPS)  # dB of the last 30 s of steps
+        self.threshold = segmenting.speech_threshold
+        self.speech = SpeechState(SAMPLES_PER_STEP, CUT_BLOCK_STEPS) if self.threshold is not None else None
         self.segment_start = 0  # step where the current segment starts (or the gap, in a gap)
-        self.in_gap = False  # between a pause's cut and the next speech
+        self.in_gap = True  # between a pause's cut (or the stream's start) and the next speech
         self.run = 0  # quiet steps in a row at the end of the audio seen
         self.steps = 0  # whole steps seen
 
     def feed(self, samples: np.ndarray) -> list[tuple[int, bool]]:
         """Add audio; returns the new boundaries in order."""
         # a step's quietness, block by block of steps: a live push is one block, allocates no buffer
-        blocks = [self._quiet(self.energy.of(steps)) for steps in self.steps_of.split(np.asarray(samples, np.float32))]
+        blocks = [self._quiet(steps) for steps in self.steps_of.split(np.asarray(samples, np.float32))]
         if not blocks:
             return []
         quiet = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # [n] bool
@@ -161,24 +170,30 @@ class PauseCutter:
         end = (cut * SAMPLES_PER_STEP, False)
         return [end] if self.in_gap else [end, (cut * SAMPLES_PER_STEP, True)]
 
-    def _quiet(self, new: np.ndarray) -> np.ndarray:
-        """Whether each of the ``new`` steps' energies [n] is quiet: [n] bool.
+    def _quiet(self, steps: np.ndarray) -> np.ndarray:
+        """Whether each of the stream's next whole ``steps`` [n, 1280] is quiet: [n] bool.
 
-        Quiet: below -60 dBFS, or below the floor (the quietest step of the 30 s ending at it,
-        digital silence counted as -80 dB) plus the margin, or plus half the window's range if
-        that is less. Only the first holds in a window whose range is under 6 dB: a steady sound
-        at speech level is not a pause.
+        Quiet by energy: below -60 dBFS, or below the floor (the quietest step of the 30 s ending
+        at it, digital silence counted as -80 dB) plus the margin, or plus half the window's range
+        if that is less. Only the first holds in a window whose range is under 6 dB: a steady sound
+        at speech level is not a pause. Quiet too, whatever its energy: a step the voice-activity
+        detector hears no speech in (below ``speech_threshold``), such as a steady hum with nobody
+        speaking, which energy alone never finds quiet.
         """
+        new = self.energy.of(steps)  # [n] dB
         top, low = self.window.push(new)  # [n], [n]: each step's window holds the step itself
         floor = np.maximum(low, SILENT_DB + 20.0)  # [n]
         span = top - floor  # [n]
-        return (new < QUIET_DB) | ((new < floor + np.minimum(self.margin, span / 2)) & (span >= 6.0))
+        quiet = (new < QUIET_DB) | ((new < floor + np.minimum(self.margin, span / 2)) & (span >= 6.0))
+        if self.speech is not None:
+            quiet |= self.speech.of(steps) < self.threshold
+        return quiet
 
 
 def spans(samples: np.ndarray, limits: tuple[int, int, int], segmenting: Segmenting = DEFAULT_SEGMENTING) -> list[tuple[int, int]]:
     """The segments [start, end) of a whole signal [N] in samples, as a live stream would cut it."""
     bounds = PauseCutter(limits, segmenting).feed(samples)
-    starts = [0] + [b for b, opens in bounds if opens]
+    starts = [b for b, opens in bounds if opens]
     ends = [b for b, opens in bounds if not opens]
     if len(ends) < len(starts):
         ends.append(samples.shape[0])
@@ -256,10 +271,11 @@ class SegmentedStream:
         self.offset = 0  # stream sample where the current segment starts
         self.words: list[Word] = []  # words of the finished segments, on the stream's clock
         self.taken = 0  # decoder steps of the finished segments
-        self.running = True  # a segment is open in the session (False in a skipped pause)
+        self.running = self.cutter is None  # a segment is open in the session (False in a skipped pause, and before speech)
         self.closing = False
         self.done = False
-        self.session.start(0, delay)
+        if self.running:  # not cut: one segment, the whole stream
+            self.session.start(0, delay)
 
     def close(self) -> None:
         self.session.close()

@@ -17,10 +17,11 @@ LIMIT=$((64 * 1024 * 1024))
 # Wheels the GPU image lacks, at the versions installed here (constraints.txt): audio files
 # (soundfile and its cffi, pycparser), the recogniser's rooms (pyroomacoustics), the codec's
 # quantizers (vector-quantize-pytorch and its pure-Python dependencies) and the tokenizer
-# (mistral-common and the parts of pydantic, jsonschema and pycountry it imports).
+# (mistral-common and the parts of pydantic, jsonschema and pycountry it imports), and the pause
+# cutter's speech detector (silero-vad).
 WHEEL_NAMES="soundfile cffi pycparser pyroomacoustics vector-quantize-pytorch einx torch-einops-utils frozendict loguru
   mistral-common pydantic pydantic-core pydantic-extra-types annotated-types typing-inspection
-  jsonschema referencing rpds-py jsonschema-specifications pycountry"
+  jsonschema referencing rpds-py jsonschema-specifications pycountry silero-vad"
 
 wheels() {
   mkdir -p "$WHEELS"
@@ -36,6 +37,10 @@ wheels() {
   # names: neither is read, so they stay here.
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/mistral_common-*.whl --drop mistral_common/data/
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/pycountry-*.whl --drop pycountry/locales/
+  # silero-vad: the pause cutter reads only its TorchScript model (asr/vad.py); its ONNX exports and
+  # older weights are 9 of its 11 MB
+  $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/silero_vad-*.whl --drop silero_vad/data/silero_vad_
+  $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/silero_vad-*.whl --drop silero_vad/data/silero_vad.onnx
   ls "$WHEELS"
 }
 if [ "${1:-}" = "wheels" ]; then wheels; exit; fi
