@@ -115,7 +115,7 @@ class PauseCutter:
         self.energy = StepEnergy()
         self.window = StepWindow(FLOOR_STEPS)  # dB of the last 30 s of steps
         self.threshold = segmenting.speech_threshold
-        self.speech = SpeechState(SAMPLES_PER_STEP, CUT_BLOCK_STEPS) if self.threshold is not None else None
+        self.speech = SpeechState(SAMPLES_PER_STEP) if self.threshold is not None else None
         self.segment_start = 0  # step where the current segment starts (or the gap, in a gap)
         self.in_gap = True  # between a pause's cut (or the stream's start) and the next speech
         self.run = 0  # quiet steps in a row at the end of the audio seen

@@ -18,8 +18,8 @@ in a :class:`SpeechState`, and all the chunks of a push go through each layer as
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ CONTEXT = 64  # samples of the chunk before that each chunk also sees
 N_FFT = 256
 HOP = 128
 HIDDEN = 128
+BLOCK_STEPS = 64  # most steps computed together: a file goes through in blocks, its working arrays stay small
 WEIGHTS = "silero_vad.jit"  # the package's model (its .safetensors file holds an older version's weights)
 
 
@@ -82,7 +83,7 @@ class SileroNet:
         mags[:, 1:5] = np.sqrt(real, out=real).reshape(m, 4, half)  # contiguous operands: no ufunc buffers
         # mode="clip" changes nothing (every index is in range) but lets take write into out unbuffered
         taps = np.take(mags, CONV1_TAPS, axis=1, out=work.taps[:m], mode="clip")  # [m, 4, 3, 129]
-        # biases are added as arrays of the output's shape (work.biases): numpy 2.3 copies the
+        # biases are added as arrays of the output's shape (work.biases): numpy copies the
         # output for an in-place add of a broadcast row, which a live push would pay every time
         x = np.matmul(taps.reshape(m * 4, 3 * half), self.conv1[0], out=work.conv1[: m * 4])  # [m * 4, 128]
         x += work.biases[0][: m * 4]
@@ -97,19 +98,19 @@ class SileroNet:
         g, scratch, hs = work.g, work.scratch, work.hs[:m]  # [512], [128], [m, 128]
         i, f, cand, o = g[:HIDDEN], g[HIDDEN : 2 * HIDDEN], g[2 * HIDDEN : 3 * HIDDEN], g[3 * HIDDEN :]  # views
         for j in range(m):  # the recurrence itself: each chunk needs the one before
-            np.dot(h, self.w_hh, out=g)
+            np.dot(h, self.w_hh, out=g)  # [512]
             g += gates_in[j]
             np.tanh(g, out=g)
             g[: 2 * HIDDEN] += 1.0
             o += 1.0  # i, f, o hold twice their sigmoid now
-            c *= f
+            c *= f  # [128]
             c += np.multiply(i, cand, out=scratch)
             c *= 0.5
-            np.tanh(c, out=h)
+            np.tanh(c, out=h)  # [128]
             h *= o
             h *= 0.5
             hs[j] = h
-        np.maximum(hs, 0.0, out=hs)
+        np.maximum(hs, 0.0, out=hs)  # [m, 128]
         p = np.matmul(hs, self.w_out, out=work.p[:m])  # [m] logits
         p += self.b_out
         p *= 0.5
@@ -188,18 +189,30 @@ def weights_path() -> Path:
     return path
 
 
-@functools.cache
-def silero_net() -> SileroNet:
-    """The network with the package's weights, loaded once per process and shared read-only.
+_LOADED: list[SileroNet] = []
+_LOADING = threading.Lock()
 
-    The weights are read from the package's TorchScript model (its own code is not run), renamed
-    to this module's keys.
-    """
+
+def silero_net() -> SileroNet:
+    """The network with the package's weights, loaded once per process (streams started at once in
+    several threads wait for the first load) and shared read-only."""
+    with _LOADING:
+        if not _LOADED:
+            _LOADED.append(_load())
+        return _LOADED[0]
+
+
+def _load() -> SileroNet:
+    """The package's TorchScript model read for its weights (its own code is not run), renamed to
+    this module's matrices."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.10 marks torch.jit.load deprecated
-        stored = torch.jit.load(str(weights_path()), map_location="cpu").state_dict()
+    with warnings.catch_warnings():  # under _LOADING: no other thread of this module changes the filters meanwhile
+        warnings.simplefilter("ignore", FutureWarning)  # newer torch marks torch.jit.load deprecated
+        try:
+            stored = torch.jit.load(str(weights_path()), map_location="cpu").state_dict()
+        except (RuntimeError, AttributeError) as e:  # a torch without TorchScript loading, a damaged file
+            raise VoxkitError(f"cannot read the silero-vad model at {weights_path()}: {e}") from None
     w = {k.removeprefix("_model."): v.double().numpy() for k, v in stored.items()}
     try:
         conv = [(w[f"encoder.{i}.reparam_conv.weight"], w[f"encoder.{i}.reparam_conv.bias"]) for i in range(4)]
@@ -207,7 +220,7 @@ def silero_net() -> SileroNet:
         dense = tuple(_conv_matrix(wt, b, length, stride) for (wt, b), length, stride in zip(conv[1:], (4, 2, 1), (2, 2, 1), strict=True))
         basis = w["stft.forward_basis_buffer"][:, 0].T  # [256, 258]: real rows, then imaginary rows
         half = np.ones(4 * HIDDEN)
-        half[: 2 * HIDDEN] = half[3 * HIDDEN :] = 0.5  # the sigmoid gates i, f, o (SileroNet.__call__)
+        half[: 2 * HIDDEN] = half[3 * HIDDEN :] = 0.5  # the sigmoid gates i, f, o (SileroNet.probabilities)
         return SileroNet(
             real=np.ascontiguousarray(basis[:, : N_FFT // 2 + 1]), imag=np.ascontiguousarray(basis[:, N_FFT // 2 + 1 :]),
             conv1=conv1, dense=dense,
@@ -223,48 +236,52 @@ class SpeechState:
     """One stream's detector: feed it the stream's whole steps in order, get each step's speech
     probability (the largest of the chunks that end in it: every 80 ms step holds two or three
     chunk ends). Holds the recurrent state, the last samples and the working arrays, in buffers
-    kept for the stream."""
+    kept for the stream; a long push goes through in blocks of :data:`BLOCK_STEPS`, so that the
+    arrays stay the size of a block, not of the push."""
 
-    def __init__(self, step: int, block_steps: int, net: SileroNet | None = None) -> None:
+    def __init__(self, step: int, net: SileroNet | None = None) -> None:
+        if step < CHUNK:
+            raise ValueError(f"a step of {step} samples may hold no chunk end: steps of at least {CHUNK} samples")
         self.net = silero_net() if net is None else net
         self.step = step
         self.h, self.c = np.zeros(HIDDEN), np.zeros(HIDDEN)  # the LSTM state
-        self.buffer = np.zeros(CONTEXT + CHUNK + block_steps * step)  # float64: context, leftover, new samples
+        self.buffer = np.zeros(CONTEXT + CHUNK + BLOCK_STEPS * step)  # float64: context, leftover, a block's samples
         self.windows = _windows(self.buffer)  # [chunks, 576] views: chunk j with the CONTEXT samples before it
         self.held = CONTEXT  # samples in the buffer: the context (zeros before the stream) and the leftover
-        self.seen = 0  # stream samples fed so far
-        self.probs = np.zeros(block_steps)  # [block_steps] the last call's per-step values
-        self.firsts = np.zeros(block_steps, np.intp)  # [block_steps] each step's first chunk in the last call
+        self.probs = np.zeros(BLOCK_STEPS)  # [>= steps of the last call] its per-step values
+        self.firsts = np.zeros(BLOCK_STEPS, np.intp)  # [BLOCK_STEPS] each step's first chunk in a block
+        self.offsets = np.arange(BLOCK_STEPS) * step  # [BLOCK_STEPS] where each step of a block starts
         self.work = Workspace()
 
     def of(self, steps: np.ndarray) -> np.ndarray:
         """Speech probability of each of ``steps`` [k, step] (the stream's next whole steps) -> view [k],
         valid until the next call."""
         k = steps.shape[0]
-        n = k * self.step
-        if self.held + n > self.buffer.shape[0]:  # a block longer than any planned for
-            grown = np.zeros(self.held + n)
-            grown[: self.held] = self.buffer[: self.held]
-            self.buffer, self.windows = grown, _windows(grown)
-        if self.probs.shape[0] < k:
-            self.probs, self.firsts = np.zeros(k), np.zeros(k, np.intp)
+        if self.probs.shape[0] < k:  # a push of more steps than any before: k floats
+            self.probs = np.zeros(k)
+        for at in range(0, k, BLOCK_STEPS):
+            block = steps[at : at + BLOCK_STEPS]  # [b, step]
+            self._block(block, self.probs[at : at + block.shape[0]])
+        return self.probs[:k]
+
+    def _block(self, steps: np.ndarray, out: np.ndarray) -> None:
+        """At most BLOCK_STEPS ``steps`` [b, step] -> their values written into ``out`` [b]."""
+        b = steps.shape[0]
+        n = b * self.step
         self.buffer[self.held : self.held + n] = steps.reshape(-1)
         total = self.held + n
         m = (total - CONTEXT) // CHUNK  # whole chunks
         p = self.net.probabilities(self.windows[:m], self.h, self.c, self.work)  # [m]
-        # Chunk j ends at stream sample (seen - leftover) + (j + 1) * CHUNK and belongs to the step it
-        # ends in; step s (of this call) ends at seen + (s + 1) * step, so its first chunk is the
-        # first whose end passes the previous step's end.
-        leftover = self.held - CONTEXT
-        firsts = self.firsts[:k]
-        np.multiply(np.arange(k), self.step, out=firsts)  # the previous step's end, less seen
-        firsts += leftover
-        firsts //= CHUNK  # chunks ending at or before it
-        out = np.maximum.reduceat(p, firsts, out=self.probs[:k])
+        # Chunk j ends (j + 1) * CHUNK - leftover samples into the block and belongs to the step it
+        # ends in; step s ends (s + 1) * step samples in, so its first chunk is the first whose end
+        # passes the previous step's end, s * step.
+        firsts = self.firsts[:b]  # [b]
+        np.add(self.offsets[:b], self.held - CONTEXT, out=firsts)
+        firsts //= CHUNK  # chunks ending at or before the previous step's end
+        np.maximum.reduceat(p, firsts, out=out)  # [b]
         keep = total - m * CHUNK  # the last chunk's context and what no chunk has taken yet
         self.buffer[:keep] = self.buffer[m * CHUNK : total]
-        self.held, self.seen = keep, self.seen + n
-        return out
+        self.held = keep
 
 
 def _windows(buffer: np.ndarray) -> np.ndarray:

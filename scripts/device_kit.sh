@@ -38,7 +38,7 @@ wheels() {
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/mistral_common-*.whl --drop mistral_common/data/
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/pycountry-*.whl --drop pycountry/locales/
   # silero-vad: the pause cutter reads only its TorchScript model (asr/vad.py); its ONNX exports and
-  # older weights are 9 of its 11 MB
+  # older weights are most of the wheel
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/silero_vad-*.whl --drop silero_vad/data/silero_vad_
   $PY scripts/pack_for_device.py slim-wheel "$WHEELS"/silero_vad-*.whl --drop silero_vad/data/silero_vad.onnx
   ls "$WHEELS"

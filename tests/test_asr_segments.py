@@ -85,6 +85,23 @@ def test_the_cuts_do_not_depend_on_how_the_audio_arrives() -> None:
     assert got == whole and len(whole) > 10
 
 
+def test_with_the_speech_detector_the_cuts_do_not_depend_on_how_the_audio_arrives() -> None:
+    speech = load_audio(SAMPLES / "en.flac", 16000).numpy()
+    quiet = np.zeros(16000 * 2, np.float32)
+    x = np.concatenate([quiet, speech, quiet[:6000], speech, quiet, speech[: 16000 * 3], quiet])
+    x = x + _hum(x.shape[0] / 16000, "pink", -45.0, seed=5).numpy()
+    whole = PauseCutter(LIMITS).feed(x)
+    assert len(whole) >= 4
+    rng = np.random.default_rng(2)
+    for most in (1500, 30000, 200000):
+        cutter, got, i = PauseCutter(LIMITS), [], 0
+        while i < x.shape[0]:
+            n = int(rng.integers(1, most))
+            got += cutter.feed(x[i : i + n])
+            i += n
+        assert got == whole
+
+
 def test_the_limit_leaves_room_for_the_flush_in_the_window(asr: voxkit.Transcriber) -> None:
     model = asr.bundle.model
     low, soft, most = Segmenting().limits(model, 30)  # the longest delay
