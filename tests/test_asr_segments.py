@@ -28,6 +28,15 @@ def _signal(pattern: list[tuple[float, float]], seed: int = 0) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _pieces(x: np.ndarray, seed: int, low: int, high: int) -> list[np.ndarray]:
+    """``x`` cut at random into consecutive pieces of ``low`` to ``high`` samples: how a live stream's audio arrives."""
+    rng = np.random.default_rng(seed)
+    cuts = [0]
+    while cuts[-1] < x.shape[0]:
+        cuts.append(cuts[-1] + int(rng.integers(low, high)))
+    return [x[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
 @pytest.fixture(scope="module")
 def asr() -> voxkit.Transcriber:
     return voxkit.Transcriber()  # the bundled model at 480 ms, loaded once
@@ -76,13 +85,8 @@ def test_the_cuts_do_not_depend_on_how_the_audio_arrives() -> None:
     pieces = [(2.5, -20), (0.4, -60), (6.0, -25), (0.2, -np.inf), (14.0, -20), (3.0, -np.inf), (4.0, -30)]
     x = _signal(pieces * 3, seed=3)
     whole = PauseCutter(LIMITS, ENERGY).feed(x)
-    rng = np.random.default_rng(1)
-    cutter, got, i = PauseCutter(LIMITS, ENERGY), [], 0
-    while i < x.shape[0]:
-        n = int(rng.integers(1, 30000))
-        got += cutter.feed(x[i : i + n])
-        i += n
-    assert got == whole and len(whole) > 10
+    cutter = PauseCutter(LIMITS, ENERGY)
+    assert [b for piece in _pieces(x, 1, 1, 30000) for b in cutter.feed(piece)] == whole and len(whole) > 10
 
 
 def test_with_the_speech_detector_the_cuts_do_not_depend_on_how_the_audio_arrives() -> None:
@@ -92,14 +96,9 @@ def test_with_the_speech_detector_the_cuts_do_not_depend_on_how_the_audio_arrive
     x = x + _hum(x.shape[0] / 16000, "pink", -45.0, seed=5).numpy()
     whole = PauseCutter(LIMITS).feed(x)
     assert len(whole) >= 4
-    rng = np.random.default_rng(2)
-    for most in (1500, 30000, 200000):
-        cutter, got, i = PauseCutter(LIMITS), [], 0
-        while i < x.shape[0]:
-            n = int(rng.integers(1, most))
-            got += cutter.feed(x[i : i + n])
-            i += n
-        assert got == whole
+    for seed, most in enumerate((1500, 30000, 200000)):
+        cutter = PauseCutter(LIMITS)
+        assert [b for piece in _pieces(x, seed, 1, most) for b in cutter.feed(piece)] == whole
 
 
 def test_the_limit_leaves_room_for_the_flush_in_the_window(asr: voxkit.Transcriber) -> None:
@@ -132,13 +131,7 @@ def test_a_live_stream_gives_the_words_of_the_file(asr: voxkit.Transcriber) -> N
     stream = np.concatenate([wav, np.zeros(8000, np.float32), wav, np.zeros(40000, np.float32), wav[: 16000 * 3]])
     offline = transcribe_segmented(asr.bundle.model, asr.bundle.tokenizer, [torch.from_numpy(stream)], asr.delay)[0]
     live = SegmentedStream(asr.bundle.model, asr.bundle.tokenizer, asr.delay)
-    rng = np.random.default_rng(0)
-    events, i = [], 0
-    while i < stream.shape[0]:
-        n = int(rng.integers(200, 6000))
-        events += live.push(stream[i : i + n])
-        i += n
-    events += live.finish()
+    events = [e for piece in _pieces(stream, 0, 200, 6000) for e in live.push(piece)] + live.finish()
     live.close()
     assert [(w.text, w.start, w.end) for w in live.transcript.words] == [(w.text, w.start, w.end) for w in offline.words]
     assert [e.text for e in events if e.kind == "word"] == [w.text for w in offline.words]
@@ -207,12 +200,6 @@ def test_a_live_stream_over_a_hum_gives_the_words_of_the_file(asr: voxkit.Transc
     stream = stream + _hum(stream.shape[0] / 16000, "brown", -35.0, seed=2).numpy()
     offline = asr.transcribe(stream)
     live = asr.stream()
-    rng = np.random.default_rng(4)
-    events, i = [], 0
-    while i < stream.shape[0]:
-        n = int(rng.integers(100, 9000))
-        events += live.push(stream[i : i + n])
-        i += n
-    events += live.finish()
+    events = [e for piece in _pieces(stream, 4, 100, 9000) for e in live.push(piece)] + live.finish()
     assert [(w.text, w.start, w.end) for w in live.transcript.words] == [(w.text, w.start, w.end) for w in offline.words]
     assert offline.text and events[-1].text == offline.text
