@@ -202,8 +202,8 @@ def evaluate_long_form(
     the way a user gets them (cut at pauses unless ``segmenting`` is None: asr/segments.py), and
     alone again behind :data:`SHIFT_SAMPLES` of silence (module doc). ``batch_size``: streams of
     the two alone runs decoded in lock-step (the same transcripts whatever the size). ``boost``:
-    quiet input raised as a user's stream raises it (asr/level.py). ``floor_dbfs``: white noise at
-    this level through the whole stream, its pauses included, and through each utterance alone (the
+    quiet input raised as a user's stream raises it (asr/level.py). ``floor_dbfs``: noise at this
+    level through the whole stream, its pauses included, and through each utterance alone (the
     ``waves`` given are without it), as a microphone's noise floor would be; ``floor_colour``: white,
     pink (a room's hum) or brown."""
     from tqdm import tqdm

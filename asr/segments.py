@@ -61,7 +61,7 @@ class Segmenting:
     min_seconds: float = 2.0
     soft_seconds: float = 3.0  # before the limit: any single quiet step will do
     pause_steps: int = 4  # quiet 80 ms steps in a row that make a pause
-    lead_steps: int = 2  # quiet steps kept before the speech that starts a segment after a pause
+    lead_steps: int = 2  # quiet steps kept before the speech that starts a segment (after a pause, or the stream's start)
     margin_db: float = 10.0  # a step is quiet below the noise floor plus this
     max_seconds: float | None = None  # None: as long as the model's windows allow
     speech_threshold: float | None = 0.2  # a step whose speech probability (asr/vad.py) is below this is quiet too; None: energy alone

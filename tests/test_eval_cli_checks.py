@@ -44,6 +44,7 @@ def manifest(tmp_path: Path) -> Path:
         ("asr", ["--snr", "inf"], "--snr takes a finite ratio in dB, got inf"),
         ("asr", ["--noise-floor", "3"], "--noise-floor takes dBFS between -120 and 0, got 3"),
         ("asr", ["--noise-floor", "nan"], "--noise-floor takes dBFS between -120 and 0, got nan"),
+        ("asr", ["--noise-colour", "pink"], "--noise-colour pink colours the --noise-floor: give --noise-floor DBFS too"),
         ("asr", ["--delays", ""], "--delays names no delay, got ''"),
         ("asr", ["--delays", " , "], "--delays names no delay"),
         ("asr", ["--languages", ","], "--languages names no language"),

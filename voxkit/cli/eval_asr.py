@@ -195,6 +195,8 @@ def _check_asr_flags(args: argparse.Namespace) -> None:
         raise VoxkitError(f"--snr takes a finite ratio in dB, got {args.snr:g}")  # NaN noise would score silence
     if args.gain is not None and not -100 <= args.gain <= 40:
         raise VoxkitError(f"--gain takes dB between -100 and 40, got {args.gain:g}")
+    if args.noise_colour != "white" and args.noise_floor is None:  # it colours the floor only: silently nothing otherwise
+        raise VoxkitError(f"--noise-colour {args.noise_colour} colours the --noise-floor: give --noise-floor DBFS too")
     if args.noise_floor is not None and not -120 <= args.noise_floor <= 0:  # NaN too
         raise VoxkitError(f"--noise-floor takes dBFS between -120 and 0, got {args.noise_floor:g}")
     if args.long_form is not None and not 0 < args.long_form <= 24 * 60:
